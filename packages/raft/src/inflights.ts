@@ -1,0 +1,63 @@
+import { assert } from './errors.ts';
+
+/**
+ * The append messages sent to one follower and not yet acknowledged: a bounded window by
+ * count and by bytes (flow control). Entries are the last index of each message, in order.
+ */
+export class Inflights {
+  private readonly lastIndexes: number[] = [];
+  private readonly sizes: number[] = [];
+  private head = 0;
+  private bytes = 0;
+
+  constructor(
+    readonly messagesMax: number,
+    readonly bytesMax: number,
+  ) {
+    assert(messagesMax > 0, 'inflight window must allow at least one message');
+  }
+
+  get count(): number {
+    return this.lastIndexes.length - this.head;
+  }
+
+  get inflightBytes(): number {
+    return this.bytes;
+  }
+
+  /** Records a message whose last entry is `lastIndex`. */
+  add(lastIndex: number, bytes: number): void {
+    assert(!this.full(), 'inflights: add to a full window');
+    const newest = this.lastIndexes[this.lastIndexes.length - 1];
+    assert(this.count === 0 || newest === undefined || lastIndex > newest, 'inflights: indexes must increase');
+    this.lastIndexes.push(lastIndex);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+  }
+
+  /** Frees every message whose last index is <= `index`. */
+  freeLE(index: number): void {
+    while (this.head < this.lastIndexes.length && this.lastIndexes[this.head]! <= index) {
+      this.bytes -= this.sizes[this.head]!;
+      this.head++;
+    }
+    if (this.head > 64 && this.head * 2 > this.lastIndexes.length) this.compactStorage();
+  }
+
+  full(): boolean {
+    return this.count >= this.messagesMax || (this.bytesMax > 0 && this.bytes >= this.bytesMax);
+  }
+
+  reset(): void {
+    this.lastIndexes.length = 0;
+    this.sizes.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  private compactStorage(): void {
+    this.lastIndexes.splice(0, this.head);
+    this.sizes.splice(0, this.head);
+    this.head = 0;
+  }
+}

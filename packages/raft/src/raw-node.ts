@@ -1,0 +1,278 @@
+import type { RaftConfig } from './config.ts';
+import { encodeConfChange } from './confchange-codec.ts';
+import { assert, RaftError } from './errors.ts';
+import { LOCAL_MESSAGE_TYPES, Raft } from './raft.ts';
+import { confStatesEqual, toConfState } from './tracker.ts';
+import type { ProgressState } from './progress.ts';
+import {
+  NO_NODE,
+  message,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  type Ready,
+  type SoftState,
+  type StateRole,
+} from './types.ts';
+import { entriesBytes } from './util.ts';
+
+export interface ProgressStatus {
+  readonly match: number;
+  readonly next: number;
+  readonly state: ProgressState;
+  readonly isLearner: boolean;
+  readonly recentActive: boolean;
+  readonly inflightMessages: number;
+}
+
+/** What `status()` reports (hashicorp/raft's Stats, etcd's Status). */
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+  readonly leader: NodeId;
+  readonly role: StateRole;
+  readonly hibernating: boolean;
+  readonly leadTransferee: NodeId;
+  readonly config: ConfState;
+  /** Only on the leader: its view of every member. */
+  readonly progress: ReadonlyMap<NodeId, ProgressStatus>;
+}
+
+/** Where a local proposal landed (only known when this node is the leader). */
+export interface ProposalPosition {
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly term: number;
+}
+
+export type SnapshotOutcome = 'finished' | 'failed';
+
+function hardStatesEqual(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function softStatesEqual(a: SoftState, b: SoftState): boolean {
+  return a.leader === b.leader && a.role === b.role && a.hibernating === b.hibernating;
+}
+
+/**
+ * The host-facing API of one Raft peer (etcd-raft's RawNode). Not thread-safe, never does
+ * I/O. The Ready contract is in README.md; advance() checks what it can of it.
+ */
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  /** The Ready handed out and not yet advanced. */
+  private outstanding: Ready | null = null;
+
+  constructor(config: RaftConfig) {
+    this.raft = new Raft(config);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
+  }
+
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
+  /** One logical clock tick; the host decides how long a tick is. No-op while hibernating. */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (pre-vote first when enabled). */
+  campaign(): void {
+    this.raft.step(message({ type: 'hup', from: this.raft.id }));
+  }
+
+  /**
+   * Proposes entries (batched into one append). Throws FLOTILLA_RAFT_PROPOSAL_DROPPED when no
+   * leader is known, a transfer is under way, or the uncommitted budget is exhausted. Returns
+   * where the entries landed when this node is the leader (followers forward them).
+   */
+  propose(data: readonly Uint8Array[]): ProposalPosition | null {
+    if (data.length === 0) throw new RaftError('FLOTILLA_RAFT_PROPOSAL_DROPPED', 'nothing to propose');
+    const entries: Entry[] = data.map((d) => ({ index: 0, term: 0, type: 'normal', data: d }));
+    return this.proposeEntries(entries);
+  }
+
+  /** Proposes a membership change; see ConfChange for simple vs joint transitions. */
+  proposeConfChange(cc: ConfChange): ProposalPosition | null {
+    return this.proposeEntries([{ index: 0, term: 0, type: 'confChange', data: encodeConfChange(cc) }]);
+  }
+
+  private proposeEntries(entries: Entry[]): ProposalPosition | null {
+    this.raft.step(message({ type: 'propose', from: this.raft.id, entries }));
+    if (this.raft.role !== 'leader') return null;
+    const lastIndex = this.raft.log.lastIndex();
+    return { firstIndex: lastIndex - entries.length + 1, lastIndex, term: this.raft.term };
+  }
+
+  /** Steps a message received from a peer. Local-only message types are refused. */
+  step(m: Message): void {
+    if (LOCAL_MESSAGE_TYPES.has(m.type)) {
+      throw new RaftError('FLOTILLA_RAFT_STEP_LOCAL_MESSAGE', `${m.type} is local and can't come from the network`);
+    }
+    const isResponse = m.type === 'appendResponse' || m.type === 'heartbeatResponse' || m.type === 'voteResponse' || m.type === 'preVoteResponse';
+    if (isResponse && !this.raft.tracker.progress.has(m.from)) {
+      throw new RaftError('FLOTILLA_RAFT_STEP_PEER_NOT_FOUND', `response from ${m.from}, which is not a member`);
+    }
+    this.raft.step(m);
+  }
+
+  /**
+   * Requests a linearizable read. When confirmed, a ReadState with this context appears in a
+   * Ready: serve the read once the applied index reaches its index. Contexts must be unique.
+   */
+  readIndex(context: Uint8Array): void {
+    this.raft.step(message({ type: 'readIndex', from: this.raft.id, context }));
+  }
+
+  /** Asks the leader to hand leadership to `to` (catch it up, then TimeoutNow). */
+  transferLeader(to: NodeId): void {
+    this.raft.step(message({ type: 'transferLeader', from: to }));
+  }
+
+  /** The host applied a conf change entry: switch configuration. Returns the new ConfState. */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.step(message({ type: 'unreachable', from: id }));
+  }
+
+  reportSnapshot(id: NodeId, outcome: SnapshotOutcome): void {
+    this.raft.step(message({ type: 'snapshotStatus', from: id, reject: outcome === 'failed' }));
+  }
+
+  /** Wakes a hibernating group (e.g. the host suspects the leader's store is down). */
+  wake(): void {
+    this.raft.wake();
+  }
+
+  /** True when the read lease is valid (lease-based reads; the host can serve locally). */
+  leaseValid(): boolean {
+    return this.raft.leaseValid();
+  }
+
+  hasReady(): boolean {
+    const r = this.raft;
+    r.flushAppends();
+    if (!softStatesEqual(r.softState(), this.prevSoftState)) return true;
+    const hs = r.hardState();
+    if (!hardStatesEqual(hs, this.prevHardState)) return true;
+    if (r.log.unstable.snapshot || r.log.unstable.entries.length > 0) return true;
+    return r.msgs.length > 0 || r.readStates.length > 0 || r.log.hasNextCommittedEntries();
+  }
+
+  /** Collects the work to do. Must be followed by advance(ready) before the next ready(). */
+  ready(): Ready {
+    if (this.outstanding) {
+      throw new RaftError('FLOTILLA_RAFT_CONTRACT_VIOLATION', 'ready() called again before advance() of the previous Ready');
+    }
+    const r = this.raft;
+    r.flushAppends();
+    const softState = r.softState();
+    const hardState = r.hardState();
+    const entries = r.log.unstableEntries().slice();
+    const committedEntries = r.log.nextCommittedEntries();
+    const hsChanged = !hardStatesEqual(hardState, this.prevHardState);
+    const rd: Ready = {
+      softState: softStatesEqual(softState, this.prevSoftState) ? null : softState,
+      hardState: hsChanged ? hardState : null,
+      readStates: r.readStates,
+      entries,
+      snapshot: r.log.unstable.snapshot,
+      committedEntries,
+      messages: r.msgs,
+      mustSync: entries.length > 0 || hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote,
+    };
+    r.msgs = [];
+    r.readStates = [];
+    const lastCommitted = committedEntries[committedEntries.length - 1];
+    if (lastCommitted) {
+      r.log.acceptApplying(lastCommitted.index);
+      r.reduceUncommittedBytes(entriesBytes(committedEntries));
+    }
+    if (rd.softState) this.prevSoftState = rd.softState;
+    this.outstanding = rd;
+    return rd;
+  }
+
+  /**
+   * The host persisted, sent and applied `rd`. Checks that storage really holds what the
+   * Ready asked to persist (the contract's first rule) before moving the cursors.
+   */
+  advance(rd: Ready): void {
+    if (rd !== this.outstanding) {
+      throw new RaftError('FLOTILLA_RAFT_CONTRACT_VIOLATION', 'advance() must be called with the Ready returned by the last ready()');
+    }
+    this.outstanding = null;
+    const r = this.raft;
+    const storage = r.cfg.storage;
+    if (rd.hardState) this.prevHardState = rd.hardState;
+    if (rd.snapshot) {
+      const stored = storage.snapshot().metadata;
+      assert(stored.index >= rd.snapshot.metadata.index, `advance: snapshot ${rd.snapshot.metadata.index} was not persisted`);
+      r.appliedSnapshot(rd.snapshot.metadata.index);
+    }
+    const last = rd.entries[rd.entries.length - 1];
+    if (last) {
+      assert(storage.lastIndex() >= last.index, `advance: entry ${last.index} was not persisted (storage ends at ${storage.lastIndex()})`);
+      assert(storage.term(last.index) === last.term, `advance: entry ${last.index} persisted with another term`);
+      r.log.stableTo(last.index, last.term);
+    }
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied) r.appliedTo(lastApplied.index);
+  }
+
+  /** A snapshot of the node's state; `progress` is filled only on the leader. */
+  status(): RaftStatus {
+    const r = this.raft;
+    const progress = new Map<NodeId, ProgressStatus>();
+    if (r.role === 'leader') {
+      for (const [id, pr] of r.tracker.progress) {
+        progress.set(id, {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          isLearner: pr.isLearner,
+          recentActive: pr.recentActive,
+          inflightMessages: pr.inflights.count,
+        });
+      }
+    }
+    return {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      firstIndex: r.log.firstIndex(),
+      leader: r.lead,
+      role: r.role,
+      hibernating: r.hibernating,
+      leadTransferee: r.leadTransferee,
+      config: toConfState(r.tracker.config),
+      progress,
+    };
+  }
+
+  /** The configuration this node currently runs with. */
+  confState(): ConfState {
+    return toConfState(this.raft.tracker.config);
+  }
+}
+
+export { confStatesEqual, NO_NODE };
