@@ -44,6 +44,16 @@ export class Inflights {
     if (this.head > 64 && this.head * 2 > this.lastIndexes.length) this.compactStorage();
   }
 
+  /**
+   * Frees the oldest message. When appends were lost the window stays full forever; the
+   * leader frees one slot per heartbeat response so that one more append goes out, the
+   * follower rejects it (it has a gap) and the leader falls back to probing.
+   */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.lastIndexes[this.head]!);
+  }
+
   full(): boolean {
     return this.count >= this.messagesMax || (this.bytesMax > 0 && this.bytes >= this.bytesMax);
   }

@@ -20,20 +20,38 @@ import { limitEntriesBytes } from './util.ts';
  */
 export class MemoryStorage implements RaftStorage {
   private hardState: HardState = EMPTY_HARD_STATE;
+  /**
+   * The configuration a restarting node starts with, and the index it took effect at. It is
+   * the snapshot's unless the host recorded a newer one with setConfState (hosts that persist
+   * their applied index together with the configuration, TiKV style). A host that re-applies
+   * the log from the snapshot on restart must not call setConfState: it would apply the same
+   * changes twice.
+   */
+  private confState: ConfState = EMPTY_CONF_STATE;
+  private confStateIndex = 0;
   private currentSnapshot: Snapshot = { metadata: { index: 0, term: 0, confState: EMPTY_CONF_STATE }, data: EMPTY_BYTES };
   private entriesFromDummy: Entry[] = [{ index: 0, term: 0, type: 'normal', data: EMPTY_BYTES }];
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    return { hardState: this.hardState, confState: this.currentSnapshot.metadata.confState };
+    return { hardState: this.hardState, confState: this.confState };
   }
 
   setHardState(hardState: HardState): void {
     this.hardState = hardState;
   }
 
-  /** The configuration persisted outside a snapshot (MemoryStorage keeps it in the snapshot metadata). */
-  setConfState(confState: ConfState): void {
-    this.currentSnapshot = { ...this.currentSnapshot, metadata: { ...this.currentSnapshot.metadata, confState } };
+  /**
+   * Records the configuration in force from `index` on (the conf change entry's index). It is
+   * kept apart from the snapshot: a snapshot's configuration stays the one at its own index.
+   */
+  setConfState(confState: ConfState, index = this.confStateIndex): void {
+    this.confState = confState;
+    this.confStateIndex = index;
+  }
+
+  /** Index at which the configuration returned by initialState() took effect. */
+  confStateAppliedIndex(): number {
+    return this.confStateIndex;
   }
 
   private get offset(): number {
@@ -71,6 +89,7 @@ export class MemoryStorage implements RaftStorage {
       throw new RaftError('FLOTILLA_RAFT_SNAPSHOT_OUT_OF_DATE', `snapshot at ${snapshot.metadata.index} is not newer than ${this.currentSnapshot.metadata.index}`);
     }
     this.currentSnapshot = snapshot;
+    this.adoptSnapshotConf(snapshot);
     this.entriesFromDummy = [{ index: snapshot.metadata.index, term: snapshot.metadata.term, type: 'normal', data: EMPTY_BYTES }];
   }
 
@@ -84,7 +103,14 @@ export class MemoryStorage implements RaftStorage {
     }
     assert(index <= this.lastIndex(), `snapshot index ${index} beyond last index ${this.lastIndex()}`);
     this.currentSnapshot = { metadata: { index, term: this.term(index), confState }, data };
+    this.adoptSnapshotConf(this.currentSnapshot);
     return this.currentSnapshot;
+  }
+
+  private adoptSnapshotConf(snapshot: Snapshot): void {
+    if (snapshot.metadata.index < this.confStateIndex) return; // a newer recorded config wins
+    this.confState = snapshot.metadata.confState;
+    this.confStateIndex = snapshot.metadata.index;
   }
 
   /** Discards entries up to and including `compactIndex`. */

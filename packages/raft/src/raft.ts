@@ -787,6 +787,8 @@ export class Raft {
     pr.recentActive = true;
     pr.probeSent = false;
     if (m.leaderTick > pr.ackedLeaderTick) pr.ackedLeaderTick = m.leaderTick;
+    // Lost appends leave a full window that nothing would ever drain: let one more through.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
     if (m.context.byteLength === 0) return;
     const acks = this.readOnly.recvAck(m.from, m.context);

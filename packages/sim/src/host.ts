@@ -1,0 +1,293 @@
+import {
+  RawNode,
+  decodeConfChange,
+  isRaftError,
+  type InjectedFaults,
+  type Message,
+  type NodeId,
+  type RaftStorage,
+  type RandomSource,
+  type ReadOnlyOption,
+  type Ready,
+  type Snapshot,
+} from '@flotilla/raft';
+import type { SimDisk } from './disk.ts';
+import type { KvInput, KvOutput } from './kv-model.ts';
+import { KvStateMachine, decodeCommand, encodeCommand } from './kv-state-machine.ts';
+
+/** How a simulated node runs: Raft options plus the host's own policies. */
+export interface HostOptions {
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly readOnlyOption: ReadOnlyOption;
+  readonly maxClockDriftTicks: number;
+  readonly hibernateAfterTicks: number;
+  /** Applied entries kept in the log beyond the last snapshot before compacting. */
+  readonly compactAfterEntries: number;
+  readonly faults: InjectedFaults;
+  /** Host bug for the teeth test: entries are written unsynced and messages leave at once. */
+  readonly ackBeforePersist: boolean;
+  /** Bound on client requests a host tracks at once; beyond it requests are refused. */
+  readonly pendingRequestsMax: number;
+  readonly appendBytesMax: number;
+  readonly inflightMessagesMax: number;
+}
+
+export interface ClientRequest {
+  readonly clientId: number;
+  readonly seq: number;
+  readonly input: KvInput;
+  /** For reads: go through the log instead of ReadIndex. */
+  readonly readThroughLog: boolean;
+}
+
+/** What a host answers. 'rejected' means definitely not applied (safe to drop from history). */
+export type HostAnswer =
+  | { readonly kind: 'ok'; readonly output: KvOutput; readonly index: number }
+  | { readonly kind: 'rejected'; readonly reason: string; readonly leaderHint: NodeId };
+
+/** The cluster around a host: how it sends, answers and reports what it did. */
+export interface HostEnvironment {
+  send(m: Message): void;
+  answer(host: SimHost, request: ClientRequest, answer: HostAnswer): void;
+  /** Called with every Ready between persisting and sending (for invariant checks). */
+  onPersisted(host: SimHost, rd: Ready): void;
+  onApplied(host: SimHost, index: number, term: number, data: Uint8Array): void;
+  onConfApplied(host: SimHost, index: number): void;
+  onSnapshotInstalled(host: SimHost, snapshot: Snapshot): void;
+  scheduleSync(host: SimHost): void;
+}
+
+interface PendingWrite {
+  readonly request: ClientRequest;
+  /** Where the leader put it; an applied entry at this index that isn't it means it is lost. */
+  readonly index: number | undefined;
+  readonly term: number | undefined;
+}
+
+interface PendingRead {
+  readonly request: ClientRequest;
+  readIndex: number | undefined;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const requestKey = (r: { clientId: number; seq: number }): string => `${r.clientId}:${r.seq}`;
+
+export class SimHost {
+  node!: RawNode;
+  kv = new KvStateMachine();
+  applied = 0;
+  alive = false;
+  private pendingWrites = new Map<string, PendingWrite>();
+  private pendingReads = new Map<string, PendingRead>();
+  private readonly storageView: RaftStorage;
+
+  constructor(
+    readonly id: NodeId,
+    readonly disk: SimDisk,
+    private readonly options: HostOptions,
+    private readonly random: RandomSource,
+    private readonly env: HostEnvironment,
+  ) {
+    this.storageView = this.makeStorageView();
+  }
+
+  /** Starts (or restarts after a crash) from what the disk durably holds. */
+  start(): void {
+    const snapshot = this.disk.live.snapshot();
+    this.kv = KvStateMachine.restore(snapshot.data);
+    this.applied = snapshot.metadata.index;
+    this.pendingWrites = new Map();
+    this.pendingReads = new Map();
+    this.node = new RawNode({
+      id: this.id,
+      storage: this.storageView,
+      random: this.random,
+      applied: this.applied,
+      electionTicks: this.options.electionTicks,
+      heartbeatTicks: this.options.heartbeatTicks,
+      readOnlyOption: this.options.readOnlyOption,
+      maxClockDriftTicks: this.options.maxClockDriftTicks,
+      hibernateAfterTicks: this.options.hibernateAfterTicks,
+      appendBytesMax: this.options.appendBytesMax,
+      inflightMessagesMax: this.options.inflightMessagesMax,
+      inflightBytesMax: 0,
+      faults: this.options.faults,
+    });
+    this.alive = true;
+  }
+
+  crash(): void {
+    this.alive = false;
+    this.disk.crash();
+  }
+
+  /**
+   * The core reads the live disk through this view; snapshot() makes a fresh snapshot at the
+   * applied index on demand (as TiKV generates one per lagging peer), so a new member always
+   * receives a snapshot whose configuration includes it.
+   */
+  private makeStorageView(): RaftStorage {
+    const live = (): RaftStorage => this.disk.live;
+    return {
+      initialState: () => live().initialState(),
+      entries: (lo, hi, maxBytes) => live().entries(lo, hi, maxBytes),
+      term: (index) => live().term(index),
+      firstIndex: () => live().firstIndex(),
+      lastIndex: () => live().lastIndex(),
+      snapshot: () => this.snapshotForSending(),
+    };
+  }
+
+  private snapshotForSending(): Snapshot {
+    const current = this.disk.live.snapshot();
+    if (this.applied > current.metadata.index) this.takeSnapshot();
+    return this.disk.live.snapshot();
+  }
+
+  private takeSnapshot(): void {
+    this.disk.write({ kind: 'createSnapshot', index: this.applied, confState: this.node.confState(), data: this.kv.snapshot() }, true);
+  }
+
+  // ------------------------------------------------------------ ready loop
+
+  /** Handles every Ready the node has: persist, send, apply, advance. */
+  processReady(): void {
+    let rounds = 0;
+    while (this.alive && this.node.hasReady()) {
+      if (++rounds > 100) throw new Error(`host ${this.id}: Ready loop does not settle`);
+      this.handleReady(this.node.ready());
+    }
+    this.maybeCompact();
+  }
+
+  private handleReady(rd: Ready): void {
+    const synced = !this.options.ackBeforePersist;
+    if (rd.snapshot) this.disk.write({ kind: 'snapshot', snapshot: rd.snapshot }, true);
+    if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, synced && rd.mustSync);
+    if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, synced && rd.mustSync);
+    if (!synced && this.disk.hasUnsynced) this.env.scheduleSync(this);
+    this.env.onPersisted(this, rd);
+    for (const m of rd.messages) this.env.send(m);
+    if (rd.snapshot) this.installSnapshot(rd.snapshot);
+    for (const entry of rd.committedEntries) this.applyEntry(entry.index, entry.term, entry.type, entry.data);
+    for (const rs of rd.readStates) {
+      const read = this.pendingReads.get(decoder.decode(rs.context));
+      if (read) read.readIndex = rs.index;
+    }
+    this.node.advance(rd);
+    this.serveReads();
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    this.kv = KvStateMachine.restore(snapshot.data);
+    this.applied = snapshot.metadata.index;
+    // Whether proposals inside the snapshot applied is unknown here: leave them to time out.
+    for (const [key, pending] of this.pendingWrites) {
+      if (pending.index !== undefined && pending.index <= snapshot.metadata.index) this.pendingWrites.delete(key);
+    }
+    this.env.onSnapshotInstalled(this, snapshot);
+  }
+
+  private applyEntry(index: number, term: number, type: 'normal' | 'confChange', data: Uint8Array): void {
+    this.applied = index;
+    if (type === 'confChange') {
+      // Not persisted on its own: this host restarts from its snapshot and re-applies the log
+      // after it, so the durable configuration is the snapshot's (see MemoryStorage).
+      this.node.applyConfChange(decodeConfChange(data));
+      this.env.onConfApplied(this, index);
+      return;
+    }
+    this.env.onApplied(this, index, term, data);
+    if (data.byteLength === 0) return;
+    const cmd = decodeCommand(data);
+    const outcome = this.kv.apply(cmd);
+    const key = requestKey(cmd);
+    const pending = this.pendingWrites.get(key);
+    if (pending && outcome.kind === 'applied') {
+      this.pendingWrites.delete(key);
+      this.env.answer(this, pending.request, { kind: 'ok', output: outcome.output, index });
+    }
+    this.failWritesDisplacedAt(index, key);
+  }
+
+  /** A proposal whose slot was taken by another entry can never apply: answer it for sure. */
+  private failWritesDisplacedAt(index: number, appliedKey: string): void {
+    for (const [key, pending] of this.pendingWrites) {
+      if (pending.index === undefined || pending.index > index || key === appliedKey) continue;
+      this.pendingWrites.delete(key);
+      this.env.answer(this, pending.request, { kind: 'rejected', reason: 'proposal lost its log slot', leaderHint: this.node.status().leader });
+    }
+  }
+
+  private serveReads(): void {
+    for (const [key, read] of this.pendingReads) {
+      if (read.readIndex === undefined || read.readIndex > this.applied) continue;
+      this.pendingReads.delete(key);
+      if (read.request.input.kind !== 'get') continue;
+      const value = this.kv.read(read.request.input.key);
+      this.env.answer(this, read.request, { kind: 'ok', output: { kind: 'get', value }, index: read.readIndex });
+    }
+  }
+
+  private maybeCompact(): void {
+    if (!this.alive) return;
+    const live = this.disk.live;
+    if (this.applied - live.firstIndex() < this.options.compactAfterEntries) return;
+    if (this.applied > live.snapshot().metadata.index) this.takeSnapshot();
+    const keep = Math.floor(this.options.compactAfterEntries / 2);
+    const compactTo = this.applied - keep;
+    if (compactTo >= live.firstIndex()) this.disk.write({ kind: 'compact', index: compactTo }, true);
+  }
+
+  // ------------------------------------------------------------ requests
+
+  /** A client request arrives. Writes are taken by the leader (and sometimes forwarded). */
+  handleRequest(request: ClientRequest, acceptAsFollower: boolean): void {
+    const status = this.node.status();
+    const isLeader = status.role === 'leader';
+    if (!isLeader && !acceptAsFollower) {
+      this.env.answer(this, request, { kind: 'rejected', reason: 'not leader', leaderHint: status.leader });
+      return;
+    }
+    if (this.pendingWrites.size + this.pendingReads.size >= this.options.pendingRequestsMax) {
+      this.env.answer(this, request, { kind: 'rejected', reason: 'server busy', leaderHint: status.leader });
+      return;
+    }
+    if (request.input.kind === 'get' && !request.readThroughLog) this.startRead(request);
+    else this.startWrite(request);
+  }
+
+  private startRead(request: ClientRequest): void {
+    const key = requestKey(request);
+    this.pendingReads.set(key, { request, readIndex: undefined });
+    this.node.readIndex(encoder.encode(key));
+  }
+
+  private startWrite(request: ClientRequest): void {
+    try {
+      const position = this.node.propose([encodeCommand(request)]);
+      this.pendingWrites.set(requestKey(request), { request, index: position?.firstIndex, term: position?.term });
+    } catch (err) {
+      if (!isRaftError(err, 'FLOTILLA_RAFT_PROPOSAL_DROPPED')) throw err;
+      this.env.answer(this, request, { kind: 'rejected', reason: err.message, leaderHint: this.node.status().leader });
+    }
+  }
+
+  /** The client gave up on a request: forget it (its entry may still apply, unanswered). */
+  forget(request: ClientRequest): void {
+    this.pendingWrites.delete(requestKey(request));
+    this.pendingReads.delete(requestKey(request));
+  }
+
+  step(m: Message): void {
+    try {
+      this.node.step(m);
+    } catch (err) {
+      // A response from a removed member, or a dropped forwarded proposal: nothing to do.
+      if (!isRaftError(err)) throw err;
+    }
+  }
+}
