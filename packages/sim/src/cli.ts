@@ -41,16 +41,7 @@ let failedSeeds = 0;
 let totalOps = 0;
 const started = performance.now();
 for (let seed = seedStart; seed < seedStart + seeds; seed++) {
-  let result: SimulationResult;
-  try {
-    result = runSimulation({ seed, nodes, ops });
-  } catch (err) {
-    violations++;
-    failedSeeds++;
-    process.stdout.write(`seed ${seed}: CRASHED ${(err as Error).stack ?? String(err)}\n`);
-    process.stdout.write(`  replay: pnpm sim --seed ${seed} --nodes ${nodes} --ops ${ops}\n`);
-    continue;
-  }
+  const result: SimulationResult = runSimulation({ seed, nodes, ops });
   totalOps += result.ops;
   violations += result.violationCount;
   if (result.violationCount > 0) {

@@ -20,6 +20,8 @@ export interface HostOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly readOnlyOption: ReadOnlyOption;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
   readonly maxClockDriftTicks: number;
   readonly hibernateAfterTicks: number;
   /** Applied entries kept in the log beyond the last snapshot before compacting. */
@@ -109,6 +111,8 @@ export class SimHost {
       electionTicks: this.options.electionTicks,
       heartbeatTicks: this.options.heartbeatTicks,
       readOnlyOption: this.options.readOnlyOption,
+      preVote: this.options.preVote,
+      checkQuorum: this.options.checkQuorum,
       maxClockDriftTicks: this.options.maxClockDriftTicks,
       hibernateAfterTicks: this.options.hibernateAfterTicks,
       appendBytesMax: this.options.appendBytesMax,

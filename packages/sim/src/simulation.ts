@@ -31,8 +31,12 @@ export interface SimulationOptions {
   readonly ackBeforePersist?: boolean;
   /** Chance that a new leader is crashed right after winning; drawn per seed when absent. */
   readonly leaderChurnRate?: number;
-  /** Turn fault injection off (for a calm baseline run). */
+  /** Turn fault injection off (for a calm baseline run, or a scripted scenario). */
   readonly calm?: boolean;
+  /** Hosts tick on their own (default). Scripted scenarios turn it off and campaign by hand. */
+  readonly autoTick?: boolean;
+  /** Overrides of the per-seed host configuration (scripted scenarios). */
+  readonly hostOverrides?: Partial<HostOptions>;
   /** Time budget for the linearizability check; running out is a failure. */
   readonly linearizabilityBudgetMs?: number;
 }
@@ -72,8 +76,10 @@ const SYNC_DELAY_MS = 5;
 /** Per-seed configuration, drawn from the seed so every run explores a different corner. */
 function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptions & { clockSkew: number[]; leaderChurnRate: number } {
   const electionTicks = 10;
-  return {
+  const drawn: HostOptions & { clockSkew: number[]; leaderChurnRate: number } = {
     electionTicks,
+    preVote: true,
+    checkQuorum: true,
     heartbeatTicks: 1 + random.nextInt(2),
     readOnlyOption: random.chance(0.5) ? 'leaseBased' : 'safe',
     maxClockDriftTicks: 2,
@@ -90,6 +96,7 @@ function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptio
     // Tick rates differ by up to ±2% (well within maxClockDriftTicks over an election timeout).
     clockSkew: Array.from({ length: 64 }, () => 1 + (random.next() - 0.5) * 0.04),
   };
+  return { ...drawn, ...options.hostOverrides };
 }
 
 export class Simulation implements HostEnvironment, ClientActions {
@@ -147,7 +154,7 @@ export class Simulation implements HostEnvironment, ClientActions {
     this.incarnations.set(host.id, incarnation);
     this.checker.onRestart(host.id);
     host.start();
-    this.scheduleTick(host, incarnation, this.random.next() * TICK_MS);
+    if (this.options.autoTick !== false) this.scheduleTick(host, incarnation, this.random.next() * TICK_MS);
   }
 
   crashHost(host: SimHost): void {
@@ -280,6 +287,7 @@ export class Simulation implements HostEnvironment, ClientActions {
         const m = event.message;
         const host = this.hosts.get(m.to);
         if (!host || !host.alive || this.removed.has(m.to)) return;
+        if (!this.network.canReach(m.from, m.to)) return; // cut while in flight
         this.trace.mix(4, m.from, m.to, messageTypeCode(m.type), m.term, m.index);
         host.step(m);
         this.dirty.add(host);
@@ -331,6 +339,12 @@ export class Simulation implements HostEnvironment, ClientActions {
     return true;
   }
 
+  /** Scripted scenarios: act on a host's node now and handle the Ready it produces. */
+  drive(host: SimHost, action: (node: SimHost['node']) => void): void {
+    action(host.node);
+    host.processReady();
+  }
+
   private flushDirty(): void {
     for (const host of this.dirty) if (host.alive) host.processReady();
     this.dirty.clear();
@@ -347,6 +361,10 @@ export class Simulation implements HostEnvironment, ClientActions {
     this.checkLiveness();
     this.clients.finish(this.now);
     this.checkHistory();
+    return this.result();
+  }
+
+  result(): SimulationResult {
     return {
       seed: this.options.seed,
       violations: this.checker.violations,
@@ -398,6 +416,17 @@ export class Simulation implements HostEnvironment, ClientActions {
   }
 }
 
+/**
+ * Runs one seed. A broken assertion inside the core or a host (a bug: "it must never happen")
+ * ends the run and is reported as a violation, with the seed to replay it.
+ */
 export function runSimulation(options: SimulationOptions): SimulationResult {
-  return new Simulation(options).run();
+  const sim = new Simulation(options);
+  try {
+    return sim.run();
+  } catch (err) {
+    sim.checker.now = sim.now;
+    sim.checker.report('assertion', err instanceof Error ? (err.stack ?? err.message) : String(err));
+    return sim.result();
+  }
 }
