@@ -21,7 +21,7 @@ import {
   type SoftState,
   type StateRole,
 } from './types.ts';
-import { bytesEqual, entriesBytes } from './util.ts';
+import { bytesEqual, entriesBytes, payloadBytes } from './util.ts';
 
 /** Marks a vote request that a leadership transfer forced: it ignores the voters' leases. */
 export const TRANSFER_CONTEXT: Uint8Array = new TextEncoder().encode('flotilla:campaign-transfer');
@@ -204,13 +204,11 @@ export class Raft {
     this.leaderTick = 0;
     this.leaseNotBeforeTick = 0;
     this.tracker.progress.get(this.id)?.becomeReplicate();
-    // Conservatively treat the whole uncommitted tail as possibly holding a config change: no
-    // new change is accepted until this leader has committed (and applied) an entry of its term.
-    this.pendingConfIndex = this.log.lastIndex();
-    const appended = this.appendEntries([{ type: 'normal', data: EMPTY_BYTES }]);
+    const appended = this.appendEntries([{ type: 'normal', data: EMPTY_BYTES }], { exemptFromBudget: true });
     assert(appended, 'the empty entry of a new leader is never refused');
-    // The empty entry does not count against the uncommitted budget.
-    this.uncommittedBytes = 0;
+    // Treat everything up to our own empty entry as possibly holding a config change: no new
+    // change is accepted until this leader has applied an entry of its own term.
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   // ---------------------------------------------------------------- ticks
@@ -659,7 +657,13 @@ export class Raft {
       this.dropProposal(m, `leadership is being transferred to ${this.leadTransferee}`);
       return;
     }
-    const entries = m.entries.map((e) => (e.type === 'confChange' ? this.vetConfChange(e, m.from) : e));
+    let confChangeAccepted = false;
+    const entries = m.entries.map((e) => {
+      if (e.type !== 'confChange') return e;
+      const vetted = this.vetConfChange(e, m.from, confChangeAccepted);
+      if (vetted.type === 'confChange') confChangeAccepted = true;
+      return vetted;
+    });
     if (!this.appendEntries(entries)) {
       this.dropProposal(m, `uncommitted entries exceed ${this.cfg.uncommittedBytesMax} bytes`);
       return;
@@ -672,28 +676,32 @@ export class Raft {
    * term (pendingConfIndex starts at the last index of the previous term). A refused change
    * from a follower becomes an empty entry; a local one throws.
    */
-  private vetConfChange(entry: Entry, from: NodeId): Entry {
+  private vetConfChange(entry: Entry, from: NodeId, anotherInThisBatch: boolean): Entry {
     const cc = decodeConfChange(entry.data);
-    const alreadyPending = this.pendingConfIndex > this.log.applied;
+    const alreadyPending = anotherInThisBatch || this.pendingConfIndex > this.log.applied;
     const alreadyJoint = this.tracker.config.voters.isJoint;
     const wantsLeaveJoint = isLeaveJoint(cc);
     let refusal: string | undefined;
     if (alreadyPending) refusal = `a configuration change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied})`;
     else if (alreadyJoint && !wantsLeaveJoint) refusal = 'must leave the joint configuration first';
     else if (!alreadyJoint && wantsLeaveJoint) refusal = 'not in a joint configuration';
-    if (refusal === undefined) {
-      this.pendingConfIndex = this.log.lastIndex() + 1; // fixed up to the real index in appendEntries
-      return entry;
-    }
+    if (refusal === undefined) return entry; // appendEntries records its index as pending
     if (from === this.id || from === NO_NODE) throw new RaftError('FLOTILLA_RAFT_CONF_CHANGE_REJECTED', refusal);
     return { ...entry, type: 'normal', data: EMPTY_BYTES };
   }
 
-  /** Assigns index and term and appends to the leader's own log; false when over budget. */
-  private appendEntries(proposed: readonly Pick<Entry, 'type' | 'data'>[]): boolean {
-    const bytes = entriesBytes(proposed as Entry[]);
-    if (this.uncommittedBytes > 0 && bytes > 0 && this.uncommittedBytes + bytes > this.cfg.uncommittedBytesMax) return false;
-    this.uncommittedBytes += bytes;
+  /**
+   * Assigns index and term and appends to the leader's own log; false when over the
+   * uncommitted budget (payload bytes, as etcd counts). Entries the protocol itself needs (a
+   * new leader's empty entry, leaving a joint configuration) are exempt: refusing them would
+   * stall the group.
+   */
+  private appendEntries(proposed: readonly Pick<Entry, 'type' | 'data'>[], { exemptFromBudget = false } = {}): boolean {
+    const bytes = payloadBytes(proposed);
+    if (!exemptFromBudget) {
+      if (this.uncommittedBytes > 0 && bytes > 0 && this.uncommittedBytes + bytes > this.cfg.uncommittedBytesMax) return false;
+      this.uncommittedBytes += bytes;
+    }
     let index = this.log.lastIndex();
     const entries: Entry[] = proposed.map((e) => {
       index++;
@@ -984,7 +992,7 @@ export class Raft {
     const config = this.tracker.config;
     if (this.role === 'leader' && config.autoLeave && index >= this.pendingConfIndex) {
       const leave: ConfChange = { transition: 'auto', changes: [], context: EMPTY_BYTES };
-      const appended = this.appendEntries([{ type: 'confChange', data: encodeConfChange(leave) }]);
+      const appended = this.appendEntries([{ type: 'confChange', data: encodeConfChange(leave) }], { exemptFromBudget: true });
       assert(appended, 'leaving a joint configuration is never refused');
       this.appendsPending = true;
     }

@@ -17,7 +17,7 @@ import {
   type SoftState,
   type StateRole,
 } from './types.ts';
-import { entriesBytes } from './util.ts';
+import { payloadBytes } from './util.ts';
 
 export interface ProgressStatus {
   readonly match: number;
@@ -202,7 +202,7 @@ export class RawNode {
     const lastCommitted = committedEntries[committedEntries.length - 1];
     if (lastCommitted) {
       r.log.acceptApplying(lastCommitted.index);
-      r.reduceUncommittedBytes(entriesBytes(committedEntries));
+      r.reduceUncommittedBytes(payloadBytes(committedEntries));
     }
     if (rd.softState) this.prevSoftState = rd.softState;
     this.outstanding = rd;

@@ -13,6 +13,13 @@ export function entriesBytes(entries: readonly Entry[]): number {
   return total;
 }
 
+/** Payload bytes only: what the leader's uncommitted budget counts (empty entries count 0). */
+export function payloadBytes(entries: readonly Pick<Entry, 'data'>[]): number {
+  let total = 0;
+  for (const entry of entries) total += entry.data.byteLength;
+  return total;
+}
+
 /** Longest prefix within `maxBytes`, but never empty when the input is not. */
 export function limitEntriesBytes<T extends readonly Entry[]>(entries: T, maxBytes: number): Entry[] {
   if (entries.length === 0) return [];

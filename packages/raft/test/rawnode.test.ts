@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  BOOTSTRAP_HARD_STATE,
+  BOOTSTRAP_INDEX,
+  BOOTSTRAP_TERM,
+  EMPTY_BYTES,
+  MemoryStorage,
+  RawNode,
+  SeededRandom,
+  bootstrapSnapshot,
+  isRaftError,
+  message,
+  type MessageType,
+  type RaftConfig,
+  type RaftErrorCode,
+} from '@flotilla/raft';
+import { TestCluster, bytes } from './cluster-harness.ts';
+
+const is = (code: RaftErrorCode) => (err: unknown): boolean => isRaftError(err, code);
+
+function bootstrapped(voters: number[] = [1]): MemoryStorage {
+  const storage = new MemoryStorage();
+  storage.applySnapshot(bootstrapSnapshot({ voters, votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false }));
+  storage.setHardState(BOOTSTRAP_HARD_STATE);
+  return storage;
+}
+
+function node(overrides: Partial<RaftConfig> = {}, voters: number[] = [1]): { rn: RawNode; storage: MemoryStorage } {
+  const storage = bootstrapped(voters);
+  const rn = new RawNode({ id: 1, storage, random: new SeededRandom(1), ...overrides });
+  return { rn, storage };
+}
+
+/** A single voter that just elected itself: its Ready holds the new term and the empty entry. */
+function singleLeader(): { rn: RawNode; storage: MemoryStorage } {
+  const n = node();
+  n.rn.campaign();
+  assert.equal(n.rn.status().role, 'leader');
+  return n;
+}
+
+describe('RawNode Ready/advance contract', () => {
+  test('ready() twice without advance() is a contract violation', () => {
+    const { rn } = singleLeader();
+    rn.ready();
+    assert.throws(() => rn.ready(), is('FLOTILLA_RAFT_CONTRACT_VIOLATION'));
+  });
+
+  test('advance() with another object (even an equal copy) is a contract violation', () => {
+    const { rn, storage } = singleLeader();
+    const rd = rn.ready();
+    storage.append(rd.entries);
+    assert.throws(() => rn.advance({ ...rd }), is('FLOTILLA_RAFT_CONTRACT_VIOLATION'));
+  });
+
+  test('advance() without a ready() is a contract violation', () => {
+    const { rn } = node();
+    const fake = { softState: null, hardState: null, readStates: [], entries: [], snapshot: null, committedEntries: [], messages: [], mustSync: false };
+    assert.throws(() => rn.advance(fake), is('FLOTILLA_RAFT_CONTRACT_VIOLATION'));
+  });
+
+  test('advance() without persisting the entries fails the assertion', () => {
+    const { rn } = singleLeader();
+    const rd = rn.ready();
+    assert.equal(rd.entries.length, 1);
+    assert.throws(() => rn.advance(rd), /raft assertion failed: advance: entry 6 was not persisted/);
+  });
+
+  test('advance() with entries persisted under another term fails the assertion', () => {
+    const { rn, storage } = singleLeader();
+    const rd = rn.ready();
+    storage.append(rd.entries.map((e) => ({ ...e, term: e.term + 1 })));
+    assert.throws(() => rn.advance(rd), /persisted with another term/);
+  });
+
+  test('a correct cycle: the first Ready of a new single-voter leader', () => {
+    const { rn, storage } = singleLeader();
+    assert.equal(rn.hasReady(), true);
+    const rd = rn.ready();
+    assert.deepEqual(rd.softState, { leader: 1, role: 'leader', hibernating: false });
+    assert.deepEqual(rd.hardState, { term: BOOTSTRAP_TERM + 1, vote: 1, commit: BOOTSTRAP_INDEX + 1 });
+    assert.deepEqual(rd.entries.map((e) => [e.index, e.term, e.type, e.data.byteLength]), [[6, 6, 'normal', 0]]);
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [6], 'a single voter commits at once');
+    assert.equal(rd.mustSync, true);
+    assert.deepEqual(rd.messages, []);
+    storage.append(rd.entries);
+    storage.setHardState(rd.hardState!);
+    rn.advance(rd);
+    assert.equal(rn.hasReady(), false);
+    assert.equal(rn.status().applied, 6);
+
+    const position = rn.propose([bytes('x'), bytes('y')]);
+    assert.deepEqual(position, { firstIndex: 7, lastIndex: 8, term: 6 });
+    const rd2 = rn.ready();
+    assert.equal(rd2.softState, null, 'unchanged soft state is not repeated');
+    assert.deepEqual(rd2.hardState, { term: 6, vote: 1, commit: 8 });
+    assert.equal(rd2.mustSync, true);
+    storage.append(rd2.entries);
+    rn.advance(rd2);
+  });
+
+  test('mustSync is false when only the commit index moved', () => {
+    const c = new TestCluster([1, 2, 3]);
+    c.campaign(1);
+    c.get(1).node.propose([bytes('x')]);
+    // Deliver until node 2 has persisted the entry, then look at the Ready that only commits.
+    const n2 = c.get(2);
+    for (let i = 0; i < 10; i++) {
+      c.processReady();
+      c.deliver();
+      if (n2.node.status().commit === n2.node.status().lastIndex && n2.node.hasReady()) break;
+    }
+    const rd = n2.node.ready();
+    assert.equal(rd.entries.length, 0);
+    assert.notEqual(rd.hardState, null);
+    assert.equal(rd.mustSync, false);
+    assert.equal(rd.committedEntries.length, 1);
+    n2.node.advance(rd);
+  });
+});
+
+describe('RawNode.step', () => {
+  const local: MessageType[] = ['hup', 'beat', 'unreachable', 'snapshotStatus', 'checkQuorum'];
+  for (const type of local) {
+    test(`refuses the local message type '${type}' from the network`, () => {
+      const { rn } = node({}, [1, 2, 3]);
+      assert.throws(() => rn.step(message({ type, from: 2, to: 1, term: 5 })), is('FLOTILLA_RAFT_STEP_LOCAL_MESSAGE'));
+      assert.equal(rn.status().role, 'follower', 'and does not act on it');
+    });
+  }
+
+  test('refuses a response from a node that is not a member', () => {
+    const { rn } = node({}, [1, 2, 3]);
+    assert.throws(() => rn.step(message({ type: 'appendResponse', from: 9, to: 1, term: 5 })), is('FLOTILLA_RAFT_STEP_PEER_NOT_FOUND'));
+    assert.throws(() => rn.step(message({ type: 'heartbeatResponse', from: 9, to: 1, term: 5 })), is('FLOTILLA_RAFT_STEP_PEER_NOT_FOUND'));
+  });
+
+  test('accepts a remote message (a heartbeat makes the sender our leader)', () => {
+    const { rn } = node({}, [1, 2, 3]);
+    rn.step(message({ type: 'heartbeat', from: 2, to: 1, term: 6, commit: 5 }));
+    const s = rn.status();
+    assert.equal(s.term, 6);
+    assert.equal(s.leader, 2);
+    const rd = rn.ready();
+    assert.deepEqual(rd.messages.map((m) => [m.type, m.to, m.term]), [['heartbeatResponse', 2, 6]]);
+  });
+});
+
+describe('RawNode.status', () => {
+  test('a fresh follower', () => {
+    const { rn } = node({}, [1, 2, 3]);
+    const s = rn.status();
+    assert.equal(s.id, 1);
+    assert.equal(s.term, BOOTSTRAP_TERM);
+    assert.equal(s.vote, 0);
+    assert.equal(s.commit, BOOTSTRAP_INDEX);
+    assert.equal(s.applied, BOOTSTRAP_INDEX);
+    assert.equal(s.firstIndex, BOOTSTRAP_INDEX + 1);
+    assert.equal(s.lastIndex, BOOTSTRAP_INDEX);
+    assert.equal(s.leader, 0);
+    assert.equal(s.role, 'follower');
+    assert.equal(s.hibernating, false);
+    assert.equal(s.leadTransferee, 0);
+    assert.deepEqual(s.config, { voters: [1, 2, 3], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false });
+    assert.equal(s.progress.size, 0, 'progress only on the leader');
+  });
+
+  test('a leader reports progress for every member', () => {
+    const c = new TestCluster([1, 2, 3], {}, [4]);
+    c.campaign(1);
+    c.get(1).node.propose([bytes('x')]);
+    c.stabilize();
+    const s = c.get(1).node.status();
+    assert.equal(s.role, 'leader');
+    assert.equal(s.leader, 1);
+    assert.equal(s.vote, 1);
+    assert.equal(s.term, 6);
+    assert.equal(s.lastIndex, 7);
+    assert.equal(s.commit, 7);
+    assert.equal(s.applied, 7);
+    assert.deepEqual([...s.progress.keys()].sort(), [1, 2, 3, 4]);
+    for (const [id, pr] of s.progress) {
+      assert.equal(pr.match, 7, `match of ${id}`);
+      assert.equal(pr.next, 8);
+      assert.equal(pr.state, 'replicate');
+      assert.equal(pr.isLearner, id === 4);
+      assert.equal(pr.inflightMessages, 0);
+    }
+    assert.equal(c.get(2).node.status().progress.size, 0);
+  });
+});
+
+describe('RawNode configuration', () => {
+  const storage = bootstrapped();
+  const base: RaftConfig = { id: 1, storage, random: new SeededRandom(1) };
+  const invalid: [string, Partial<RaftConfig>][] = [
+    ['lease-based reads without checkQuorum', { readOnlyOption: 'leaseBased', checkQuorum: false }],
+    ['electionTicks == heartbeatTicks', { electionTicks: 3, heartbeatTicks: 3 }],
+    ['electionTicks < heartbeatTicks', { electionTicks: 2, heartbeatTicks: 3 }],
+    ['drift == electionTicks', { electionTicks: 10, maxClockDriftTicks: 10 }],
+    ['drift > electionTicks', { electionTicks: 10, maxClockDriftTicks: 11 }],
+    ['negative drift', { maxClockDriftTicks: -1 }],
+    ['node id 0', { id: 0 }],
+    ['fractional node id', { id: 1.5 }],
+    ['heartbeatTicks 0', { heartbeatTicks: 0 }],
+    ['inflightMessagesMax 0', { inflightMessagesMax: 0 }],
+    ['inflightBytesMax below appendBytesMax', { inflightBytesMax: 1000, appendBytesMax: 2000 }],
+    ['uncommittedBytesMax below appendBytesMax', { uncommittedBytesMax: 1000, appendBytesMax: 2000 }],
+    ['pendingReadIndexMax 0', { pendingReadIndexMax: 0 }],
+    ['negative hibernateAfterTicks', { hibernateAfterTicks: -1 }],
+  ];
+  for (const [name, overrides] of invalid) {
+    test(`FLOTILLA_RAFT_INVALID_CONFIG: ${name}`, () => {
+      assert.throws(() => new RawNode({ ...base, ...overrides }), is('FLOTILLA_RAFT_INVALID_CONFIG'));
+    });
+  }
+
+  test('valid edge configurations are accepted', () => {
+    assert.doesNotThrow(() => new RawNode({ ...base, readOnlyOption: 'leaseBased', checkQuorum: true }));
+    assert.doesNotThrow(() => new RawNode({ ...base, electionTicks: 2, heartbeatTicks: 1, maxClockDriftTicks: 1 }));
+    assert.doesNotThrow(() => new RawNode({ ...base, maxClockDriftTicks: 0 }));
+    assert.doesNotThrow(() => new RawNode({ ...base, inflightBytesMax: 0 }));
+  });
+
+  test('a stored hard state inconsistent with the log is refused', () => {
+    const beyond = bootstrapped();
+    beyond.setHardState({ term: 5, vote: 0, commit: 9 });
+    assert.throws(() => new RawNode({ ...base, storage: beyond }), is('FLOTILLA_RAFT_INVALID_CONFIG'));
+    const oldTerm = bootstrapped();
+    oldTerm.append([{ index: 6, term: 7, type: 'normal', data: EMPTY_BYTES }]);
+    oldTerm.setHardState({ term: 6, vote: 0, commit: 5 });
+    assert.throws(() => new RawNode({ ...base, storage: oldTerm }), is('FLOTILLA_RAFT_INVALID_CONFIG'));
+  });
+
+  test('a restarted node resumes from its stored hard state and applied index', () => {
+    const s = bootstrapped([1, 2, 3]);
+    s.append([6, 7, 8].map((index) => ({ index, term: 6, type: 'normal' as const, data: bytes(`e${index}`) })));
+    s.setHardState({ term: 6, vote: 2, commit: 8 });
+    const rn = new RawNode({ ...base, storage: s, applied: 7 });
+    const st = rn.status();
+    assert.equal(st.term, 6);
+    assert.equal(st.vote, 2);
+    assert.equal(st.commit, 8);
+    assert.equal(st.applied, 7);
+    const rd = rn.ready();
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [8], 'only what was not applied');
+  });
+});

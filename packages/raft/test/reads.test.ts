@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { TestCluster, bytes, text } from './cluster-harness.ts';
+
+const ELECTION_TICKS = 10;
+const DRIFT_TICKS = 2;
+
+const contexts = (states: readonly { context: Uint8Array }[]): string[] => states.map((s) => text(s.context));
+
+describe('ReadIndex (safe)', () => {
+  test('answered with the commit index only after a quorum acknowledged a heartbeat', () => {
+    const c = new TestCluster([1, 2, 3]);
+    const leader = c.campaign(1);
+    leader.node.propose([bytes('a')]);
+    c.stabilize();
+    const commit = leader.node.status().commit;
+    leader.node.readIndex(bytes('r1'));
+    c.processReadyOf(leader);
+    assert.deepEqual(leader.readStates, [], 'not before the heartbeat round');
+    const beats = c.queue.filter((m) => m.type === 'heartbeat' && text(m.context) === 'r1');
+    assert.deepEqual(beats.map((m) => m.to).sort(), [2, 3], 'a heartbeat round carries the context');
+    c.stabilize();
+    assert.deepEqual(leader.readStates, [{ index: commit, context: bytes('r1') }]);
+  });
+
+  test('one follower is enough for a quorum of 3; none is not', () => {
+    const c = new TestCluster([1, 2, 3]);
+    const leader = c.campaign(1);
+    c.isolate(3);
+    leader.node.readIndex(bytes('with 2'));
+    c.stabilize();
+    assert.deepEqual(contexts(leader.readStates), ['with 2']);
+    c.isolate(2, 3);
+    leader.node.readIndex(bytes('alone'));
+    c.stabilize();
+    c.tick([1], 3);
+    assert.deepEqual(contexts(leader.readStates), ['with 2'], 'no quorum, no answer');
+  });
+
+  test('the read index is the commit at request time, not later', () => {
+    const c = new TestCluster([1, 2, 3]);
+    const leader = c.campaign(1);
+    const commit = leader.node.status().commit;
+    leader.node.readIndex(bytes('r'));
+    leader.node.propose([bytes('later')]);
+    c.stabilize();
+    assert.deepEqual(leader.readStates, [{ index: commit, context: bytes('r') }]);
+    assert.ok(leader.node.status().commit > commit);
+  });
+
+  test("a follower's readIndex is forwarded to the leader and answered to the follower", () => {
+    const c = new TestCluster([1, 2, 3]);
+    const leader = c.campaign(1);
+    leader.node.propose([bytes('a'), bytes('b')]);
+    c.stabilize();
+    c.clearSent();
+    c.get(2).node.readIndex(bytes('from 2'));
+    c.stabilize();
+    assert.ok(c.sent.some((m) => m.type === 'readIndex' && m.from === 2 && m.to === 1), 'forwarded');
+    assert.ok(c.sent.some((m) => m.type === 'readIndexResponse' && m.from === 1 && m.to === 2), 'answered');
+    assert.deepEqual(c.get(2).readStates, [{ index: leader.node.status().commit, context: bytes('from 2') }]);
+    assert.deepEqual(leader.readStates, [], 'not a read of the leader itself');
+  });
+
+  test('a new leader holds reads until it committed an entry of its term', () => {
+    const c = new TestCluster([1, 2, 3]);
+    c.filter = (m) => !(m.type === 'append' && m.from === 1);
+    const leader = c.campaign(1);
+    const s = leader.node.status();
+    assert.ok(s.commit < s.lastIndex, 'empty entry not committed');
+    leader.node.readIndex(bytes('early'));
+    c.stabilize();
+    c.tick([1], 2); // heartbeats get through and are acked, but the read must wait
+    assert.deepEqual(leader.readStates, []);
+    c.heal();
+    c.tickAll(2);
+    assert.deepEqual(leader.readStates, [{ index: s.lastIndex, context: bytes('early') }], 'answered with the new-term commit');
+  });
+});
+
+describe('lease-based reads', () => {
+  const options = { readOnlyOption: 'leaseBased' as const, electionTicks: ELECTION_TICKS, maxClockDriftTicks: DRIFT_TICKS };
+
+  test('answered immediately while the lease holds; not once the leader was cut off for E - drift ticks', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(3);
+    assert.equal(leader.node.leaseValid(), true);
+    leader.node.readIndex(bytes('lease'));
+    c.processReadyOf(leader);
+    assert.deepEqual(contexts(leader.readStates), ['lease'], 'no heartbeat round needed');
+    assert.equal(c.queue.filter((m) => text(m.context) === 'lease').length, 0);
+    c.stabilize();
+
+    c.isolate(1);
+    const leaseTicks = ELECTION_TICKS - DRIFT_TICKS;
+    for (let k = 1; k < leaseTicks; k++) {
+      c.tick([1]);
+      assert.equal(leader.node.leaseValid(), true, `lease holds ${k} ticks after the last ack`);
+    }
+    leader.node.readIndex(bytes('still'));
+    c.processReadyOf(leader);
+    assert.deepEqual(contexts(leader.readStates), ['lease', 'still']);
+    c.tick([1]);
+    assert.equal(leader.node.status().role, 'leader', 'still leader (CheckQuorum has not stepped it down yet)');
+    assert.equal(leader.node.leaseValid(), false, `lease gone after ${leaseTicks} ticks cut off`);
+    leader.node.readIndex(bytes('too late'));
+    c.stabilize();
+    c.tick([1], 3);
+    assert.deepEqual(contexts(leader.readStates), ['lease', 'still'], 'not answered from an expired lease');
+  });
+
+  test('an expired lease falls back to a heartbeat round', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(2);
+    c.isolate(2, 3);
+    c.tick([1], ELECTION_TICKS - DRIFT_TICKS);
+    assert.equal(leader.node.leaseValid(), false);
+    leader.node.readIndex(bytes('safe'));
+    c.processReadyOf(leader);
+    assert.deepEqual(leader.readStates, []);
+    c.heal();
+    c.stabilize();
+    assert.deepEqual(contexts(leader.readStates), ['safe']);
+  });
+
+  test('leaseValid() is false during a leadership transfer and until a heartbeat round after it', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(3);
+    assert.equal(leader.node.leaseValid(), true);
+    c.isolate(3);
+    leader.node.transferLeader(3);
+    c.stabilize();
+    assert.equal(leader.node.status().leadTransferee, 3);
+    assert.equal(leader.node.leaseValid(), false);
+    leader.node.readIndex(bytes('during transfer'));
+    c.processReadyOf(leader);
+    assert.deepEqual(leader.readStates, [], 'not served from the lease');
+    c.stabilize();
+    c.tick([1, 2], ELECTION_TICKS); // the transfer is aborted
+    assert.equal(leader.node.status().leadTransferee, 0);
+    assert.equal(leader.node.status().role, 'leader');
+    c.tick([1, 2]);
+    assert.equal(leader.node.leaseValid(), true, 'a heartbeat round after the abort renewed it');
+  });
+
+  test('followers and non-leaders never have a lease', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    c.campaign(1);
+    c.tickAll(2);
+    assert.equal(c.get(2).node.leaseValid(), false);
+    assert.equal(c.get(3).node.leaseValid(), false);
+  });
+});
