@@ -47,7 +47,7 @@ export class InvariantChecker {
    * Term of every index some leader committed, and the voters it committed under (checked
    * durable then). Followers may only commit what a leader committed.
    */
-  private readonly committedByLeader = new Map<number, { term: number; voters: readonly (readonly number[])[] }>();
+  private readonly committedByLeader = new Map<number, { term: number; leaderTerm: number; voters: readonly (readonly number[])[] }>();
   /** Terms in which a host has handled at least one Ready as leader (for append-only). */
   private readonly leaderReadySeen = new Map<number, number>();
   private readonly lastPersistedIndex = new Map<number, number>();
@@ -89,12 +89,14 @@ export class InvariantChecker {
       this.report('election safety', `nodes ${other} and ${host.id} both leaders of term ${term}`);
     }
     this.leaderOfTerm.set(term, host.id);
-    // Leader completeness: every entry committed so far is in the new leader's log.
+    // Leader completeness: every entry committed in an earlier term is in the new leader's
+    // log. (A leader elected late, by vote responses granted before a newer term began, need
+    // not hold what that newer term committed.)
     const live = host.disk.live;
-    for (const [index, applied] of this.appliedAt) {
-      if (index < live.firstIndex()) continue;
-      if (index > live.lastIndex() || live.term(index) !== applied.term) {
-        this.report('leader completeness', `leader ${host.id} of term ${term} lacks committed entry ${index}/${applied.term}`);
+    for (const [index, committed] of this.committedByLeader) {
+      if (committed.leaderTerm >= term || index < live.firstIndex()) continue;
+      if (index > live.lastIndex() || live.term(index) !== committed.term) {
+        this.report('leader completeness', `leader ${host.id} of term ${term} lacks entry ${index}/${committed.term} committed in term ${committed.leaderTerm}`);
         return;
       }
     }
@@ -150,6 +152,7 @@ export class InvariantChecker {
    * entry must be durable on a quorum of exactly that configuration (both halves when joint).
    */
   private checkLeaderCommit(host: SimHost, from: number, commit: number): void {
+    const leaderTerm = host.node.status().term;
     const cs = host.node.confState();
     const voters = [cs.voters, cs.votersOutgoing].filter((v) => v.length > 0);
     const term = host.disk.live.term(commit);
@@ -160,7 +163,7 @@ export class InvariantChecker {
       if (known && known.term !== entryTerm) {
         this.report('state machine safety', `leader ${host.id} committed ${index}/${entryTerm}, an earlier leader committed ${index}/${known.term}`);
       }
-      if (!known) this.committedByLeader.set(index, { term: entryTerm, voters });
+      if (!known) this.committedByLeader.set(index, { term: entryTerm, leaderTerm, voters });
     }
   }
 
