@@ -75,9 +75,18 @@ export class Raft {
   leaderTick = 0;
   /** Acks of heartbeats sent before this leader tick do not count towards the lease. */
   private leaseNotBeforeTick = 0;
+  /** A TimeoutNow went out in this term: no lease until the next term. */
+  private leaseDisabledForTerm = false;
 
   hibernating = false;
   private idleTicks = 0;
+  /**
+   * Set when a node that already took part in its group restarts; cleared once an election
+   * timeout has passed or a leader was heard. It may have acknowledged a leader's heartbeat
+   * just before it went down, and that leader's read lease counts on it not voting for anyone
+   * else for an election timeout.
+   */
+  private startupLease = false;
 
   constructor(config: RaftConfig) {
     this.cfg = resolveConfig(config);
@@ -90,6 +99,9 @@ export class Raft {
     this.loadHardState(hardState);
     if (this.cfg.applied > 0) this.log.appliedTo(this.cfg.applied);
     this.becomeFollower(this.term, NO_NODE);
+    // A fresh member (nothing after its snapshot, no term beyond it) never acknowledged anyone.
+    const fresh = this.log.lastIndex() === this.log.firstIndex() - 1 && this.term === this.log.lastTerm();
+    this.startupLease = this.cfg.checkQuorum && !fresh;
   }
 
   // ---------------------------------------------------------------- state
@@ -203,6 +215,7 @@ export class Raft {
     this.lead = this.id;
     this.leaderTick = 0;
     this.leaseNotBeforeTick = 0;
+    this.leaseDisabledForTerm = false;
     this.tracker.progress.get(this.id)?.becomeReplicate();
     const appended = this.appendEntries([{ type: 'normal', data: EMPTY_BYTES }], { exemptFromBudget: true });
     assert(appended, 'the empty entry of a new leader is never refused');
@@ -221,6 +234,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTicks) this.startupLease = false;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.step(message({ type: 'hup', from: this.id }));
@@ -359,7 +373,8 @@ export class Raft {
   private stepHigherTerm(m: Message): boolean {
     if (m.type === 'vote' || m.type === 'preVote') {
       const force = bytesEqual(m.context, TRANSFER_CONTEXT);
-      const inLease = this.cfg.checkQuorum && this.lead !== NO_NODE && this.electionElapsed < this.cfg.electionTicks;
+      const mayHaveLeader = this.lead !== NO_NODE || this.startupLease;
+      const inLease = this.cfg.checkQuorum && mayHaveLeader && this.electionElapsed < this.cfg.electionTicks;
       // Within the lease we heard from a live leader recently: ignore a disruptive candidate.
       if (!force && inLease) return false;
     }
@@ -502,18 +517,15 @@ export class Raft {
         else this.send({ type: 'propose', to: this.lead, entries: m.entries });
         return;
       case 'append':
-        this.electionElapsed = 0;
-        this.lead = m.from;
+        this.heardFromLeader(m.from);
         this.handleAppend(m);
         return;
       case 'heartbeat':
-        this.electionElapsed = 0;
-        this.lead = m.from;
+        this.heardFromLeader(m.from);
         this.handleHeartbeat(m);
         return;
       case 'snapshot':
-        this.electionElapsed = 0;
-        this.lead = m.from;
+        this.heardFromLeader(m.from);
         this.handleSnapshot(m);
         return;
       case 'hibernate':
@@ -540,6 +552,12 @@ export class Raft {
     }
   }
 
+  private heardFromLeader(leader: NodeId): void {
+    this.electionElapsed = 0;
+    this.lead = leader;
+    this.startupLease = false; // the leader's own lease rule takes over
+  }
+
   private handleAppend(m: Message): void {
     if (m.index < this.log.committed) {
       this.send({ type: 'appendResponse', to: m.from, index: this.log.committed });
@@ -563,32 +581,35 @@ export class Raft {
   private handleSnapshot(m: Message): void {
     const snapshot = m.snapshot;
     assert(snapshot !== null, 'snapshot message without a snapshot');
-    if (this.restore(snapshot)) {
+    const outcome = this.restore(snapshot);
+    if (outcome === 'installed') {
       this.send({ type: 'appendResponse', to: m.from, index: this.log.lastIndex() });
-    } else {
+    } else if (outcome === 'alreadyHave') {
       this.send({ type: 'appendResponse', to: m.from, index: this.log.committed });
     }
+    // 'notAMember': no answer. An answer would read as success and make the leader resend at
+    // once; silence leaves it to retry after the next heartbeat, with a newer snapshot.
   }
 
-  /** Installs a snapshot if it is newer than what we have committed; true if installed. */
-  private restore(snapshot: NonNullable<Message['snapshot']>): boolean {
+  /** Installs a snapshot if it is newer than what we have committed. */
+  private restore(snapshot: NonNullable<Message['snapshot']>): 'installed' | 'alreadyHave' | 'notAMember' {
     const meta = snapshot.metadata;
-    if (meta.index <= this.log.committed) return false;
+    if (meta.index <= this.log.committed) return 'alreadyHave';
     assert(this.role === 'follower', 'only followers install snapshots');
     const cs = meta.confState;
     const members = [...cs.voters, ...cs.learners, ...cs.votersOutgoing];
     // A snapshot from before we joined can't be right for us; the leader will send a newer one.
-    if (!members.includes(this.id)) return false;
+    if (!members.includes(this.id)) return 'notAMember';
     if (this.log.matchTerm(meta.index, meta.term)) {
       // We already have the entries: fast-forward the commit index instead of discarding the log.
       this.log.commitTo(meta.index);
-      return false;
+      return 'alreadyHave';
     }
     this.log.restore(snapshot);
     if (this.cfg.faults.snapshotIgnoresConfState !== true) {
       this.switchToConfig(restoreConfig((next, learner) => this.tracker.newProgress(next, learner), cs, this.log.lastIndex()));
     }
-    return true;
+    return 'installed';
   }
 
   // ---------------------------------------------------------------- leader
@@ -682,7 +703,9 @@ export class Raft {
     const alreadyJoint = this.tracker.config.voters.isJoint;
     const wantsLeaveJoint = isLeaveJoint(cc);
     let refusal: string | undefined;
-    if (alreadyPending) refusal = `a configuration change at ${this.pendingConfIndex} is not applied yet (applied ${this.log.applied})`;
+    if (alreadyPending) {
+      refusal = `the entry at ${this.pendingConfIndex} (an earlier change, or this leader's first entry) is not applied yet (applied ${this.log.applied})`;
+    }
     else if (alreadyJoint && !wantsLeaveJoint) refusal = 'must leave the joint configuration first';
     else if (!alreadyJoint && wantsLeaveJoint) refusal = 'not in a joint configuration';
     if (refusal === undefined) return entry; // appendEntries records its index as pending
@@ -787,7 +810,7 @@ export class Raft {
       /* keep sending */
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
-      this.send({ type: 'timeoutNow', to: m.from });
+      this.sendTimeoutNow(m.from);
     }
   }
 
@@ -915,7 +938,7 @@ export class Raft {
    * allowed clock drift; void while a transfer is under way (it forces votes).
    */
   leaseValid(): boolean {
-    if (this.role !== 'leader' || this.leadTransferee !== NO_NODE || this.hibernating) return false;
+    if (this.role !== 'leader' || this.leadTransferee !== NO_NODE || this.hibernating || this.leaseDisabledForTerm) return false;
     const acked = this.tracker.quorumAckedLeaderTick(this.id, this.leaderTick);
     if (acked < this.leaseNotBeforeTick) return false;
     return this.leaderTick < acked + this.cfg.electionTicks - this.cfg.maxClockDriftTicks;
@@ -936,10 +959,20 @@ export class Raft {
     this.leadTransferee = target;
     this.leaseNotBeforeTick = Number.POSITIVE_INFINITY;
     if (pr.match === this.log.lastIndex()) {
-      this.send({ type: 'timeoutNow', to: target });
+      this.sendTimeoutNow(target);
     } else {
       this.sendAppend(target); // catch it up first; timeoutNow follows its ack
     }
+  }
+
+  /**
+   * A TimeoutNow makes its target campaign with forced votes that ignore leases, whenever it
+   * arrives — even after this leader gave up on the transfer. So once one is sent, the lease
+   * is gone for the rest of the term (reads fall back to ReadIndex).
+   */
+  private sendTimeoutNow(target: NodeId): void {
+    this.leaseDisabledForTerm = true;
+    this.send({ type: 'timeoutNow', to: target });
   }
 
   abortLeaderTransfer(): void {

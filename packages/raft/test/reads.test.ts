@@ -125,7 +125,7 @@ describe('lease-based reads', () => {
     assert.deepEqual(contexts(leader.readStates), ['safe']);
   });
 
-  test('leaseValid() is false during a leadership transfer and until a heartbeat round after it', () => {
+  test('leaseValid() is false during a transfer, and for the rest of the term once TimeoutNow went out', () => {
     const c = new TestCluster([1, 2, 3], options);
     const leader = c.campaign(1);
     c.tickAll(3);
@@ -142,6 +142,28 @@ describe('lease-based reads', () => {
     c.tick([1, 2], ELECTION_TICKS); // the transfer is aborted
     assert.equal(leader.node.status().leadTransferee, 0);
     assert.equal(leader.node.status().role, 'leader');
+    c.tick([1, 2]);
+    // 3 was up to date, so TimeoutNow went out at once; arriving late, it could still force a
+    // vote past 2's lease promise. So the lease stays off for the term.
+    assert.equal(leader.node.leaseValid(), false, 'no lease after a TimeoutNow in this term');
+    leader.node.readIndex(bytes('after abort'));
+    c.stabilize();
+    // Both reads were answered by ReadIndex heartbeat rounds, none from the lease.
+    assert.deepEqual(contexts(leader.readStates), ['during transfer', 'after abort']);
+  });
+
+  test('a transfer abandoned before any TimeoutNow lets a heartbeat round renew the lease', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(3);
+    c.isolate(3);
+    leader.node.propose([bytes('3 misses this')]);
+    c.stabilize();
+    leader.node.transferLeader(3); // 3 lags: the leader must catch it up first, which it can't
+    c.stabilize();
+    assert.equal(leader.node.leaseValid(), false);
+    c.tick([1, 2], ELECTION_TICKS); // the transfer is aborted
+    assert.equal(leader.node.status().leadTransferee, 0);
     c.tick([1, 2]);
     assert.equal(leader.node.leaseValid(), true, 'a heartbeat round after the abort renewed it');
   });
