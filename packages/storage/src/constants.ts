@@ -1,0 +1,106 @@
+/**
+ * Every bound of @flotilla/storage, in one place (TigerBeetle style). Units and qualifiers
+ * last. The checks at the bottom run at load time and state how the bounds relate.
+ */
+
+// ---- On-disk formats -------------------------------------------------------------------
+/** Version byte at the start of every log entry value and raft state record. */
+export const LOG_FORMAT_VERSION = 1;
+/** Version of the KV engine's layout (format record in its meta column). */
+export const KV_FORMAT_VERSION = 1;
+/** Version byte of region snapshot streams and staged snapshot files. */
+export const SNAPSHOT_FORMAT_VERSION = 1;
+
+// ---- Raft log ----------------------------------------------------------------------------
+/** Payload of one entry. */
+export const entryDataBytesMax = 8 * 1024 * 1024;
+/** Groups hosted by one log engine (the per-group state map). */
+export const groupsMax = 1 << 20;
+/** Appender shards (each one worker thread and one RocksDB). */
+export const appenderShardsMax = 16;
+/**
+ * Default number of shards, chosen by measurement (benchmarks/storage/RESULTS.md): on the
+ * 2-core reference machine two shards append ~30% more than one at 256 groups (two fsyncs and
+ * two batch writes overlap); more shards than cores only add contention.
+ */
+export const appenderShardsDefault = 2;
+/**
+ * Append tasks in flight per shard (submitted to the shard, not yet durable). Writes arriving
+ * meanwhile coalesce into the shard's one open task (group commit); when that task is full too,
+ * write() rejects with QUEUE_FULL. So a shard queues at most this + 1 tasks.
+ */
+export const appendTasksInflightPerShardMax = 2;
+/** Entries in one append task (the writes of many groups to one shard). */
+export const appendTaskEntriesMax = 64 * 1024;
+/** Encoded bytes of one append task (entry payloads + headers). */
+export const appendTaskBytesMax = 64 * 1024 * 1024;
+/** Groups touched by one append task. */
+export const appendTaskGroupsMax = 64 * 1024;
+/** Entries cached per group (a contiguous suffix of its log). */
+export const logCacheEntriesPerGroupMax = 1024;
+/** Payload bytes cached per group. */
+export const logCacheBytesPerGroupMax = 4 * 1024 * 1024;
+/** Payload bytes cached over all groups of one engine. */
+export const logCacheBytesMax = 256 * 1024 * 1024;
+/** Disk reads (cache misses) in flight per engine; further misses wait for the next retry. */
+export const logFetchesInflightMax = 64;
+/** Entries one disk read loads. */
+export const logFetchEntriesMax = 4096;
+/** Payload bytes one disk read loads (at least one entry is always loaded). */
+export const logFetchBytesMax = 8 * 1024 * 1024;
+/** Fetched ranges kept (one per group at most) until the core asks again. */
+export const logFetchedRangesMax = 256;
+/** Runs of equal terms kept per group in the in-memory term index. */
+export const termRunsPerGroupMax = 1 << 20;
+/** Rows read per `nextv` while recovering or scanning. */
+export const scanRowsPerStepMax = 1000;
+
+// ---- KV state machine ---------------------------------------------------------------------
+export const kvKeyBytesMax = 8 * 1024;
+export const kvValueBytesMax = 8 * 1024 * 1024;
+/** Regions applied in one apply batch. */
+export const kvApplyRegionsMax = 64 * 1024;
+/** Commands in one apply batch (over all its regions). */
+export const kvApplyCommandsMax = 256 * 1024;
+/** Apply batches queued behind the one running. A full queue rejects with QUEUE_FULL. */
+export const kvApplyQueueMax = 64;
+/** Keys one delete-range command may delete (point deletes inside the apply batch). */
+export const kvDeleteRangeKeysMax = 256 * 1024;
+/** Keys in one getMany. */
+export const kvGetManyKeysMax = 64 * 1024;
+/** Rows one scan returns. */
+export const kvScanRowsMax = 64 * 1024;
+/** Key + value bytes one scan returns (at least one row is always returned). */
+export const kvScanBytesMax = 32 * 1024 * 1024;
+/** Peers in one region's metadata. */
+export const regionPeersMax = 64;
+/** Regions hosted by one KV engine. */
+export const regionsMax = 1 << 20;
+
+// ---- Region snapshots ----------------------------------------------------------------------
+/** Key + value bytes per snapshot chunk; a chunk still carries one pair when it is larger. */
+export const snapshotChunkBytesMax = 1024 * 1024;
+/** Pairs per snapshot chunk. */
+export const snapshotChunkPairsMax = 16 * 1024;
+/** Encoded bytes of one chunk frame: the bound a receiver enforces before buffering it. */
+export const snapshotFrameBytesMax = snapshotChunkBytesMax + kvKeyBytesMax + kvValueBytesMax + 64 * 1024;
+/** Pairs per ingest batch when a snapshot is applied (one batch per received chunk). */
+export const snapshotIngestBatchPairsMax = 16 * 1024;
+
+// ---- Load-time checks of how the bounds relate --------------------------------------------
+function check(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`storage constants: ${what}`);
+}
+check(appenderShardsDefault >= 1 && appenderShardsDefault <= appenderShardsMax, 'default shards within 1..appenderShardsMax');
+check(appendTaskBytesMax >= entryDataBytesMax + 1024, 'one maximal entry fits in one append task');
+check(appendTaskEntriesMax >= logCacheEntriesPerGroupMax, 'a task can carry a whole cached window');
+check(appendTasksInflightPerShardMax >= 1, 'a shard has a task in flight');
+check(logCacheBytesPerGroupMax >= entryDataBytesMax / 2, 'a group caches at least half a maximal entry');
+check(logCacheBytesMax >= logCacheBytesPerGroupMax, 'the global cache holds at least one group window');
+check(logFetchBytesMax >= entryDataBytesMax, 'a fetch can always load one maximal entry');
+check(logFetchedRangesMax >= logFetchesInflightMax, 'every fetch in flight has a slot for its result');
+check(kvApplyCommandsMax >= kvApplyRegionsMax, 'each region of a batch may carry a command');
+check(kvScanBytesMax >= kvKeyBytesMax + kvValueBytesMax, 'a scan can always return one maximal row');
+check(snapshotFrameBytesMax > snapshotChunkBytesMax + kvKeyBytesMax + kvValueBytesMax, 'a chunk frame holds a full chunk plus one maximal pair');
+check(snapshotIngestBatchPairsMax >= snapshotChunkPairsMax, 'one received chunk fits one ingest batch');
+check(Number.isSafeInteger(groupsMax * logCacheEntriesPerGroupMax), 'cache arithmetic stays exact');

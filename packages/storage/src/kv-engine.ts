@@ -1,0 +1,707 @@
+/**
+ * The RocksDB KV state machine engine (main thread). One RocksDB with two columns: `data` (the
+ * user keys of all regions) and `meta` (per-region apply state, region metadata, snapshot
+ * markers). Applies are serialized; each batch of many regions becomes ONE unsynced write
+ * batch holding the data AND the apply states it covers, so the applied index on disk always
+ * describes exactly the data on disk. Durability comes from the raft log: see README
+ * "The two engines after a crash".
+ */
+import { mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { RocksLevel, type BatchOperation, type ColumnFamily, type RocksIterator } from '@nxtedition/rocksdb';
+import {
+  kvApplyQueueMax,
+  kvDeleteRangeKeysMax,
+  kvGetManyKeysMax,
+  kvScanBytesMax,
+  kvScanRowsMax,
+  regionsMax,
+  scanRowsPerStepMax,
+  snapshotFrameBytesMax,
+} from './constants.ts';
+import { StorageError, assert } from './errors.ts';
+import { failpoint } from './failpoints.ts';
+import { checkKey, clipRange, snapshotFrames, validateApplyBatch } from './kv-apply.ts';
+import {
+  KV_TAG_APPLY_STATE,
+  KV_TAG_FORMAT,
+  KV_TAG_REGION,
+  KV_TAG_SNAPSHOT_MARKER,
+  KV_TAG_SYNC,
+  checkKvValue,
+  decodeApplyState,
+  decodeRegionRecord,
+  decodeSnapshotMarker,
+  encodeApplyState,
+  encodeKvFormatRecord,
+  encodeRegionRecord,
+  encodeSnapshotMarker,
+  encodeSyncMarker,
+  kvMetaKey,
+  readFrames,
+  type SnapshotMarker,
+} from './kv-format.ts';
+import { readU32, readU64 } from './log-format.ts';
+import {
+  compareBytes,
+  inRange,
+  type ApplyResult,
+  type CommandResult,
+  type KvEngine,
+  type KvPair,
+  type RegionApply,
+  type RegionMeta,
+  type RegionSnapshotSource,
+  type RegionState,
+  type ScanOptions,
+  type ScanResult,
+} from './kv-types.ts';
+
+export interface RocksKvEngineOptions {
+  readonly dir: string;
+}
+
+export interface KvRecoveryReport {
+  readonly regions: number;
+  /** Regions whose interrupted snapshot apply was redone on open. */
+  readonly snapshotsRedone: readonly number[];
+}
+
+const toKey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+/** Values leave the engine as plain Uint8Array views (no copy), as the twin returns them. */
+const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+interface Tracked {
+  state: RegionState;
+  durableAppliedIndex: number;
+}
+
+export class RocksKvEngine implements KvEngine {
+  private readonly regionsById = new Map<number, Tracked>();
+  /** Regions applied since the last synced write. */
+  private readonly dirty = new Set<number>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  private syncCounter = 0;
+  private state: 'open' | 'failed' | 'closed' = 'open';
+  private failure: unknown = null;
+  private readonly openIterators = new Set<RocksIterator>();
+  recovery: KvRecoveryReport = { regions: 0, snapshotsRedone: [] };
+
+  private constructor(
+    private readonly db: RocksLevel,
+    private readonly snapshotDir: string,
+  ) {}
+
+  static async open(options: RocksKvEngineOptions): Promise<RocksKvEngine> {
+    const snapshotDir = path.join(options.dir, 'snapshots');
+    await mkdir(snapshotDir, { recursive: true });
+    const db = new RocksLevel(path.join(options.dir, 'kv'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open({ createIfMissing: true, columns: { default: {}, meta: {}, data: {} }, infoLogLevel: 'error' });
+    const engine = new RocksKvEngine(db, snapshotDir);
+    try {
+      await engine.recover();
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  private get meta(): ColumnFamily {
+    const c = this.db.columns['meta'];
+    assert(c !== undefined, 'meta column');
+    return c;
+  }
+
+  private get data(): ColumnFamily {
+    const c = this.db.columns['data'];
+    assert(c !== undefined, 'data column');
+    return c;
+  }
+
+  private check(): void {
+    if (this.state === 'failed') throw new StorageError('FLOTILLA_STORAGE_FAILED', 'a KV write failed earlier; the engine refuses further work', { cause: this.failure });
+    if (this.state !== 'open') throw new StorageError('FLOTILLA_STORAGE_CLOSED', 'the KV engine is closed');
+  }
+
+  /** A failed write leaves memory and disk apart: fatal to the engine. */
+  private async written(write: Promise<void>): Promise<void> {
+    try {
+      await write;
+    } catch (err) {
+      this.state = 'failed';
+      this.failure = err;
+      throw new StorageError('FLOTILLA_STORAGE_FAILED', 'a KV write failed', { cause: err });
+    }
+  }
+
+  // ---- recovery ---------------------------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const regions = new Map<number, { meta?: { region: RegionMeta; status: RegionState['status'] }; apply?: { appliedIndex: number; appliedTerm: number }; marker?: SnapshotMarker }>();
+    let sawFormat = false;
+    let sawOther = false;
+    const it = this.db.iterator({ column: this.meta, fillCache: false });
+    try {
+      for (;;) {
+        const rows = await it.nextv(scanRowsPerStepMax);
+        if (rows.length === 0) break;
+        for (const [key, value] of rows) {
+          if (key.byteLength !== 9) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `kv meta key of ${key.byteLength} bytes`);
+          const tag = key[0]!;
+          const id = readU64(key, 1);
+          if (tag === KV_TAG_FORMAT) {
+            checkKvValue(key, value, 8, 'kv format record');
+            sawFormat = true;
+            continue;
+          }
+          if (tag === KV_TAG_SYNC) continue;
+          sawOther = true;
+          const r = regions.get(id) ?? {};
+          regions.set(id, r);
+          if (tag === KV_TAG_REGION) r.meta = decodeRegionRecord(key, value);
+          else if (tag === KV_TAG_APPLY_STATE) r.apply = decodeApplyState(key, value);
+          else if (tag === KV_TAG_SNAPSHOT_MARKER) r.marker = decodeSnapshotMarker(key, value);
+          else throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `kv meta tag ${tag}`);
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    if (!sawFormat) {
+      if (sawOther) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', 'kv data without a format record');
+      const f = encodeKvFormatRecord();
+      await this.db.batch([{ type: 'put', key: f.key, value: f.value, column: this.meta }], { sync: true });
+    }
+    const redo: { id: number; marker: SnapshotMarker }[] = [];
+    for (const [id, r] of regions) {
+      if (r.meta === undefined) {
+        if (r.marker !== undefined || r.apply !== undefined) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${id}: state without metadata`);
+        continue;
+      }
+      if (r.meta.region.id !== id) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region record ${id} names region ${r.meta.region.id}`);
+      const state: RegionState = { region: r.meta.region, appliedIndex: r.apply?.appliedIndex ?? 0, appliedTerm: r.apply?.appliedTerm ?? 0, status: r.meta.status };
+      this.regionsById.set(id, { state, durableAppliedIndex: 0 });
+      if (r.marker !== undefined) redo.push({ id, marker: r.marker });
+      else if (state.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${id}: applying a snapshot without a marker`);
+    }
+    for (const { id, marker } of redo) await this.ingestStaged(id, marker);
+    // Whatever survived the restart is made durable now: durable applied = applied.
+    await this.syncNow();
+    for (const t of this.regionsById.values()) t.durableAppliedIndex = t.state.appliedIndex;
+    await this.removeStaleStagingFiles(new Set(redo.map((r) => r.marker.file)));
+    this.recovery = { regions: this.regionsById.size, snapshotsRedone: redo.map((r) => r.id) };
+  }
+
+  private async removeStaleStagingFiles(keep: Set<string>): Promise<void> {
+    for (const name of await readdir(this.snapshotDir)) {
+      if (!keep.has(name)) await rm(path.join(this.snapshotDir, name), { force: true });
+    }
+  }
+
+  // ---- apply ----------------------------------------------------------------------------------------
+
+  apply(batch: readonly RegionApply[]): Promise<ApplyResult[]> {
+    this.check();
+    if (this.queued >= kvApplyQueueMax) {
+      return Promise.reject(new StorageError('FLOTILLA_STORAGE_QUEUE_FULL', `more than kvApplyQueueMax ${kvApplyQueueMax} apply batches queued`));
+    }
+    return this.serialized(() => this.applyNow(batch));
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    this.queued++;
+    const run = this.chain.then(work);
+    this.chain = run.then(
+      () => {
+        this.queued--;
+      },
+      () => {
+        this.queued--;
+      },
+    );
+    return run;
+  }
+
+  private lookup(regionId: number): RegionState | null {
+    return this.regionsById.get(regionId)?.state ?? null;
+  }
+
+  private async applyNow(batch: readonly RegionApply[]): Promise<ApplyResult[]> {
+    this.check();
+    validateApplyBatch(batch, (id) => this.lookup(id));
+    let created = 0;
+    for (const a of batch) for (const c of a.commands) if (c.op === 'putRegion' && !this.regionsById.has(c.region.id)) created++;
+    if (this.regionsById.size + created > regionsMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `more than regionsMax ${regionsMax} regions`);
+
+    // Reads the batch needs, against the data before it: CAS bases and delete-range keys.
+    const casKeys = new Map<string, Uint8Array>();
+    const rangeKeys = new Map<object, Uint8Array[] | 'tooMany'>();
+    for (const a of batch) {
+      const first = a.commands[0];
+      const region = this.lookup(a.regionId)?.region ?? (first?.op === 'putRegion' ? first.region : undefined);
+      for (const c of a.commands) {
+        if (c.op === 'cas') casKeys.set(toKey(c.key), c.key);
+        if (c.op === 'deleteRange') {
+          const clip = region === undefined ? null : clipRange(c.start, c.end, region.startKey, region.endKey);
+          rangeKeys.set(c, clip === null ? [] : await this.keysIn(clip.start, clip.end, kvDeleteRangeKeysMax + 1));
+        }
+      }
+    }
+    const base = new Map<string, Uint8Array | null>();
+    if (casKeys.size > 0) {
+      const keys = [...casKeys.values()];
+      const values = await this.db.getMany(keys, { column: this.data });
+      let i = 0;
+      for (const k of casKeys.keys()) {
+        const v = values[i++];
+        base.set(k, v === undefined ? null : plain(v));
+      }
+    }
+    this.check();
+
+    // Compute the effects with an overlay of this batch's own writes.
+    const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | null }>();
+    const current = (k: string): Uint8Array | null => {
+      const o = overlay.get(k);
+      if (o !== undefined) return o.value;
+      return base.get(k) ?? null;
+    };
+    const regionChanges = new Map<number, RegionState>();
+    const stateOf = (id: number): RegionState | null => regionChanges.get(id) ?? this.lookup(id);
+    const out: ApplyResult[] = [];
+    for (const a of batch) {
+      const results: CommandResult[] = [];
+      for (const c of a.commands) {
+        const region = stateOf(a.regionId)?.region;
+        switch (c.op) {
+          case 'put':
+          case 'delete':
+            if (region === undefined || !inRange(c.key, region.startKey, region.endKey)) {
+              results.push({ op: c.op, error: 'keyNotInRegion' });
+              break;
+            }
+            overlay.set(toKey(c.key), { key: c.key, value: c.op === 'put' ? c.value : null });
+            results.push({ op: c.op });
+            break;
+          case 'cas': {
+            if (region === undefined || !inRange(c.key, region.startKey, region.endKey)) {
+              results.push({ op: 'cas', succeeded: false, previous: null, error: 'keyNotInRegion' });
+              break;
+            }
+            const k = toKey(c.key);
+            const previous = current(k);
+            const succeeded = c.expected === null ? previous === null : previous !== null && compareBytes(previous, c.expected) === 0;
+            if (succeeded) overlay.set(k, { key: c.key, value: c.value });
+            results.push({ op: 'cas', succeeded, previous });
+            break;
+          }
+          case 'deleteRange': {
+            const keys = rangeKeys.get(c);
+            assert(keys !== undefined, 'delete-range keys were read');
+            if (keys === 'tooMany') {
+              results.push({ op: 'deleteRange', deleted: 0, error: 'limitExceeded' });
+              break;
+            }
+            const clip = region === undefined ? null : clipRange(c.start, c.end, region.startKey, region.endKey);
+            let deleted = 0;
+            if (clip !== null) {
+              const doomed = new Map<string, Uint8Array>();
+              for (const key of keys) if (inRange(key, clip.start, clip.end)) doomed.set(toKey(key), key);
+              for (const [k, o] of overlay) if (inRange(o.key, clip.start, clip.end)) doomed.set(k, o.key);
+              for (const [k, key] of doomed) {
+                const o = overlay.get(k);
+                const exists = o !== undefined ? o.value !== null : true;
+                if (exists) deleted++;
+                overlay.set(k, { key, value: null });
+              }
+            }
+            results.push({ op: 'deleteRange', deleted });
+            break;
+          }
+          case 'putRegion': {
+            const old = stateOf(c.region.id);
+            if (old !== null && (c.region.epoch.version < old.region.epoch.version || c.region.epoch.confVer < old.region.epoch.confVer)) {
+              results.push({ op: 'putRegion', error: 'epochNotMatch' });
+              break;
+            }
+            regionChanges.set(c.region.id, {
+              region: c.region,
+              appliedIndex: old?.appliedIndex ?? c.appliedIndex ?? 0,
+              appliedTerm: old?.appliedTerm ?? c.appliedTerm ?? 0,
+              status: 'normal',
+            });
+            results.push({ op: 'putRegion' });
+            break;
+          }
+          case 'tombstoneRegion': {
+            const old = stateOf(c.regionId);
+            if (old !== null) regionChanges.set(c.regionId, { ...old, status: 'tombstone' });
+            results.push({ op: 'tombstoneRegion' });
+            break;
+          }
+          case 'noop':
+            results.push({ op: 'noop' });
+            break;
+        }
+      }
+      const state = stateOf(a.regionId);
+      assert(state !== null, `region ${a.regionId} exists after its commands`);
+      regionChanges.set(a.regionId, { ...state, appliedIndex: a.appliedIndex, appliedTerm: a.appliedTerm });
+      out.push({ regionId: a.regionId, results });
+    }
+
+    // One batch: data, region metadata and apply states together.
+    const ops: BatchOperation[] = [];
+    const data = this.data;
+    const meta = this.meta;
+    for (const o of overlay.values()) {
+      if (o.value === null) ops.push({ type: 'del', key: o.key, column: data });
+      else ops.push({ type: 'put', key: o.key, value: o.value, column: data });
+    }
+    for (const [id, s] of regionChanges) {
+      const old = this.lookup(id);
+      if (old === null || old.region !== s.region || old.status !== s.status) {
+        const r = encodeRegionRecord(s.region, s.status);
+        ops.push({ type: 'put', key: r.key, value: r.value, column: meta });
+      }
+      const a = encodeApplyState(id, s.appliedIndex, s.appliedTerm);
+      ops.push({ type: 'put', key: a.key, value: a.value, column: meta });
+    }
+    // The batch is written synchronously by this call; the in-memory states follow in the same
+    // turn, so a snapshot taken at any moment sees data and applied index that agree.
+    const write = this.db.batch(ops, { sync: false });
+    for (const [id, s] of regionChanges) {
+      const t = this.regionsById.get(id);
+      if (t === undefined) this.regionsById.set(id, { state: s, durableAppliedIndex: 0 });
+      else t.state = s;
+      this.dirty.add(id);
+    }
+    await this.written(write);
+    return out;
+  }
+
+  private async keysIn(start: Uint8Array, end: Uint8Array, limit: number): Promise<Uint8Array[] | 'tooMany'> {
+    const it = this.db.iterator({ column: this.data, gte: start, ...(end.byteLength > 0 ? { lt: end } : {}), values: false, limit });
+    const keys: Uint8Array[] = [];
+    try {
+      for (;;) {
+        const rows = await it.nextv(scanRowsPerStepMax);
+        if (rows.length === 0) break;
+        for (const [key] of rows) keys.push(key);
+      }
+    } finally {
+      await it.close();
+    }
+    return keys.length >= limit ? 'tooMany' : keys;
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------------
+
+  async get(key: Uint8Array): Promise<Uint8Array | null> {
+    this.check();
+    checkKey(key, 'get');
+    const [value] = await this.db.getMany([key], { column: this.data });
+    return value === undefined ? null : plain(value);
+  }
+
+  async getMany(keys: readonly Uint8Array[]): Promise<Array<Uint8Array | null>> {
+    this.check();
+    if (keys.length > kvGetManyKeysMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `getMany of ${keys.length} keys > kvGetManyKeysMax ${kvGetManyKeysMax}`);
+    for (const k of keys) checkKey(k, 'getMany');
+    if (keys.length === 0) return [];
+    const values = await this.db.getMany(keys, { column: this.data });
+    return values.map((v) => (v === undefined ? null : plain(v)));
+  }
+
+  async scan(options: ScanOptions): Promise<ScanResult> {
+    this.check();
+    const limit = Math.min(Math.max(options.limit, 0), kvScanRowsMax);
+    const bytesMax = Math.min(options.bytesMax ?? kvScanBytesMax, kvScanBytesMax);
+    if (limit === 0) return { pairs: [], more: false };
+    const it = this.db.iterator({
+      column: this.data,
+      ...(options.start.byteLength > 0 ? { gte: options.start } : {}),
+      ...(options.end.byteLength > 0 ? { lt: options.end } : {}),
+      reverse: options.reverse === true,
+      limit: limit + 1,
+    });
+    const pairs: KvPair[] = [];
+    let bytes = 0;
+    let more = false;
+    try {
+      outer: for (;;) {
+        const rows = await it.nextv(Math.min(scanRowsPerStepMax, limit + 1 - pairs.length));
+        if (rows.length === 0) break;
+        for (const [key, value] of rows) {
+          const size = key.byteLength + value.byteLength;
+          if (pairs.length >= limit || (pairs.length > 0 && bytes + size > bytesMax)) {
+            more = true;
+            break outer;
+          }
+          pairs.push({ key: plain(key), value: plain(value) });
+          bytes += size;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    return { pairs, more };
+  }
+
+  region(regionId: number): RegionState | null {
+    return this.lookup(regionId);
+  }
+
+  regions(): RegionState[] {
+    return [...this.regionsById.values()].map((t) => t.state);
+  }
+
+  // ---- durability -----------------------------------------------------------------------------------------
+
+  durableAppliedIndex(regionId: number): number {
+    return this.regionsById.get(regionId)?.durableAppliedIndex ?? 0;
+  }
+
+  /**
+   * One synced write: RocksDB's WAL is sequential, so it makes every earlier (unsynced) apply
+   * durable. Runs on this thread (one fsync); call it rarely — before compacting raft logs.
+   */
+  sync(): Promise<void> {
+    this.check();
+    return this.serialized(() => this.syncNow());
+  }
+
+  private async syncNow(): Promise<void> {
+    const m = encodeSyncMarker(++this.syncCounter);
+    await this.db.batch([{ type: 'put', key: m.key, value: m.value, column: this.meta }], { sync: true });
+    this.markDurable();
+  }
+
+  private markDurable(): void {
+    for (const id of this.dirty) {
+      const t = this.regionsById.get(id);
+      if (t !== undefined) t.durableAppliedIndex = t.state.appliedIndex;
+    }
+    this.dirty.clear();
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------------------------
+
+  snapshot(regionId: number): RegionSnapshotSource {
+    this.check();
+    const t = this.regionsById.get(regionId);
+    if (t === undefined) throw new StorageError('FLOTILLA_STORAGE_REGION_NOT_FOUND', `region ${regionId} does not exist`);
+    if (t.state.status !== 'normal') throw new StorageError('FLOTILLA_STORAGE_REGION_BUSY', `region ${regionId} is ${t.state.status}`);
+    // The iterator is a point-in-time view taken now, with the in-memory state of the same instant
+    // (applies write synchronously on this thread, so none can fall in between).
+    const state = t.state;
+    const { startKey, endKey } = state.region;
+    const it = this.db.iterator({ column: this.data, ...(startKey.byteLength > 0 ? { gte: startKey } : {}), ...(endKey.byteLength > 0 ? { lt: endKey } : {}), fillCache: false });
+    this.openIterators.add(it);
+    const engine = this;
+    let used = false;
+    async function* batches(): AsyncGenerator<readonly KvPair[]> {
+      try {
+        for (;;) {
+          engine.check();
+          const rows = await it.nextv(scanRowsPerStepMax);
+          if (rows.length === 0) return;
+          yield rows.map(([key, value]) => ({ key, value }));
+        }
+      } finally {
+        engine.openIterators.delete(it);
+        await it.close();
+      }
+    }
+    return {
+      state,
+      frames: () => {
+        assert(!used, 'a snapshot source is iterated once');
+        used = true;
+        return snapshotFrames(state, batches());
+      },
+    };
+  }
+
+  /**
+   * 1. stage the verified frames in a file (fsynced), 2. persist a marker (region busy),
+   * 3. clear the range and ingest, 4. in one synced batch: region metadata, apply state, marker
+   * removed. A crash after 2 is redone from the staged file on open.
+   */
+  async applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState> {
+    this.check();
+    const before = this.lookup(regionId);
+    if (before !== null && before.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_REGION_BUSY', `region ${regionId} is applying a snapshot`);
+    const tmp = path.join(this.snapshotDir, `region-${regionId}.receiving`);
+    const handle = await openFile(tmp, 'w');
+    let state: RegionState;
+    try {
+      let position = 0;
+      async function* tee(): AsyncGenerator<Uint8Array> {
+        for await (const frame of frames) {
+          const copy = Uint8Array.from(frame);
+          await handle.write(copy, 0, copy.byteLength, position);
+          position += copy.byteLength;
+          yield copy;
+        }
+      }
+      state = await readFrames(
+        tee(),
+        (s) => {
+          if (s.region.id !== regionId) throw new StorageError('FLOTILLA_STORAGE_SNAPSHOT_INVALID', `snapshot of region ${s.region.id}, expected ${regionId}`);
+          const now = this.lookup(regionId);
+          if (now !== null && now.appliedIndex >= s.appliedIndex) {
+            throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: snapshot at ${s.appliedIndex} is not above applied ${now.appliedIndex}`);
+          }
+        },
+        () => {},
+      );
+      await handle.sync();
+    } catch (err) {
+      await handle.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await handle.close();
+    const file = `region-${regionId}-${state.appliedIndex}.snap`;
+    await rename(tmp, path.join(this.snapshotDir, file));
+    const dir = await openFile(this.snapshotDir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    return this.serialized(async () => {
+      this.check();
+      const now = this.lookup(regionId);
+      if (now !== null && (now.status !== 'normal' || now.appliedIndex >= state.appliedIndex)) {
+        await rm(path.join(this.snapshotDir, file), { force: true });
+        throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId} changed while its snapshot was received`);
+      }
+      const marker: SnapshotMarker = { index: state.appliedIndex, term: state.appliedTerm, file };
+      const m = encodeSnapshotMarker(regionId, marker);
+      const r = encodeRegionRecord(state.region, 'applyingSnapshot');
+      await this.db.batch(
+        [
+          { type: 'put', key: m.key, value: m.value, column: this.meta },
+          { type: 'put', key: r.key, value: r.value, column: this.meta },
+        ],
+        { sync: true },
+      );
+      const busy: RegionState = { ...(now ?? state), region: state.region, status: 'applyingSnapshot' };
+      const t = this.regionsById.get(regionId);
+      if (t === undefined) this.regionsById.set(regionId, { state: busy, durableAppliedIndex: 0 });
+      else t.state = busy;
+      return this.ingestStaged(regionId, marker);
+    });
+  }
+
+  /** Reads a staged snapshot; any damage of the staged file is corruption (it was verified when staged). */
+  private async readStaged(
+    regionId: number,
+    marker: SnapshotMarker,
+    onHeader: (state: RegionState) => Promise<void>,
+    onData: (pairs: { key: Uint8Array; value: Uint8Array }[]) => Promise<void>,
+  ): Promise<RegionState> {
+    const file = path.join(this.snapshotDir, marker.file);
+    try {
+      return await readFrames(
+        readFrameFile(file),
+        async (s) => {
+          if (s.region.id !== regionId || s.appliedIndex !== marker.index) {
+            throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${regionId}: staged snapshot does not match its marker`);
+          }
+          await onHeader(s);
+        },
+        (_frame, pairs) => onData(pairs),
+      );
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'FLOTILLA_STORAGE_SNAPSHOT_INVALID') {
+        throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${regionId}: staged snapshot ${marker.file} is damaged: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Steps 3 and 4 of applySnapshot, also the redo on open. */
+  private async ingestStaged(regionId: number, marker: SnapshotMarker): Promise<RegionState> {
+    const file = path.join(this.snapshotDir, marker.file);
+    try {
+      await stat(file);
+    } catch (err) {
+      throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${regionId}: staged snapshot ${marker.file} is missing; the replica must be rebuilt`, { cause: err });
+    }
+    const data = this.data;
+    let cleared = false;
+    let frames = 0;
+    const state = await this.readStaged(regionId, marker, async (s) => {
+      failpoint('kv.snapshot.ingest', 0);
+      const { startKey, endKey } = s.region;
+      await this.db.clear({ column: data, ...(startKey.byteLength > 0 ? { gte: startKey } : {}), ...(endKey.byteLength > 0 ? { lt: endKey } : {}) });
+      cleared = true;
+    }, async (pairs) => {
+      assert(cleared, 'range cleared before ingest');
+      const ops: BatchOperation[] = pairs.map((p) => ({ type: 'put', key: p.key, value: p.value, column: data }));
+      await this.written(this.db.batch(ops, { sync: false }));
+      failpoint('kv.snapshot.ingest', ++frames);
+    });
+    const r = encodeRegionRecord(state.region, 'normal');
+    const a = encodeApplyState(regionId, state.appliedIndex, state.appliedTerm);
+    const write = this.db.batch(
+      [
+        { type: 'put', key: r.key, value: r.value, column: this.meta },
+        { type: 'put', key: a.key, value: a.value, column: this.meta },
+        { type: 'del', key: kvMetaKey(KV_TAG_SNAPSHOT_MARKER, regionId), column: this.meta },
+      ],
+      { sync: true },
+    );
+    const done: RegionState = { ...state, status: 'normal' };
+    const t = this.regionsById.get(regionId);
+    if (t === undefined) this.regionsById.set(regionId, { state: done, durableAppliedIndex: 0 });
+    else t.state = done;
+    this.dirty.add(regionId);
+    await this.written(write);
+    // A synced write: everything applied so far is durable.
+    this.markDurable();
+    await rm(file, { force: true });
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    await this.chain.catch(() => {});
+    this.state = 'closed';
+    for (const it of this.openIterators) await it.close().catch(() => {});
+    this.openIterators.clear();
+    await this.db.close();
+  }
+}
+
+/** Reads back a staged snapshot file frame by frame (each frame is length-prefixed). */
+async function* readFrameFile(file: string): AsyncGenerator<Uint8Array> {
+  const handle = await openFile(file, 'r');
+  try {
+    let position = 0;
+    const prefix = new Uint8Array(4);
+    for (;;) {
+      const { bytesRead } = await handle.read(prefix, 0, 4, position);
+      if (bytesRead === 0) return;
+      if (bytesRead < 4) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${file}: truncated frame`);
+      const size = readU32(prefix, 0);
+      if (size < 16 || size > snapshotFrameBytesMax) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${file}: frame of ${size} bytes`);
+      const frame = new Uint8Array(size);
+      const r = await handle.read(frame, 0, size, position);
+      if (r.bytesRead !== size) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${file}: truncated frame`);
+      position += size;
+      yield frame;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+export function openKvEngine(options: RocksKvEngineOptions): Promise<RocksKvEngine> {
+  return RocksKvEngine.open(options);
+}

@@ -1,0 +1,333 @@
+/**
+ * On-disk layout of the KV engine (version KV_FORMAT_VERSION) and the region snapshot stream
+ * (version SNAPSHOT_FORMAT_VERSION).
+ *
+ * Column `data`: user key -> user value, as is (all regions in one keyspace).
+ * Column `meta`: key = u8 tag ‖ u64 regionId; value = crc u32 ‖ ver u8 ‖ record (checksum over
+ * key ‖ value[4..], as in the log):
+ *   tag 0 (id 0)  format record
+ *   tag 1  apply state:  0 u8 ×3 | appliedIndex u64 | appliedTerm u64
+ *   tag 2  region:       status u8 | 0 u16 | region (see writeRegion)
+ *   tag 3  snapshot marker (a snapshot is being applied): 0 u8 ×3 | index u64 | term u64 | u32 n | file name (utf8)
+ *   tag 255 (id 0) sync marker: 0 u8 ×3 | counter u64
+ *
+ * Snapshot frame := u32 frameBytes | u32 crc32c(frame[8..]) | u8 version | u8 kind | u16 0 | u32 seq | payload
+ *   kind 1 header:  appliedIndex u64 | appliedTerm u64 | region
+ *   kind 2 data:    u32 count | (u32 keyBytes | key | u32 valueBytes | value)*
+ *   kind 3 trailer: u64 pairs | u64 bytes | u32 dataFrames
+ */
+import { KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION, regionPeersMax, snapshotChunkPairsMax, snapshotFrameBytesMax } from './constants.ts';
+import { crc32c } from './crc32c.ts';
+import { StorageError } from './errors.ts';
+import { checkValue, metaKey, readU32, readU64, sealValue, writeU32, writeU64 } from './log-format.ts';
+import type { PeerRole, RegionMeta, RegionState, RegionStatus } from './kv-types.ts';
+
+export const KV_TAG_FORMAT = 0;
+export const KV_TAG_APPLY_STATE = 1;
+export const KV_TAG_REGION = 2;
+export const KV_TAG_SNAPSHOT_MARKER = 3;
+export const KV_TAG_SYNC = 255;
+
+export const kvMetaKey = metaKey;
+
+const STATUSES: readonly RegionStatus[] = ['normal', 'applyingSnapshot', 'tombstone'];
+const ROLES: readonly PeerRole[] = ['voter', 'learner'];
+
+function header(value: Uint8Array, byte5 = 0): void {
+  writeU32(value, 0, 0);
+  value[4] = KV_FORMAT_VERSION;
+  value[5] = byte5;
+  value[6] = 0;
+  value[7] = 0;
+}
+
+export function checkKvValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string): void {
+  checkValue(key, value, minBytes, what, KV_FORMAT_VERSION);
+}
+
+// ---- region metadata ------------------------------------------------------------------------
+
+export function regionBytes(r: RegionMeta): number {
+  return 24 + 4 + r.startKey.byteLength + 4 + r.endKey.byteLength + 4 + 17 * r.peers.length;
+}
+
+export function writeRegion(bytes: Uint8Array, at: number, r: RegionMeta): number {
+  writeU64(bytes, at, r.id);
+  writeU64(bytes, at + 8, r.epoch.version);
+  writeU64(bytes, at + 16, r.epoch.confVer);
+  let p = at + 24;
+  writeU32(bytes, p, r.startKey.byteLength);
+  bytes.set(r.startKey, p + 4);
+  p += 4 + r.startKey.byteLength;
+  writeU32(bytes, p, r.endKey.byteLength);
+  bytes.set(r.endKey, p + 4);
+  p += 4 + r.endKey.byteLength;
+  writeU32(bytes, p, r.peers.length);
+  p += 4;
+  for (const peer of r.peers) {
+    writeU64(bytes, p, peer.id);
+    writeU64(bytes, p + 8, peer.storeId);
+    bytes[p + 16] = ROLES.indexOf(peer.role);
+    p += 17;
+  }
+  return p;
+}
+
+function corrupt(what: string): StorageError {
+  return new StorageError('FLOTILLA_STORAGE_CORRUPTION', what);
+}
+
+export function readRegion(bytes: Uint8Array, at: number, what: string): { region: RegionMeta; end: number } {
+  const need = (n: number): void => {
+    if (n > bytes.byteLength) throw corrupt(`${what}: region record truncated`);
+  };
+  need(at + 28);
+  const id = readU64(bytes, at);
+  const version = readU64(bytes, at + 8);
+  const confVer = readU64(bytes, at + 16);
+  let p = at + 24;
+  const startLen = readU32(bytes, p);
+  need(p + 4 + startLen + 4);
+  const startKey = new Uint8Array(bytes.subarray(p + 4, p + 4 + startLen));
+  p += 4 + startLen;
+  const endLen = readU32(bytes, p);
+  need(p + 4 + endLen + 4);
+  const endKey = new Uint8Array(bytes.subarray(p + 4, p + 4 + endLen));
+  p += 4 + endLen;
+  const count = readU32(bytes, p);
+  p += 4;
+  if (count > regionPeersMax) throw corrupt(`${what}: ${count} peers`);
+  need(p + 17 * count);
+  const peers = [];
+  for (let i = 0; i < count; i++) {
+    const role = ROLES[bytes[p + 16]!];
+    if (role === undefined) throw corrupt(`${what}: peer role ${bytes[p + 16]}`);
+    peers.push({ id: readU64(bytes, p), storeId: readU64(bytes, p + 8), role });
+    p += 17;
+  }
+  return { region: { id, startKey, endKey, epoch: { version, confVer }, peers }, end: p };
+}
+
+export function encodeRegionRecord(r: RegionMeta, status: RegionStatus): { key: Buffer; value: Buffer } {
+  const key = kvMetaKey(KV_TAG_REGION, r.id);
+  const value = Buffer.alloc(8 + regionBytes(r));
+  header(value, STATUSES.indexOf(status));
+  writeRegion(value, 8, r);
+  sealValue(key, value);
+  return { key, value };
+}
+
+export function decodeRegionRecord(key: Uint8Array, value: Uint8Array): { region: RegionMeta; status: RegionStatus } {
+  const what = `region ${readU64(key, 1)}`;
+  checkKvValue(key, value, 8 + 40, what);
+  const status = STATUSES[value[5]!];
+  if (status === undefined) throw corrupt(`${what}: status ${value[5]}`);
+  const { region, end } = readRegion(value, 8, what);
+  if (end !== value.byteLength) throw corrupt(`${what}: trailing bytes`);
+  return { region, status };
+}
+
+export function encodeApplyState(regionId: number, appliedIndex: number, appliedTerm: number): { key: Buffer; value: Buffer } {
+  const key = kvMetaKey(KV_TAG_APPLY_STATE, regionId);
+  const value = Buffer.alloc(24);
+  header(value);
+  writeU64(value, 8, appliedIndex);
+  writeU64(value, 16, appliedTerm);
+  sealValue(key, value);
+  return { key, value };
+}
+
+export function decodeApplyState(key: Uint8Array, value: Uint8Array): { appliedIndex: number; appliedTerm: number } {
+  checkKvValue(key, value, 24, `apply state of region ${readU64(key, 1)}`);
+  return { appliedIndex: readU64(value, 8), appliedTerm: readU64(value, 16) };
+}
+
+export interface SnapshotMarker {
+  readonly index: number;
+  readonly term: number;
+  readonly file: string;
+}
+
+export function encodeSnapshotMarker(regionId: number, m: SnapshotMarker): { key: Buffer; value: Buffer } {
+  const key = kvMetaKey(KV_TAG_SNAPSHOT_MARKER, regionId);
+  const name = Buffer.from(m.file, 'utf8');
+  const value = Buffer.alloc(28 + name.byteLength);
+  header(value);
+  writeU64(value, 8, m.index);
+  writeU64(value, 16, m.term);
+  writeU32(value, 24, name.byteLength);
+  value.set(name, 28);
+  sealValue(key, value);
+  return { key, value };
+}
+
+export function decodeSnapshotMarker(key: Uint8Array, value: Uint8Array): SnapshotMarker {
+  checkKvValue(key, value, 28, `snapshot marker of region ${readU64(key, 1)}`);
+  const n = readU32(value, 24);
+  if (28 + n !== value.byteLength) throw corrupt(`snapshot marker of region ${readU64(key, 1)}: bad length`);
+  return { index: readU64(value, 8), term: readU64(value, 16), file: Buffer.from(value.subarray(28)).toString('utf8') };
+}
+
+export function encodeKvFormatRecord(): { key: Buffer; value: Buffer } {
+  const key = kvMetaKey(KV_TAG_FORMAT, 0);
+  const value = Buffer.alloc(8);
+  header(value);
+  sealValue(key, value);
+  return { key, value };
+}
+
+export function encodeSyncMarker(counter: number): { key: Buffer; value: Buffer } {
+  const key = kvMetaKey(KV_TAG_SYNC, 0);
+  const value = Buffer.alloc(16);
+  header(value);
+  writeU64(value, 8, counter);
+  sealValue(key, value);
+  return { key, value };
+}
+
+// ---- snapshot frames ----------------------------------------------------------------------------
+
+export const FRAME_HEADER = 1;
+export const FRAME_DATA = 2;
+export const FRAME_TRAILER = 3;
+export const FRAME_PREFIX_BYTES = 16;
+
+function sealFrame(frame: Uint8Array, kind: number, seq: number): Uint8Array {
+  writeU32(frame, 0, frame.byteLength);
+  frame[8] = SNAPSHOT_FORMAT_VERSION;
+  frame[9] = kind;
+  frame[10] = 0;
+  frame[11] = 0;
+  writeU32(frame, 12, seq);
+  writeU32(frame, 4, crc32c(frame, 8));
+  return frame;
+}
+
+export function encodeHeaderFrame(state: RegionState): Uint8Array {
+  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 16 + regionBytes(state.region));
+  writeU64(frame, 16, state.appliedIndex);
+  writeU64(frame, 24, state.appliedTerm);
+  writeRegion(frame, 32, state.region);
+  return sealFrame(frame, FRAME_HEADER, 0);
+}
+
+export function encodeDataFrame(seq: number, pairs: readonly { key: Uint8Array; value: Uint8Array }[], bytes: number): Uint8Array {
+  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 4 + 8 * pairs.length + bytes);
+  writeU32(frame, 16, pairs.length);
+  let p = 20;
+  for (const { key, value } of pairs) {
+    writeU32(frame, p, key.byteLength);
+    frame.set(key, p + 4);
+    p += 4 + key.byteLength;
+    writeU32(frame, p, value.byteLength);
+    frame.set(value, p + 4);
+    p += 4 + value.byteLength;
+  }
+  return sealFrame(frame, FRAME_DATA, seq);
+}
+
+export function encodeTrailerFrame(seq: number, pairs: number, bytes: number, dataFrames: number): Uint8Array {
+  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 20);
+  writeU64(frame, 16, pairs);
+  writeU64(frame, 24, bytes);
+  writeU32(frame, 32, dataFrames);
+  return sealFrame(frame, FRAME_TRAILER, seq);
+}
+
+function invalid(what: string): StorageError {
+  return new StorageError('FLOTILLA_STORAGE_SNAPSHOT_INVALID', `region snapshot: ${what}`);
+}
+
+export type DecodedFrame =
+  | { readonly kind: 'header'; readonly state: RegionState }
+  | { readonly kind: 'data'; readonly pairs: { key: Uint8Array; value: Uint8Array }[]; readonly bytes: number }
+  | { readonly kind: 'trailer'; readonly pairs: number; readonly bytes: number; readonly dataFrames: number };
+
+/** Verifies one frame (size bound, checksum, version, expected sequence) and decodes it. */
+export function decodeFrame(frame: Uint8Array, expectSeq: number): DecodedFrame {
+  if (frame.byteLength < FRAME_PREFIX_BYTES || frame.byteLength > snapshotFrameBytesMax) throw invalid(`frame of ${frame.byteLength} bytes`);
+  if (readU32(frame, 0) !== frame.byteLength) throw invalid('frame length mismatch');
+  if (readU32(frame, 4) !== crc32c(frame, 8)) throw invalid(`frame ${expectSeq}: checksum mismatch`);
+  if (frame[8] !== SNAPSHOT_FORMAT_VERSION) {
+    throw new StorageError('FLOTILLA_STORAGE_FORMAT_VERSION', `region snapshot: format version ${frame[8]}, this build reads ${SNAPSHOT_FORMAT_VERSION}`);
+  }
+  const seq = readU32(frame, 12);
+  if (seq !== expectSeq) throw invalid(`frame ${seq} where ${expectSeq} was expected`);
+  const kind = frame[9];
+  try {
+    if (kind === FRAME_HEADER) {
+      const { region, end } = readRegion(frame, 32, 'snapshot header');
+      if (end !== frame.byteLength) throw invalid('header trailing bytes');
+      return { kind: 'header', state: { region, appliedIndex: readU64(frame, 16), appliedTerm: readU64(frame, 24), status: 'normal' } };
+    }
+    if (kind === FRAME_DATA) {
+      const count = readU32(frame, 16);
+      if (count > snapshotChunkPairsMax) throw invalid(`data frame of ${count} pairs > snapshotChunkPairsMax`);
+      const pairs: { key: Uint8Array; value: Uint8Array }[] = [];
+      let p = 20;
+      let bytes = 0;
+      for (let i = 0; i < count; i++) {
+        if (p + 4 > frame.byteLength) throw invalid('data frame truncated');
+        const kl = readU32(frame, p);
+        if (p + 4 + kl + 4 > frame.byteLength) throw invalid('data frame truncated');
+        const key = frame.subarray(p + 4, p + 4 + kl);
+        p += 4 + kl;
+        const vl = readU32(frame, p);
+        if (p + 4 + vl > frame.byteLength) throw invalid('data frame truncated');
+        const value = frame.subarray(p + 4, p + 4 + vl);
+        p += 4 + vl;
+        bytes += kl + vl;
+        pairs.push({ key, value });
+      }
+      if (p !== frame.byteLength) throw invalid('data frame trailing bytes');
+      return { kind: 'data', pairs, bytes };
+    }
+    if (kind === FRAME_TRAILER) {
+      if (frame.byteLength !== FRAME_PREFIX_BYTES + 20) throw invalid('trailer size');
+      return { kind: 'trailer', pairs: readU64(frame, 16), bytes: readU64(frame, 24), dataFrames: readU32(frame, 32) };
+    }
+  } catch (err) {
+    if (err instanceof StorageError && err.code === 'FLOTILLA_STORAGE_CORRUPTION') throw invalid(err.message);
+    throw err;
+  }
+  throw invalid(`unknown frame kind ${kind}`);
+}
+
+/**
+ * Consumes a whole frame stream, verifying order, counts and totals; calls `onHeader` once and
+ * `onData` per data frame. Returns the snapshot's state.
+ */
+export async function readFrames(
+  frames: AsyncIterable<Uint8Array>,
+  onHeader: (state: RegionState) => Promise<void> | void,
+  onData: (frame: Uint8Array, pairs: { key: Uint8Array; value: Uint8Array }[]) => Promise<void> | void,
+): Promise<RegionState> {
+  let seq = 0;
+  let state: RegionState | null = null;
+  let pairs = 0;
+  let bytes = 0;
+  let dataFrames = 0;
+  let done = false;
+  for await (const frame of frames) {
+    if (done) throw invalid('frames after the trailer');
+    const f = decodeFrame(frame, seq);
+    if (seq === 0) {
+      if (f.kind !== 'header') throw invalid('first frame is not a header');
+      state = f.state;
+      await onHeader(f.state);
+    } else if (f.kind === 'data') {
+      pairs += f.pairs.length;
+      bytes += f.bytes;
+      dataFrames++;
+      await onData(frame, f.pairs);
+    } else if (f.kind === 'trailer') {
+      if (f.pairs !== pairs || f.bytes !== bytes || f.dataFrames !== dataFrames) throw invalid(`trailer counts ${f.pairs}/${f.bytes}/${f.dataFrames}, received ${pairs}/${bytes}/${dataFrames}`);
+      done = true;
+    } else {
+      throw invalid('a second header');
+    }
+    seq++;
+  }
+  if (!done || state === null) throw invalid('stream ended before the trailer');
+  return state;
+}

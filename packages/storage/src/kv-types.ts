@@ -1,0 +1,136 @@
+/**
+ * The KV state machine's public contract, shared by the RocksDB engine and its in-memory twin.
+ *
+ * User data of all regions lives in ONE keyspace (a split changes metadata only). Committed
+ * entries of many regions are applied in one batch: every region's commands plus its new
+ * applied index (and any region metadata they change) become one atomic write.
+ */
+
+export interface RegionEpoch {
+  /** Bumped by split/merge (range changes). */
+  readonly version: number;
+  /** Bumped by membership changes. */
+  readonly confVer: number;
+}
+
+export type PeerRole = 'voter' | 'learner';
+
+export interface RegionPeer {
+  readonly id: number;
+  readonly storeId: number;
+  readonly role: PeerRole;
+}
+
+/** A region: [startKey, endKey) (an empty endKey means unbounded), its epoch and peers. */
+export interface RegionMeta {
+  readonly id: number;
+  readonly startKey: Uint8Array;
+  readonly endKey: Uint8Array;
+  readonly epoch: RegionEpoch;
+  readonly peers: readonly RegionPeer[];
+}
+
+export type RegionStatus = 'normal' | 'applyingSnapshot' | 'tombstone';
+
+export interface RegionState {
+  readonly region: RegionMeta;
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+  readonly status: RegionStatus;
+}
+
+export type KvCommand =
+  | { readonly op: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly op: 'delete'; readonly key: Uint8Array }
+  /** Writes `value` (null: deletes) when the current value equals `expected` (null: absent). */
+  | { readonly op: 'cas'; readonly key: Uint8Array; readonly expected: Uint8Array | null; readonly value: Uint8Array | null }
+  /** Deletes [start, end) (empty end: to the region's end), clipped to the region. */
+  | { readonly op: 'deleteRange'; readonly start: Uint8Array; readonly end: Uint8Array }
+  /**
+   * Admin: creates or updates a region's metadata (split: the parent's new range plus the new
+   * region). A created region starts at `appliedIndex` (default 0); for an existing one it is ignored.
+   */
+  | { readonly op: 'putRegion'; readonly region: RegionMeta; readonly appliedIndex?: number; readonly appliedTerm?: number }
+  /** Admin: marks a region removed from this store (its data stays for whoever owns the range now). */
+  | { readonly op: 'tombstoneRegion'; readonly regionId: number }
+  /** An entry with no effect on data (empty entry, a conf change applied elsewhere). */
+  | { readonly op: 'noop' };
+
+/** Deterministic per-command failures: every replica computes the same one. */
+export type CommandError = 'keyNotInRegion' | 'limitExceeded' | 'epochNotMatch';
+
+export type CommandResult =
+  | { readonly op: 'put' | 'delete' | 'noop' | 'putRegion' | 'tombstoneRegion'; readonly error?: CommandError }
+  | { readonly op: 'cas'; readonly succeeded: boolean; readonly previous: Uint8Array | null; readonly error?: CommandError }
+  | { readonly op: 'deleteRange'; readonly deleted: number; readonly error?: CommandError };
+
+/** The committed commands of one region, covering entries up to `appliedIndex`. */
+export interface RegionApply {
+  readonly regionId: number;
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+  readonly commands: readonly KvCommand[];
+}
+
+export interface ApplyResult {
+  readonly regionId: number;
+  readonly results: readonly CommandResult[];
+}
+
+export interface KvPair {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+export interface ScanOptions {
+  /** Inclusive lower bound (empty: unbounded). */
+  readonly start: Uint8Array;
+  /** Exclusive upper bound (empty: unbounded). */
+  readonly end: Uint8Array;
+  /** Rows returned at most (<= kvScanRowsMax). */
+  readonly limit: number;
+  readonly reverse?: boolean;
+  /** Key + value bytes returned at most (<= kvScanBytesMax); at least one row always. */
+  readonly bytesMax?: number;
+}
+
+export interface ScanResult {
+  readonly pairs: KvPair[];
+  /** True when the range has more rows than returned (continue after the last key). */
+  readonly more: boolean;
+}
+
+/** A region snapshot being generated: metadata known up front, data streamed as checked frames. */
+export interface RegionSnapshotSource {
+  readonly state: RegionState;
+  /** Frames (header, data chunks, trailer), each bounded and checksummed; iterate once. */
+  frames(): AsyncIterable<Uint8Array>;
+}
+
+export interface KvEngine {
+  /** Applies the committed commands of many regions as one atomic batch. */
+  apply(batch: readonly RegionApply[]): Promise<ApplyResult[]>;
+  get(key: Uint8Array): Promise<Uint8Array | null>;
+  getMany(keys: readonly Uint8Array[]): Promise<Array<Uint8Array | null>>;
+  scan(options: ScanOptions): Promise<ScanResult>;
+  region(regionId: number): RegionState | null;
+  regions(): RegionState[];
+  /** Applied index whose batch is known durable (see README: the two engines after a crash). */
+  durableAppliedIndex(regionId: number): number;
+  /** Makes everything applied so far durable (one synced write); advances durableAppliedIndex. */
+  sync(): Promise<void>;
+  /** Point-in-time snapshot of a region (its data, metadata and applied index). */
+  snapshot(regionId: number): RegionSnapshotSource;
+  /** Replaces the region's range with a received snapshot; crash-safe (redone on restart). */
+  applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState>;
+  close(): Promise<void>;
+}
+
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/** Whether key is in [start, end) with an empty end meaning unbounded. */
+export function inRange(key: Uint8Array, start: Uint8Array, end: Uint8Array): boolean {
+  return compareBytes(key, start) >= 0 && (end.byteLength === 0 || compareBytes(key, end) < 0);
+}

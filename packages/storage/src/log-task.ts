@@ -1,0 +1,151 @@
+/**
+ * Append tasks: the writes of many groups for one shard, turned by the shard owner into ONE
+ * RocksDB write batch with ONE sync. A task is a sequence number plus a list of chunks; each
+ * write() call encodes its pieces for a shard into one chunk right away (spreading the encoding
+ * work over the calls instead of one long stall when the task is sealed), and chunks move to
+ * the worker as transferred buffers (no copy).
+ *
+ * The main thread lays out keys and values in their final on-disk form (log-format.ts) except
+ * the checksums, which the shard owner computes (keeping CPU work off the main thread) right
+ * before handing zero-copy views of the buffer to the batch.
+ *
+ *   chunk := u32 CHUNK_MAGIC | u32 pieceCount | piece*
+ *   piece := f64 groupId | f64 prevLast | f64 newLast | f64 truncatedIndex | f64 firstNew
+ *            | u32 flags | u32 putCount | put*
+ *   put   := u8 column | u8 0 | u16 keyBytes | u32 valueBytes | key | value
+ *
+ * `prevLast` is the group's last index as the main thread saw it before the piece: the owner
+ * asserts it equals its own, which proves tasks and pieces are applied in submission order.
+ */
+import type { ConfState, Entry } from '@flotilla/raft';
+import {
+  ENTRY_HEADER_BYTES,
+  LOG_KEY_BYTES,
+  META_KEY_BYTES,
+  RAFT_STATE_BYTES,
+  TAG_CONF_STATE,
+  TAG_RAFT_STATE,
+  TAG_TRUNCATED,
+  TRUNCATED_BYTES,
+  confStateBytes,
+  writeConfStateValue,
+  writeEntryValue,
+  writeLogKey,
+  writeMetaKey,
+  writeRaftStateValue,
+  writeTruncatedValue,
+  type TruncatedState,
+} from './log-format.ts';
+import type { HardState } from '@flotilla/raft';
+
+export const CHUNK_MAGIC = 0x464c4331; // "FLC1"
+export const CHUNK_HEADER_BYTES = 8;
+export const PIECE_HEADER_BYTES = 48;
+export const PUT_HEADER_BYTES = 8;
+
+export const COLUMN_META = 0;
+export const COLUMN_LOG = 1;
+
+export const PIECE_SNAPSHOT = 1;
+export const PIECE_DESTROY = 2;
+
+/** One group's share of a task, as planned on the main thread. */
+export interface TaskPiece {
+  readonly groupId: number;
+  readonly prevLast: number;
+  readonly newLast: number;
+  readonly truncatedIndex: number;
+  readonly firstNew: number;
+  readonly flags: number;
+  /** Written when the piece installs a snapshot (before entries) or compacts (after). */
+  readonly truncatedBefore: TruncatedState | null;
+  readonly entries: readonly Entry[];
+  readonly hardState: HardState | null;
+  readonly confState: ConfState | null;
+  readonly truncatedAfter: TruncatedState | null;
+}
+
+export function pieceBytes(p: TaskPiece): number {
+  let n = PIECE_HEADER_BYTES;
+  if (p.truncatedBefore !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + TRUNCATED_BYTES;
+  for (const e of p.entries) n += PUT_HEADER_BYTES + LOG_KEY_BYTES + ENTRY_HEADER_BYTES + e.data.byteLength;
+  if (p.hardState !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + RAFT_STATE_BYTES;
+  if (p.confState !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + confStateBytes(p.confState);
+  if (p.truncatedAfter !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + TRUNCATED_BYTES;
+  return n;
+}
+
+function putCount(p: TaskPiece): number {
+  return (p.truncatedBefore !== null ? 1 : 0) + p.entries.length + (p.hardState !== null ? 1 : 0) + (p.confState !== null ? 1 : 0) + (p.truncatedAfter !== null ? 1 : 0);
+}
+
+function putHeader(bytes: Uint8Array, view: DataView, at: number, column: number, keyBytes: number, valueBytes: number): number {
+  bytes[at] = column;
+  bytes[at + 1] = 0;
+  view.setUint16(at + 2, keyBytes);
+  view.setUint32(at + 4, valueBytes);
+  return at + PUT_HEADER_BYTES;
+}
+
+/** Encodes pieces (whose sizes sum to `bodyBytes`) into a fresh transferable chunk. */
+export function encodeChunk(pieces: readonly TaskPiece[], bodyBytes: number): Uint8Array {
+  const bytes = new Uint8Array(new ArrayBuffer(CHUNK_HEADER_BYTES + bodyBytes));
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, CHUNK_MAGIC);
+  view.setUint32(4, pieces.length);
+  let at = CHUNK_HEADER_BYTES;
+  for (const p of pieces) {
+    view.setFloat64(at, p.groupId);
+    view.setFloat64(at + 8, p.prevLast);
+    view.setFloat64(at + 16, p.newLast);
+    view.setFloat64(at + 24, p.truncatedIndex);
+    view.setFloat64(at + 32, p.firstNew);
+    view.setUint32(at + 40, p.flags);
+    view.setUint32(at + 44, putCount(p));
+    at += PIECE_HEADER_BYTES;
+    if (p.truncatedBefore !== null) {
+      at = putHeader(bytes, view, at, COLUMN_META, META_KEY_BYTES, TRUNCATED_BYTES);
+      writeMetaKey(bytes, at, TAG_TRUNCATED, p.groupId);
+      writeTruncatedValue(bytes, at + META_KEY_BYTES, p.truncatedBefore);
+      at += META_KEY_BYTES + TRUNCATED_BYTES;
+    }
+    for (const e of p.entries) {
+      const valueBytes = ENTRY_HEADER_BYTES + e.data.byteLength;
+      at = putHeader(bytes, view, at, COLUMN_LOG, LOG_KEY_BYTES, valueBytes);
+      writeLogKey(bytes, at, p.groupId, e.index);
+      writeEntryValue(bytes, at + LOG_KEY_BYTES, e);
+      at += LOG_KEY_BYTES + valueBytes;
+    }
+    if (p.hardState !== null) {
+      at = putHeader(bytes, view, at, COLUMN_META, META_KEY_BYTES, RAFT_STATE_BYTES);
+      writeMetaKey(bytes, at, TAG_RAFT_STATE, p.groupId);
+      writeRaftStateValue(bytes, at + META_KEY_BYTES, p.hardState, p.newLast);
+      at += META_KEY_BYTES + RAFT_STATE_BYTES;
+    }
+    if (p.confState !== null) {
+      const valueBytes = confStateBytes(p.confState);
+      at = putHeader(bytes, view, at, COLUMN_META, META_KEY_BYTES, valueBytes);
+      writeMetaKey(bytes, at, TAG_CONF_STATE, p.groupId);
+      writeConfStateValue(bytes, at + META_KEY_BYTES, p.confState);
+      at += META_KEY_BYTES + valueBytes;
+    }
+    if (p.truncatedAfter !== null) {
+      at = putHeader(bytes, view, at, COLUMN_META, META_KEY_BYTES, TRUNCATED_BYTES);
+      writeMetaKey(bytes, at, TAG_TRUNCATED, p.groupId);
+      writeTruncatedValue(bytes, at + META_KEY_BYTES, p.truncatedAfter);
+      at += META_KEY_BYTES + TRUNCATED_BYTES;
+    }
+  }
+  if (at !== bytes.byteLength) throw new Error(`storage assertion failed: chunk encoded ${at} of ${bytes.byteLength} bytes`);
+  return bytes;
+}
+
+// ---- read results (owner -> main thread) ---------------------------------------------------------
+
+/**
+ * A disk read's answer: u32 status | u32 count | f64 firstIndex | (u32 valueBytes | value)*
+ * with values verified by the owner; the main thread decodes them with decodeEntryValue.
+ */
+export const READ_OK = 0;
+export const READ_COMPACTED = 1;
+export const READ_HEADER_BYTES = 16;

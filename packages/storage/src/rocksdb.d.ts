@@ -1,0 +1,88 @@
+/**
+ * The small part of @nxtedition/rocksdb 12.2 that Flotilla uses (the package ships no types).
+ * Always open with buffer encodings: the default utf8 silently turns binary values into strings.
+ * Traps (see shared PACKAGES.md): only `batch(ops, { sync: true })` fsyncs — put/del ignore
+ * `sync`; batch writes run synchronously on the calling thread; `clear` is a native DeleteRange
+ * that is neither synced nor atomic with a batch.
+ */
+declare module '@nxtedition/rocksdb' {
+  /** Opaque handle of an open column family. */
+  export interface ColumnFamily {
+    readonly __columnFamily: unique symbol;
+  }
+
+  export interface ColumnOptions {
+    readonly cacheSize?: number;
+    readonly optimize?: 'point-lookup' | 'range-lookup';
+    /** ZSTD (with dictionary training) unless false. */
+    readonly compression?: boolean;
+    /** Compaction style preset (sized from memtableMemoryBudget, default 256 MiB). */
+    readonly compaction?: 'level' | 'universal';
+    readonly memtableMemoryBudget?: number;
+  }
+
+  export interface OpenOptions {
+    readonly createIfMissing?: boolean;
+    readonly errorIfExists?: boolean;
+    readonly columns?: Readonly<Record<string, ColumnOptions>>;
+    readonly parallelism?: number;
+    readonly infoLogLevel?: 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'header';
+    readonly pipelinedWrite?: boolean;
+  }
+
+  export interface ColumnOption {
+    readonly column?: ColumnFamily;
+  }
+
+  export type BatchOperation =
+    | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array; readonly column?: ColumnFamily }
+    | { readonly type: 'del'; readonly key: Uint8Array; readonly column?: ColumnFamily };
+
+  export interface WriteOptions {
+    /** Only honoured by `batch(ops, options)`: fsyncs the WAL before returning. */
+    readonly sync?: boolean;
+    readonly lowPriority?: boolean;
+  }
+
+  export interface RangeOptions extends ColumnOption {
+    readonly gt?: Uint8Array;
+    readonly gte?: Uint8Array;
+    readonly lt?: Uint8Array;
+    readonly lte?: Uint8Array;
+    readonly reverse?: boolean;
+    readonly limit?: number;
+  }
+
+  export interface IteratorOptions extends RangeOptions {
+    readonly keys?: boolean;
+    readonly values?: boolean;
+    readonly fillCache?: boolean;
+    readonly highWaterMarkBytes?: number;
+  }
+
+  export interface RocksIterator {
+    nextv(size: number): Promise<Array<[Buffer, Buffer]>>;
+    close(): Promise<void>;
+  }
+
+  export interface ChainedBatch {
+    put(key: Uint8Array, value: Uint8Array, options?: ColumnOption): this;
+    del(key: Uint8Array, options?: ColumnOption): this;
+    write(options?: WriteOptions): Promise<void>;
+    close(): Promise<void>;
+    readonly length: number;
+  }
+
+  export class RocksLevel {
+    constructor(location: string, options: { readonly keyEncoding: 'buffer'; readonly valueEncoding: 'buffer' });
+    readonly status: 'opening' | 'open' | 'closing' | 'closed';
+    readonly columns: Readonly<Record<string, ColumnFamily>>;
+    open(options?: OpenOptions): Promise<void>;
+    close(): Promise<void>;
+    batch(operations: readonly BatchOperation[], options?: WriteOptions): Promise<void>;
+    batch(): ChainedBatch;
+    getMany(keys: readonly Uint8Array[], options?: ColumnOption): Promise<Array<Buffer | undefined>>;
+    iterator(options?: IteratorOptions): RocksIterator;
+    clear(options: RangeOptions): Promise<void>;
+  }
+}

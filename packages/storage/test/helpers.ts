@@ -1,0 +1,62 @@
+/** Shared test helpers (not a test file). */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SeededRandom, isRaftError, type Entry } from '@flotilla/raft';
+import type { LogEngine } from '../src/index.ts';
+
+export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `flotilla-${prefix}-`));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** The shared seeded PRNG plus the draws these tests need: a failing run prints its seed. */
+export class Prng extends SeededRandom {
+  constructor(readonly seed: number) {
+    super(seed);
+  }
+  /** Integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + this.nextInt(hi - lo + 1);
+  }
+  bytes(n: number): Uint8Array {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = this.nextInt(256);
+    return b;
+  }
+}
+
+/** Waits for a condition with a deadline (no sleeps: re-checks on every macrotask). */
+export async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Counts onFetched notifications so readers can wait for the fetch they triggered. */
+export class FetchSignal {
+  count = 0;
+  readonly onFetched = (): void => {
+    this.count++;
+  };
+}
+
+/** entries() as the core calls it, retrying while the engine reads from disk. */
+export async function readEntries(engine: LogEngine, signal: FetchSignal, groupId: number, lo: number, hi: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Entry[]> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const before = signal.count;
+    try {
+      return engine.group(groupId).entries(lo, hi, maxBytes);
+    } catch (err) {
+      if (!isRaftError(err, 'FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE')) throw err;
+    }
+    await waitFor(`fetch of group ${groupId} [${lo},${hi})`, () => signal.count > before);
+  }
+  throw new Error(`group ${groupId}: entries [${lo},${hi}) never became available`);
+}
+
+export function entry(index: number, term: number, data: Uint8Array = new Uint8Array([index & 0xff])): Entry {
+  return { index, term, type: 'normal', data };
+}

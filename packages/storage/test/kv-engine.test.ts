@@ -1,0 +1,324 @@
+/**
+ * One suite for the KV engine and its in-memory twin: commands, region metadata, scans, apply
+ * state, snapshots, restarts; then a seeded random workload checked against the twin.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  MemoryKvDisk,
+  MemoryKvEngine,
+  RocksKvEngine,
+  isStorageError,
+  type KvCommand,
+  type KvEngine,
+  type RegionApply,
+  type RegionMeta,
+} from '../src/index.ts';
+import { Prng, tempDir } from './helpers.ts';
+
+interface KvFactory {
+  open(): Promise<KvEngine>;
+  dispose(): Promise<void>;
+}
+
+const memoryFactory = async (): Promise<KvFactory> => {
+  const disk = new MemoryKvDisk();
+  return { open: async () => new MemoryKvEngine(disk), dispose: async () => {} };
+};
+
+const rocksFactory = async (): Promise<KvFactory> => {
+  const tmp = await tempDir('kv');
+  return { open: () => RocksKvEngine.open({ dir: tmp.dir }), dispose: tmp.remove };
+};
+
+const b = (s: string): Uint8Array => new TextEncoder().encode(s);
+const s = (u: Uint8Array | null | undefined): string | null => (u === null || u === undefined ? null : new TextDecoder().decode(u));
+
+function region(id: number, start: string, end: string, version = 1, confVer = 1): RegionMeta {
+  return { id, startKey: b(start), endKey: b(end), epoch: { version, confVer }, peers: [{ id: id * 10 + 1, storeId: 1, role: 'voter' }] };
+}
+
+async function collect(frames: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const f of frames) out.push(f);
+  return out;
+}
+
+async function* replay(frames: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (const f of frames) yield f;
+}
+
+function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): void {
+  describe(`kv engine: ${name}`, () => {
+    let factory: KvFactory;
+    let kv: KvEngine;
+    before(async () => {
+      factory = await makeFactory();
+      kv = await factory.open();
+    });
+    after(async () => {
+      await kv.close();
+      await factory.dispose();
+    });
+    const restart = async (): Promise<void> => {
+      await kv.close();
+      kv = await factory.open();
+    };
+    let idSeq = 100;
+    const nextId = (): number => idSeq++;
+
+    it('creates a region, applies commands with its applied index, and keeps both across a restart', async () => {
+      const id = nextId();
+      const r = region(id, 'a', 'm');
+      const [res] = await kv.apply([
+        {
+          regionId: id,
+          appliedIndex: 5,
+          appliedTerm: 1,
+          commands: [{ op: 'putRegion', region: r, appliedIndex: 4, appliedTerm: 1 }, { op: 'put', key: b('apple'), value: b('1') }, { op: 'put', key: b('zebra'), value: b('x') }],
+        },
+      ]);
+      assert.deepEqual(res!.results, [{ op: 'putRegion' }, { op: 'put' }, { op: 'put', error: 'keyNotInRegion' }]);
+      const check = async (): Promise<void> => {
+        assert.equal(s(await kv.get(b('apple'))), '1');
+        assert.equal(await kv.get(b('zebra')), null);
+        const st = kv.region(id)!;
+        assert.equal(st.appliedIndex, 5);
+        assert.equal(st.status, 'normal');
+        assert.deepEqual(st.region, r);
+      };
+      await check();
+      await restart();
+      await check();
+      assert.equal(kv.durableAppliedIndex(id), 5);
+      await assert.rejects(kv.apply([{ regionId: id, appliedIndex: 5, appliedTerm: 1, commands: [] }]), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CONTRACT_VIOLATION'));
+      await assert.rejects(kv.apply([{ regionId: nextId(), appliedIndex: 1, appliedTerm: 1, commands: [] }]), (e) => isStorageError(e, 'FLOTILLA_STORAGE_REGION_NOT_FOUND'));
+    });
+
+    it('applies many regions in one batch: put, delete, cas, getMany', async () => {
+      const r1 = nextId();
+      const r2 = nextId();
+      await kv.apply([
+        { regionId: r1, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(r1, 'b0', 'b5') }] },
+        { regionId: r2, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(r2, 'b5', 'b9') }] },
+      ]);
+      const results = await kv.apply([
+        {
+          regionId: r1,
+          appliedIndex: 2,
+          appliedTerm: 1,
+          commands: [
+            { op: 'put', key: b('b1'), value: b('one') },
+            { op: 'cas', key: b('b1'), expected: b('one'), value: b('uno') },
+            { op: 'cas', key: b('b1'), expected: b('one'), value: b('never') },
+            { op: 'cas', key: b('b2'), expected: null, value: b('two') },
+            { op: 'put', key: b('b3'), value: b('three') },
+            { op: 'delete', key: b('b3') },
+          ],
+        },
+        { regionId: r2, appliedIndex: 7, appliedTerm: 2, commands: [{ op: 'put', key: b('b6'), value: b('six') }, { op: 'noop' }] },
+      ]);
+      const cas = results[0]!.results;
+      assert.deepEqual(cas[1], { op: 'cas', succeeded: true, previous: b('one') });
+      assert.equal((cas[2] as { succeeded: boolean }).succeeded, false);
+      assert.equal(s((cas[2] as { previous: Uint8Array | null }).previous), 'uno');
+      assert.deepEqual(cas[3], { op: 'cas', succeeded: true, previous: null });
+      const got = await kv.getMany([b('b1'), b('b2'), b('b3'), b('b6')]);
+      assert.deepEqual(got.map(s), ['uno', 'two', null, 'six']);
+      assert.equal(kv.region(r2)!.appliedIndex, 7);
+      assert.equal(kv.region(r2)!.appliedTerm, 2);
+      // CAS to delete.
+      const [del] = await kv.apply([{ regionId: r1, appliedIndex: 3, appliedTerm: 1, commands: [{ op: 'cas', key: b('b2'), expected: b('two'), value: null }] }]);
+      assert.equal((del!.results[0] as { succeeded: boolean }).succeeded, true);
+      assert.equal(await kv.get(b('b2')), null);
+    });
+
+    it('deletes ranges clipped to the region, including keys written earlier in the batch', async () => {
+      const id = nextId();
+      await kv.apply([
+        {
+          regionId: id,
+          appliedIndex: 1,
+          appliedTerm: 1,
+          commands: [{ op: 'putRegion', region: region(id, 'c0', 'c9') }, ...['c1', 'c2', 'c3', 'c4'].map((k): KvCommand => ({ op: 'put', key: b(k), value: b(k) }))],
+        },
+      ]);
+      const [res] = await kv.apply([
+        {
+          regionId: id,
+          appliedIndex: 2,
+          appliedTerm: 1,
+          commands: [
+            { op: 'put', key: b('c25'), value: b('new') },
+            { op: 'deleteRange', start: b('c2'), end: b('c4') },
+            { op: 'deleteRange', start: b('a'), end: b('') },
+            { op: 'put', key: b('c8'), value: b('after') },
+          ],
+        },
+      ]);
+      assert.deepEqual(res!.results[1], { op: 'deleteRange', deleted: 3 });
+      assert.deepEqual(res!.results[2], { op: 'deleteRange', deleted: 2 });
+      const scan = await kv.scan({ start: b('c'), end: b('d'), limit: 100 });
+      assert.deepEqual(scan.pairs.map((p) => s(p.key)), ['c8']);
+    });
+
+    it('scans forward and backward with row and byte bounds', async () => {
+      const id = nextId();
+      const keys = Array.from({ length: 20 }, (_, i) => `d${String(i).padStart(2, '0')}`);
+      await kv.apply([{ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, 'd', 'e') }, ...keys.map((k): KvCommand => ({ op: 'put', key: b(k), value: b(`v${k}`) }))] }]);
+      const fwd = await kv.scan({ start: b('d05'), end: b('d10'), limit: 3 });
+      assert.deepEqual(fwd.pairs.map((p) => s(p.key)), ['d05', 'd06', 'd07']);
+      assert.equal(fwd.more, true);
+      const all = await kv.scan({ start: b('d05'), end: b('d10'), limit: 10 });
+      assert.equal(all.pairs.length, 5);
+      assert.equal(all.more, false);
+      const rev = await kv.scan({ start: b('d'), end: b('e'), limit: 2, reverse: true });
+      assert.deepEqual(rev.pairs.map((p) => s(p.key)), ['d19', 'd18']);
+      const bytes = await kv.scan({ start: b('d'), end: b('e'), limit: 100, bytesMax: 14 });
+      assert.deepEqual(bytes.pairs.map((p) => s(p.key)), ['d00', 'd01']);
+      assert.equal(bytes.more, true);
+      const one = await kv.scan({ start: b('d'), end: b('e'), limit: 100, bytesMax: 1 });
+      assert.equal(one.pairs.length, 1);
+      const unbounded = await kv.scan({ start: b('d18'), end: b(''), limit: 2 });
+      assert.deepEqual(unbounded.pairs.map((p) => s(p.key)), ['d18', 'd19']);
+    });
+
+    it('splits a region atomically with its apply state (metadata only)', async () => {
+      const parent = nextId();
+      const child = nextId();
+      await kv.apply([{ regionId: parent, appliedIndex: 3, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(parent, 'f', 'g') }, { op: 'put', key: b('f1'), value: b('1') }, { op: 'put', key: b('f7'), value: b('7') }] }]);
+      const [res] = await kv.apply([
+        {
+          regionId: parent,
+          appliedIndex: 4,
+          appliedTerm: 1,
+          commands: [
+            { op: 'putRegion', region: region(parent, 'f', 'f5', 2, 1) },
+            { op: 'putRegion', region: region(child, 'f5', 'g', 2, 1), appliedIndex: 5, appliedTerm: 1 },
+            { op: 'put', key: b('f8'), value: b('no longer mine') },
+            { op: 'putRegion', region: region(parent, 'f', 'f5', 1, 1) },
+          ],
+        },
+      ]);
+      assert.deepEqual(res!.results.map((r) => r.error), [undefined, undefined, 'keyNotInRegion', 'epochNotMatch']);
+      await restart();
+      assert.equal(s(kv.region(parent)!.region.endKey), 'f5');
+      assert.equal(kv.region(parent)!.region.epoch.version, 2);
+      assert.equal(kv.region(child)!.appliedIndex, 5);
+      assert.equal(s(kv.region(child)!.region.startKey), 'f5');
+      assert.equal(s(await kv.get(b('f7'))), '7', 'split moves no data');
+      await kv.apply([{ regionId: child, appliedIndex: 6, appliedTerm: 1, commands: [{ op: 'put', key: b('f8'), value: b('8') }, { op: 'tombstoneRegion', regionId: child }] }]);
+      assert.equal(kv.region(child)!.status, 'tombstone');
+      await assert.rejects(kv.apply([{ regionId: child, appliedIndex: 7, appliedTerm: 1, commands: [] }]), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CONTRACT_VIOLATION'));
+    });
+
+    it('rejects bad batches without applying any of them', async () => {
+      const id = nextId();
+      await kv.apply([{ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, 'h', 'i') }] }]);
+      const bad: RegionApply[][] = [
+        [{ regionId: id, appliedIndex: 2, appliedTerm: 1, commands: [] }, { regionId: id, appliedIndex: 3, appliedTerm: 1, commands: [] }],
+        [{ regionId: id, appliedIndex: 2, appliedTerm: 0, commands: [] }],
+        [{ regionId: id, appliedIndex: 2, appliedTerm: 1, commands: [{ op: 'put', key: new Uint8Array(0), value: b('x') }] }],
+      ];
+      for (const batch of bad) await assert.rejects(kv.apply(batch), (e) => isStorageError(e));
+      await assert.rejects(kv.apply([{ regionId: id, appliedIndex: 2, appliedTerm: 1, commands: [{ op: 'put', key: b('h1'), value: b('x') }] }, { regionId: id + 1000, appliedIndex: 1, appliedTerm: 1, commands: [] }]), (e) => isStorageError(e, 'FLOTILLA_STORAGE_REGION_NOT_FOUND'));
+      assert.equal(await kv.get(b('h1')), null);
+      assert.equal(kv.region(id)!.appliedIndex, 1);
+    });
+
+    it('generates a point-in-time snapshot and applies it elsewhere, replacing the range', async () => {
+      const id = nextId();
+      const keys = Array.from({ length: 300 }, (_, i) => `s${String(i).padStart(4, '0')}`);
+      await kv.apply([{ regionId: id, appliedIndex: 10, appliedTerm: 2, commands: [{ op: 'putRegion', region: region(id, 's', 't') }, ...keys.map((k): KvCommand => ({ op: 'put', key: b(k), value: new Uint8Array(5000).fill(k.charCodeAt(4)) }))] }]);
+      const source = kv.snapshot(id);
+      // Writes after the snapshot point are not in it.
+      await kv.apply([{ regionId: id, appliedIndex: 11, appliedTerm: 2, commands: [{ op: 'put', key: b('s9999'), value: b('late') }, { op: 'delete', key: b('s0000') }] }]);
+      const frames = await collect(source.frames());
+      assert.equal(source.state.appliedIndex, 10);
+      assert.ok(frames.length >= 4, 'header, several bounded chunks, trailer');
+      for (const f of frames) assert.ok(f.byteLength <= 1024 * 1024 + 64 * 1024);
+      // Apply into a fresh engine with stale data in the range.
+      const other = await memoryOrFresh(name);
+      try {
+        await other.kv.apply([{ regionId: id, appliedIndex: 3, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, 's', 't') }, { op: 'put', key: b('s5'), value: b('stale') }] }]);
+        // Corrupted, truncated or reordered streams are refused and change nothing.
+        const flipped = frames.map((f) => Uint8Array.from(f));
+        flipped[1]![100] = flipped[1]![100]! ^ 1;
+        await assert.rejects(other.kv.applySnapshot(id, replay(flipped)), (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'));
+        await assert.rejects(other.kv.applySnapshot(id, replay(frames.slice(0, -1))), (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'));
+        await assert.rejects(other.kv.applySnapshot(id, replay([frames[0]!, frames[2]!, frames[1]!, ...frames.slice(3)])), (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'));
+        assert.equal(s(await other.kv.get(b('s5'))), 'stale');
+        assert.equal(other.kv.region(id)!.appliedIndex, 3);
+        const state = await other.kv.applySnapshot(id, replay(frames));
+        assert.equal(state.appliedIndex, 10);
+        assert.equal(other.kv.region(id)!.appliedIndex, 10);
+        const scan = await other.kv.scan({ start: b('s'), end: b('t'), limit: 1000 });
+        assert.deepEqual(scan.pairs.map((p) => s(p.key)), keys);
+        assert.equal(scan.pairs[0]!.value.byteLength, 5000);
+        // Not newer than what is applied: refused.
+        await assert.rejects(other.kv.applySnapshot(id, replay(frames)), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CONTRACT_VIOLATION'));
+      } finally {
+        await other.dispose();
+      }
+    });
+
+    it('matches the twin under a seeded random workload with restarts', async () => {
+      const seed = Number(process.env['FLOTILLA_SEED'] ?? 0xc0ffee) + name.length;
+      const rng = new Prng(seed);
+      const twin = new MemoryKvEngine();
+      const ids = [nextId(), nextId(), nextId()];
+      const bounds = ['r', 'r3', 'r6', 'r9'];
+      const applied = new Map<number, number>();
+      const create: RegionApply[] = ids.map((id, i) => ({ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, bounds[i]!, bounds[i + 1]!) }] }));
+      await kv.apply(create);
+      await twin.apply(create);
+      for (const id of ids) applied.set(id, 1);
+      const key = (): Uint8Array => b(`r${rng.int(0, 9)}${rng.int(0, 9)}`);
+      for (let step = 0; step < 120; step++) {
+        const batch: RegionApply[] = [];
+        for (const id of ids) {
+          if (rng.next() < 0.4) continue;
+          const commands: KvCommand[] = [];
+          for (let c = rng.int(0, 6); c > 0; c--) {
+            const roll = rng.next();
+            if (roll < 0.45) commands.push({ op: 'put', key: key(), value: rng.bytes(rng.int(0, 20)) });
+            else if (roll < 0.6) commands.push({ op: 'delete', key: key() });
+            else if (roll < 0.85) commands.push({ op: 'cas', key: key(), expected: rng.next() < 0.5 ? null : rng.bytes(rng.int(0, 2)), value: rng.next() < 0.2 ? null : rng.bytes(3) });
+            else commands.push({ op: 'deleteRange', start: key(), end: rng.next() < 0.2 ? new Uint8Array(0) : key() });
+          }
+          const next = applied.get(id)! + rng.int(1, 3);
+          applied.set(id, next);
+          batch.push({ regionId: id, appliedIndex: next, appliedTerm: 1, commands });
+        }
+        if (batch.length === 0) continue;
+        const got = await kv.apply(batch);
+        const want = await twin.apply(batch);
+        assert.deepEqual(got, want, `seed ${seed} step ${step}`);
+        if (rng.next() < 0.1) await restart();
+        if (step % 10 === 9) {
+          const a = await kv.scan({ start: b('r'), end: b('s'), limit: 1000 });
+          const w = await twin.scan({ start: b('r'), end: b('s'), limit: 1000 });
+          assert.deepEqual(a.pairs.map((p) => [s(p.key), [...p.value]]), w.pairs.map((p) => [s(p.key), [...p.value]]), `seed ${seed} step ${step}`);
+          for (const id of ids) assert.deepEqual(kv.region(id), twin.region(id));
+        }
+      }
+    });
+  });
+}
+
+/** A second, empty engine of the same kind as the suite's. */
+async function memoryOrFresh(name: string): Promise<{ kv: KvEngine; dispose: () => Promise<void> }> {
+  if (name.startsWith('memory')) return { kv: new MemoryKvEngine(), dispose: async () => {} };
+  const tmp = await tempDir('kv-other');
+  const kv = await RocksKvEngine.open({ dir: tmp.dir });
+  return {
+    kv,
+    dispose: async () => {
+      await kv.close();
+      await tmp.remove();
+    },
+  };
+}
+
+describeKvEngine('memory twin', memoryFactory);
+describeKvEngine('rocksdb', rocksFactory);
