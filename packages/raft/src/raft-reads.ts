@@ -1,0 +1,47 @@
+import type { Raft } from './raft.ts';
+import { broadcastHeartbeat } from './raft-replication.ts';
+import { NO_NODE, type Message } from './types.ts';
+import { committedEntryInCurrentTerm } from './raft-leader.ts';
+
+/**
+ * Linearizable reads at the leader: ReadIndex rounds and lease reads.
+ */
+
+export function leaderReadIndex(r: Raft, m: Message): void {
+  if (r.tracker.isSingleton()) {
+    respondToRead(r, m, r.log.committed);
+    return;
+  }
+  if (!committedEntryInCurrentTerm(r)) {
+    // The commit index of a fresh leader may lag the real one until its empty entry commits.
+    if (r.pendingReadIndexMessages.length >= r.cfg.pendingReadIndexMax) return;
+    r.pendingReadIndexMessages.push(m);
+    return;
+  }
+  serveReadIndex(r, m);
+}
+
+function serveReadIndex(r: Raft, m: Message): void {
+  if (r.cfg.readOnlyOption === 'leaseBased' && r.leaseValid()) {
+    respondToRead(r, m, r.log.committed);
+    return;
+  }
+  if (r.readOnly.isFull()) return; // dropped: the host's request times out and retries
+  r.readOnly.add(r.log.committed, m);
+  r.readOnly.recvAck(r.id, m.context);
+  broadcastHeartbeat(r);
+}
+
+export function releasePendingReadIndexMessages(r: Raft): void {
+  const pending = r.pendingReadIndexMessages;
+  r.pendingReadIndexMessages = [];
+  for (const m of pending) serveReadIndex(r, m);
+}
+
+export function respondToRead(r: Raft, request: Message, index: number): void {
+  if (request.from === NO_NODE || request.from === r.id) {
+    r.readStates.push({ index, context: request.context });
+  } else {
+    r.send({ type: 'readIndexResponse', to: request.from, index, context: request.context });
+  }
+}

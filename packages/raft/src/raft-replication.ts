@@ -1,0 +1,69 @@
+import { assert, isRaftError } from './errors.ts';
+import type { Progress } from './progress.ts';
+import type { Raft } from './raft.ts';
+import { EMPTY_BYTES, type Entry, type NodeId } from './types.ts';
+import { entriesBytes } from './util.ts';
+
+/**
+ * Replication to followers: appends within the flow-control window, snapshots for those
+ * behind the log, and heartbeats.
+ */
+
+export function sendAppend(r: Raft, to: NodeId): void {
+  maybeSendAppend(r, to, true);
+}
+
+/**
+ * Sends entries (or a snapshot, or an empty append to carry the commit index) to `to`.
+ * Returns false when nothing was sent: paused, nothing new, or entries not readable now.
+ */
+export function maybeSendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
+  const pr = r.tracker.progress.get(to);
+  if (!pr || pr.isPaused()) return false;
+  const prevIndex = pr.next - 1;
+  const prevTerm = r.log.termOrUndefined(prevIndex);
+  if (prevTerm === undefined) return sendSnapshot(r, to, pr);
+  let entries: Entry[];
+  try {
+    entries = r.log.entries(pr.next, r.cfg.appendBytesMax);
+  } catch (err) {
+    if (isRaftError(err, 'FLOTILLA_RAFT_COMPACTED')) return sendSnapshot(r, to, pr);
+    if (isRaftError(err, 'FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE')) return false;
+    throw err;
+  }
+  if (entries.length === 0 && !sendIfEmpty) return false;
+  r.send({ type: 'append', to, index: prevIndex, logTerm: prevTerm, entries, commit: r.log.committed });
+  const last = entries[entries.length - 1];
+  pr.sentEntries(last ? last.index : prevIndex, entriesBytes(entries), entries.length);
+  return true;
+}
+
+function sendSnapshot(r: Raft, to: NodeId, pr: Progress): boolean {
+  if (!pr.recentActive) return false; // don't ship a snapshot to a node that may be down
+  let snapshot;
+  try {
+    snapshot = r.log.snapshot();
+  } catch (err) {
+    if (isRaftError(err, 'FLOTILLA_RAFT_SNAPSHOT_TEMPORARILY_UNAVAILABLE')) return false;
+    throw err;
+  }
+  assert(snapshot.metadata.index > 0, 'need a non-empty snapshot to send');
+  r.send({ type: 'snapshot', to, snapshot });
+  pr.becomeSnapshot(snapshot.metadata.index);
+  return true;
+}
+
+export function broadcastAppend(r: Raft): void {
+  for (const id of r.tracker.memberIds()) if (id !== r.id) sendAppend(r, id);
+}
+
+export function broadcastHeartbeat(r: Raft): void {
+  const context = r.readOnly.lastPendingContext() ?? EMPTY_BYTES;
+  for (const id of r.tracker.memberIds()) {
+    if (id === r.id) continue;
+    const pr = r.tracker.progress.get(id)!;
+    // Never tell a follower to commit past what it is known to have (etcd-raft #2161).
+    const commit = Math.min(pr.match, r.log.committed);
+    r.send({ type: 'heartbeat', to: id, commit, context, leaderTick: r.leaderTick });
+  }
+}
