@@ -1,0 +1,32 @@
+/**
+ * Every bound of the multi-raft host, named once (TigerBeetle style), with load-time checks
+ * of how they relate.
+ */
+export const limits = Object.freeze({
+  /** Length of one raft tick for every group of the store. */
+  tickMs: 100,
+  /** Ticks without a leader's word before a follower campaigns (randomized up to 2x). */
+  electionTicks: 10,
+  heartbeatTicks: 2,
+  /** Idle ticks after which a quiet group hibernates (0: never). */
+  hibernateAfterTicks: 20,
+  /** Proposals waiting for their entry to apply, per region; past it: ServerBusy. */
+  pendingProposalsPerRegionMax: 4096,
+  /** Reads waiting for their ReadIndex, per region; past it: ServerBusy. */
+  pendingReadsPerRegionMax: 4096,
+  /** Write commands in one proposed entry. */
+  commandsPerEntryMax: 1024,
+  /** Requests worked on at once by the store; past it: ServerBusy. */
+  requestsInFlightMax: 65_536,
+  /** Default and maximum time a request may take. */
+  requestTimeoutMsDefault: 10_000,
+  requestTimeoutMsMax: 600_000,
+  /** Regions (peers) one store hosts at most. */
+  peersMax: 100_000,
+  /** Tombstones remembered (peers removed from this store) to ignore their stale messages. */
+  tombstonesMax: 100_000,
+});
+
+if (limits.heartbeatTicks >= limits.electionTicks) throw new Error('store limits: heartbeatTicks must be < electionTicks');
+if (limits.requestTimeoutMsDefault > limits.requestTimeoutMsMax) throw new Error('store limits: default timeout above maximum');
+if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');

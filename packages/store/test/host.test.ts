@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { MemoryKvDisk, MemoryKvEngine, MemoryLogDisk, MemoryLogEngine, type RegionMeta } from '@flotilla/storage';
+import { MemoryNetwork, MemoryTransport } from '@flotilla/transport';
+import type { KvOp, KvOpResult, KvRequest, RegionEpoch } from '@flotilla/wire';
+import { KvService, MultiRaftHost } from '../src/index.ts';
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
+
+/** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface TestStore {
+  readonly id: number;
+  host: MultiRaftHost;
+  service: KvService;
+  kv: MemoryKvEngine;
+  transport: MemoryTransport;
+  readonly logDisk: MemoryLogDisk;
+  readonly kvDisk: MemoryKvDisk;
+}
+
+/** Three stores on the in-memory transport, with in-memory log and KV engines (their twins). */
+class TestCluster {
+  readonly network = new MemoryNetwork();
+  readonly stores = new Map<number, TestStore>();
+
+  async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): Promise<TestStore> {
+    const logDisk = disks?.logDisk ?? new MemoryLogDisk();
+    const kvDisk = disks?.kvDisk ?? new MemoryKvDisk();
+    const kv = new MemoryKvEngine(kvDisk);
+    const transport = new MemoryTransport(this.network, { localStore: id });
+    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: 5, hibernateAfterTicks: 0, seed: id });
+    await host.start();
+    const store: TestStore = { id, host, service: new KvService(host, kv), kv, transport, logDisk, kvDisk };
+    this.stores.set(id, store);
+    this.connectAll();
+    return store;
+  }
+
+  connectAll(): void {
+    for (const a of this.stores.values()) {
+      for (const b of this.stores.values()) if (a !== b) a.transport.setPeer(b.id, b.transport.address());
+    }
+  }
+
+  async stop(id: number): Promise<void> {
+    await this.stores.get(id)?.host.close();
+    this.stores.delete(id);
+  }
+
+  leaderOf(regionId: number): TestStore | undefined {
+    return [...this.stores.values()].find((s) => s.host.peer(regionId)?.isLeader() === true);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const id of [...this.stores.keys()]) await this.stop(id);
+  }
+}
+
+const EPOCH: RegionEpoch = { version: 1, confVer: 1 };
+const REGION: RegionMeta = {
+  id: 1,
+  startKey: bytes('a'),
+  endKey: bytes('n'),
+  epoch: EPOCH,
+  peers: [
+    { id: 11, storeId: 1, role: 'voter' },
+    { id: 12, storeId: 2, role: 'voter' },
+    { id: 13, storeId: 3, role: 'voter' },
+  ],
+};
+
+let requestIds = 1;
+async function run(store: TestStore, ...ops: KvOp[]): Promise<KvOpResult[]> {
+  const request: KvRequest = { requestId: requestIds++, timeoutMs: 5_000, ops };
+  const response = await store.service.handle(request);
+  assert.ok('results' in response, `request refused: ${JSON.stringify(response)}`);
+  return [...response.results];
+}
+
+const put = (key: string, value: string, epoch = EPOCH, regionId = 1): KvOp => ({ op: 'put', regionId, regionEpoch: epoch, key: bytes(key), value: bytes(value) });
+const get = (key: string, epoch = EPOCH, regionId = 1): KvOp => ({ op: 'get', regionId, regionEpoch: epoch, key: bytes(key), consistency: { level: 'linearizable' } });
+
+describe('multi-raft host on in-memory twins', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+
+  test('three founding replicas elect a leader, replicate writes and serve linearizable reads', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined);
+    const leader = cluster.leaderOf(1)!;
+    assert.deepEqual(await run(leader, put('apple', 'red')), [{ op: 'put' }]);
+    const [read] = await run(leader, get('apple'));
+    assert.equal(read?.op, 'get');
+    assert.equal(text(read?.op === 'get' ? read.value : null), 'red');
+    // Every replica applies the write to its own KV engine.
+    for (const store of cluster.stores.values()) {
+      await waitFor(`store ${store.id} applies`, async () => text(await store.kv.get(bytes('apple'))) === 'red');
+    }
+  });
+
+  test('wrong replica, stale epoch, unknown region and keys outside the range get typed errors', async () => {
+    const leader = cluster.leaderOf(1)!;
+    const follower = [...cluster.stores.values()].find((s) => s !== leader)!;
+    const [notLeader] = await run(follower, put('apple', 'green'));
+    assert.ok(notLeader?.op === 'error' && notLeader.error.code === 'FLOTILLA_NOT_LEADER');
+    assert.equal(notLeader.error.code === 'FLOTILLA_NOT_LEADER' ? notLeader.error.leader?.storeId : undefined, leader.id);
+    const [stale] = await run(leader, put('apple', 'green', { version: 0, confVer: 1 }));
+    assert.ok(stale?.op === 'error' && stale.error.code === 'FLOTILLA_EPOCH_NOT_MATCH');
+    const [unknown] = await run(leader, put('apple', 'green', EPOCH, 99));
+    assert.ok(unknown?.op === 'error' && unknown.error.code === 'FLOTILLA_REGION_NOT_FOUND');
+    const [outside] = await run(leader, put('zebra', 'striped'));
+    assert.ok(outside?.op === 'error' && outside.error.code === 'FLOTILLA_KEY_NOT_IN_REGION');
+    // None of them changed anything.
+    const [read] = await run(leader, get('apple'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), 'red');
+  });
+
+  test('concurrent requests share ready cycles: far fewer log writes than writes', async () => {
+    const leader = cluster.leaderOf(1)!;
+    const before = leader.host.stats().logWrites;
+    const writes = Array.from({ length: 200 }, (_, i) => run(leader, put(`batch-${i}`, `${i}`)));
+    const results = await Promise.all(writes);
+    assert.ok(results.every(([r]) => r?.op === 'put'));
+    const logWrites = leader.host.stats().logWrites - before;
+    assert.ok(logWrites < 50, `200 writes took ${logWrites} log writes`);
+  });
+
+  test('compare-and-swap decides on the applied value', async () => {
+    const leader = cluster.leaderOf(1)!;
+    const cas = (expected: string | null, value: string): KvOp => ({ op: 'cas', regionId: 1, regionEpoch: EPOCH, key: bytes('apple'), expected: expected === null ? null : bytes(expected), value: bytes(value) });
+    const [won] = await run(leader, cas('red', 'green'));
+    assert.ok(won?.op === 'cas' && won.succeeded);
+    const [lost] = await run(leader, cas('red', 'blue'));
+    assert.ok(lost?.op === 'cas' && !lost.succeeded && text(lost.previous) === 'green');
+  });
+
+  test('the leader stops: the others elect a new one and keep every acknowledged write', async () => {
+    const old = cluster.leaderOf(1)!;
+    await cluster.stop(old.id);
+    await waitFor('a new leader', () => cluster.leaderOf(1) !== undefined);
+    const leader = cluster.leaderOf(1)!;
+    assert.notEqual(leader.id, old.id);
+    const [read] = await run(leader, get('apple'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), 'green');
+    assert.deepEqual(await run(leader, put('after', 'failover')), [{ op: 'put' }]);
+    // The old leader restarts from its disks, rejoins and catches up.
+    await cluster.startStore(old.id, { logDisk: old.logDisk, kvDisk: old.kvDisk });
+    const back = cluster.stores.get(old.id)!;
+    await waitFor('the restarted store catches up', async () => text(await back.kv.get(bytes('after'))) === 'failover');
+  });
+});

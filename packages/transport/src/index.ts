@@ -1,0 +1,19 @@
+/** @flotilla/transport — the public API. Internals stay internal. */
+export type { EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
+export { TcpTransport } from './tcp-transport.ts';
+export type { TcpTransportOptions } from './tcp-transport.ts';
+export { MemoryNetwork, MEMORY_HOST } from './memory-network.ts';
+export type { MemoryAddress, MemoryNetworkOptions } from './memory-network.ts';
+export { MemoryTransport } from './memory-transport.ts';
+export type { MemoryTransportOptions } from './memory-transport.ts';
+export { TransportError, isTransportError } from './errors.ts';
+export type { TransportErrorCode, TransportErrorHook } from './errors.ts';
+export { TUNING_DEFAULTS, TUNING_CEILINGS } from './constants.ts';
+export type { TransportTuning } from './constants.ts';
+import * as limits from './constants.ts';
+/** Every bound of the package (constants.ts), read-only. */
+export { limits };
+export { resolveTuning } from './tuning.ts';
+export { backoffCeilingMs, backoffDelayMs } from './backoff.ts';
+export { HandshakeReader, decodeHandshake, encodeHandshake } from './handshake.ts';
+export type { ConnectionPurpose, Handshake, HandshakeRole, HandshakeStatus } from './handshake.ts';
