@@ -23,10 +23,17 @@ export const limits = Object.freeze({
   requestTimeoutMsMax: 600_000,
   /** Regions (peers) one store hosts at most. */
   peersMax: 100_000,
+  /** Applied entries a region's log may hold before it is compacted. */
+  compactAfterEntries: 10_000,
+  /** Entries kept below the applied index on compaction (followers just behind need them). */
+  compactKeepEntries: 1_000,
+  /** The KV engine is synced (to let compaction advance) at most this often. */
+  kvSyncIntervalMs: 1_000,
   /** Tombstones remembered (peers removed from this store) to ignore their stale messages. */
   tombstonesMax: 100_000,
 });
 
 if (limits.heartbeatTicks >= limits.electionTicks) throw new Error('store limits: heartbeatTicks must be < electionTicks');
 if (limits.requestTimeoutMsDefault > limits.requestTimeoutMsMax) throw new Error('store limits: default timeout above maximum');
+if (limits.compactKeepEntries >= limits.compactAfterEntries) throw new Error('store limits: compaction must keep fewer entries than it waits for');
 if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');

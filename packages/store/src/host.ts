@@ -23,6 +23,7 @@ import { decodeCommands } from './command-codec.ts';
 import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
 import { Peer } from './peer.ts';
+import { checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
 
 export interface HostOptions {
   readonly storeId: StoreId;
@@ -33,6 +34,8 @@ export interface HostOptions {
   readonly seed?: number;
   readonly tickMs?: number;
   readonly hibernateAfterTicks?: number;
+  /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
+  readonly compactAfterEntries?: number;
 }
 
 /** Counters for tests and metrics. */
@@ -43,6 +46,9 @@ export interface HostStats {
   readonly applyBatches: number;
   readonly messagesSent: number;
   readonly messagesDropped: number;
+  readonly snapshotsSent: number;
+  readonly snapshotsReceived: number;
+  readonly compactions: number;
 }
 
 /**
@@ -62,7 +68,13 @@ export class MultiRaftHost implements InboundHandlers {
   private cycleScheduled = false;
   private closed = false;
   private failure: unknown;
-  private counters = { readyCycles: 0, logWrites: 0, applyBatches: 0, messagesSent: 0, messagesDropped: 0 };
+  private counters = { readyCycles: 0, logWrites: 0, applyBatches: 0, messagesSent: 0, messagesDropped: 0, snapshotsSent: 0, snapshotsReceived: 0, compactions: 0 };
+  /** Received snapshots are installed one at a time, never during a ready cycle. */
+  private snapshotInstall: Promise<void> = Promise.resolve();
+  private installingSnapshot = false;
+  private readonly cycleIdleWaiters: (() => void)[] = [];
+  private nextSnapshotId = 1;
+  private lastKvSync = 0;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -115,9 +127,10 @@ export class MultiRaftHost implements InboundHandlers {
     if (this.peers.size >= limits.peersMax) throw new StoreError('FLOTILLA_STORE_TOO_MANY_PEERS', `this store hosts ${limits.peersMax} peers already`);
     const self = region.peers.find((p) => p.storeId === this.storeId);
     if (!self) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
+    const storage = peerRaftStorage(this.options.log, region.id, () => snapshotDescriptor(this.peers.get(region.id)!, storage));
     const peer = new Peer(self.id, region, applied, {
       id: self.id,
-      storage: this.options.log.group(region.id),
+      storage,
       random: { nextInt: (bound) => this.random.nextInt(bound) },
       applied,
       electionTicks: limits.electionTicks,
@@ -141,21 +154,53 @@ export class MultiRaftHost implements InboundHandlers {
 
   // ------------------------------------------------------------ inbound (transport)
 
-  onRaftMessages(_from: StoreId, messages: readonly RaftEnvelope[]): void {
-    for (const envelope of messages) this.stepInto(envelope.regionId, envelope.message);
+  onRaftMessages(from: StoreId, messages: readonly RaftEnvelope[]): void {
+    for (const envelope of messages) this.stepInto(from, envelope.regionId, envelope.message);
   }
 
-  onHeartbeats(_from: StoreId, beats: readonly Heartbeat[]): void {
-    for (const beat of beats) this.stepInto(beat.regionId, expandHeartbeat(beat));
+  onHeartbeats(from: StoreId, beats: readonly Heartbeat[]): void {
+    for (const beat of beats) this.stepInto(from, beat.regionId, expandHeartbeat(beat));
   }
 
-  onHeartbeatResponses(_from: StoreId, beats: readonly HeartbeatResponse[]): void {
-    for (const beat of beats) this.stepInto(beat.regionId, expandHeartbeatResponse(beat));
+  onHeartbeatResponses(from: StoreId, beats: readonly HeartbeatResponse[]): void {
+    for (const beat of beats) this.stepInto(from, beat.regionId, expandHeartbeatResponse(beat));
   }
 
-  onSnapshot(): Promise<void> {
-    // Snapshot streaming lands with peer creation on first message (issue 4, next step).
-    return Promise.reject(new StoreError('FLOTILLA_STORE_INTERNAL', 'receiving snapshots is not supported yet'));
+  /**
+   * A snapshot streams in: checked before any data changes, installed into the KV engine
+   * while no ready cycle runs, then stepped into the core (which persists its metadata).
+   */
+  onSnapshot(from: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const install = this.snapshotInstall.then(() => this.installSnapshot(from, envelope, chunks));
+    this.snapshotInstall = install.catch(() => {});
+    return install;
+  }
+
+  private async installSnapshot(from: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const snapshot = envelope.message.snapshot;
+    if (this.closed || !snapshot) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId}: no snapshot to install`);
+    this.installingSnapshot = true;
+    try {
+      while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
+      const peer = this.peers.get(envelope.regionId) ?? this.createPeerFromMessage(from, envelope.regionId, envelope.message);
+      if (!peer) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId} can't be created here`);
+      checkIncomingSnapshot(peer, this.options.log.group(peer.regionId), snapshot);
+      const state = await this.options.kv.applySnapshot(peer.regionId, chunks);
+      if (state.appliedIndex !== snapshot.metadata.index) {
+        throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data at ${state.appliedIndex}, metadata at ${snapshot.metadata.index}`);
+      }
+      peer.region = state.region;
+      peer.applied = state.appliedIndex;
+      peer.placeholder = false;
+      peer.node.step(envelope.message);
+      this.counters.snapshotsReceived++;
+    } finally {
+      this.installingSnapshot = false;
+      // Ready cycles waited for the install: resume them.
+      const peer = this.peers.get(envelope.regionId);
+      if (peer) this.markDirty(peer);
+      this.markDirtyAll();
+    }
   }
 
   onPeerState(store: StoreId, state: 'up' | 'down'): void {
@@ -170,11 +215,42 @@ export class MultiRaftHost implements InboundHandlers {
     }
   }
 
-  private stepInto(regionId: number, message: Message): void {
-    const peer = this.peers.get(regionId);
-    if (!peer) return; // unknown region: peer creation from messages comes with snapshots
+  private stepInto(from: StoreId, regionId: number, message: Message): void {
+    const peer = this.peers.get(regionId) ?? this.createPeerFromMessage(from, regionId, message);
+    if (!peer) return;
+    if (peer.placeholder && peer.storeOf(message.from) === undefined) {
+      // Until a snapshot brings the real region, learn where members live from their messages.
+      peer.region = { ...peer.region, peers: [...peer.region.peers, { id: message.from, storeId: from, role: 'voter' }] };
+    }
     peer.node.step(message);
     this.markDirty(peer);
+  }
+
+  /**
+   * The first message of a group new to this store (a replica added here, or one whose data
+   * was lost): create an empty peer. Only a leader's messages do so; the leader will find the
+   * log empty and send a snapshot that brings the region's real metadata.
+   */
+  private createPeerFromMessage(from: StoreId, regionId: number, m: Message): Peer | undefined {
+    const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
+    if (!fromLeader || m.term === 0 || this.closed) return undefined;
+    const region: RegionMeta = {
+      id: regionId,
+      startKey: new Uint8Array(0),
+      endKey: new Uint8Array(0),
+      epoch: { version: 0, confVer: 0 },
+      peers: [
+        { id: m.to, storeId: this.storeId, role: 'learner' },
+        { id: m.from, storeId: from, role: 'voter' },
+      ],
+    };
+    const peer = this.addPeer(region, 0);
+    peer.placeholder = true;
+    return peer;
+  }
+
+  private markDirtyAll(): void {
+    for (const peer of this.peers.values()) if (peer.node.hasReady()) this.markDirty(peer);
   }
 
   // ------------------------------------------------------------ ticker and ready loop
@@ -197,10 +273,10 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   private async runCycles(): Promise<void> {
-    if (this.cycleRunning || this.closed) return;
+    if (this.cycleRunning || this.closed || this.installingSnapshot) return;
     this.cycleRunning = true;
     try {
-      while (this.dirty.size > 0 && !this.closed) await this.cycle();
+      while (this.dirty.size > 0 && !this.closed && !this.installingSnapshot) await this.cycle();
     } catch (err) {
       // A failed fsync or a broken invariant: the store must stop, not limp on.
       this.failure = err;
@@ -208,6 +284,7 @@ export class MultiRaftHost implements InboundHandlers {
       throw err;
     } finally {
       this.cycleRunning = false;
+      for (const wake of this.cycleIdleWaiters.splice(0)) wake();
     }
   }
 
@@ -221,6 +298,7 @@ export class MultiRaftHost implements InboundHandlers {
     await this.persist(batch);
     for (const { peer, rd } of batch) this.sendAll(peer, rd.messages);
     await this.applyAll(batch);
+    await this.compact(batch.map((b) => b.peer));
     for (const { peer, rd } of batch) {
       if (rd.softState && rd.softState.role !== 'leader') peer.onLeadershipLost();
       peer.onReadStates(rd.readStates);
@@ -261,6 +339,15 @@ export class MultiRaftHost implements InboundHandlers {
       const store = peer.storeOf(m.to);
       if (store === undefined) {
         this.counters.messagesDropped++;
+        continue;
+      }
+      if (m.type === 'snapshot') {
+        this.counters.snapshotsSent++;
+        streamSnapshot(this.options.kv, transport, peer, store, m, this.nextSnapshotId++, (outcome) => {
+          if (this.closed || this.peers.get(peer.regionId) !== peer) return;
+          peer.node.reportSnapshot(m.to, outcome);
+          this.markDirty(peer);
+        });
         continue;
       }
       const beat = m.type === 'heartbeat' ? coalesceHeartbeat(peer.regionId, m) : null;
@@ -308,6 +395,30 @@ export class MultiRaftHost implements InboundHandlers {
       });
       peer.applied = entries[entries.length - 1]!.index;
     }
+  }
+
+  /**
+   * Discards applied log entries of groups past the threshold. Never past the KV engine's
+   * durable applied index: after a crash the KV engine re-applies from there, and the log must
+   * still hold those entries. The KV engine is synced (rarely) to move that index forward.
+   */
+  private async compact(peers: readonly Peer[]): Promise<void> {
+    const threshold = this.options.compactAfterEntries ?? limits.compactAfterEntries;
+    const keep = Math.min(limits.compactKeepEntries, Math.floor(threshold / 2));
+    const due = peers.filter((p) => p.applied - this.options.log.group(p.regionId).firstIndex() >= threshold);
+    if (due.length === 0) return;
+    if (Date.now() - this.lastKvSync >= limits.kvSyncIntervalMs) {
+      await this.options.kv.sync();
+      this.lastKvSync = Date.now();
+    }
+    const requests: { groupId: number; compactTo: number }[] = [];
+    for (const peer of due) {
+      const compactTo = Math.min(peer.applied - keep, this.options.kv.durableAppliedIndex(peer.regionId));
+      if (compactTo >= this.options.log.group(peer.regionId).firstIndex()) requests.push({ groupId: peer.regionId, compactTo });
+    }
+    if (requests.length === 0) return;
+    await this.options.log.compact(requests);
+    this.counters.compactions += requests.length;
   }
 
   /** The KV commands an entry stands for; conf changes switch the raft configuration here. */

@@ -59,7 +59,7 @@ export class KvService {
   /** The region exists here, the client's epoch is current, the key is inside. */
   private check(op: KvOp): { peer: Peer } | { error: KvError } {
     const peer = this.host.peer(op.regionId);
-    if (!peer) return { error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: op.regionId } };
+    if (!peer || peer.placeholder) return { error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: op.regionId } };
     const epoch = peer.region.epoch;
     if (epoch.version !== op.regionEpoch.version || epoch.confVer !== op.regionEpoch.confVer) {
       return { error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: op.regionId, currentRegions: [peer.region] } };

@@ -32,6 +32,11 @@ export class Peer {
   region: RegionMeta;
   /** Highest index applied to the KV engine. */
   applied: number;
+  /**
+   * Created by a first message of a group new to this store: its metadata is a guess until a
+   * snapshot installs the real region, and it serves no client.
+   */
+  placeholder = false;
   private readonly proposals = new Map<number, PendingProposal>();
   private readonly reads = new Map<string, PendingRead>();
   private nextReadId = 1;

@@ -32,12 +32,14 @@ class TestCluster {
   readonly network = new MemoryNetwork();
   readonly stores = new Map<number, TestStore>();
 
+  constructor(private readonly compactAfterEntries = 10_000) {}
+
   async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): Promise<TestStore> {
     const logDisk = disks?.logDisk ?? new MemoryLogDisk();
     const kvDisk = disks?.kvDisk ?? new MemoryKvDisk();
     const kv = new MemoryKvEngine(kvDisk);
     const transport = new MemoryTransport(this.network, { localStore: id });
-    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: 5, hibernateAfterTicks: 0, seed: id });
+    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: 5, hibernateAfterTicks: 0, seed: id, compactAfterEntries: this.compactAfterEntries });
     await host.start();
     const store: TestStore = { id, host, service: new KvService(host, kv), kv, transport, logDisk, kvDisk };
     this.stores.set(id, store);
@@ -157,5 +159,34 @@ describe('multi-raft host on in-memory twins', () => {
     await cluster.startStore(old.id, { logDisk: old.logDisk, kvDisk: old.kvDisk });
     const back = cluster.stores.get(old.id)!;
     await waitFor('the restarted store catches up', async () => text(await back.kv.get(bytes('after'))) === 'failover');
+  });
+});
+
+describe('log compaction and snapshots', () => {
+  const cluster = new TestCluster(20);
+  after(() => cluster.closeAll());
+
+  test('a follower cut off while the leader compacts catches up by snapshot', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined);
+    const leader = cluster.leaderOf(1)!;
+    const sleeper = [...cluster.stores.values()].find((s) => s !== leader)!;
+    // Every frame between them is lost (a stopped store would get the queued ones on restart).
+    cluster.network.drop(leader.id, sleeper.id, 1);
+    cluster.network.drop(sleeper.id, leader.id, 1);
+    for (let i = 0; i < 100; i++) assert.deepEqual(await run(leader, put(`c${i}`, `${i}`)), [{ op: 'put' }]);
+    assert.ok(leader.host.stats().compactions > 0, 'the leader compacted its log');
+    const status = leader.host.peer(1)!.node.status();
+    assert.ok(status.firstIndex > 60, `the leader's log starts at ${status.firstIndex}`);
+    assert.equal(await sleeper.kv.get(bytes('c0')), null, 'the sleeper saw none of it');
+    cluster.network.reset(); // clears the drops (heal() only ends partitions)
+    await waitFor('the sleeper installs a snapshot and catches up', async () => text(await sleeper.kv.get(bytes('c99'))) === '99');
+    assert.equal(text(await sleeper.kv.get(bytes('c0'))), '0');
+    assert.ok(sleeper.host.stats().snapshotsReceived >= 1, 'caught up through a snapshot');
+    assert.ok(leader.host.stats().snapshotsSent >= 1);
+    // And it keeps replicating normally afterwards.
+    assert.deepEqual(await run(leader, put('after-snapshot', 'yes')), [{ op: 'put' }]);
+    await waitFor('replication after the snapshot', async () => text(await sleeper.kv.get(bytes('after-snapshot'))) === 'yes');
   });
 });

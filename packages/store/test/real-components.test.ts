@@ -49,8 +49,9 @@ describe('multi-raft host on RocksDB and TCP', () => {
   async function open(id: number, dir: string): Promise<RealStore> {
     const log = await RocksLogEngine.open({ dir: path.join(dir, 'log'), mode: 'worker', shards: 1 });
     const kv = await RocksKvEngine.open({ dir: path.join(dir, 'kv') });
-    const transport = new TcpTransport({ localStore: id, clusterId: CLUSTER_ID });
-    const host = new MultiRaftHost({ storeId: id, log, kv, transport, tickMs: 20, hibernateAfterTicks: 0 });
+    // A small per-peer queue: a stopped store misses most traffic (as after a long outage).
+    const transport = new TcpTransport({ localStore: id, clusterId: CLUSTER_ID, tuning: { peerQueueMessagesMax: 8 } });
+    const host = new MultiRaftHost({ storeId: id, log, kv, transport, tickMs: 20, hibernateAfterTicks: 0, compactAfterEntries: 40 });
     await host.start();
     const store: RealStore = { id, dir, host, service: new KvService(host, kv), log, kv, transport };
     stores.set(id, store);
@@ -93,12 +94,24 @@ describe('multi-raft host on RocksDB and TCP', () => {
     const [read] = await run(leader()!, get('k49'));
     assert.equal(text(read?.op === 'get' ? read.value : null), 'v49');
 
-    // A follower restarts from its RocksDB directories and still has (or catches up on) everything.
+    // A follower is down while the leader writes and compacts; it restarts from its RocksDB
+    // directories and catches up through a snapshot streamed over TCP.
     const follower = [...stores.values()].find((s) => s !== leader())!;
+    const followerLast = follower.host.peer(1)!.node.status().lastIndex;
     await shut(follower);
-    assert.deepEqual(await run(leader()!, put('while-down', 'yes')), [{ op: 'put' }]);
+    // Write until the leader's log starts past the follower's last entry (compaction waits for
+    // the KV engine's durable applied index, synced about once a second).
+    let written = 0;
+    await waitFor('the leader compacts past the follower', async () => {
+      const [r] = await run(leader()!, put(`d${written}`, `${written}`));
+      assert.deepEqual(r, { op: 'put' });
+      written++;
+      return leader()!.host.peer(1)!.node.status().firstIndex > followerLast + 1;
+    });
+    const lastKey = `d${written - 1}`;
     const back = await open(follower.id, follower.dir);
-    await waitFor('the restarted follower catches up', async () => text(await back.kv.get(bytes('while-down'))) === 'yes');
+    await waitFor('the restarted follower catches up', async () => text(await back.kv.get(bytes(lastKey))) === `${written - 1}`);
     assert.equal(text(await back.kv.get(bytes('k0'))), 'v0');
+    assert.ok(back.host.stats().snapshotsReceived >= 1, 'through a snapshot');
   });
 });
