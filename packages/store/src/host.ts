@@ -22,7 +22,8 @@ import {
 import { decodeCommands } from './command-codec.ts';
 import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
-import { Peer } from './peer.ts';
+import { decodeLocations, regionAfterChange, toConfChange, type MembershipChange } from './membership.ts';
+import { Peer, type ProposalOutcome } from './peer.ts';
 import { checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
 
 export interface HostOptions {
@@ -74,6 +75,10 @@ export class MultiRaftHost implements InboundHandlers {
   private installingSnapshot = false;
   private readonly cycleIdleWaiters: (() => void)[] = [];
   private nextSnapshotId = 1;
+  /** Regions whose replica left this store -> the removed peer id (bounded, oldest forgotten). */
+  private readonly tombstones = new Map<number, number>();
+  /** Peers whose own removal applied in the current cycle: destroyed at its end. */
+  private readonly removedThisCycle: Peer[] = [];
   private lastKvSync = 0;
 
   constructor(private readonly options: HostOptions) {
@@ -86,6 +91,10 @@ export class MultiRaftHost implements InboundHandlers {
   /** Loads every region the KV engine knows of, starts the transport and the ticker. */
   async start(): Promise<void> {
     for (const state of this.options.kv.regions()) {
+      if (state.status === 'tombstone') {
+        const self = state.region.peers.find((p) => p.storeId === this.storeId);
+        this.rememberTombstone(state.region.id, self?.id ?? 0);
+      }
       if (state.status !== 'normal') continue;
       this.addPeer(state.region, state.appliedIndex);
     }
@@ -138,7 +147,7 @@ export class MultiRaftHost implements InboundHandlers {
       hibernateAfterTicks: this.options.hibernateAfterTicks ?? limits.hibernateAfterTicks,
       preVote: true,
       checkQuorum: true,
-    });
+    }, () => this.markDirty(peer));
     this.peers.set(region.id, peer);
     this.markDirty(peer);
     return peer;
@@ -146,6 +155,24 @@ export class MultiRaftHost implements InboundHandlers {
 
   peer(regionId: number): Peer | undefined {
     return this.peers.get(regionId);
+  }
+
+  /**
+   * Changes a region's membership through its leader here (add a learner, promote to voter,
+   * remove; several at once go through joint consensus). Settles when the change applied.
+   */
+  changeMembership(regionId: number, changes: readonly MembershipChange[], transition?: 'auto' | 'implicit' | 'explicit'): Promise<ProposalOutcome> {
+    const peer = this.peers.get(regionId);
+    if (!peer || peer.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } });
+    return peer.proposeConfChange(toConfChange(changes, transition));
+  }
+
+  private rememberTombstone(regionId: number, peerId: number): void {
+    if (this.tombstones.size >= limits.tombstonesMax) {
+      const oldest = this.tombstones.keys().next().value;
+      if (oldest !== undefined) this.tombstones.delete(oldest);
+    }
+    this.tombstones.set(regionId, peerId);
   }
 
   stats(): HostStats {
@@ -234,6 +261,9 @@ export class MultiRaftHost implements InboundHandlers {
   private createPeerFromMessage(from: StoreId, regionId: number, m: Message): Peer | undefined {
     const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
     if (!fromLeader || m.term === 0 || this.closed) return undefined;
+    // A message for a replica this store already removed (or an older one) is stale.
+    const removed = this.tombstones.get(regionId);
+    if (removed !== undefined && m.to <= removed) return undefined;
     const region: RegionMeta = {
       id: regionId,
       startKey: new Uint8Array(0),
@@ -306,6 +336,16 @@ export class MultiRaftHost implements InboundHandlers {
       peer.releaseReads();
       if (peer.node.hasReady()) this.dirty.add(peer);
     }
+    for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
+  }
+
+  /** This store's replica left its region: forget it, drop its log, remember the tombstone. */
+  private async destroyPeer(peer: Peer): Promise<void> {
+    this.peers.delete(peer.regionId);
+    this.dirty.delete(peer);
+    peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
+    this.rememberTombstone(peer.regionId, peer.peerId);
+    await this.options.log.write([{ groupId: peer.regionId, destroy: true }]);
   }
 
   /** All groups' entries, hard states and snapshots: one write, one fsync. */
@@ -424,10 +464,17 @@ export class MultiRaftHost implements InboundHandlers {
   /** The KV commands an entry stands for; conf changes switch the raft configuration here. */
   private commandsOf(peer: Peer, entry: Entry): KvCommand[] {
     if (entry.type === 'confChange') {
-      // Membership changes of regions (and the region metadata they update) come with the
-      // admin commands of issue 4; the core's configuration must still follow the log.
-      peer.node.applyConfChange(decodeConfChange(entry.data));
-      return [];
+      // The core switches configuration; the region's metadata follows in the same KV batch
+      // as the applied index, so both agree after any crash.
+      const cc = decodeConfChange(entry.data);
+      const cs = peer.node.applyConfChange(cc);
+      const region = regionAfterChange(peer.region, cs, decodeLocations(cc.context));
+      peer.region = region;
+      if (!region.peers.some((p) => p.id === peer.peerId)) {
+        this.removedThisCycle.push(peer);
+        return [{ op: 'tombstoneRegion', regionId: peer.regionId }];
+      }
+      return [{ op: 'putRegion', region }];
     }
     if (entry.data.byteLength === 0) return [];
     return decodeCommands(entry.data);

@@ -8,3 +8,5 @@ export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';
 export { limits } from './constants.ts';
 export { encodeCommands, decodeCommands } from './command-codec.ts';
+export { toConfChange, regionAfterChange } from './membership.ts';
+export type { MembershipChange } from './membership.ts';

@@ -1,4 +1,4 @@
-import { RawNode, isRaftError, type RaftConfig, type ReadState } from '@flotilla/raft';
+import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
 import type { CommandResult, KvCommand, RegionMeta } from '@flotilla/storage';
 import type { KvError } from '@flotilla/wire';
 import { encodeCommands } from './command-codec.ts';
@@ -46,6 +46,8 @@ export class Peer {
     region: RegionMeta,
     applied: number,
     raftConfig: RaftConfig,
+    /** Tells the host this peer's node has new work (a proposal, a read): run a ready cycle. */
+    private readonly hasWork: () => void,
   ) {
     this.region = region;
     this.applied = applied;
@@ -83,9 +85,29 @@ export class Peer {
       if (isRaftError(err, 'FLOTILLA_RAFT_PROPOSAL_DROPPED')) return Promise.resolve(this.isLeader() ? busy() : { kind: 'failed', error: this.notLeader() });
       throw err;
     }
+    return this.track(position);
+  }
+
+  /** Proposes a membership change (see membership.ts); settles when it applies. */
+  proposeConfChange(cc: ConfChange): Promise<ProposalOutcome> {
+    if (!this.isLeader()) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
+    let position;
+    try {
+      position = this.node.proposeConfChange(cc);
+    } catch (err) {
+      // Another change is still pending, or a transfer runs: try again later.
+      if (isRaftError(err, 'FLOTILLA_RAFT_CONF_CHANGE_REJECTED') || isRaftError(err, 'FLOTILLA_RAFT_PROPOSAL_DROPPED')) return Promise.resolve(busy());
+      throw err;
+    }
+    return this.track(position);
+  }
+
+  private track(position: ProposalPosition | null): Promise<ProposalOutcome> {
     if (position === null) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
     const { firstIndex, term } = position;
-    return new Promise((settle) => this.proposals.set(firstIndex, { term, settle }));
+    const settled = new Promise<ProposalOutcome>((settle) => this.proposals.set(firstIndex, { term, settle }));
+    this.hasWork();
+    return settled;
   }
 
   /** The entry at `index` applied: settle the proposal that put it there, if any. */
@@ -109,6 +131,7 @@ export class Peer {
     return new Promise((settle) => {
       this.reads.set(key, { readIndex: undefined, settle });
       this.node.readIndex(encoder.encode(key));
+      this.hasWork();
     });
   }
 

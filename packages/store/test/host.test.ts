@@ -190,3 +190,45 @@ describe('log compaction and snapshots', () => {
     await waitFor('replication after the snapshot', async () => text(await sleeper.kv.get(bytes('after-snapshot'))) === 'yes');
   });
 });
+
+describe('membership changes', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+
+  test('a replica moves to a new store: learner, then promotion and removal by joint consensus', async () => {
+    for (const id of [1, 2, 3, 4]) await cluster.startStore(id);
+    for (const id of [1, 2, 3]) await cluster.stores.get(id)!.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined);
+    assert.deepEqual(await run(cluster.leaderOf(1)!, put('moved', 'along')), [{ op: 'put' }]);
+
+    const added = await cluster.leaderOf(1)!.host.changeMembership(1, [{ type: 'addLearner', peerId: 14, storeId: 4 }]);
+    assert.equal(added.kind, 'applied');
+    const newcomer = cluster.stores.get(4)!;
+    await waitFor('the learner on store 4 catches up', async () => text(await newcomer.kv.get(bytes('moved'))) === 'along');
+    assert.equal(newcomer.host.peer(1)?.placeholder, false, 'the snapshot brought the real region');
+
+    // Promote 14 and remove store 1's replica in one change: joint consensus, left automatically.
+    const swapped = await cluster.leaderOf(1)!.host.changeMembership(1, [
+      { type: 'addVoter', peerId: 14, storeId: 4 },
+      { type: 'remove', peerId: 11 },
+    ]);
+    assert.equal(swapped.kind, 'applied');
+    await waitFor('store 1 destroys its replica', () => cluster.stores.get(1)!.host.peer(1) === undefined);
+    await waitFor('every remaining replica left the joint configuration', () =>
+      [2, 3, 4].every((id) => {
+        const region = cluster.stores.get(id)!.host.peer(1)?.region;
+        return region !== undefined && region.peers.map((p) => `${p.id}:${p.role}`).join(' ') === '12:voter 13:voter 14:voter';
+      }),
+    );
+    const region = cluster.stores.get(2)!.host.peer(1)!.region;
+    assert.equal(region.epoch.confVer, EPOCH.confVer + 3, 'add learner, enter joint, leave joint');
+
+    // Clients with the old epoch are told to refresh; with the new one, writes go on.
+    await waitFor('a leader among the remaining replicas', () => cluster.leaderOf(1) !== undefined);
+    const leader = cluster.leaderOf(1)!;
+    const [stale] = await run(leader, put('moved', 'again'));
+    assert.ok(stale?.op === 'error' && stale.error.code === 'FLOTILLA_EPOCH_NOT_MATCH');
+    assert.deepEqual(await run(leader, put('moved', 'again', region.epoch)), [{ op: 'put' }]);
+    await waitFor('the new voter applies it', async () => text(await newcomer.kv.get(bytes('moved'))) === 'again');
+  });
+});
