@@ -167,6 +167,19 @@ export class MultiRaftHost implements InboundHandlers {
     return peer.proposeConfChange(toConfChange(changes, transition));
   }
 
+  /** No ready cycle running, scheduled or owed: every group's work so far is done. */
+  isIdle(): boolean {
+    return !this.cycleRunning && !this.cycleScheduled && this.dirty.size === 0;
+  }
+
+  /** Makes this store's replica of the region campaign now (tests, and operators' tooling). */
+  campaign(regionId: number): void {
+    const peer = this.peers.get(regionId);
+    if (!peer) return;
+    peer.node.campaign();
+    this.markDirty(peer);
+  }
+
   private rememberTombstone(regionId: number, peerId: number): void {
     if (this.tombstones.size >= limits.tombstonesMax) {
       const oldest = this.tombstones.keys().next().value;

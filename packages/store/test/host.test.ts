@@ -32,14 +32,17 @@ class TestCluster {
   readonly network = new MemoryNetwork();
   readonly stores = new Map<number, TestStore>();
 
-  constructor(private readonly compactAfterEntries = 10_000) {}
+  constructor(
+    private readonly compactAfterEntries = 10_000,
+    private readonly tickMs = 5,
+  ) {}
 
   async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): Promise<TestStore> {
     const logDisk = disks?.logDisk ?? new MemoryLogDisk();
     const kvDisk = disks?.kvDisk ?? new MemoryKvDisk();
     const kv = new MemoryKvEngine(kvDisk);
     const transport = new MemoryTransport(this.network, { localStore: id });
-    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: 5, hibernateAfterTicks: 0, seed: id, compactAfterEntries: this.compactAfterEntries });
+    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: this.tickMs, hibernateAfterTicks: 0, seed: id, compactAfterEntries: this.compactAfterEntries });
     await host.start();
     const store: TestStore = { id, host, service: new KvService(host, kv), kv, transport, logDisk, kvDisk };
     this.stores.set(id, store);
@@ -230,5 +233,26 @@ describe('membership changes', () => {
     assert.ok(stale?.op === 'error' && stale.error.code === 'FLOTILLA_EPOCH_NOT_MATCH');
     assert.deepEqual(await run(leader, put('moved', 'again', region.epoch)), [{ op: 'put' }]);
     await waitFor('the new voter applies it', async () => text(await newcomer.kv.get(bytes('moved'))) === 'again');
+  });
+});
+
+describe('work wakes the ready loop, not the ticker', () => {
+  // The ticker fires once a minute: nothing in this test may wait for a tick.
+  const cluster = new TestCluster(10_000, 60_000);
+  after(() => cluster.closeAll());
+
+  test('elections by campaign, writes and reads complete without a single tick', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    cluster.stores.get(1)!.host.campaign(1);
+    await waitFor('store 1 leads', () => cluster.leaderOf(1)?.id === 1);
+    const leaderLast = () => cluster.stores.get(1)!.host.peer(1)!.node.status().lastIndex;
+    await waitFor('the election settled and every ready loop went idle', () =>
+      [...cluster.stores.values()].every((s) => s.host.isIdle() && s.host.peer(1)!.applied === leaderLast()),
+    );
+    // Regression: a proposal used to wait for the next tick to be picked up.
+    assert.deepEqual(await run(cluster.stores.get(1)!, put('kick', 'tick')), [{ op: 'put' }]);
+    const [read] = await run(cluster.stores.get(1)!, get('kick'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), 'tick');
   });
 });
