@@ -1,4 +1,4 @@
-import type { KvCommand } from '@flotilla/storage';
+import type { KvCommand, RegionEpoch } from '@flotilla/storage';
 import { Packr } from 'msgpackr';
 import { StoreError } from './errors.ts';
 
@@ -16,11 +16,28 @@ const enum Op {
   Delete = 2,
   Cas = 3,
   DeleteRange = 4,
+  Split = 5,
 }
+
+/**
+ * Admin: split the region at `splitKey`. The new region takes [splitKey, end) with the new
+ * peer ids (one per current member, in the region's peer order). `epoch` is the region's
+ * epoch when proposed: a region that changed meanwhile refuses the split at every replica.
+ */
+export interface SplitCommand {
+  readonly op: 'split';
+  readonly splitKey: Uint8Array;
+  readonly newRegionId: number;
+  readonly newPeerIds: readonly number[];
+  readonly epoch: RegionEpoch;
+}
+
+/** What one entry of a region's log carries. */
+export type EntryCommand = Exclude<KvCommand, { op: 'putRegion' | 'tombstoneRegion' | 'noop' }> | SplitCommand;
 
 type Tuple = readonly unknown[];
 
-export function encodeCommands(commands: readonly KvCommand[]): Uint8Array {
+export function encodeCommands(commands: readonly EntryCommand[]): Uint8Array {
   const tuples: Tuple[] = commands.map((c): Tuple => {
     switch (c.op) {
       case 'put':
@@ -31,8 +48,8 @@ export function encodeCommands(commands: readonly KvCommand[]): Uint8Array {
         return [Op.Cas, c.key, c.expected, c.value];
       case 'deleteRange':
         return [Op.DeleteRange, c.start, c.end];
-      default:
-        throw new StoreError('FLOTILLA_STORE_INTERNAL', `command ${c.op} is not proposed through entries`);
+      case 'split':
+        return [Op.Split, c.splitKey, c.newRegionId, c.newPeerIds, c.epoch.version, c.epoch.confVer];
     }
   });
   // pack() returns a view of a shared buffer: copy before it is kept in the log.
@@ -52,10 +69,15 @@ function bytesOrNull(v: unknown): Uint8Array | null {
   return v === null || v === undefined ? null : bytes(v);
 }
 
-export function decodeCommands(data: Uint8Array): KvCommand[] {
+function id(v: unknown): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) malformed('expected an id');
+  return v as number;
+}
+
+export function decodeCommands(data: Uint8Array): EntryCommand[] {
   const decoded: unknown = packr.unpack(data);
   if (!Array.isArray(decoded) || decoded[0] !== FORMAT_VERSION || !Array.isArray(decoded[1])) malformed('bad envelope');
-  return (decoded[1] as unknown[]).map((t): KvCommand => {
+  return (decoded[1] as unknown[]).map((t): EntryCommand => {
     if (!Array.isArray(t)) malformed('command is not a tuple');
     switch (t[0]) {
       case Op.Put:
@@ -66,6 +88,10 @@ export function decodeCommands(data: Uint8Array): KvCommand[] {
         return { op: 'cas', key: bytes(t[1]), expected: bytesOrNull(t[2]), value: bytesOrNull(t[3]) };
       case Op.DeleteRange:
         return { op: 'deleteRange', start: bytes(t[1]), end: bytes(t[2]) };
+      case Op.Split: {
+        if (!Array.isArray(t[3])) malformed('split peers');
+        return { op: 'split', splitKey: bytes(t[1]), newRegionId: id(t[2]), newPeerIds: (t[3] as unknown[]).map(id), epoch: { version: id(t[4]), confVer: id(t[5]) } };
+      }
       default:
         return malformed(`unknown opcode ${String(t[0])}`);
     }

@@ -1,5 +1,7 @@
 import {
   BOOTSTRAP_HARD_STATE,
+  BOOTSTRAP_INDEX,
+  BOOTSTRAP_TERM,
   SeededRandom,
   bootstrapSnapshot,
   decodeConfChange,
@@ -24,6 +26,7 @@ import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
 import { decodeLocations, regionAfterChange, toConfChange, type MembershipChange } from './membership.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
+import { planSplit } from './split.ts';
 import { checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
 
 export interface HostOptions {
@@ -79,6 +82,8 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly tombstones = new Map<number, number>();
   /** Peers whose own removal applied in the current cycle: destroyed at its end. */
   private readonly removedThisCycle: Peer[] = [];
+  /** Regions created by splits applied in the current cycle: their groups start at its end. */
+  private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private lastKvSync = 0;
 
   constructor(private readonly options: HostOptions) {
@@ -167,9 +172,37 @@ export class MultiRaftHost implements InboundHandlers {
     return peer.proposeConfChange(toConfChange(changes, transition));
   }
 
+  /**
+   * Splits a region at `splitKey` through its leader here. The new region gets `newRegionId`
+   * and one new peer id per current member (in the region's peer order); ids come from the
+   * placement driver. Settles when applied; EpochNotMatch when every replica refused it.
+   */
+  async split(regionId: number, splitKey: Uint8Array, newRegionId: number, newPeerIds: readonly number[]): Promise<ProposalOutcome> {
+    const peer = this.peers.get(regionId);
+    if (!peer || peer.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } };
+    const outcome = await peer.propose([{ op: 'split', splitKey, newRegionId, newPeerIds, epoch: peer.region.epoch }]);
+    // An accepted split applies as putRegion commands; a refused one as a noop.
+    if (outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion') {
+      return { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId, currentRegions: [peer.region] } };
+    }
+    return outcome;
+  }
+
   /** No ready cycle running, scheduled or owed: every group's work so far is done. */
   isIdle(): boolean {
     return !this.cycleRunning && !this.cycleScheduled && this.dirty.size === 0;
+  }
+
+  /**
+   * Hands the region's leadership to `toPeerId` (the core catches the target up first, then
+   * sends TimeoutNow). False when this store's replica does not lead the region.
+   */
+  transferLeader(regionId: number, toPeerId: number): boolean {
+    const peer = this.peers.get(regionId);
+    if (!peer || !peer.isLeader()) return false;
+    peer.node.transferLeader(toPeerId);
+    this.markDirty(peer);
+    return true;
   }
 
   /** Makes this store's replica of the region campaign now (tests, and operators' tooling). */
@@ -350,6 +383,36 @@ export class MultiRaftHost implements InboundHandlers {
       if (peer.node.hasReady()) this.dirty.add(peer);
     }
     for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
+    for (const split of this.splitThisCycle.splice(0)) await this.startSplitChild(split.child, split.parentLeads);
+  }
+
+  /**
+   * The region a split created starts its own raft group here, over data already in place:
+   * its log begins at the bootstrap snapshot, as a founding region's does. A placeholder that
+   * a fast child replica elsewhere created first is replaced; a child already initialized by
+   * a snapshot is kept. The parent's leader campaigns at once, so the child has a leader soon.
+   */
+  private async startSplitChild(child: RegionMeta, parentLeads: boolean): Promise<void> {
+    const existing = this.peers.get(child.id);
+    if (existing && !existing.placeholder) return;
+    if (existing) {
+      this.peers.delete(child.id);
+      this.dirty.delete(existing);
+    }
+    const self = child.peers.find((p) => p.storeId === this.storeId)!;
+    const voters = child.peers.filter((p) => p.role === 'voter').map((p) => p.id);
+    const learners = child.peers.filter((p) => p.role === 'learner').map((p) => p.id);
+    const confState: ConfState = { voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false };
+    const placeholderHs = existing ? this.options.log.group(child.id).hardState() : undefined;
+    // A placeholder may have voted in a later term already: never move the term back.
+    const hardState = placeholderHs && placeholderHs.term > BOOTSTRAP_TERM ? { ...placeholderHs, commit: BOOTSTRAP_INDEX } : BOOTSTRAP_HARD_STATE;
+    const snapshot = bootstrapSnapshot(confState);
+    await this.options.log.write([{ groupId: child.id, snapshot: snapshot.metadata, hardState, confState }]);
+    const peer = this.addPeer(child, BOOTSTRAP_INDEX);
+    if (parentLeads && self) {
+      peer.node.campaign();
+      this.markDirty(peer);
+    }
   }
 
   /** This store's replica left its region: forget it, drop its log, remember the tombstone. */
@@ -490,7 +553,22 @@ export class MultiRaftHost implements InboundHandlers {
       return [{ op: 'putRegion', region }];
     }
     if (entry.data.byteLength === 0) return [];
-    return decodeCommands(entry.data);
+    const commands: KvCommand[] = [];
+    for (const c of decodeCommands(entry.data)) {
+      if (c.op !== 'split') {
+        commands.push(c);
+        continue;
+      }
+      const plan = planSplit(peer.region, peer.node.confState(), c, BOOTSTRAP_INDEX, BOOTSTRAP_TERM);
+      if (!plan) {
+        commands.push({ op: 'noop' }); // refused, identically at every replica
+        continue;
+      }
+      peer.region = plan.parent;
+      this.splitThisCycle.push({ child: plan.child, parentLeads: peer.isLeader() });
+      for (const k of plan.commands) commands.push(k);
+    }
+    return commands;
   }
 
   /** The error that stopped the host, if any (a failed write or a broken invariant). */

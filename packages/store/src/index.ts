@@ -8,5 +8,8 @@ export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';
 export { limits } from './constants.ts';
 export { encodeCommands, decodeCommands } from './command-codec.ts';
+export type { EntryCommand, SplitCommand } from './command-codec.ts';
+export { planSplit } from './split.ts';
+export type { SplitPlan } from './split.ts';
 export { toConfChange, regionAfterChange } from './membership.ts';
 export type { MembershipChange } from './membership.ts';

@@ -1,4 +1,5 @@
-import type { CommandResult, KvCommand, KvEngine } from '@flotilla/storage';
+import type { CommandResult, KvEngine } from '@flotilla/storage';
+import type { EntryCommand } from './command-codec.ts';
 import type { KvError, KvOp, KvOpResult, KvRequest, KvResponse } from '@flotilla/wire';
 import { limits } from './constants.ts';
 import type { MultiRaftHost } from './host.ts';
@@ -34,7 +35,7 @@ export class KvService {
 
   private async run(ops: readonly KvOp[]): Promise<KvOpResult[]> {
     const results: (KvOpResult | undefined)[] = new Array(ops.length);
-    const writesByRegion = new Map<Peer, { at: number; command: KvCommand }[]>();
+    const writesByRegion = new Map<Peer, { at: number; command: EntryCommand }[]>();
     const reads: Promise<void>[] = [];
     ops.forEach((op, at) => {
       const checked = this.check(op);
@@ -72,7 +73,7 @@ export class KvService {
     return { peer };
   }
 
-  private async write(peer: Peer, list: { at: number; command: KvCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
+  private async write(peer: Peer, list: { at: number; command: EntryCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
     for (let from = 0; from < list.length; from += limits.commandsPerEntryMax) {
       const chunk = list.slice(from, from + limits.commandsPerEntryMax);
       const outcome = await peer.propose(chunk.map((w) => w.command));
@@ -94,7 +95,7 @@ export class KvService {
   }
 }
 
-function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRange' }>): KvCommand {
+function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRange' }>): EntryCommand {
   switch (op.op) {
     case 'put':
       return { op: 'put', key: op.key, value: op.value };
@@ -108,7 +109,7 @@ function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRan
 }
 
 /** A command's result as the client sees it; deterministic apply-time failures become errors. */
-function toResult(command: KvCommand, result: CommandResult | undefined, peer: Peer): KvOpResult {
+function toResult(command: EntryCommand, result: CommandResult | undefined, peer: Peer): KvOpResult {
   if (result?.error === 'keyNotInRegion' || result?.error === 'epochNotMatch') {
     // The region changed (split) between proposing and applying.
     return { op: 'error', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: peer.regionId, currentRegions: [peer.region] } };

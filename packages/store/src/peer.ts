@@ -1,7 +1,7 @@
 import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
-import type { CommandResult, KvCommand, RegionMeta } from '@flotilla/storage';
+import type { CommandResult, RegionMeta } from '@flotilla/storage';
 import type { KvError } from '@flotilla/wire';
-import { encodeCommands } from './command-codec.ts';
+import { encodeCommands, type EntryCommand } from './command-codec.ts';
 import { limits } from './constants.ts';
 
 /** How a proposal ended: its entry applied (with each command's result), or it failed. */
@@ -74,7 +74,7 @@ export class Peer {
   }
 
   /** Proposes write commands as one entry; settles when the entry applies (or cannot). */
-  propose(commands: readonly KvCommand[]): Promise<ProposalOutcome> {
+  propose(commands: readonly EntryCommand[]): Promise<ProposalOutcome> {
     if (!this.isLeader()) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
     if (this.proposals.size >= limits.pendingProposalsPerRegionMax) return Promise.resolve(busy());
     let position;

@@ -149,6 +149,16 @@ describe('multi-raft host on in-memory twins', () => {
     assert.ok(lost?.op === 'cas' && !lost.succeeded && text(lost.previous) === 'green');
   });
 
+  test('leadership moves on request, and writes continue at the new leader', async () => {
+    const from = cluster.leaderOf(1)!;
+    const target = [...cluster.stores.values()].find((s) => s !== from)!;
+    const targetPeer = target.host.peer(1)!.peerId;
+    assert.equal(target.host.transferLeader(1, from.host.peer(1)!.peerId), false, 'only the leader can transfer');
+    assert.equal(from.host.transferLeader(1, targetPeer), true);
+    await waitFor('the target leads', () => cluster.leaderOf(1) === target);
+    assert.deepEqual(await run(target, put('handover', 'yes')), [{ op: 'put' }]);
+  });
+
   test('the leader stops: the others elect a new one and keep every acknowledged write', async () => {
     const old = cluster.leaderOf(1)!;
     await cluster.stop(old.id);
@@ -184,7 +194,8 @@ describe('log compaction and snapshots', () => {
     assert.ok(status.firstIndex > 60, `the leader's log starts at ${status.firstIndex}`);
     assert.equal(await sleeper.kv.get(bytes('c0')), null, 'the sleeper saw none of it');
     cluster.network.reset(); // clears the drops (heal() only ends partitions)
-    await waitFor('the sleeper installs a snapshot and catches up', async () => text(await sleeper.kv.get(bytes('c99'))) === '99');
+    // The data lands in the KV engine before the install completes: wait for both.
+    await waitFor('the sleeper installs a snapshot and catches up', async () => sleeper.host.stats().snapshotsReceived >= 1 && text(await sleeper.kv.get(bytes('c99'))) === '99');
     assert.equal(text(await sleeper.kv.get(bytes('c0'))), '0');
     assert.ok(sleeper.host.stats().snapshotsReceived >= 1, 'caught up through a snapshot');
     assert.ok(leader.host.stats().snapshotsSent >= 1);
@@ -254,5 +265,44 @@ describe('work wakes the ready loop, not the ticker', () => {
     assert.deepEqual(await run(cluster.stores.get(1)!, put('kick', 'tick')), [{ op: 'put' }]);
     const [read] = await run(cluster.stores.get(1)!, get('kick'));
     assert.equal(text(read?.op === 'get' ? read.value : null), 'tick');
+  });
+});
+
+describe('region split', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+
+  test('a split applied at every replica: metadata only, the new region serves its half', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined);
+    assert.deepEqual(await run(cluster.leaderOf(1)!, put('b-left', 'L'), put('k-right', 'R')), [{ op: 'put' }, { op: 'put' }]);
+
+    const outcome = await cluster.leaderOf(1)!.host.split(1, bytes('h'), 2, [21, 22, 23]);
+    assert.equal(outcome.kind, 'applied');
+    await waitFor('every store runs the new region', () => [...cluster.stores.values()].every((s) => s.host.peer(2) !== undefined));
+    for (const store of cluster.stores.values()) {
+      await waitFor(`store ${store.id} shrank the parent`, () => text(store.host.peer(1)!.region.endKey) === 'h');
+    }
+    const childEpoch = { version: EPOCH.version + 1, confVer: EPOCH.confVer };
+    await waitFor('the new region elects a leader', () => cluster.leaderOf(2) !== undefined);
+    const childLeader = cluster.leaderOf(2)!;
+    // The data did not move: the new region serves what was written before the split.
+    const [moved] = await run(childLeader, get('k-right', childEpoch, 2));
+    assert.equal(text(moved?.op === 'get' ? moved.value : null), 'R');
+    assert.deepEqual(await run(childLeader, put('m-new', 'N', childEpoch, 2)), [{ op: 'put' }]);
+    // The parent no longer owns the right half, and old epochs are refused.
+    const parentLeader = cluster.leaderOf(1)!;
+    const [stale] = await run(parentLeader, put('b-left', 'x'));
+    assert.ok(stale?.op === 'error' && stale.error.code === 'FLOTILLA_EPOCH_NOT_MATCH');
+    const [outside] = await run(parentLeader, put('k-right', 'x', childEpoch));
+    assert.ok(outside?.op === 'error' && outside.error.code === 'FLOTILLA_KEY_NOT_IN_REGION');
+    const [left] = await run(parentLeader, get('b-left', childEpoch));
+    assert.equal(text(left?.op === 'get' ? left.value : null), 'L');
+    // A second split with the old epoch is refused by every replica.
+    const refused = await parentLeader.host.split(1, bytes('c'), 3, [31, 32, 33]);
+    assert.equal(refused.kind, 'applied');
+    const again = await parentLeader.host.split(1, bytes('d'), 4, [41, 42, 43]);
+    assert.equal(again.kind, 'failed', 'the epoch changed with the previous split');
   });
 });
