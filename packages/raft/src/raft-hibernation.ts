@@ -17,19 +17,26 @@ function isQuiet(r: Raft): boolean {
   return true;
 }
 
-export function maybeHibernate(r: Raft): void {
+/**
+ * On a heartbeat tick: hibernates a group that has been quiet long enough, and returns true
+ * — the caller then sends NO heartbeat round in this tick. A heartbeat in the same batch as
+ * the hibernate message could reach a follower after it (hosts carry heartbeats and other
+ * messages in different frames) and wake it again.
+ */
+export function maybeHibernate(r: Raft): boolean {
   if (r.cfg.hibernateAfterTicks === 0 || !isQuiet(r)) {
     r.idleTicks = 0;
-    return;
+    return false;
   }
   r.idleTicks += r.cfg.heartbeatTicks;
-  if (r.idleTicks < r.cfg.hibernateAfterTicks) return;
+  if (r.idleTicks < r.cfg.hibernateAfterTicks) return false;
   const index = r.log.lastIndex();
   const logTerm = r.log.lastTerm();
   for (const id of r.tracker.memberIds()) {
     if (id !== r.id) r.send({ type: 'hibernate', to: id, index, logTerm, commit: r.log.committed });
   }
   r.hibernating = true;
+  return true;
 }
 
 export function stepFollowerHibernate(r: Raft, m: Message): void {

@@ -258,8 +258,9 @@ export class Raft {
     if (this.role !== 'leader') return;
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
+      // A group quiet long enough hibernates instead of sending this heartbeat round.
+      if (maybeHibernate(this)) return;
       this.step(message({ type: 'beat', from: this.id }));
-      maybeHibernate(this);
     }
   }
 

@@ -45,6 +45,8 @@ export interface HostOptions {
 /** Counters for tests and metrics. */
 export interface HostStats {
   readonly peers: number;
+  /** Ticker rounds (every group ticked once per round). */
+  readonly ticks: number;
   readonly readyCycles: number;
   readonly logWrites: number;
   readonly applyBatches: number;
@@ -72,7 +74,7 @@ export class MultiRaftHost implements InboundHandlers {
   private cycleScheduled = false;
   private closed = false;
   private failure: unknown;
-  private counters = { readyCycles: 0, logWrites: 0, applyBatches: 0, messagesSent: 0, messagesDropped: 0, snapshotsSent: 0, snapshotsReceived: 0, compactions: 0 };
+  private counters = { ticks: 0, readyCycles: 0, logWrites: 0, applyBatches: 0, messagesSent: 0, messagesDropped: 0, snapshotsSent: 0, snapshotsReceived: 0, compactions: 0 };
   /** Received snapshots are installed one at a time, never during a ready cycle. */
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
@@ -332,6 +334,7 @@ export class MultiRaftHost implements InboundHandlers {
   // ------------------------------------------------------------ ticker and ready loop
 
   private tick(): void {
+    this.counters.ticks++;
     for (const peer of this.peers.values()) {
       peer.node.tick();
       this.markDirty(peer);

@@ -35,6 +35,7 @@ class TestCluster {
   constructor(
     private readonly compactAfterEntries = 10_000,
     private readonly tickMs = 5,
+    private readonly hibernateAfterTicks = 0,
   ) {}
 
   async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): Promise<TestStore> {
@@ -42,7 +43,7 @@ class TestCluster {
     const kvDisk = disks?.kvDisk ?? new MemoryKvDisk();
     const kv = new MemoryKvEngine(kvDisk);
     const transport = new MemoryTransport(this.network, { localStore: id });
-    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: this.tickMs, hibernateAfterTicks: 0, seed: id, compactAfterEntries: this.compactAfterEntries });
+    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks, seed: id, compactAfterEntries: this.compactAfterEntries });
     await host.start();
     const store: TestStore = { id, host, service: new KvService(host, kv), kv, transport, logDisk, kvDisk };
     this.stores.set(id, store);
@@ -304,5 +305,38 @@ describe('region split', () => {
     assert.equal(refused.kind, 'applied');
     const again = await parentLeader.host.split(1, bytes('d'), 4, [41, 42, 43]);
     assert.equal(again.kind, 'failed', 'the epoch changed with the previous split');
+  });
+});
+
+describe('hibernation', () => {
+  const cluster = new TestCluster(10_000, 5, 10);
+  after(() => cluster.closeAll());
+
+  test('idle groups go quiet; when the leader store dies, store liveness wakes them to elect', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined);
+    assert.deepEqual(await run(cluster.leaderOf(1)!, put('doze', 'yes')), [{ op: 'put' }]);
+    await waitFor('every replica hibernates', () => [...cluster.stores.values()].every((s) => s.host.peer(1)!.node.status().hibernating));
+    // Quiet means quiet: no raft traffic while hibernating.
+    const sent = [...cluster.stores.values()].map((s) => s.host.stats().messagesSent);
+    const ticksBefore = [...cluster.stores.values()].map((s) => s.host.stats().ticks);
+    await waitFor('40 more ticks on every store (4 election timeouts)', () =>
+      [...cluster.stores.values()].every((s, i) => s.host.stats().ticks >= ticksBefore[i]! + 40),
+    );
+    assert.deepEqual([...cluster.stores.values()].map((s) => s.host.stats().messagesSent), sent, 'hibernating groups sent nothing');
+    // A proposal wakes the group.
+    assert.deepEqual(await run(cluster.leaderOf(1)!, put('doze', 'awake')), [{ op: 'put' }]);
+    await waitFor('the group hibernates again', () => [...cluster.stores.values()].every((s) => s.host.peer(1)!.node.status().hibernating));
+    // The leader's store dies while everyone sleeps: the transport reports it down, the
+    // followers wake, and one of them is elected.
+    const dead = cluster.leaderOf(1)!;
+    await cluster.stop(dead.id);
+    await waitFor('a new leader after the leader store died', () => {
+      const leader = cluster.leaderOf(1);
+      return leader !== undefined && leader.id !== dead.id;
+    });
+    const [read] = await run(cluster.leaderOf(1)!, get('doze'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), 'awake');
   });
 });
