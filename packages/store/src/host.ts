@@ -73,6 +73,7 @@ export class MultiRaftHost implements InboundHandlers {
   private cycleRunning = false;
   private cycleScheduled = false;
   private closed = false;
+  private started = false;
   private failure: unknown;
   private counters = { ticks: 0, readyCycles: 0, logWrites: 0, applyBatches: 0, messagesSent: 0, messagesDropped: 0, snapshotsSent: 0, snapshotsReceived: 0, compactions: 0 };
   /** Received snapshots are installed one at a time, never during a ready cycle. */
@@ -108,6 +109,14 @@ export class MultiRaftHost implements InboundHandlers {
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
     this.ticker.unref();
+    this.started = true;
+  }
+
+  /** Lifecycle for readiness probes: 'new' until start(), then 'running' until close or failure. */
+  get state(): 'new' | 'running' | 'stopped' | 'failed' {
+    if (this.failure !== undefined) return 'failed';
+    if (this.closed) return 'stopped';
+    return this.started ? 'running' : 'new';
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,44 @@
+import { limits as wireLimits } from '@flotilla/wire';
+import { limits } from './constants.ts';
+
+/**
+ * Every bound of the client API server (`server.ts`), named once, with load-time checks of how
+ * they relate to each other, to the store's limits and to the wire's.
+ */
+export const serverLimits = Object.freeze({
+  /** Body of one POST /v1/kv; past it: 413 FLOTILLA_REQUEST_TOO_LARGE, refused while streaming. */
+  requestBodyBytesMax: wireLimits.kvRequestPayloadBytesMax,
+  /**
+   * Body bytes of all admitted requests held by the server at once (buffered, or decoded and
+   * being served); a request that would go past it is refused with 503 FLOTILLA_SERVER_BUSY.
+   * Pipelined requests are all read ahead, so this (not the request count) bounds memory.
+   */
+  bodyBytesInFlightMax: 256 * 1024 * 1024,
+  /** Requests admitted and not yet answered; past it: 503 FLOTILLA_SERVER_BUSY. */
+  requestsInFlightMax: 8192,
+  /** The back-off hint of a refused request (the body's retryAfterMs; Retry-After in whole seconds). */
+  busyRetryAfterMs: 100,
+  /** Open client connections; the listener refuses more. */
+  connectionsMax: 4096,
+  /** An idle keep-alive connection is closed after this long (clients should reuse sooner). */
+  keepAliveTimeoutMs: 30_000,
+  /** Time to receive a request's headers, and the whole request (Node's headersTimeout, requestTimeout). */
+  headersTimeoutMs: 20_000,
+  requestReceiveTimeoutMs: 60_000,
+  /** Bytes of one request's headers (Node's maxHeaderSize). */
+  headerBytesMax: 16 * 1024,
+  /** close() waits this long for in-flight requests, then closes every connection. */
+  drainTimeoutMs: 10_000,
+});
+
+function check(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`store server limits: ${what}`);
+}
+
+check(serverLimits.requestBodyBytesMax <= wireLimits.kvRequestPayloadBytesMax, 'a request body the wire refuses to decode must be refused before it is read');
+check(serverLimits.requestBodyBytesMax >= wireLimits.kvKeyBytesMax + wireLimits.kvValueBytesMax + 1024, 'one maximal put fits a request body');
+check(serverLimits.bodyBytesInFlightMax >= serverLimits.requestBodyBytesMax, 'one maximal request fits the in-flight byte budget');
+check(serverLimits.requestsInFlightMax <= limits.requestsInFlightMax, "the server admits no more requests than the KV service serves (its own ServerBusy would be answered instead)");
+check(serverLimits.busyRetryAfterMs > 0 && serverLimits.busyRetryAfterMs <= wireLimits.kvRetryAfterMsMax, 'the back-off hint fits the wire');
+check(serverLimits.headersTimeoutMs <= serverLimits.requestReceiveTimeoutMs, 'Node requires headersTimeout <= requestTimeout');
+check(serverLimits.drainTimeoutMs > 0, 'close() waits a positive time');
