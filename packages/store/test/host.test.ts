@@ -1,33 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { MemoryKvDisk, MemoryKvEngine, MemoryLogDisk, MemoryLogEngine, type RegionMeta } from '@flotilla/storage';
-import { MemoryNetwork, MemoryTransport } from '@flotilla/transport';
-import type { KvOp, KvOpResult, KvRequest, RegionEpoch } from '@flotilla/wire';
-import { KvService, MultiRaftHost } from '../src/index.ts';
+import type { MemoryKvDisk, MemoryLogDisk } from '@flotilla/storage';
+import { MemoryNetwork } from '@flotilla/transport';
+import type { KvOp, KvOpResult, KvRequest } from '@flotilla/wire';
+import { EPOCH, REGION, bytes, connectAll, leaderOf, memoryStore, text, waitFor, type MemoryStore } from './harness.ts';
 
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
-const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
+type TestStore = MemoryStore;
 
-/** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-interface TestStore {
-  readonly id: number;
-  host: MultiRaftHost;
-  service: KvService;
-  kv: MemoryKvEngine;
-  transport: MemoryTransport;
-  readonly logDisk: MemoryLogDisk;
-  readonly kvDisk: MemoryKvDisk;
-}
-
-/** Three stores on the in-memory transport, with in-memory log and KV engines (their twins). */
+/** Stores on the in-memory transport, with in-memory log and KV engines (their twins). */
 class TestCluster {
   readonly network = new MemoryNetwork();
   readonly stores = new Map<number, TestStore>();
@@ -39,22 +19,12 @@ class TestCluster {
   ) {}
 
   async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): Promise<TestStore> {
-    const logDisk = disks?.logDisk ?? new MemoryLogDisk();
-    const kvDisk = disks?.kvDisk ?? new MemoryKvDisk();
-    const kv = new MemoryKvEngine(kvDisk);
-    const transport = new MemoryTransport(this.network, { localStore: id });
-    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(logDisk), kv, transport, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks, seed: id, compactAfterEntries: this.compactAfterEntries });
-    await host.start();
-    const store: TestStore = { id, host, service: new KvService(host, kv), kv, transport, logDisk, kvDisk };
+    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks };
+    const store = memoryStore(this.network, id, options, disks);
+    await store.host.start();
     this.stores.set(id, store);
-    this.connectAll();
+    connectAll(this.stores.values());
     return store;
-  }
-
-  connectAll(): void {
-    for (const a of this.stores.values()) {
-      for (const b of this.stores.values()) if (a !== b) a.transport.setPeer(b.id, b.transport.address());
-    }
   }
 
   async stop(id: number): Promise<void> {
@@ -63,26 +33,13 @@ class TestCluster {
   }
 
   leaderOf(regionId: number): TestStore | undefined {
-    return [...this.stores.values()].find((s) => s.host.peer(regionId)?.isLeader() === true);
+    return leaderOf(this.stores.values(), regionId);
   }
 
   async closeAll(): Promise<void> {
     for (const id of [...this.stores.keys()]) await this.stop(id);
   }
 }
-
-const EPOCH: RegionEpoch = { version: 1, confVer: 1 };
-const REGION: RegionMeta = {
-  id: 1,
-  startKey: bytes('a'),
-  endKey: bytes('n'),
-  epoch: EPOCH,
-  peers: [
-    { id: 11, storeId: 1, role: 'voter' },
-    { id: 12, storeId: 2, role: 'voter' },
-    { id: 13, storeId: 3, role: 'voter' },
-  ],
-};
 
 let requestIds = 1;
 async function run(store: TestStore, ...ops: KvOp[]): Promise<KvOpResult[]> {

@@ -1,34 +1,17 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { MemoryKvEngine, MemoryLogEngine, type RegionMeta } from '@flotilla/storage';
-import { MemoryNetwork, MemoryTransport } from '@flotilla/transport';
-import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest, type KvResponse, type RegionEpoch } from '@flotilla/wire';
+import { MemoryNetwork } from '@flotilla/transport';
+import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest, type KvResponse } from '@flotilla/wire';
 import { Packr } from 'msgpackr';
 import { Client, Pool } from 'undici';
-import { KV_PATH, KvService, MSGPACK_CONTENT_TYPE, MultiRaftHost, StoreServer, decodeApiError, type KvHandler } from '../src/index.ts';
-
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
-const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
-
-/** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+import { KV_PATH, MSGPACK_CONTENT_TYPE, StoreServer, decodeApiError, type KvHandler } from '../src/index.ts';
+import { EPOCH, REGION, bytes, connectAll, leaderOf, memoryStore, text, waitFor, type MemoryStore } from './harness.ts';
 
 /** The bound the test servers enforce on a request body (the default is 32 MiB). */
 const BODY_BYTES_MAX = 64 * 1024;
 
-interface TestStore {
-  readonly id: number;
-  readonly host: MultiRaftHost;
-  readonly service: KvService;
-  readonly kv: MemoryKvEngine;
-  readonly transport: MemoryTransport;
+interface TestStore extends MemoryStore {
   readonly server: StoreServer;
   /** undici, as a client would use it: 4 connections, 10 pipelined requests each. */
   readonly pool: Pool;
@@ -42,25 +25,21 @@ class TestCluster {
   readonly stores = new Map<number, TestStore>();
 
   async startStore(id: number): Promise<TestStore> {
-    const kv = new MemoryKvEngine();
-    const transport = new MemoryTransport(this.network, { localStore: id });
-    const host = new MultiRaftHost({ storeId: id, log: new MemoryLogEngine(), kv, transport, tickMs: 5, hibernateAfterTicks: 0, seed: id });
-    const service = new KvService(host, kv);
+    const base = memoryStore(this.network, id);
+    const { host, service, transport } = base;
     const server = new StoreServer({ service, host, transport, requestBodyBytesMax: BODY_BYTES_MAX });
     const { port } = await server.listen();
     const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 4, pipelining: 10 });
     const readyBeforeStart = await getJson(pool, '/ready');
     await host.start();
-    const store: TestStore = { id, host, service, kv, transport, server, pool, readyBeforeStart };
+    const store: TestStore = { ...base, server, pool, readyBeforeStart };
     this.stores.set(id, store);
-    for (const a of this.stores.values()) {
-      for (const b of this.stores.values()) if (a !== b) a.transport.setPeer(b.id, b.transport.address());
-    }
+    connectAll(this.stores.values());
     return store;
   }
 
   leaderOf(regionId: number): TestStore | undefined {
-    return [...this.stores.values()].find((s) => s.host.peer(regionId)?.isLeader() === true);
+    return leaderOf(this.stores.values(), regionId);
   }
 
   async closeAll(): Promise<void> {
@@ -72,19 +51,6 @@ class TestCluster {
     this.stores.clear();
   }
 }
-
-const EPOCH: RegionEpoch = { version: 1, confVer: 1 };
-const REGION: RegionMeta = {
-  id: 1,
-  startKey: bytes('a'),
-  endKey: bytes('n'),
-  epoch: EPOCH,
-  peers: [
-    { id: 11, storeId: 1, role: 'voter' },
-    { id: 12, storeId: 2, role: 'voter' },
-    { id: 13, storeId: 3, role: 'voter' },
-  ],
-};
 
 const put = (key: string, value: string, regionId = 1): KvOp => ({ op: 'put', regionId, regionEpoch: EPOCH, key: bytes(key), value: bytes(value) });
 const get = (key: string, regionId = 1): KvOp => ({ op: 'get', regionId, regionEpoch: EPOCH, key: bytes(key), consistency: { level: 'linearizable' } });
