@@ -33,7 +33,15 @@ export function isStorageError(err: unknown, code?: StorageErrorCode): err is St
   return code === undefined || (err as StorageError).code === code;
 }
 
-/** A broken invariant is a bug: it stops the process, it is not handled. */
+/**
+ * A broken invariant is a bug: it stops the process, it is not handled. On hot paths write
+ * `if (!cond) fail(\`...\`)` instead of assert(cond, \`...\`): a template argument is built on
+ * every call, even when the condition holds.
+ */
 export function assert(condition: unknown, what: string): asserts condition {
-  if (!condition) throw new Error(`storage assertion failed: ${what}`);
+  if (!condition) fail(what);
+}
+
+export function fail(what: string): never {
+  throw new Error(`storage assertion failed: ${what}`);
 }

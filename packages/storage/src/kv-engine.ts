@@ -6,7 +6,7 @@
  * describes exactly the data on disk. Durability comes from the raft log: see README
  * "The two engines after a crash".
  */
-import { mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { RocksLevel, type BatchOperation, type ColumnFamily, type RocksIterator } from '@nxtedition/rocksdb';
 import {
@@ -17,11 +17,9 @@ import {
   kvScanRowsMax,
   regionsMax,
   scanRowsPerStepMax,
-  snapshotFrameBytesMax,
 } from './constants.ts';
 import { StorageError, assert } from './errors.ts';
-import { failpoint } from './failpoints.ts';
-import { checkKey, clipRange, snapshotFrames, validateApplyBatch } from './kv-apply.ts';
+import { checkKey, clipRange, validateApplyBatch } from './kv-apply.ts';
 import {
   KV_TAG_APPLY_STATE,
   KV_TAG_FORMAT,
@@ -35,13 +33,11 @@ import {
   encodeApplyState,
   encodeKvFormatRecord,
   encodeRegionRecord,
-  encodeSnapshotMarker,
   encodeSyncMarker,
-  kvMetaKey,
-  readFrames,
   type SnapshotMarker,
 } from './kv-format.ts';
-import { readU32, readU64 } from './log-format.ts';
+import { readU64 } from './log-format.ts';
+import { applySnapshot, ingestStaged, openSnapshotSource, type KvSnapshotHost } from './kv-snapshots.ts';
 import {
   compareBytes,
   inRange,
@@ -88,10 +84,32 @@ export class RocksKvEngine implements KvEngine {
   private readonly openIterators = new Set<RocksIterator>();
   recovery: KvRecoveryReport = { regions: 0, snapshotsRedone: [] };
 
+  /** The engine as the snapshot code (kv-snapshots.ts) sees it. */
+  private readonly host: KvSnapshotHost;
+
   private constructor(
     private readonly db: RocksLevel,
     private readonly snapshotDir: string,
-  ) {}
+  ) {
+    this.host = {
+      db,
+      snapshotDir,
+      openIterators: this.openIterators,
+      data: () => this.data,
+      meta: () => this.meta,
+      check: () => this.check(),
+      written: (write) => this.written(write),
+      lookup: (regionId) => this.lookup(regionId),
+      setState: (regionId, state) => {
+        const t = this.regionsById.get(regionId);
+        if (t === undefined) this.regionsById.set(regionId, { state, durableAppliedIndex: 0 });
+        else t.state = state;
+      },
+      markDirty: (regionId) => this.dirty.add(regionId),
+      markDurable: () => this.markDurable(),
+      serialized: (work) => this.serialized(work),
+    };
+  }
 
   static async open(options: RocksKvEngineOptions): Promise<RocksKvEngine> {
     const snapshotDir = path.join(options.dir, 'snapshots');
@@ -186,7 +204,7 @@ export class RocksKvEngine implements KvEngine {
       if (r.marker !== undefined) redo.push({ id, marker: r.marker });
       else if (state.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${id}: applying a snapshot without a marker`);
     }
-    for (const { id, marker } of redo) await this.ingestStaged(id, marker);
+    for (const { id, marker } of redo) await ingestStaged(this.host, id, marker);
     // Whatever survived the restart is made durable now: durable applied = applied.
     await this.syncNow();
     for (const t of this.regionsById.values()) t.durableAppliedIndex = t.state.appliedIndex;
@@ -487,186 +505,14 @@ export class RocksKvEngine implements KvEngine {
     this.dirty.clear();
   }
 
-  // ---- snapshots ------------------------------------------------------------------------------------------
+  // ---- snapshots (kv-snapshots.ts) -------------------------------------------------------------------------
 
   snapshot(regionId: number): RegionSnapshotSource {
-    this.check();
-    const t = this.regionsById.get(regionId);
-    if (t === undefined) throw new StorageError('FLOTILLA_STORAGE_REGION_NOT_FOUND', `region ${regionId} does not exist`);
-    if (t.state.status !== 'normal') throw new StorageError('FLOTILLA_STORAGE_REGION_BUSY', `region ${regionId} is ${t.state.status}`);
-    // The iterator is a point-in-time view taken now, with the in-memory state of the same instant
-    // (applies write synchronously on this thread, so none can fall in between).
-    const state = t.state;
-    const { startKey, endKey } = state.region;
-    const it = this.db.iterator({ column: this.data, ...(startKey.byteLength > 0 ? { gte: startKey } : {}), ...(endKey.byteLength > 0 ? { lt: endKey } : {}), fillCache: false });
-    this.openIterators.add(it);
-    const engine = this;
-    let used = false;
-    async function* batches(): AsyncGenerator<readonly KvPair[]> {
-      try {
-        for (;;) {
-          engine.check();
-          const rows = await it.nextv(scanRowsPerStepMax);
-          if (rows.length === 0) return;
-          yield rows.map(([key, value]) => ({ key, value }));
-        }
-      } finally {
-        engine.openIterators.delete(it);
-        await it.close();
-      }
-    }
-    return {
-      state,
-      frames: () => {
-        assert(!used, 'a snapshot source is iterated once');
-        used = true;
-        return snapshotFrames(state, batches());
-      },
-    };
+    return openSnapshotSource(this.host, regionId);
   }
 
-  /**
-   * 1. stage the verified frames in a file (fsynced), 2. persist a marker (region busy),
-   * 3. clear the range and ingest, 4. in one synced batch: region metadata, apply state, marker
-   * removed. A crash after 2 is redone from the staged file on open.
-   */
-  async applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState> {
-    this.check();
-    const before = this.lookup(regionId);
-    if (before !== null && before.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_REGION_BUSY', `region ${regionId} is applying a snapshot`);
-    const tmp = path.join(this.snapshotDir, `region-${regionId}.receiving`);
-    const handle = await openFile(tmp, 'w');
-    let state: RegionState;
-    try {
-      let position = 0;
-      async function* tee(): AsyncGenerator<Uint8Array> {
-        for await (const frame of frames) {
-          const copy = Uint8Array.from(frame);
-          await handle.write(copy, 0, copy.byteLength, position);
-          position += copy.byteLength;
-          yield copy;
-        }
-      }
-      state = await readFrames(
-        tee(),
-        (s) => {
-          if (s.region.id !== regionId) throw new StorageError('FLOTILLA_STORAGE_SNAPSHOT_INVALID', `snapshot of region ${s.region.id}, expected ${regionId}`);
-          const now = this.lookup(regionId);
-          if (now !== null && now.appliedIndex >= s.appliedIndex) {
-            throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: snapshot at ${s.appliedIndex} is not above applied ${now.appliedIndex}`);
-          }
-        },
-        () => {},
-      );
-      await handle.sync();
-    } catch (err) {
-      await handle.close();
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    await handle.close();
-    const file = `region-${regionId}-${state.appliedIndex}.snap`;
-    await rename(tmp, path.join(this.snapshotDir, file));
-    const dir = await openFile(this.snapshotDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-    return this.serialized(async () => {
-      this.check();
-      const now = this.lookup(regionId);
-      if (now !== null && (now.status !== 'normal' || now.appliedIndex >= state.appliedIndex)) {
-        await rm(path.join(this.snapshotDir, file), { force: true });
-        throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId} changed while its snapshot was received`);
-      }
-      const marker: SnapshotMarker = { index: state.appliedIndex, term: state.appliedTerm, file };
-      const m = encodeSnapshotMarker(regionId, marker);
-      const r = encodeRegionRecord(state.region, 'applyingSnapshot');
-      await this.db.batch(
-        [
-          { type: 'put', key: m.key, value: m.value, column: this.meta },
-          { type: 'put', key: r.key, value: r.value, column: this.meta },
-        ],
-        { sync: true },
-      );
-      const busy: RegionState = { ...(now ?? state), region: state.region, status: 'applyingSnapshot' };
-      const t = this.regionsById.get(regionId);
-      if (t === undefined) this.regionsById.set(regionId, { state: busy, durableAppliedIndex: 0 });
-      else t.state = busy;
-      return this.ingestStaged(regionId, marker);
-    });
-  }
-
-  /** Reads a staged snapshot; any damage of the staged file is corruption (it was verified when staged). */
-  private async readStaged(
-    regionId: number,
-    marker: SnapshotMarker,
-    onHeader: (state: RegionState) => Promise<void>,
-    onData: (pairs: { key: Uint8Array; value: Uint8Array }[]) => Promise<void>,
-  ): Promise<RegionState> {
-    const file = path.join(this.snapshotDir, marker.file);
-    try {
-      return await readFrames(
-        readFrameFile(file),
-        async (s) => {
-          if (s.region.id !== regionId || s.appliedIndex !== marker.index) {
-            throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${regionId}: staged snapshot does not match its marker`);
-          }
-          await onHeader(s);
-        },
-        (_frame, pairs) => onData(pairs),
-      );
-    } catch (err) {
-      if (err instanceof StorageError && err.code === 'FLOTILLA_STORAGE_SNAPSHOT_INVALID') {
-        throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${regionId}: staged snapshot ${marker.file} is damaged: ${err.message}`, { cause: err });
-      }
-      throw err;
-    }
-  }
-
-  /** Steps 3 and 4 of applySnapshot, also the redo on open. */
-  private async ingestStaged(regionId: number, marker: SnapshotMarker): Promise<RegionState> {
-    const file = path.join(this.snapshotDir, marker.file);
-    try {
-      await stat(file);
-    } catch (err) {
-      throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${regionId}: staged snapshot ${marker.file} is missing; the replica must be rebuilt`, { cause: err });
-    }
-    const data = this.data;
-    let cleared = false;
-    let frames = 0;
-    const state = await this.readStaged(regionId, marker, async (s) => {
-      failpoint('kv.snapshot.ingest', 0);
-      const { startKey, endKey } = s.region;
-      await this.db.clear({ column: data, ...(startKey.byteLength > 0 ? { gte: startKey } : {}), ...(endKey.byteLength > 0 ? { lt: endKey } : {}) });
-      cleared = true;
-    }, async (pairs) => {
-      assert(cleared, 'range cleared before ingest');
-      const ops: BatchOperation[] = pairs.map((p) => ({ type: 'put', key: p.key, value: p.value, column: data }));
-      await this.written(this.db.batch(ops, { sync: false }));
-      failpoint('kv.snapshot.ingest', ++frames);
-    });
-    const r = encodeRegionRecord(state.region, 'normal');
-    const a = encodeApplyState(regionId, state.appliedIndex, state.appliedTerm);
-    const write = this.db.batch(
-      [
-        { type: 'put', key: r.key, value: r.value, column: this.meta },
-        { type: 'put', key: a.key, value: a.value, column: this.meta },
-        { type: 'del', key: kvMetaKey(KV_TAG_SNAPSHOT_MARKER, regionId), column: this.meta },
-      ],
-      { sync: true },
-    );
-    const done: RegionState = { ...state, status: 'normal' };
-    const t = this.regionsById.get(regionId);
-    if (t === undefined) this.regionsById.set(regionId, { state: done, durableAppliedIndex: 0 });
-    else t.state = done;
-    this.dirty.add(regionId);
-    await this.written(write);
-    // A synced write: everything applied so far is durable.
-    this.markDurable();
-    await rm(file, { force: true });
-    return done;
+  applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState> {
+    return applySnapshot(this.host, regionId, frames);
   }
 
   async close(): Promise<void> {
@@ -676,29 +522,6 @@ export class RocksKvEngine implements KvEngine {
     for (const it of this.openIterators) await it.close().catch(() => {});
     this.openIterators.clear();
     await this.db.close();
-  }
-}
-
-/** Reads back a staged snapshot file frame by frame (each frame is length-prefixed). */
-async function* readFrameFile(file: string): AsyncGenerator<Uint8Array> {
-  const handle = await openFile(file, 'r');
-  try {
-    let position = 0;
-    const prefix = new Uint8Array(4);
-    for (;;) {
-      const { bytesRead } = await handle.read(prefix, 0, 4, position);
-      if (bytesRead === 0) return;
-      if (bytesRead < 4) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${file}: truncated frame`);
-      const size = readU32(prefix, 0);
-      if (size < 16 || size > snapshotFrameBytesMax) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${file}: frame of ${size} bytes`);
-      const frame = new Uint8Array(size);
-      const r = await handle.read(frame, 0, size, position);
-      if (r.bytesRead !== size) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${file}: truncated frame`);
-      position += size;
-      yield frame;
-    }
-  } finally {
-    await handle.close();
   }
 }
 

@@ -12,7 +12,9 @@
 import { RocksLevel, type BatchOperation, type ColumnFamily } from '@nxtedition/rocksdb';
 import type { ConfState, HardState } from '@flotilla/raft';
 import { appendTaskGroupsMax, groupsMax, logFetchBytesMax, logFetchEntriesMax, scanRowsPerStepMax } from './constants.ts';
-import { StorageError, assert } from './errors.ts';
+import { crc32cUpdate } from './crc32c.ts';
+import { StorageError, assert, fail } from './errors.ts';
+import { BatchPlan, LogBatch } from './log-batch.ts';
 import {
   ENTRY_HEADER_BYTES,
   LOG_KEY_BYTES,
@@ -38,6 +40,7 @@ import {
 } from './log-format.ts';
 import {
   COLUMN_LOG,
+  COLUMN_META,
   PIECE_DESTROY,
   PIECE_HEADER_BYTES,
   PIECE_SNAPSHOT,
@@ -48,6 +51,24 @@ import {
   CHUNK_HEADER_BYTES,
   CHUNK_MAGIC,
 } from './log-task.ts';
+
+/*
+ * Worker threads load this module through tsx's CommonJS transform (on Node 20 its ESM hooks do
+ * not reach worker threads), where each read of an imported binding is a getter call: ~5% of a
+ * shard owner's time when the per-entry loop read them. That loop reads these copies instead.
+ */
+const crcUpdate = crc32cUpdate;
+const u64At = readU64;
+const PUT_HEADER = PUT_HEADER_BYTES;
+const LOG_KEY = LOG_KEY_BYTES;
+const META_KEY = META_KEY_BYTES;
+const ENTRY_HEADER = ENTRY_HEADER_BYTES;
+const PIECE_HEADER = PIECE_HEADER_BYTES;
+const COLUMN_ENTRY = COLUMN_LOG;
+const COLUMN_STATE = COLUMN_META;
+const FLAG_SNAPSHOT = PIECE_SNAPSHOT;
+const FLAG_DESTROY = PIECE_DESTROY;
+const GROUPS_MAX = groupsMax;
 
 export interface GroupRecovery {
   readonly groupId: number;
@@ -89,6 +110,8 @@ export class LogShard {
   private syncs = 0;
   private entries = 0;
   private recovered = false;
+  /** Scratch of append(): positions of the task's puts (reused, no object per entry). */
+  private readonly plan = new BatchPlan();
 
   private constructor(
     private readonly db: RocksLevel,
@@ -97,13 +120,22 @@ export class LogShard {
 
   static async open(path: string): Promise<LogShard> {
     const db = new RocksLevel(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    // The log column: no compression (entries live briefly — compaction follows the applied
-    // index — and ZSTD with dictionary training on every flush costs CPU a 2-core machine cannot
-    // spare) and universal compaction (least rewriting of short-lived data). Measured in
-    // benchmarks/storage/RESULTS.md.
+    // Options measured on the 2-core reference machine (benchmarks/storage/RESULTS.md):
+    // - columns uncompressed: entries live briefly (compaction follows the applied index), and
+    //   ZSTD with dictionary training on every flush costs CPU a 2-core machine cannot spare;
+    // - no WAL compression: the binding's default (ZSTD over every synced batch) cost the owner
+    //   ~0.3 µs per entry even on the benchmark's constant payloads, ~1.4 µs on random ones;
+    // - no bloom filters: both columns are only ever read by range (entries of a group, the
+    //   recovery scan), never by point lookup, so building filters on flush is wasted work;
+    // - universal compaction for the log (least rewriting of short-lived data).
     await db.open({
       createIfMissing: true,
-      columns: { default: {}, meta: { compression: false }, log: { compression: false, compaction: 'universal' } },
+      columns: {
+        default: {},
+        meta: { compression: false, filterPolicy: 'nullptr' },
+        log: { compression: false, compaction: 'universal', filterPolicy: 'nullptr' },
+      },
+      walCompression: false,
       infoLogLevel: 'error',
     });
     return new LogShard(db, path);
@@ -129,112 +161,40 @@ export class LogShard {
 
   async append(seq: number, chunks: readonly Uint8Array[]): Promise<void> {
     assert(this.recovered, 'append after recovery');
-    assert(seq === this.seq + 1, `task sequence: expected ${this.seq + 1}, got ${seq}`);
+    if (seq !== this.seq + 1) fail(`task sequence: expected ${this.seq + 1}, got ${seq}`);
     this.seq = seq;
-    const meta = this.metaColumn;
-    const log = this.logColumn;
-    const ops: BatchOperation[] = [];
-    // Entry puts bucketed per group and written in key order (group, then index): the memtable
-    // inserts neighbouring keys, much cheaper than interleaved ones. A group's puts keep their
-    // submission order, so a later put of the same key still wins.
-    const entryOps = new Map<number, BatchOperation[]>();
-    // State records: only the last one per key matters in one atomic batch.
-    const metaOps = new Map<string, BatchOperation>();
-    const touched: number[] = [];
-    const destroyed: number[] = [];
-    let entryCount = 0;
+    const plan = this.plan;
+    plan.reset(chunks);
+    // Pass 1: check order, checksum every value in place, note where each piece's entries are.
     let pieceTotal = 0;
-    for (const task of chunks) {
+    for (let c = 0; c < chunks.length; c++) {
+      const task = chunks[c]!;
       const view = new DataView(task.buffer, task.byteOffset, task.byteLength);
       assert(view.getUint32(0) === CHUNK_MAGIC, 'chunk magic');
       const pieceCount = view.getUint32(4);
       pieceTotal += pieceCount;
       assert(pieceTotal <= appendTaskGroupsMax, 'pieces per task');
       let at = CHUNK_HEADER_BYTES;
-      for (let p = 0; p < pieceCount; p++) {
-        const groupId = view.getFloat64(at);
-        const prevLast = view.getFloat64(at + 8);
-        const newLast = view.getFloat64(at + 16);
-        const truncatedIndex = view.getFloat64(at + 24);
-        const firstNew = view.getFloat64(at + 32);
-        const flags = view.getUint32(at + 40);
-        const puts = view.getUint32(at + 44);
-        at += PIECE_HEADER_BYTES;
-        let owned = this.groups.get(groupId);
-        if (owned === undefined) {
-          assert(this.groups.size < groupsMax, 'groups per shard');
-          owned = { last: 0, truncated: 0, maxKey: 0, clearedBelow: 0 };
-          this.groups.set(groupId, owned);
-        }
-        assert(prevLast === owned.last, `group ${groupId}: order broken, piece continues ${prevLast} but the log ends at ${owned.last}`);
-        if ((flags & PIECE_SNAPSHOT) === 0 && firstNew !== 0) {
-          assert(firstNew <= owned.last + 1, `group ${groupId}: gap, first new ${firstNew} after ${owned.last}`);
-          assert(firstNew > owned.truncated, `group ${groupId}: append ${firstNew} at or below truncation ${owned.truncated}`);
-        }
-        let expectIndex = firstNew;
-        let prevTerm = -1;
-        for (let i = 0; i < puts; i++) {
-          const column = task[at]!;
-          const keyBytes = view.getUint16(at + 2);
-          const valueBytes = view.getUint32(at + 4);
-          at += PUT_HEADER_BYTES;
-          const key = Buffer.from(task.buffer, task.byteOffset + at, keyBytes);
-          const value = Buffer.from(task.buffer, task.byteOffset + at + keyBytes, valueBytes);
-          at += keyBytes + valueBytes;
-          sealValue(key, value);
-          if (column === COLUMN_LOG) {
-            assert(keyBytes === LOG_KEY_BYTES && valueBytes >= ENTRY_HEADER_BYTES, 'entry put shape');
-            assert(readU64(key, 0) === groupId, 'entry key group');
-            const index = readU64(key, 8);
-            assert(index === expectIndex, `group ${groupId}: entry ${index} where ${expectIndex} was expected`);
-            const term = readU64(value, 8);
-            assert(term >= prevTerm, `group ${groupId}: term goes back at ${index}`);
-            prevTerm = term;
-            expectIndex++;
-            entryCount++;
-            let bucket = entryOps.get(groupId);
-            if (bucket === undefined) {
-              bucket = [];
-              entryOps.set(groupId, bucket);
-            }
-            bucket.push({ type: 'put', key, value, column: log });
-          } else {
-            assert(keyBytes === META_KEY_BYTES, 'meta put shape');
-            assert(readU64(key, 1) === groupId, 'meta key group');
-            const id = key.toString('latin1');
-            metaOps.delete(id);
-            metaOps.set(id, { type: 'put', key, value, column: meta });
-          }
-        }
-        if (firstNew !== 0) assert(expectIndex - 1 === newLast, `group ${groupId}: entries end at ${expectIndex - 1}, piece says ${newLast}`);
-        if ((flags & PIECE_DESTROY) !== 0) {
-          for (const tag of [TAG_RAFT_STATE, TAG_TRUNCATED, TAG_CONF_STATE]) {
-            const key = metaKey(tag, groupId);
-            const id = key.toString('latin1');
-            metaOps.delete(id);
-            metaOps.set(id, { type: 'del', key, column: meta });
-          }
-          destroyed.push(groupId);
-          this.groups.delete(groupId);
-          continue;
-        }
-        owned.last = newLast;
-        owned.truncated = truncatedIndex;
-        owned.maxKey = Math.max(owned.maxKey, newLast);
-        touched.push(groupId);
-      }
-      assert(at === task.byteLength, `chunk parsed ${at} of ${task.byteLength} bytes`);
+      for (let p = 0; p < pieceCount; p++) at = this.checkPiece(plan, c, task, view, at);
+      if (at !== task.byteLength) fail(`chunk parsed ${at} of ${task.byteLength} bytes`);
     }
-    for (const op of metaOps.values()) ops.push(op);
-    const groupOrder = [...entryOps.keys()].sort((a, b) => a - b);
-    for (const groupId of groupOrder) for (const op of entryOps.get(groupId)!) ops.push(op);
-    await this.db.batch(ops, { sync: true });
+    // Pass 2: ONE batch — the last state record per key, then the entries in key order (group,
+    // then index: the memtable inserts neighbouring keys, much cheaper than interleaved ones; a
+    // group's pieces keep their submission order, so a later put of the same key still wins).
+    const batch = new LogBatch(this.db, this.metaColumn, this.logColumn);
+    try {
+      plan.putStateRecords(batch);
+      plan.putEntries(batch);
+      await batch.write();
+    } finally {
+      batch.close();
+    }
     this.tasks++;
     this.syncs++;
-    this.entries += entryCount;
+    this.entries += plan.entryCount;
     // Garbage collection of discarded entries: ordered after the synced batch in the WAL.
-    for (const groupId of destroyed) await this.clearLog(groupId, 0, Number.MAX_SAFE_INTEGER);
-    for (const groupId of touched) {
+    for (const groupId of plan.destroyed) await this.clearLog(groupId, 0, Number.MAX_SAFE_INTEGER);
+    for (const groupId of plan.touched) {
       const owned = this.groups.get(groupId);
       if (owned === undefined) continue;
       if (owned.maxKey > owned.last) {
@@ -246,6 +206,80 @@ export class LogShard {
         owned.clearedBelow = owned.truncated;
       }
     }
+    plan.release();
+  }
+
+  /** Checks and seals one piece starting at `at` of chunk `c`; returns the offset after it. */
+  private checkPiece(plan: BatchPlan, c: number, task: Uint8Array, view: DataView, at: number): number {
+    const groupId = view.getFloat64(at);
+    const prevLast = view.getFloat64(at + 8);
+    const newLast = view.getFloat64(at + 16);
+    const truncatedIndex = view.getFloat64(at + 24);
+    const firstNew = view.getFloat64(at + 32);
+    const flags = view.getUint32(at + 40);
+    const puts = view.getUint32(at + 44);
+    at += PIECE_HEADER;
+    let owned = this.groups.get(groupId);
+    if (owned === undefined) {
+      assert(this.groups.size < GROUPS_MAX, 'groups per shard');
+      owned = { last: 0, truncated: 0, maxKey: 0, clearedBelow: 0 };
+      this.groups.set(groupId, owned);
+    }
+    if (prevLast !== owned.last) fail(`group ${groupId}: order broken, piece continues ${prevLast} but the log ends at ${owned.last}`);
+    if ((flags & FLAG_SNAPSHOT) === 0 && firstNew !== 0) {
+      if (firstNew > owned.last + 1) fail(`group ${groupId}: gap, first new ${firstNew} after ${owned.last}`);
+      if (firstNew <= owned.truncated) fail(`group ${groupId}: append ${firstNew} at or below truncation ${owned.truncated}`);
+    }
+    let expectIndex = firstNew;
+    let prevTerm = -1;
+    let entriesAt = -1;
+    let entriesEnd = -1;
+    for (let i = 0; i < puts; i++) {
+      const column = task[at]!;
+      const keyBytes = view.getUint16(at + 2);
+      const valueBytes = view.getUint32(at + 4);
+      const keyAt = at + PUT_HEADER;
+      const valueAt = keyAt + keyBytes;
+      if (valueBytes < 5 || valueAt + valueBytes > task.byteLength) fail(`group ${groupId}: put of ${valueBytes} value bytes beyond its chunk`);
+      // The checksum covers key ‖ value[4..] and is stored in value[0..4] (log-format.ts).
+      const crc = crcUpdate(crcUpdate(0, task, keyAt, valueAt), task, valueAt + 4, valueAt + valueBytes);
+      view.setUint32(valueAt, crc);
+      if (column === COLUMN_ENTRY) {
+        if (keyBytes !== LOG_KEY || valueBytes < ENTRY_HEADER) fail('entry put shape');
+        if (u64At(task, keyAt) !== groupId) fail(`group ${groupId}: entry key of another group`);
+        const index = u64At(task, keyAt + 8);
+        if (index !== expectIndex) fail(`group ${groupId}: entry ${index} where ${expectIndex} was expected`);
+        const term = u64At(task, valueAt + 8);
+        if (term < prevTerm) fail(`group ${groupId}: term goes back at ${index}`);
+        prevTerm = term;
+        expectIndex++;
+        // A piece's entry puts are adjacent: putEntries() walks them from the first one.
+        if (entriesAt < 0) entriesAt = at;
+        else if (at !== entriesEnd) fail(`group ${groupId}: entry puts of a piece are not adjacent`);
+        entriesEnd = valueAt + valueBytes;
+      } else {
+        if (column !== COLUMN_STATE) fail(`group ${groupId}: put to unknown column ${column}`);
+        if (keyBytes !== META_KEY) fail('meta put shape');
+        if (u64At(task, keyAt + 1) !== groupId) fail(`group ${groupId}: state record of another group`);
+        plan.stateRecord(task[keyAt]!, groupId, c, at);
+      }
+      at = valueAt + valueBytes;
+    }
+    const entryCount = firstNew === 0 ? 0 : expectIndex - firstNew;
+    if (firstNew !== 0) {
+      if (expectIndex - 1 !== newLast) fail(`group ${groupId}: entries end at ${expectIndex - 1}, piece says ${newLast}`);
+      plan.entries(groupId, c, entriesAt, entryCount);
+    }
+    if ((flags & FLAG_DESTROY) !== 0) {
+      plan.destroy(groupId);
+      this.groups.delete(groupId);
+      return at;
+    }
+    owned.last = newLast;
+    owned.truncated = truncatedIndex;
+    owned.maxKey = Math.max(owned.maxKey, newLast);
+    plan.touched.push(groupId);
+    return at;
   }
 
   /** Range-deletes entries [lo, hi) of a group (hi = MAX_SAFE_INTEGER: to the group's end). */

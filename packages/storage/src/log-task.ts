@@ -18,6 +18,7 @@
  * asserts it equals its own, which proves tasks and pieces are applied in submission order.
  */
 import type { ConfState, Entry } from '@flotilla/raft';
+import { LOG_FORMAT_VERSION } from './constants.ts';
 import {
   ENTRY_HEADER_BYTES,
   LOG_KEY_BYTES,
@@ -28,11 +29,9 @@ import {
   TAG_TRUNCATED,
   TRUNCATED_BYTES,
   confStateBytes,
+  entryTypeCode,
   writeConfStateValue,
-  writeEntryValue,
-  writeLogKey,
   writeMetaKey,
-  writeRaftStateValue,
   writeTruncatedValue,
   type TruncatedState,
 } from './log-format.ts';
@@ -45,6 +44,8 @@ export const PUT_HEADER_BYTES = 8;
 
 export const COLUMN_META = 0;
 export const COLUMN_LOG = 1;
+
+const TWO_32 = 2 ** 32;
 
 export const PIECE_SNAPSHOT = 1;
 export const PIECE_DESTROY = 2;
@@ -89,12 +90,29 @@ function putHeader(bytes: Uint8Array, view: DataView, at: number, column: number
 
 /** Encodes pieces (whose sizes sum to `bodyBytes`) into a fresh transferable chunk. */
 export function encodeChunk(pieces: readonly TaskPiece[], bodyBytes: number): Uint8Array {
-  const bytes = new Uint8Array(new ArrayBuffer(CHUNK_HEADER_BYTES + bodyBytes));
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, CHUNK_MAGIC);
-  view.setUint32(4, pieces.length);
-  let at = CHUNK_HEADER_BYTES;
-  for (const p of pieces) {
+  const w = new ChunkWriter(bodyBytes);
+  for (const p of pieces) w.add(p);
+  return w.finish();
+}
+
+/** Encodes pieces one by one into a chunk of a size known in advance (pieceBytes summed). */
+export class ChunkWriter {
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private at = CHUNK_HEADER_BYTES;
+  private pieces = 0;
+
+  constructor(bodyBytes: number) {
+    this.bytes = new Uint8Array(new ArrayBuffer(CHUNK_HEADER_BYTES + bodyBytes));
+    this.view = new DataView(this.bytes.buffer);
+    this.view.setUint32(0, CHUNK_MAGIC);
+  }
+
+  add(p: TaskPiece): void {
+    const bytes = this.bytes;
+    const view = this.view;
+    let at = this.at;
+    this.pieces++;
     view.setFloat64(at, p.groupId);
     view.setFloat64(at + 8, p.prevLast);
     view.setFloat64(at + 16, p.newLast);
@@ -109,18 +127,52 @@ export function encodeChunk(pieces: readonly TaskPiece[], bodyBytes: number): Ui
       writeTruncatedValue(bytes, at + META_KEY_BYTES, p.truncatedBefore);
       at += META_KEY_BYTES + TRUNCATED_BYTES;
     }
-    for (const e of p.entries) {
-      const valueBytes = ENTRY_HEADER_BYTES + e.data.byteLength;
-      at = putHeader(bytes, view, at, COLUMN_LOG, LOG_KEY_BYTES, valueBytes);
-      writeLogKey(bytes, at, p.groupId, e.index);
-      writeEntryValue(bytes, at + LOG_KEY_BYTES, e);
-      at += LOG_KEY_BYTES + valueBytes;
+    // Entries and the raft state record: the per-write hot path, written through the DataView
+    // (same layout as writeLogKey / writeEntryValue / writeRaftStateValue in log-format.ts).
+    const entries = p.entries;
+    const groupHi = Math.floor(p.groupId / TWO_32);
+    const groupLo = p.groupId >>> 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const data = e.data;
+      const valueBytes = ENTRY_HEADER_BYTES + data.byteLength;
+      bytes[at] = COLUMN_LOG;
+      view.setUint16(at + 2, LOG_KEY_BYTES);
+      view.setUint32(at + 4, valueBytes);
+      at += PUT_HEADER_BYTES;
+      view.setUint32(at, groupHi);
+      view.setUint32(at + 4, groupLo);
+      view.setUint32(at + 8, Math.floor(e.index / TWO_32));
+      view.setUint32(at + 12, e.index >>> 0);
+      at += LOG_KEY_BYTES;
+      // value: crc (0: sealed by the owner) | version | type | 0 0 | term | data
+      bytes[at + 4] = LOG_FORMAT_VERSION;
+      bytes[at + 5] = entryTypeCode(e.type);
+      view.setUint32(at + 8, Math.floor(e.term / TWO_32));
+      view.setUint32(at + 12, e.term >>> 0);
+      bytes.set(data, at + ENTRY_HEADER_BYTES);
+      at += valueBytes;
     }
     if (p.hardState !== null) {
-      at = putHeader(bytes, view, at, COLUMN_META, META_KEY_BYTES, RAFT_STATE_BYTES);
-      writeMetaKey(bytes, at, TAG_RAFT_STATE, p.groupId);
-      writeRaftStateValue(bytes, at + META_KEY_BYTES, p.hardState, p.newLast);
-      at += META_KEY_BYTES + RAFT_STATE_BYTES;
+      const hs = p.hardState;
+      bytes[at] = COLUMN_META;
+      view.setUint16(at + 2, META_KEY_BYTES);
+      view.setUint32(at + 4, RAFT_STATE_BYTES);
+      at += PUT_HEADER_BYTES;
+      bytes[at] = TAG_RAFT_STATE;
+      view.setUint32(at + 1, groupHi);
+      view.setUint32(at + 5, groupLo);
+      at += META_KEY_BYTES;
+      bytes[at + 4] = LOG_FORMAT_VERSION;
+      view.setUint32(at + 8, Math.floor(hs.term / TWO_32));
+      view.setUint32(at + 12, hs.term >>> 0);
+      view.setUint32(at + 16, Math.floor(hs.vote / TWO_32));
+      view.setUint32(at + 20, hs.vote >>> 0);
+      view.setUint32(at + 24, Math.floor(hs.commit / TWO_32));
+      view.setUint32(at + 28, hs.commit >>> 0);
+      view.setUint32(at + 32, Math.floor(p.newLast / TWO_32));
+      view.setUint32(at + 36, p.newLast >>> 0);
+      at += RAFT_STATE_BYTES;
     }
     if (p.confState !== null) {
       const valueBytes = confStateBytes(p.confState);
@@ -135,9 +187,14 @@ export function encodeChunk(pieces: readonly TaskPiece[], bodyBytes: number): Ui
       writeTruncatedValue(bytes, at + META_KEY_BYTES, p.truncatedAfter);
       at += META_KEY_BYTES + TRUNCATED_BYTES;
     }
+    this.at = at;
   }
-  if (at !== bytes.byteLength) throw new Error(`storage assertion failed: chunk encoded ${at} of ${bytes.byteLength} bytes`);
-  return bytes;
+
+  finish(): Uint8Array {
+    if (this.at !== this.bytes.byteLength) throw new Error(`storage assertion failed: chunk encoded ${this.at} of ${this.bytes.byteLength} bytes`);
+    this.view.setUint32(4, this.pieces);
+    return this.bytes;
+  }
 }
 
 // ---- read results (owner -> main thread) ---------------------------------------------------------

@@ -142,7 +142,7 @@ function termOf(view: GroupLogView, index: number, truncatedIndex: number, trunc
  * committed entries are never replaced, hard state term/commit never go back, a vote is never
  * changed within a term, compaction stays within commit and the caller's limit.
  */
-export function planGroupWrite(view: GroupLogView, w: GroupWrite, compactLimit: number): GroupWritePlan {
+export function planGroupWrite(view: GroupLogView, w: GroupWrite, hooks: Pick<LogEngineHooks, 'compactLimit'>): GroupWritePlan {
   const g = w.groupId;
   if (!isIndex(g)) throw violation(g, 'group id must be a safe non-negative integer');
   if (w.destroy === true) {
@@ -218,6 +218,8 @@ export function planGroupWrite(view: GroupLogView, w: GroupWrite, compactLimit: 
     if (c <= truncatedIndex) throw new RaftError('FLOTILLA_RAFT_COMPACTED', `already compacted past ${c}`);
     if (c > lastIndex) throw violation(g, `compact ${c} beyond last index ${lastIndex}`);
     if (c > hardState.commit) throw violation(g, `compact ${c} beyond commit ${hardState.commit}`);
+    // Asked only when compacting: the limit is the host's (the KV engine's durable applied index).
+    const compactLimit = hooks.compactLimit?.(g) ?? Number.MAX_SAFE_INTEGER;
     if (c > compactLimit) throw violation(g, `compact ${c} beyond the durable applied index ${compactLimit}`);
     truncatedTerm = c <= lastIndex && entries.length > 0 && c >= firstNew ? entries[c - firstNew]!.term : termOf(view, c, truncatedIndex, truncatedTerm);
     truncatedIndex = c;

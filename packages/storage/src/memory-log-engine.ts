@@ -136,7 +136,7 @@ export class MemoryLogEngine implements LogEngine {
       seen.add(w.groupId);
       if (!this.disk.groups.has(w.groupId)) newGroups++;
       const view = this.group(w.groupId) as MemoryGroupLog;
-      plans.push(planGroupWrite(view, w, this.hooks.compactLimit?.(w.groupId) ?? Number.MAX_SAFE_INTEGER));
+      plans.push(planGroupWrite(view, w, this.hooks));
     }
     if (this.disk.groups.size + newGroups > groupsMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `more than groupsMax ${groupsMax} groups`);
     for (const w of writes) {

@@ -61,7 +61,8 @@ function workerExecArgv(): string[] {
 export class WorkerShardClient implements ShardClient {
   private constructor(private readonly pool: Piscina) {}
 
-  static async open(path: string): Promise<WorkerShardClient> {
+  /** `nice`: CPU priority of the appender thread (Linux; see log-worker.ts). */
+  static async open(path: string, nice: number): Promise<WorkerShardClient> {
     const pool = new Piscina({
       filename: WORKER_URL,
       name: 'default',
@@ -79,7 +80,7 @@ export class WorkerShardClient implements ShardClient {
     });
     const client = new WorkerShardClient(pool);
     try {
-      await client.call({ op: 'open', path });
+      await client.call({ op: 'open', path, nice });
     } catch (err) {
       await pool.destroy();
       throw err;
@@ -119,6 +120,7 @@ export class WorkerShardClient implements ShardClient {
   }
 }
 
-export function openShardClient(mode: AppenderMode, path: string): Promise<ShardClient> {
-  return mode === 'worker' ? WorkerShardClient.open(path) : InlineShardClient.open(path);
+export function openShardClient(mode: AppenderMode, path: string, nice: number): Promise<ShardClient> {
+  // Inline shards run on the caller's thread: its priority is the host's business.
+  return mode === 'worker' ? WorkerShardClient.open(path, nice) : InlineShardClient.open(path);
 }

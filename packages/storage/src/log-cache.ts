@@ -1,0 +1,201 @@
+/**
+ * The cache of one group's recent entries (a contiguous suffix of its log), kept as BYTES in one
+ * ring buffer per group, with index, term, type, offset and length in typed-array rings. A write
+ * copies payloads in; a read copies the range it returns out into one new buffer (the Entry
+ * objects' `data` view it), so the ring's memory can be reused at once.
+ *
+ * Why not keep the caller's Entry objects (the first design)? Objects kept for ~1,000 appends
+ * survive scavenges, and every scavenge copied them (~11-27% of the main thread, most event-loop
+ * stalls). Why not append-only buffers handed out as views? Each cached byte was then a fresh
+ * off-heap allocation, and that allocation rate drove V8 into a full mark-compact every ~0.5 s
+ * (3-6 ms pauses). With the ring, appending allocates nothing in the steady state; the copy
+ * moves to reads, one allocation per read call. Measured in benchmarks/storage/RESULTS.md.
+ *
+ * Memory: the ring holds the cached payload plus at most as much again (it doubles when full and
+ * is released when the cache empties), so the engine's payload budget bounds it.
+ */
+import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '@flotilla/raft';
+import { logCacheRingBytesMin } from './constants.ts';
+import { assert, fail } from './errors.ts';
+
+const TYPES: readonly EntryType[] = ['normal', 'confChange'];
+const SLOTS_MIN = 8;
+const EMPTY = new Uint8Array(0);
+
+export class EntryCache {
+  /** Index of the first cached entry; `first + count - 1` is the last. */
+  first: number;
+  count = 0;
+  /** Payload bytes cached. */
+  bytes = 0;
+  /** Slot of entry `first + k` is (head + k) & (slots - 1). */
+  private head = 0;
+  private terms = new Float64Array(0);
+  private offsets = new Int32Array(0);
+  private lengths = new Int32Array(0);
+  private types = new Uint8Array(0);
+  /** Payload ring; the next payload goes at `tail` (or wraps to 0). */
+  private ring: Uint8Array = EMPTY;
+  private tail = 0;
+
+  constructor(first: number) {
+    this.first = first;
+  }
+
+  /** Appends one entry; its index must be `first + count`. */
+  push(e: Entry): void {
+    const n = e.data.byteLength;
+    if (this.count === this.terms.length) this.resizeSlots(Math.max(SLOTS_MIN, this.terms.length * 2));
+    let at = this.placeFor(n);
+    if (at < 0) {
+      this.relayout(Math.max(logCacheRingBytesMin, 2 * (this.bytes + n)));
+      at = this.placeFor(n);
+      if (at < 0) fail(`cache ring of ${this.ring.byteLength} bytes has no room for ${n} after growing`);
+    }
+    const slot = (this.head + this.count) & (this.terms.length - 1);
+    this.terms[slot] = e.term;
+    this.offsets[slot] = at;
+    this.lengths[slot] = n;
+    this.types[slot] = e.type === 'normal' ? 0 : 1;
+    this.ring.set(e.data, at);
+    this.tail = at + n;
+    this.count++;
+    this.bytes += n;
+  }
+
+  /** Drops entries from `index` on (a conflicting suffix); returns the payload bytes freed. */
+  truncateFrom(index: number): number {
+    const keep = Math.max(0, index - this.first);
+    if (keep >= this.count) return 0;
+    let freed = 0;
+    const mask = this.terms.length - 1;
+    for (let k = keep; k < this.count; k++) freed += this.lengths[(this.head + k) & mask]!;
+    // The space is reused: reads copy, nothing outside points into the ring.
+    this.tail = this.offsets[(this.head + keep) & mask]!;
+    this.count = keep;
+    this.bytes -= freed;
+    if (this.count === 0) this.release();
+    return freed;
+  }
+
+  /** Drops entries below `index` (eviction, compaction); returns the payload bytes freed. */
+  dropBelow(index: number): number {
+    const drop = Math.min(this.count, index - this.first);
+    if (drop <= 0) return 0;
+    let freed = 0;
+    const mask = this.terms.length - 1;
+    for (let k = 0; k < drop; k++) freed += this.lengths[(this.head + k) & mask]!;
+    this.head = (this.head + drop) & mask;
+    this.count -= drop;
+    this.first += drop;
+    this.bytes -= freed;
+    if (this.count === 0) this.release();
+    return freed;
+  }
+
+  /** Empties the cache; the next cached entry will be `nextFirst`. Returns the bytes freed. */
+  clear(nextFirst: number): number {
+    const freed = this.bytes;
+    this.count = 0;
+    this.bytes = 0;
+    this.first = nextFirst;
+    this.release();
+    return freed;
+  }
+
+  /**
+   * Entries [lo, hi) (all cached), the longest prefix within `maxBytes` counted as the core counts
+   * them (payload + ENTRY_OVERHEAD_BYTES), but never empty when the range is not. Their payloads
+   * are copied into one new buffer.
+   */
+  slice(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo < this.first || hi > this.first + this.count) fail(`cache of [${this.first}, ${this.first + this.count}) asked for [${lo}, ${hi})`);
+    if (lo >= hi) return [];
+    const mask = this.terms.length - 1;
+    const base = this.head - this.first;
+    // How many fit, and their payload bytes.
+    let end = lo;
+    let size = 0;
+    let payload = 0;
+    while (end < hi) {
+      const n = this.lengths[(base + end) & mask]!;
+      size += n + ENTRY_OVERHEAD_BYTES;
+      if (end > lo && size > maxBytes) break;
+      payload += n;
+      end++;
+    }
+    const copy = new Uint8Array(payload);
+    const out: Entry[] = new Array(end - lo);
+    let at = 0;
+    for (let index = lo; index < end; index++) {
+      const slot = (base + index) & mask;
+      const n = this.lengths[slot]!;
+      const from = this.offsets[slot]!;
+      copy.set(this.ring.subarray(from, from + n), at);
+      out[index - lo] = { index, term: this.terms[slot]!, type: TYPES[this.types[slot]!]!, data: copy.subarray(at, at + n) };
+      at += n;
+    }
+    return out;
+  }
+
+  /** Where a payload of `n` bytes fits in the ring without overwriting cached ones (-1: full). */
+  private placeFor(n: number): number {
+    const size = this.ring.byteLength;
+    // Nothing (or only empty payloads) in the ring: start over at 0.
+    if (this.count === 0 || this.bytes === 0) return n <= size ? 0 : -1;
+    const start = this.offsets[this.head]!;
+    if (this.tail > start) {
+      // Used: [start, tail). Free: [tail, size) then [0, start).
+      if (size - this.tail >= n) return this.tail;
+      return start >= n ? 0 : -1;
+    }
+    // Wrapped. Used: [start, size) and [0, tail). Free: [tail, start).
+    return start - this.tail >= n ? this.tail : -1;
+  }
+
+  /** Moves the cached payloads, in order, to the start of a new ring of `capacity` bytes. */
+  private relayout(capacity: number): void {
+    const next = new Uint8Array(capacity);
+    const mask = this.terms.length - 1;
+    let at = 0;
+    for (let k = 0; k < this.count; k++) {
+      const slot = (this.head + k) & mask;
+      const from = this.offsets[slot]!;
+      const n = this.lengths[slot]!;
+      next.set(this.ring.subarray(from, from + n), at);
+      this.offsets[slot] = at;
+      at += n;
+    }
+    this.ring = next;
+    this.tail = at;
+  }
+
+  private release(): void {
+    // Nothing cached: let go of the ring and keep few slots.
+    this.ring = EMPTY;
+    this.tail = 0;
+    this.head = 0;
+    if (this.terms.length > SLOTS_MIN * 4) this.resizeSlots(SLOTS_MIN);
+  }
+
+  private resizeSlots(capacity: number): void {
+    assert(capacity >= this.count && (capacity & (capacity - 1)) === 0, 'slot capacity is a power of two holding the window');
+    const terms = new Float64Array(capacity);
+    const offsets = new Int32Array(capacity);
+    const lengths = new Int32Array(capacity);
+    const types = new Uint8Array(capacity);
+    const mask = this.terms.length - 1;
+    for (let k = 0; k < this.count; k++) {
+      const slot = (this.head + k) & mask;
+      terms[k] = this.terms[slot]!;
+      offsets[k] = this.offsets[slot]!;
+      lengths[k] = this.lengths[slot]!;
+      types[k] = this.types[slot]!;
+    }
+    this.terms = terms;
+    this.offsets = offsets;
+    this.lengths = lengths;
+    this.types = types;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The byte-ring entry cache of one group (log-cache.ts) against a plain array of entries: seeded
+ * random appends (with empty and large payloads, so the ring wraps, fills and relays out),
+ * conflicting suffixes, drops from the head, clears and byte-limited slices.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ENTRY_OVERHEAD_BYTES, type Entry } from '@flotilla/raft';
+import { EntryCache } from '../src/log-cache.ts';
+import { Prng } from './helpers.ts';
+
+function payload(rng: Prng, index: number): Uint8Array {
+  const kind = rng.int(0, 9);
+  const n = kind === 0 ? 0 : kind === 1 ? rng.int(2000, 9000) : rng.int(1, 300);
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (index * 31 + i) & 0xff;
+  return b;
+}
+
+describe('entry cache (byte ring)', () => {
+  it('matches an array of entries under random appends, conflicts, drops and reads', () => {
+    const seed = Number(process.env['FLOTILLA_SEED'] ?? 20261122);
+    const rng = new Prng(seed);
+    const cache = new EntryCache(1);
+    let model: Entry[] = [];
+    let first = 1;
+    let term = 1;
+    for (let step = 0; step < 5000; step++) {
+      const op = rng.int(0, 99);
+      const next = first + model.length;
+      if (op < 60) {
+        const e: Entry = { index: next, term, type: rng.int(0, 9) === 0 ? 'confChange' : 'normal', data: payload(rng, next) };
+        cache.push(e);
+        model.push(e);
+      } else if (op < 70 && model.length > 0) {
+        // A conflicting suffix: cut, then continue in a newer term.
+        const from = first + rng.int(0, model.length - 1);
+        const freed = cache.truncateFrom(from);
+        const cut = model.slice(from - first);
+        model = model.slice(0, from - first);
+        assert.equal(freed, cut.reduce((n, e) => n + e.data.byteLength, 0), `seed ${seed} step ${step}: bytes freed by truncateFrom`);
+        term++;
+      } else if (op < 85 && model.length > 0) {
+        const below = first + rng.int(0, model.length);
+        const freed = cache.dropBelow(below);
+        const dropped = model.slice(0, below - first);
+        model = model.slice(below - first);
+        first = below;
+        assert.equal(freed, dropped.reduce((n, e) => n + e.data.byteLength, 0), `seed ${seed} step ${step}: bytes freed by dropBelow`);
+      } else if (op < 87) {
+        const freed = cache.clear(next);
+        assert.equal(freed, model.reduce((n, e) => n + e.data.byteLength, 0));
+        model = [];
+        first = next;
+      } else if (model.length > 0) {
+        const lo = first + rng.int(0, model.length - 1);
+        const hi = rng.int(lo + 1, first + model.length);
+        const maxBytes = rng.int(0, 3) === 0 ? Number.MAX_SAFE_INTEGER : rng.int(1, 20_000);
+        const got = cache.slice(lo, hi, maxBytes);
+        // The model: the longest prefix within maxBytes, never empty.
+        const want: Entry[] = [];
+        let size = 0;
+        for (const e of model.slice(lo - first, hi - first)) {
+          size += e.data.byteLength + ENTRY_OVERHEAD_BYTES;
+          if (want.length > 0 && size > maxBytes) break;
+          want.push(e);
+        }
+        assert.deepEqual(
+          got.map((e) => [e.index, e.term, e.type, [...e.data]]),
+          want.map((e) => [e.index, e.term, e.type, [...e.data]]),
+          `seed ${seed} step ${step}: slice [${lo}, ${hi}) within ${maxBytes}`,
+        );
+      }
+      assert.equal(cache.first, first, `seed ${seed} step ${step}: first`);
+      assert.equal(cache.count, model.length, `seed ${seed} step ${step}: count`);
+      assert.equal(cache.bytes, model.reduce((n, e) => n + e.data.byteLength, 0), `seed ${seed} step ${step}: bytes`);
+    }
+  });
+
+  it('hands out copies: later appends never change entries already read', () => {
+    const cache = new EntryCache(1);
+    const read: Entry[] = [];
+    for (let i = 1; i <= 3000; i++) {
+      cache.push({ index: i, term: 1, type: 'normal', data: new Uint8Array(100).fill(i & 0xff) });
+      if (i % 7 === 0) read.push(...cache.slice(i, i + 1, Number.MAX_SAFE_INTEGER));
+      if (cache.count > 50) cache.dropBelow(cache.first + 10);
+    }
+    for (const e of read) assert.ok(e.data.every((b) => b === (e.index & 0xff)), `entry ${e.index} unchanged`);
+  });
+});
