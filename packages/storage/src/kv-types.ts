@@ -6,29 +6,13 @@
  * applied index (and any region metadata they change) become one atomic write.
  */
 
-export interface RegionEpoch {
-  /** Bumped by split/merge (range changes). */
-  readonly version: number;
-  /** Bumped by membership changes. */
-  readonly confVer: number;
-}
-
-export type PeerRole = 'voter' | 'learner';
-
-export interface RegionPeer {
-  readonly id: number;
-  readonly storeId: number;
-  readonly role: PeerRole;
-}
-
-/** A region: [startKey, endKey) (an empty endKey means unbounded), its epoch and peers. */
-export interface RegionMeta {
-  readonly id: number;
-  readonly startKey: Uint8Array;
-  readonly endKey: Uint8Array;
-  readonly epoch: RegionEpoch;
-  readonly peers: readonly RegionPeer[];
-}
+/**
+ * The region's shape is shared with the wire protocol (clients receive it in EpochNotMatch):
+ * one definition, in @flotilla/wire. A region is [startKey, endKey) (an empty endKey means
+ * unbounded); `epoch.version` moves on split/merge, `epoch.confVer` on membership changes.
+ */
+import type { RegionMeta } from '@flotilla/wire';
+export type { PeerRole, RegionEpoch, RegionMeta, RegionPeer } from '@flotilla/wire';
 
 export type RegionStatus = 'normal' | 'applyingSnapshot' | 'tombstone';
 
