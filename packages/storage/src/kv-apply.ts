@@ -13,7 +13,7 @@ import {
 } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { encodeDataFrame, encodeHeaderFrame, encodeTrailerFrame } from './kv-format.ts';
-import { compareBytes, type KvPair, type RegionApply, type RegionMeta, type RegionState } from './kv-types.ts';
+import { compareBytes, type KvCommand, type KvPair, type RegionApply, type RegionMeta, type RegionState } from './kv-types.ts';
 
 function contract(what: string): StorageError {
   return new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', what);
@@ -145,4 +145,21 @@ export async function* snapshotFrames(state: RegionState, batches: AsyncIterable
   }
   if (chunk.length > 0) yield flush();
   yield encodeTrailerFrame(seq, pairs, bytes, dataFrames);
+}
+
+/**
+ * The region metadata a putRegion leaves, or 'epochNotMatch' when it would move the epoch
+ * back. An existing region keeps its applied index; a new one starts at the command's.
+ * One rule for the RocksDB engine and its twin.
+ */
+export function regionAfterPut(old: RegionState | null, c: Extract<KvCommand, { op: 'putRegion' }>): RegionState | 'epochNotMatch' {
+  if (old !== null && (c.region.epoch.version < old.region.epoch.version || c.region.epoch.confVer < old.region.epoch.confVer)) {
+    return 'epochNotMatch';
+  }
+  return {
+    region: c.region,
+    appliedIndex: old?.appliedIndex ?? c.appliedIndex ?? 0,
+    appliedTerm: old?.appliedTerm ?? c.appliedTerm ?? 0,
+    status: 'normal',
+  };
 }

@@ -19,7 +19,7 @@ import {
   scanRowsPerStepMax,
 } from './constants.ts';
 import { StorageError, assert } from './errors.ts';
-import { checkKey, clipRange, validateApplyBatch } from './kv-apply.ts';
+import { checkKey, clipRange, regionAfterPut, validateApplyBatch } from './kv-apply.ts';
 import {
   KV_TAG_APPLY_STATE,
   KV_TAG_FORMAT,
@@ -339,17 +339,12 @@ export class RocksKvEngine implements KvEngine {
             break;
           }
           case 'putRegion': {
-            const old = stateOf(c.region.id);
-            if (old !== null && (c.region.epoch.version < old.region.epoch.version || c.region.epoch.confVer < old.region.epoch.confVer)) {
+            const next = regionAfterPut(stateOf(c.region.id), c);
+            if (next === 'epochNotMatch') {
               results.push({ op: 'putRegion', error: 'epochNotMatch' });
               break;
             }
-            regionChanges.set(c.region.id, {
-              region: c.region,
-              appliedIndex: old?.appliedIndex ?? c.appliedIndex ?? 0,
-              appliedTerm: old?.appliedTerm ?? c.appliedTerm ?? 0,
-              status: 'normal',
-            });
+            regionChanges.set(c.region.id, next);
             results.push({ op: 'putRegion' });
             break;
           }

@@ -7,7 +7,7 @@
 import { kvDeleteRangeKeysMax, kvGetManyKeysMax, kvScanBytesMax, kvScanRowsMax, regionsMax } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { readFrames } from './kv-format.ts';
-import { checkKey, clipRange, snapshotFrames, validateApplyBatch } from './kv-apply.ts';
+import { checkKey, clipRange, regionAfterPut, snapshotFrames, validateApplyBatch } from './kv-apply.ts';
 import {
   compareBytes,
   inRange,
@@ -134,17 +134,12 @@ export class MemoryKvEngine implements KvEngine {
             break;
           }
           case 'putRegion': {
-            const old = this.disk.regions.get(c.region.id);
-            if (old !== undefined && (c.region.epoch.version < old.region.epoch.version || c.region.epoch.confVer < old.region.epoch.confVer)) {
+            const next = regionAfterPut(this.disk.regions.get(c.region.id) ?? null, c);
+            if (next === 'epochNotMatch') {
               results.push({ op: 'putRegion', error: 'epochNotMatch' });
               break;
             }
-            this.disk.regions.set(c.region.id, {
-              region: c.region,
-              appliedIndex: old?.appliedIndex ?? c.appliedIndex ?? 0,
-              appliedTerm: old?.appliedTerm ?? c.appliedTerm ?? 0,
-              status: 'normal',
-            });
+            this.disk.regions.set(c.region.id, next);
             results.push({ op: 'putRegion' });
             break;
           }

@@ -18,6 +18,8 @@ export const limits = Object.freeze({
   commandsPerEntryMax: 1024,
   /** Requests worked on at once by the store; past it: ServerBusy. */
   requestsInFlightMax: 65_536,
+  /** Retry-after hint when the store has too many requests in flight. */
+  serverBusyRetryAfterMs: 10,
   /** Default and maximum time a request may take. */
   requestTimeoutMsDefault: 10_000,
   requestTimeoutMsMax: 600_000,

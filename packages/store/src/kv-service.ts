@@ -21,7 +21,7 @@ export class KvService {
 
   async handle(request: KvRequest): Promise<KvResponse> {
     if (this.inFlight >= limits.requestsInFlightMax) {
-      return { requestId: request.requestId, error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: 10 } };
+      return { requestId: request.requestId, error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.serverBusyRetryAfterMs } };
     }
     this.inFlight++;
     try {

@@ -7,17 +7,7 @@ import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storag
 import { TcpTransport } from '@flotilla/transport';
 import type { KvOp, KvOpResult } from '@flotilla/wire';
 import { KvService, MultiRaftHost } from '../src/index.ts';
-
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
-const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
-
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 15_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { bytes, text, waitFor } from './harness.ts';
 
 interface RealStore {
   readonly id: number;

@@ -10,6 +10,7 @@
  * snapshot streams pull one chunk at a time straight from the sender's iterable (a window of
  * one) and have no timeouts (partition or close the link to fail one).
  */
+import { collectPeerStats } from './peer-stats.ts';
 import { FrameDecoder, decodeFrame, encodeFrame, type Heartbeat, type HeartbeatResponse, type RaftEnvelope, type WireMessage } from '@flotilla/wire';
 import { limits as wire } from '@flotilla/wire';
 import type { TransportTuning } from './constants.ts';
@@ -139,23 +140,7 @@ export class MemoryTransport implements PeerTransport {
   }
 
   stats(): ReadonlyMap<StoreId, PeerStats> {
-    const out = new Map<StoreId, PeerStats>();
-    for (const link of this.links.values()) {
-      out.set(link.store, {
-        state: this.closed ? 'down' : link.state,
-        framesSent: link.framesSent,
-        messagesSent: link.messagesSent,
-        bytesSent: link.bytesSent,
-        framesReceived: this.framesReceived.get(link.store) ?? 0,
-        queuedMessages: link.outbox.messages,
-        refusedQueueFull: link.refusedQueueFull,
-        reconnects: link.reconnects,
-      });
-    }
-    for (const [store, frames] of this.framesReceived) {
-      if (!out.has(store)) out.set(store, { state: 'down', framesSent: 0, messagesSent: 0, bytesSent: 0, framesReceived: frames, queuedMessages: 0, refusedQueueFull: 0, reconnects: 0 });
-    }
-    return out;
+    return collectPeerStats(this.links.values(), this.framesReceived, this.closed);
   }
 
   /**

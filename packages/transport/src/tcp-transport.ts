@@ -10,6 +10,7 @@
  *   written with one writev.
  * - Snapshots stream on a connection of their own (tcp-snapshot.ts).
  */
+import { collectPeerStats } from './peer-stats.ts';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import type { RandomSource } from '@flotilla/raft';
 import { encodeFrame, type Heartbeat, type HeartbeatResponse, type RaftEnvelope } from '@flotilla/wire';
@@ -178,23 +179,7 @@ export class TcpTransport implements PeerTransport {
   }
 
   stats(): ReadonlyMap<StoreId, PeerStats> {
-    const out = new Map<StoreId, PeerStats>();
-    for (const link of this.links.values()) {
-      out.set(link.store, {
-        state: this.ctx.closed ? 'down' : link.state,
-        framesSent: link.framesSent,
-        messagesSent: link.messagesSent,
-        bytesSent: link.bytesSent,
-        framesReceived: this.framesReceived.get(link.store) ?? 0,
-        queuedMessages: link.outbox.messages,
-        refusedQueueFull: link.refusedQueueFull,
-        reconnects: link.reconnects,
-      });
-    }
-    for (const [store, frames] of this.framesReceived) {
-      if (!out.has(store)) out.set(store, { state: 'down', framesSent: 0, messagesSent: 0, bytesSent: 0, framesReceived: frames, queuedMessages: 0, refusedQueueFull: 0, reconnects: 0 });
-    }
-    return out;
+    return collectPeerStats(this.links.values(), this.framesReceived, this.ctx.closed);
   }
 
   /**

@@ -76,55 +76,61 @@ function contextOf(context: Uint8Array | undefined): Uint8Array | null {
   return context === undefined ? null : argContext(context, raftContextBytesMax, 'context');
 }
 
-export function heartbeatBatchTuple(batch: HeartbeatBatch): unknown[] {
+/** A batch of beats of one store pair: [fromStore, toStore, [beat tuple, ...]]. */
+function beatBatchTuple<B>(batch: { readonly fromStore: number; readonly toStore: number; readonly beats: readonly B[] }, what: string, beatTuple: (b: B) => unknown[]): unknown[] {
   argId(batch.fromStore, 'fromStore');
   argId(batch.toStore, 'toStore');
-  argCount(batch.beats.length, heartbeatBatchBeatsMax, 'beats per HeartbeatBatch');
+  argCount(batch.beats.length, heartbeatBatchBeatsMax, `beats per ${what}`);
   const beats = new Array<unknown>(batch.beats.length);
-  for (let i = 0; i < beats.length; i++) {
-    const b = batch.beats[i]!;
-    beats[i] = [
-      argId(b.regionId, 'regionId'),
-      argId(b.fromPeer, 'fromPeer'),
-      argId(b.toPeer, 'toPeer'),
-      argUint(b.term, 'term'),
-      argUint(b.commit, 'commit'),
-      argUint(b.leaderTick, 'leaderTick'),
-      contextOf(b.context),
-    ];
-  }
+  for (let i = 0; i < beats.length; i++) beats[i] = beatTuple(batch.beats[i]!);
   return [batch.fromStore, batch.toStore, beats];
 }
 
+export function heartbeatBatchTuple(batch: HeartbeatBatch): unknown[] {
+  return beatBatchTuple(batch, 'HeartbeatBatch', (b) => [
+    argId(b.regionId, 'regionId'),
+    argId(b.fromPeer, 'fromPeer'),
+    argId(b.toPeer, 'toPeer'),
+    argUint(b.term, 'term'),
+    argUint(b.commit, 'commit'),
+    argUint(b.leaderTick, 'leaderTick'),
+    contextOf(b.context),
+  ]);
+}
+
 export function heartbeatResponseBatchTuple(batch: HeartbeatResponseBatch): unknown[] {
-  argId(batch.fromStore, 'fromStore');
-  argId(batch.toStore, 'toStore');
-  argCount(batch.beats.length, heartbeatBatchBeatsMax, 'beats per HeartbeatResponseBatch');
-  const beats = new Array<unknown>(batch.beats.length);
-  for (let i = 0; i < beats.length; i++) {
-    const b = batch.beats[i]!;
-    beats[i] = [
-      argId(b.regionId, 'regionId'),
-      argId(b.fromPeer, 'fromPeer'),
-      argId(b.toPeer, 'toPeer'),
-      argUint(b.term, 'term'),
-      argUint(b.leaderTick, 'leaderTick'),
-      contextOf(b.context),
-    ];
-  }
-  return [batch.fromStore, batch.toStore, beats];
+  return beatBatchTuple(batch, 'HeartbeatResponseBatch', (b) => [
+    argId(b.regionId, 'regionId'),
+    argId(b.fromPeer, 'fromPeer'),
+    argId(b.toPeer, 'toPeer'),
+    argUint(b.term, 'term'),
+    argUint(b.leaderTick, 'leaderTick'),
+    contextOf(b.context),
+  ]);
 }
 
 // ---- Decoding -----------------------------------------------------------------------------------------
 
-export function readHeartbeatBatch(value: unknown): HeartbeatBatch {
-  const t = readTuple(value, 3, 'HeartbeatBatch');
+/** Reads [fromStore, toStore, [beat, ...]] with `readBeat` for each beat tuple. */
+function readBeatBatch<B>(value: unknown, what: string, readBeat: (tuple: unknown) => B): { fromStore: number; toStore: number; beats: B[] } {
+  const t = readTuple(value, 3, what);
   const fromStore = readId(t[0], 'fromStore');
   const toStore = readId(t[1], 'toStore');
-  const list = readList(t[2], heartbeatBatchBeatsMax, 'HeartbeatBatch.beats');
-  const beats = new Array<Heartbeat>(list.length);
-  for (let i = 0; i < list.length; i++) {
-    const b = readTuple(list[i], 7, 'heartbeat');
+  const list = readList(t[2], heartbeatBatchBeatsMax, `${what}.beats`);
+  const beats = new Array<B>(list.length);
+  for (let i = 0; i < list.length; i++) beats[i] = readBeat(list[i]);
+  return { fromStore, toStore, beats };
+}
+
+/** An empty context is left out, as the encoders leave it out. */
+function withContext<T extends object>(beat: T, raw: unknown): T | (T & { context: Uint8Array }) {
+  const context = readContext(raw, raftContextBytesMax, 'context');
+  return context.byteLength === 0 ? beat : { ...beat, context };
+}
+
+export function readHeartbeatBatch(value: unknown): HeartbeatBatch {
+  return readBeatBatch(value, 'HeartbeatBatch', (tuple): Heartbeat => {
+    const b = readTuple(tuple, 7, 'heartbeat');
     const beat = {
       regionId: readId(b[0], 'regionId'),
       fromPeer: readId(b[1], 'fromPeer'),
@@ -133,20 +139,13 @@ export function readHeartbeatBatch(value: unknown): HeartbeatBatch {
       commit: readUint(b[4], 'commit'),
       leaderTick: readUint(b[5], 'leaderTick'),
     };
-    const context = readContext(b[6], raftContextBytesMax, 'context');
-    beats[i] = context.byteLength === 0 ? beat : { ...beat, context };
-  }
-  return { fromStore, toStore, beats };
+    return withContext(beat, b[6]);
+  });
 }
 
 export function readHeartbeatResponseBatch(value: unknown): HeartbeatResponseBatch {
-  const t = readTuple(value, 3, 'HeartbeatResponseBatch');
-  const fromStore = readId(t[0], 'fromStore');
-  const toStore = readId(t[1], 'toStore');
-  const list = readList(t[2], heartbeatBatchBeatsMax, 'HeartbeatResponseBatch.beats');
-  const beats = new Array<HeartbeatResponse>(list.length);
-  for (let i = 0; i < list.length; i++) {
-    const b = readTuple(list[i], 6, 'heartbeat response');
+  return readBeatBatch(value, 'HeartbeatResponseBatch', (tuple): HeartbeatResponse => {
+    const b = readTuple(tuple, 6, 'heartbeat response');
     const beat = {
       regionId: readId(b[0], 'regionId'),
       fromPeer: readId(b[1], 'fromPeer'),
@@ -154,8 +153,6 @@ export function readHeartbeatResponseBatch(value: unknown): HeartbeatResponseBat
       term: readUint(b[3], 'term'),
       leaderTick: readUint(b[4], 'leaderTick'),
     };
-    const context = readContext(b[5], raftContextBytesMax, 'context');
-    beats[i] = context.byteLength === 0 ? beat : { ...beat, context };
-  }
-  return { fromStore, toStore, beats };
+    return withContext(beat, b[5]);
+  });
 }
