@@ -31,6 +31,8 @@ export const limits = Object.freeze({
   compactKeepEntries: 1_000,
   /** The KV engine is synced (to let compaction advance) at most this often. */
   kvSyncIntervalMs: 1_000,
+  /** How often a graceful shutdown re-checks the leaderships it is moving away. */
+  leaderTransferPollMs: 20,
   /** Tombstones remembered (peers removed from this store) to ignore their stale messages. */
   tombstonesMax: 100_000,
 });

@@ -10,6 +10,7 @@ export type StoreErrorCode =
   | 'FLOTILLA_STORE_INVALID_REGION'
   | 'FLOTILLA_STORE_TOO_MANY_PEERS'
   | 'FLOTILLA_STORE_SNAPSHOT_REFUSED' // a received snapshot the replica must not install
+  | 'FLOTILLA_STORE_INVALID_CONFIG' // a flag or environment variable of the store process
   | 'FLOTILLA_STORE_INTERNAL';
 
 const BRAND = Symbol.for('flotilla.store.error');

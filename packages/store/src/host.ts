@@ -40,6 +40,11 @@ export interface HostOptions {
   readonly hibernateAfterTicks?: number;
   /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
   readonly compactAfterEntries?: number;
+  /**
+   * Called once if the host stops on a failure (a failed log write, a broken invariant), after
+   * it closed itself. A store process logs it and exits: a store must fail-stop, not limp on.
+   */
+  readonly onFailure?: (err: unknown) => void;
 }
 
 /** Counters for tests and metrics. */
@@ -125,6 +130,45 @@ export class MultiRaftHost implements InboundHandlers {
     if (this.ticker) clearInterval(this.ticker);
     for (const peer of this.peers.values()) peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
     await this.options.transport.close();
+  }
+
+  /**
+   * Graceful shutdown's first step: every region led here hands its leadership to its most
+   * caught-up voter on another store, so clients see NotLeader with a live hint instead of
+   * an election timeout. Resolves with the regions still led here once none can move (no
+   * other voter is active) or the deadline passes.
+   */
+  async transferLeadersAway(deadlineMs: number): Promise<number> {
+    const started = Date.now();
+    const until = started + deadlineMs;
+    // The core abandons a transfer after an election timeout: ask again after that long.
+    const retryAfterMs = limits.electionTicks * (this.options.tickMs ?? limits.tickMs);
+    const askedAt = new Map<number, number>();
+    for (;;) {
+      let leading = 0;
+      let moving = 0;
+      for (const peer of this.peers.values()) {
+        if (!peer.isLeader()) continue;
+        leading++;
+        if (Date.now() - (askedAt.get(peer.regionId) ?? -Infinity) < retryAfterMs) {
+          moving++;
+          continue;
+        }
+        peer.node.wake(); // a hibernated leader learns which followers are active
+        const target = transferTarget(peer);
+        if (target === undefined) {
+          // Followers prove themselves active within an election timeout (after waking).
+          if (Date.now() - started < retryAfterMs) moving++;
+          continue;
+        }
+        askedAt.set(peer.regionId, Date.now());
+        peer.node.transferLeader(target);
+        this.markDirty(peer);
+        moving++;
+      }
+      if (moving === 0 || Date.now() >= until || this.closed) return leading;
+      await new Promise((resolve) => setTimeout(resolve, limits.leaderTransferPollMs));
+    }
   }
 
   /**
@@ -369,7 +413,8 @@ export class MultiRaftHost implements InboundHandlers {
       // A failed fsync or a broken invariant: the store must stop, not limp on.
       this.failure = err;
       await this.close();
-      throw err;
+      if (this.options.onFailure) this.options.onFailure(err);
+      else throw err;
     } finally {
       this.cycleRunning = false;
       for (const wake of this.cycleIdleWaiters.splice(0)) wake();
@@ -587,4 +632,18 @@ export class MultiRaftHost implements InboundHandlers {
   get stoppedBy(): unknown {
     return this.failure;
   }
+}
+
+/** The voter on another store the leader knows to be most caught up, if any is active. */
+function transferTarget(peer: Peer): number | undefined {
+  let best: number | undefined;
+  let bestMatch = -1;
+  for (const [id, progress] of peer.node.status().progress) {
+    if (id === peer.peerId || progress.isLearner || !progress.recentActive) continue;
+    if (progress.match > bestMatch) {
+      best = id;
+      bestMatch = progress.match;
+    }
+  }
+  return best;
 }

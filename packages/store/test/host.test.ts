@@ -297,3 +297,33 @@ describe('hibernation', () => {
     assert.equal(text(read?.op === 'get' ? read.value : null), 'awake');
   });
 });
+
+describe('graceful shutdown', () => {
+  const cluster = new TestCluster(10_000, 5, 20);
+  after(() => cluster.closeAll());
+
+  test('leaderships move to other stores, hibernating groups included; a lone voter stays', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    const regions = [1, 2, 3].map((i) => ({ ...REGION, id: i, peers: REGION.peers.map((p) => ({ ...p, id: p.id + 10 * i })) }));
+    for (const store of cluster.stores.values()) for (const region of regions) await store.host.bootstrapRegion(region);
+    const leaving = cluster.stores.get(1)!;
+    for (const region of regions) leaving.host.campaign(region.id);
+    await waitFor('store 1 leads every region', () => regions.every((r) => leaving.host.peer(r.id)!.isLeader()));
+    await waitFor('the groups hibernate', () => regions.every((r) => leaving.host.peer(r.id)!.node.status().hibernating));
+    assert.equal(await leaving.host.transferLeadersAway(5_000), 0);
+    for (const region of regions) {
+      await waitFor(`region ${region.id} led elsewhere`, () => {
+        const leader = cluster.leaderOf(region.id);
+        return leader !== undefined && leader.id !== 1;
+      });
+    }
+    // A region with no other voter cannot move: the call returns instead of waiting it out.
+    const lone = { ...REGION, id: 9, peers: [{ id: 91, storeId: 1, role: 'voter' as const }] };
+    await leaving.host.bootstrapRegion(lone);
+    leaving.host.campaign(9);
+    await waitFor('the lone region elects itself', () => leaving.host.peer(9)!.isLeader());
+    const started = Date.now();
+    assert.equal(await leaving.host.transferLeadersAway(60_000), 1);
+    assert.ok(Date.now() - started < 30_000, 'gave up on the lone region long before the deadline');
+  });
+});

@@ -1,0 +1,29 @@
+import { pino, type Logger } from 'pino';
+import type { LogLevel } from './config.ts';
+
+export type { Logger };
+
+/**
+ * The store's structured logs: one JSON object per line on stdout (level, ISO time, storeId,
+ * msg and fields), so `kubectl logs` and any log shipper read them as they are. Written
+ * synchronously: a store that exits right after logging why (fatal) must not lose the line.
+ */
+export function createLogger(level: LogLevel, storeId: number, destination: NodeJS.WritableStream | number = 1): Logger {
+  const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination;
+  return pino(
+    {
+      level,
+      base: { storeId, pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+}
+
+/** An error as log fields: its stable code when it has one, message and stack. */
+export function errorFields(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { err: String(err) };
+  const code = (err as { code?: unknown }).code;
+  return { err: { code: typeof code === 'string' ? code : undefined, message: err.message, stack: err.stack } };
+}

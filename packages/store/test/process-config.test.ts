@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isStoreError } from '../src/index.ts';
+import { envName, parseInitialCluster, parseStoreConfig, usage } from '../src/process/config.ts';
+import { initialRegion } from '../src/process/store-process.ts';
+
+const invalid = (fn: () => unknown, mentions: RegExp): void => {
+  assert.throws(fn, (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && mentions.test((err as Error).message));
+};
+
+describe('store process configuration', () => {
+  test('flags win over environment variables, which win over defaults', () => {
+    const config = parseStoreConfig(['--store-id', '3', '--api-listen', '0.0.0.0:8080'], { FLOTILLA_DATA_DIR: '/data', FLOTILLA_STORE_ID: '9', FLOTILLA_TICK_MS: '50' });
+    assert.ok(config !== 'help');
+    assert.equal(config.storeId, 3);
+    assert.equal(config.dataDir, '/data');
+    assert.equal(config.tickMs, 50);
+    assert.deepEqual(config.apiListen, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(config.raftListen, { host: '127.0.0.1', port: 20160 });
+    assert.equal(config.clusterId, 1);
+    assert.equal(config.appender, 'worker');
+    assert.equal(config.initialCluster, undefined);
+    assert.equal(config.raftAdvertiseHost, undefined);
+  });
+
+  test('--help, and every flag in the usage text with its environment variable', () => {
+    assert.equal(parseStoreConfig(['--help'], {}), 'help');
+    const text = usage();
+    for (const flag of ['store-id', 'data-dir', 'raft-listen', 'api-listen', 'initial-cluster', 'shutdown-timeout-ms']) {
+      assert.match(text, new RegExp(`--${flag}`));
+      assert.match(text, new RegExp(envName(flag)));
+    }
+  });
+
+  test('bad values get INVALID_CONFIG naming the flag', () => {
+    invalid(() => parseStoreConfig(['--data-dir', '/d'], {}), /--store-id .* is required/);
+    invalid(() => parseStoreConfig(['--store-id', '0', '--data-dir', '/d'], {}), /--store-id must be an integer in 1\.\./);
+    invalid(() => parseStoreConfig(['--store-id', '1x', '--data-dir', '/d'], {}), /--store-id/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--raft-listen', 'nohost'], {}), /--raft-listen: "nohost" is not host:port/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--api-listen', 'h:70000'], {}), /--api-listen must be an integer in 0\.\.65535/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--log-level', 'loud'], {}), /--log-level must be one of/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender', 'fast'], {}), /--appender/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--tick-ms', '1'], {}), /--tick-ms/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--bogus', 'x'], {}), /bogus/);
+  });
+
+  test('IPv6 listen addresses need brackets', () => {
+    const config = parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--raft-listen', '[::1]:7000'], {});
+    assert.ok(config !== 'help');
+    assert.deepEqual(config.raftListen, { host: '::1', port: 7000 });
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--raft-listen', '::1:7000'], {}), /IPv6/);
+  });
+
+  test('a static cluster lists this store, distinct ids and real ports', () => {
+    const cluster = parseInitialCluster('1=10.0.0.1:20160, 2=10.0.0.2:20160,3=[fd00::3]:20160', 2);
+    assert.deepEqual([...cluster.keys()], [1, 2, 3]);
+    assert.deepEqual(cluster.get(3), { host: 'fd00::3', port: 20160 });
+    invalid(() => parseInitialCluster('1=a:1,2=b:2', 3), /does not list this store \(3\)/);
+    invalid(() => parseInitialCluster('1=a:1,1=b:2', 1), /listed twice/);
+    invalid(() => parseInitialCluster('1=a:0', 1), /real port/);
+    invalid(() => parseInitialCluster('1', 1), /not id=host:port/);
+    invalid(() => parseInitialCluster(Array.from({ length: 8 }, (_, i) => `${i + 1}=h:${i + 1}`).join(','), 1), /at most 7 stores/);
+  });
+
+  test('the initial region covers every key with one voter per store, peer id = store id', () => {
+    const region = initialRegion(parseInitialCluster('3=c:3,1=a:1,2=b:2', 1));
+    assert.equal(region.id, 1);
+    assert.equal(region.startKey.byteLength + region.endKey.byteLength, 0);
+    assert.deepEqual(region.peers, [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' })));
+  });
+});
