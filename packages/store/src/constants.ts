@@ -25,6 +25,8 @@ export const limits = Object.freeze({
   requestTimeoutMsMax: 600_000,
   /** Regions (peers) one store hosts at most. */
   peersMax: 100_000,
+  /** Founding regions created by one bootstrap call (one log write, one KV batch). */
+  bootstrapRegionsMax: 10_000,
   /** Applied entries a region's log may hold before it is compacted. */
   compactAfterEntries: 10_000,
   /** Entries kept below the applied index on compaction (followers just behind need them). */

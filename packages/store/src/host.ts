@@ -175,21 +175,44 @@ export class MultiRaftHost implements InboundHandlers {
    * Creates a region on this store as one of its founding replicas (every founding store
    * does the same with the same metadata): log and KV start at the bootstrap snapshot.
    */
-  async bootstrapRegion(region: RegionMeta): Promise<void> {
-    if (this.peers.has(region.id)) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} already has a replica here`);
-    const confState: ConfState = {
-      voters: region.peers.filter((p) => p.role === 'voter').map((p) => p.id),
-      learners: region.peers.filter((p) => p.role === 'learner').map((p) => p.id),
-      votersOutgoing: [],
-      learnersNext: [],
-      autoLeave: false,
-    };
-    const snapshot = bootstrapSnapshot(confState);
-    await this.options.log.write([{ groupId: region.id, snapshot: snapshot.metadata, hardState: BOOTSTRAP_HARD_STATE, confState }]);
-    const index = snapshot.metadata.index;
-    // The region is created (at applied 0) and moved to the bootstrap index by the same batch.
-    await this.options.kv.apply([{ regionId: region.id, appliedIndex: index, appliedTerm: snapshot.metadata.term, commands: [{ op: 'putRegion', region }] }]);
-    this.addPeer(region, index);
+  bootstrapRegion(region: RegionMeta): Promise<void> {
+    return this.bootstrapRegions([region]);
+  }
+
+  /**
+   * Creates many founding regions at once: ONE log write (one fsync) and ONE KV batch for
+   * all of them, so a store can be given thousands of regions in seconds. All or nothing:
+   * every region is checked before anything is written.
+   */
+  async bootstrapRegions(regions: readonly RegionMeta[]): Promise<void> {
+    if (regions.length > limits.bootstrapRegionsMax) {
+      throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `${regions.length} regions in one bootstrap; at most ${limits.bootstrapRegionsMax}`);
+    }
+    if (this.peers.size + regions.length > limits.peersMax) throw new StoreError('FLOTILLA_STORE_TOO_MANY_PEERS', `this store would host more than ${limits.peersMax} peers`);
+    const ids = new Set<number>();
+    for (const region of regions) {
+      if (this.peers.has(region.id) || ids.has(region.id)) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} already has a replica here`);
+      if (!region.peers.some((p) => p.storeId === this.storeId)) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
+      ids.add(region.id);
+    }
+    const writes: GroupWrite[] = [];
+    const applies: RegionApply[] = [];
+    for (const region of regions) {
+      const confState: ConfState = {
+        voters: region.peers.filter((p) => p.role === 'voter').map((p) => p.id),
+        learners: region.peers.filter((p) => p.role === 'learner').map((p) => p.id),
+        votersOutgoing: [],
+        learnersNext: [],
+        autoLeave: false,
+      };
+      const snapshot = bootstrapSnapshot(confState);
+      writes.push({ groupId: region.id, snapshot: snapshot.metadata, hardState: BOOTSTRAP_HARD_STATE, confState });
+      // The region is created (at applied 0) and moved to the bootstrap index by the same batch.
+      applies.push({ regionId: region.id, appliedIndex: snapshot.metadata.index, appliedTerm: snapshot.metadata.term, commands: [{ op: 'putRegion', region }] });
+    }
+    await this.writeLog(writes);
+    await this.options.kv.apply(applies);
+    for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX);
   }
 
   private addPeer(region: RegionMeta, applied: number): Peer {
@@ -464,7 +487,7 @@ export class MultiRaftHost implements InboundHandlers {
     // A placeholder may have voted in a later term already: never move the term back.
     const hardState = placeholderHs && placeholderHs.term > BOOTSTRAP_TERM ? { ...placeholderHs, commit: BOOTSTRAP_INDEX } : BOOTSTRAP_HARD_STATE;
     const snapshot = bootstrapSnapshot(confState);
-    await this.options.log.write([{ groupId: child.id, snapshot: snapshot.metadata, hardState, confState }]);
+    await this.writeLog([{ groupId: child.id, snapshot: snapshot.metadata, hardState, confState }]);
     const peer = this.addPeer(child, BOOTSTRAP_INDEX);
     if (parentLeads && self) {
       peer.node.campaign();
@@ -478,7 +501,7 @@ export class MultiRaftHost implements InboundHandlers {
     this.dirty.delete(peer);
     peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
     this.rememberTombstone(peer.regionId, peer.peerId);
-    await this.options.log.write([{ groupId: peer.regionId, destroy: true }]);
+    await this.writeLog([{ groupId: peer.regionId, destroy: true }]);
   }
 
   /** All groups' entries, hard states and snapshots: one write, one fsync. */
@@ -494,6 +517,11 @@ export class MultiRaftHost implements InboundHandlers {
       });
     }
     if (writes.length === 0) return;
+    await this.writeLog(writes);
+  }
+
+  /** One log-engine write; a full appender queue pushes back and the write is submitted again. */
+  private async writeLog(writes: GroupWrite[]): Promise<void> {
     for (;;) {
       try {
         await this.options.log.write(writes);

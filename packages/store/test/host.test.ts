@@ -327,3 +327,30 @@ describe('graceful shutdown', () => {
     assert.ok(Date.now() - started < 30_000, 'gave up on the lone region long before the deadline');
   });
 });
+
+describe('bootstrapping many regions at once', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+
+  test('500 regions in one call: one log write per store, every group elects; all or nothing', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id);
+    const regions = Array.from({ length: 500 }, (_, i) => ({
+      ...REGION,
+      id: 100 + i,
+      startKey: bytes(`r${String(i).padStart(4, '0')}`),
+      endKey: bytes(`r${String(i + 1).padStart(4, '0')}`),
+      peers: REGION.peers.map((p) => ({ ...p, id: 1_000 + i * 10 + p.storeId })),
+    }));
+    for (const store of cluster.stores.values()) {
+      const writesBefore = store.host.stats().logWrites;
+      await store.host.bootstrapRegions(regions);
+      assert.equal(store.host.stats().logWrites, writesBefore + 1, 'one log write for all regions');
+    }
+    await waitFor('every region has a leader', () => regions.every((r) => cluster.leaderOf(r.id) !== undefined), 30_000);
+    // A batch naming a region that exists is refused whole: the new region is not created.
+    const store = cluster.stores.get(1)!;
+    const fresh = { ...regions[0]!, id: 9_999 };
+    await assert.rejects(store.host.bootstrapRegions([fresh, regions[1]!]), /region 101 already has a replica/);
+    assert.equal(store.host.peer(9_999), undefined);
+  });
+});
