@@ -13,6 +13,8 @@ export class RaftLog {
   committed: number;
   /** Highest index handed to the host for applying (in a Ready) but maybe not yet applied. */
   applying: number;
+  /** The storage threw TEMPORARILY_UNAVAILABLE for committed entries; see nextCommittedEntries. */
+  private applyWaitsForStorage = false;
   /** Highest index the host confirmed applied. */
   applied: number;
 
@@ -143,14 +145,29 @@ export class RaftLog {
 
   hasNextCommittedEntries(): boolean {
     if (this.unstable.snapshot) return false; // apply the snapshot first
+    if (this.applyWaitsForStorage) return false; // until the storage has them (storageReady)
     return this.committed > this.applying && this.applying + 1 >= this.firstIndex();
   }
 
-  /** Committed entries not yet handed out for applying, bounded by bytes. */
+  /**
+   * Committed entries not yet handed out for applying, bounded by bytes. A storage still
+   * reading them from disk (TEMPORARILY_UNAVAILABLE) yields none, and no more are offered
+   * until storageReady(): otherwise the host would spin on empty Readys.
+   */
   nextCommittedEntries(): Entry[] {
     if (!this.hasNextCommittedEntries()) return [];
-    const entries = this.slice(this.applying + 1, this.committed + 1, this.committedBytesPerReadyMax);
-    return entries;
+    try {
+      return this.slice(this.applying + 1, this.committed + 1, this.committedBytesPerReadyMax);
+    } catch (err) {
+      if (!isRaftError(err, 'FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE')) throw err;
+      this.applyWaitsForStorage = true;
+      return [];
+    }
+  }
+
+  /** The storage can serve the entries it was reading: offer committed entries again. */
+  storageReady(): void {
+    this.applyWaitsForStorage = false;
   }
 
   acceptApplying(index: number): void {

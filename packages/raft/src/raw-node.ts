@@ -165,6 +165,14 @@ export class RawNode {
     return this.raft.leaseValid();
   }
 
+  /**
+   * The storage finished reading entries it answered FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE
+   * for: committed entries are offered for applying again (the host then looks at hasReady).
+   */
+  entriesAvailable(): void {
+    this.raft.log.storageReady();
+  }
+
   hasReady(): boolean {
     const r = this.raft;
     r.flushAppends();

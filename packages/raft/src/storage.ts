@@ -18,7 +18,9 @@ export interface RaftStorage {
    * A storage whose disk reads are asynchronous (the RocksDB engine reads through its worker)
    * may throw FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE after starting a fetch of the range;
    * the leader then skips that send and retries on the follower's next response (heartbeat
-   * responses keep coming), by when the fetch has filled the cache.
+   * responses keep coming), by when the fetch has filled the cache. Committed entries to
+   * apply (a restarted node's, or a follower's evicted from the cache) are not offered again
+   * until the host calls `RawNode.entriesAvailable()` when the fetch completed.
    */
   entries(lo: number, hi: number, maxBytes: number): Entry[];
   /**

@@ -5,6 +5,7 @@ import {
   BOOTSTRAP_INDEX,
   BOOTSTRAP_TERM,
   EMPTY_BYTES,
+  RaftError,
   MemoryStorage,
   RawNode,
   SeededRandom,
@@ -245,5 +246,40 @@ describe('RawNode configuration', () => {
     assert.equal(st.applied, 7);
     const rd = rn.ready();
     assert.deepEqual(rd.committedEntries.map((e) => e.index), [8], 'only what was not applied');
+  });
+});
+
+describe('committed entries the storage is still reading from disk', () => {
+  test('a restarted node applies nothing, and does not spin, until entriesAvailable()', () => {
+    // A single voter commits three entries, then restarts with applied at the bootstrap index.
+    const { rn, storage } = singleLeader();
+    for (const data of ['a', 'b', 'c']) rn.propose([bytes(data)]);
+    for (let i = 0; i < 5 && rn.hasReady(); i++) {
+      const rd = rn.ready();
+      storage.append(rd.entries);
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      rn.advance(rd);
+    }
+    const committed = rn.status().commit;
+    assert.ok(committed >= BOOTSTRAP_INDEX + 4, `entries committed (${committed})`);
+    // The storage answers TEMPORARILY_UNAVAILABLE until its (simulated) disk read finishes.
+    let onDisk = true;
+    const asyncStorage = Object.create(storage) as MemoryStorage;
+    asyncStorage.entries = (lo, hi, maxBytes) => {
+      if (onDisk) throw new RaftError('FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE', 'being read');
+      return storage.entries(lo, hi, maxBytes);
+    };
+    const restarted = new RawNode({ id: 1, storage: asyncStorage, random: new SeededRandom(1), applied: BOOTSTRAP_INDEX });
+    assert.ok(restarted.hasReady());
+    const first = restarted.ready();
+    assert.deepEqual(first.committedEntries, [], 'nothing to apply yet');
+    restarted.advance(first);
+    assert.equal(restarted.hasReady(), false, 'no empty Ready over and over while the read runs');
+    onDisk = false;
+    restarted.entriesAvailable();
+    assert.ok(restarted.hasReady());
+    const second = restarted.ready();
+    assert.deepEqual(second.committedEntries.map((e) => e.index), Array.from({ length: committed - BOOTSTRAP_INDEX }, (_, i) => BOOTSTRAP_INDEX + 1 + i));
+    restarted.advance(second);
   });
 });
