@@ -57,6 +57,19 @@ describe('hibernation', () => {
     assert.equal(c.get(1).node.status().hibernating, false);
   });
 
+  // The store's follower reads rely on this: a quiet group's followers learn nothing, so a
+  // stale read past its bound asks the leader, and that must work while everyone sleeps.
+  test("a hibernating follower's readIndex wakes the group and is answered after a heartbeat quorum", () => {
+    const c = hibernated();
+    const commit = c.get(1).node.status().commit;
+    c.clearSent();
+    c.get(2).node.readIndex(bytes('quiet'));
+    c.stabilize();
+    assert.deepEqual(c.get(2).readStates, [{ index: commit, context: bytes('quiet') }]);
+    assert.ok(c.sent.some((m) => m.type === 'heartbeat' && m.from === 1 && text(m.context) === 'quiet'), 'confirmed by a heartbeat round');
+    assert.equal(c.get(1).node.status().hibernating, false, 'the leader woke');
+  });
+
   test('a proposal on the leader wakes the group and commits; idle again, it hibernates again', () => {
     const c = hibernated();
     const term = c.get(1).node.status().term;

@@ -1,3 +1,5 @@
+import { limits as wire } from '@flotilla/wire';
+
 /**
  * Every bound of the multi-raft host, named once (TigerBeetle style), with load-time checks
  * of how they relate.
@@ -14,6 +16,23 @@ export const limits = Object.freeze({
   pendingProposalsPerRegionMax: 4096,
   /** Reads waiting for their ReadIndex, per region; past it: ServerBusy. */
   pendingReadsPerRegionMax: 4096,
+  /**
+   * Largest `maxStalenessMs` of a stale read: the wire's own bound, so that every request the
+   * codec accepts is valid here too (a larger one is refused before any operation runs).
+   */
+  staleReadBoundMsMax: wire.kvStalenessMsMax,
+  /**
+   * A replica that serves a stale read locally starts a background ReadIndex round once its
+   * safe time is older than this fraction of the read's bound, so that steady read traffic
+   * keeps the safe time fresh and never waits for a round trip.
+   */
+  staleReadRefreshFraction: 0.5,
+  /**
+   * A ReadIndex round not answered within this long (with the same leader and term) is
+   * presumed lost — a leader drops requests it can't queue, and the network may drop the
+   * forwarded request — and is sent again. A leader change resends at once.
+   */
+  readIndexRetryMs: 2_000,
   /** Write commands in one proposed entry. */
   commandsPerEntryMax: 1024,
   /** Requests worked on at once by the store; past it: ServerBusy. */
@@ -43,3 +62,4 @@ if (limits.heartbeatTicks >= limits.electionTicks) throw new Error('store limits
 if (limits.requestTimeoutMsDefault > limits.requestTimeoutMsMax) throw new Error('store limits: default timeout above maximum');
 if (limits.compactKeepEntries >= limits.compactAfterEntries) throw new Error('store limits: compaction must keep fewer entries than it waits for');
 if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');
+if (limits.staleReadRefreshFraction <= 0 || limits.staleReadRefreshFraction > 1) throw new Error('store limits: staleReadRefreshFraction must be in (0, 1]');

@@ -19,8 +19,8 @@ export class StoreError extends Error {
   readonly code: StoreErrorCode;
   readonly [BRAND] = true;
 
-  constructor(code: StoreErrorCode, message: string) {
-    super(message);
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'StoreError';
     this.code = code;
   }

@@ -5,9 +5,11 @@ import {
   SeededRandom,
   bootstrapSnapshot,
   decodeConfChange,
+  isRaftError,
   type ConfState,
   type Entry,
   type Message,
+  type RaftStatus,
   type Ready,
 } from '@flotilla/raft';
 import { isStorageError, type ApplyResult, type GroupWrite, type KvCommand, type KvEngine, type LogEngine, type RegionApply, type RegionMeta } from '@flotilla/storage';
@@ -45,6 +47,27 @@ export interface HostOptions {
    * it closed itself. A store process logs it and exits: a store must fail-stop, not limp on.
    */
   readonly onFailure?: (err: unknown) => void;
+  /** Where the host reports what operators care about (regions created, moved, split, snapshots). */
+  readonly events?: HostEventLog;
+}
+
+/** The structured log the host writes to (a pino logger fits); fields first, message second. */
+export interface HostEventLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+const SILENT: HostEventLog = { info: () => {}, warn: () => {} };
+
+/** One replica as an operator sees it (the admin API's region status). */
+export interface ReplicaStatus {
+  readonly region: RegionMeta;
+  readonly peerId: number;
+  /** Created by a leader's first message: its metadata is a guess until a snapshot arrives. */
+  readonly placeholder: boolean;
+  /** Highest index applied to the KV engine. */
+  readonly applied: number;
+  readonly raft: RaftStatus;
 }
 
 /** Counters for tests and metrics. */
@@ -93,10 +116,12 @@ export class MultiRaftHost implements InboundHandlers {
   /** Regions created by splits applied in the current cycle: their groups start at its end. */
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private lastKvSync = 0;
+  private readonly events: HostEventLog;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
     this.random = new SeededRandom(options.seed ?? options.storeId);
+    this.events = options.events ?? SILENT;
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -213,6 +238,7 @@ export class MultiRaftHost implements InboundHandlers {
     await this.writeLog(writes);
     await this.options.kv.apply(applies);
     for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX);
+    this.events.info({ regions: regions.length, first: regions[0]?.id }, 'bootstrapped founding regions');
   }
 
   private addPeer(region: RegionMeta, applied: number): Peer {
@@ -303,6 +329,46 @@ export class MultiRaftHost implements InboundHandlers {
     return { peers: this.peers.size, ...this.counters };
   }
 
+  // ------------------------------------------------------------ operators (admin-api.ts)
+
+  /** This store's replica of the region (a placeholder too), or undefined without one. */
+  regionStatus(regionId: number): ReplicaStatus | undefined {
+    const peer = this.peers.get(regionId);
+    if (!peer) return undefined;
+    return { region: peer.region, peerId: peer.peerId, placeholder: peer.placeholder, applied: peer.applied, raft: peer.node.status() };
+  }
+
+  /**
+   * Ids of the regions with a replica here, ascending, above `after`, at most `limit` (pages
+   * of the admin API). Peers live in a Map in creation order, so a page sorts what is above
+   * `after`: about 15 ms at peersMax, paid per page by operators only.
+   */
+  regionIds(after: number, limit: number): number[] {
+    const ids: number[] = [];
+    for (const id of this.peers.keys()) if (id > after) ids.push(id);
+    ids.sort((a, b) => a - b);
+    return ids.length > limit ? ids.slice(0, limit) : ids;
+  }
+
+  /**
+   * Makes the region's applied state a durable snapshot point (hashicorp's Snapshot()): syncs
+   * the KV engine, then discards the region's log up to the applied index, so a follower
+   * behind it is caught up by a snapshot. Runs between ready cycles. Answers where the log
+   * starts now (index and term of its last discarded entry), or null without a replica here.
+   */
+  async compactRegionLog(regionId: number): Promise<{ index: number; term: number } | null> {
+    if (!this.peers.get(regionId) || this.closed) return null;
+    return this.betweenCycles(async () => {
+      const peer = this.peers.get(regionId);
+      if (!peer || peer.placeholder || this.closed) return null;
+      await this.syncKv();
+      await this.compactLogs([peer], 0);
+      const group = this.options.log.group(regionId);
+      const index = group.truncatedIndex();
+      return { index, term: group.term(index) };
+    });
+  }
+
   // ------------------------------------------------------------ inbound (transport)
 
   onRaftMessages(from: StoreId, messages: readonly RaftEnvelope[]): void {
@@ -345,6 +411,7 @@ export class MultiRaftHost implements InboundHandlers {
       peer.placeholder = false;
       peer.node.step(envelope.message);
       this.counters.snapshotsReceived++;
+      this.events.info({ regionId: peer.regionId, fromStore: from, index: state.appliedIndex, epoch: state.region.epoch }, 'installed a region snapshot');
     } finally {
       this.installingSnapshot = false;
       // Ready cycles waited for the install: resume them.
@@ -352,6 +419,17 @@ export class MultiRaftHost implements InboundHandlers {
       if (peer) this.markDirty(peer);
       this.markDirtyAll();
     }
+  }
+
+  /**
+   * The log engine finished a disk read a group's raft core asked for (wire it as the
+   * engine's `onFetched` hook): its committed entries can be applied, its sends resume.
+   */
+  onLogFetched(groupId: number): void {
+    const peer = this.peers.get(groupId);
+    if (!peer) return;
+    peer.node.entriesAvailable();
+    this.markDirty(peer);
   }
 
   onPeerState(store: StoreId, state: 'up' | 'down'): void {
@@ -373,7 +451,14 @@ export class MultiRaftHost implements InboundHandlers {
       // Until a snapshot brings the real region, learn where members live from their messages.
       peer.region = { ...peer.region, peers: [...peer.region.peers, { id: message.from, storeId: from, role: 'voter' }] };
     }
-    peer.node.step(message);
+    try {
+      peer.node.step(message);
+    } catch (err) {
+      // A late response from a member removed meanwhile: dropped, as etcd drops its
+      // ErrStepPeerNotFound (thrown, it would reach the transport and stop the process).
+      if (isRaftError(err, 'FLOTILLA_RAFT_STEP_PEER_NOT_FOUND')) return;
+      throw err;
+    }
     this.markDirty(peer);
   }
 
@@ -418,6 +503,9 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   markDirty(peer: Peer): void {
+    // A replaced or destroyed peer (a split child's placeholder, a removed replica) may still
+    // be woken by its timers or callbacks: its Ready must never reach the region's log again.
+    if (this.peers.get(peer.regionId) !== peer) return;
     this.dirty.add(peer);
     if (this.cycleScheduled || this.cycleRunning || this.closed) return;
     this.cycleScheduled = true;
@@ -447,7 +535,14 @@ export class MultiRaftHost implements InboundHandlers {
   /** One turn of the ready loop over every group that has work. */
   private async cycle(): Promise<void> {
     const batch: { peer: Peer; rd: Ready }[] = [];
-    for (const peer of this.dirty) if (peer.node.hasReady()) batch.push({ peer, rd: peer.node.ready() });
+    for (const peer of this.dirty) {
+      if (this.peers.get(peer.regionId) !== peer) continue; // replaced or destroyed meanwhile
+      try {
+        if (peer.node.hasReady()) batch.push({ peer, rd: peer.node.ready() });
+      } catch (err) {
+        throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId} (peer ${peer.peerId}${peer.placeholder ? ', placeholder' : ''}): ${(err as Error).message}`, { cause: err });
+      }
+    }
     this.dirty.clear();
     if (batch.length === 0) return;
     this.counters.readyCycles++;
@@ -475,10 +570,6 @@ export class MultiRaftHost implements InboundHandlers {
   private async startSplitChild(child: RegionMeta, parentLeads: boolean): Promise<void> {
     const existing = this.peers.get(child.id);
     if (existing && !existing.placeholder) return;
-    if (existing) {
-      this.peers.delete(child.id);
-      this.dirty.delete(existing);
-    }
     const self = child.peers.find((p) => p.storeId === this.storeId)!;
     const voters = child.peers.filter((p) => p.role === 'voter').map((p) => p.id);
     const learners = child.peers.filter((p) => p.role === 'learner').map((p) => p.id);
@@ -488,6 +579,13 @@ export class MultiRaftHost implements InboundHandlers {
     const hardState = placeholderHs && placeholderHs.term > BOOTSTRAP_TERM ? { ...placeholderHs, commit: BOOTSTRAP_INDEX } : BOOTSTRAP_HARD_STATE;
     const snapshot = bootstrapSnapshot(confState);
     await this.writeLog([{ groupId: child.id, snapshot: snapshot.metadata, hardState, confState }]);
+    // Only now is the placeholder replaced (or one a message created during the write): until
+    // the peer is in the map, a message for the region would create yet another placeholder.
+    const replaced = this.peers.get(child.id);
+    if (replaced) {
+      this.peers.delete(child.id);
+      this.dirty.delete(replaced);
+    }
     const peer = this.addPeer(child, BOOTSTRAP_INDEX);
     if (parentLeads && self) {
       peer.node.campaign();
@@ -501,6 +599,7 @@ export class MultiRaftHost implements InboundHandlers {
     this.dirty.delete(peer);
     peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
     this.rememberTombstone(peer.regionId, peer.peerId);
+    this.events.info({ regionId: peer.regionId, peerId: peer.peerId }, 'replica removed from this store');
     await this.writeLog([{ groupId: peer.regionId, destroy: true }]);
   }
 
@@ -545,6 +644,7 @@ export class MultiRaftHost implements InboundHandlers {
       if (m.type === 'snapshot') {
         this.counters.snapshotsSent++;
         streamSnapshot(this.options.kv, transport, peer, store, m, this.nextSnapshotId++, (outcome) => {
+          this.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome }, 'sent a region snapshot');
           if (this.closed || this.peers.get(peer.regionId) !== peer) return;
           peer.node.reportSnapshot(m.to, outcome);
           this.markDirty(peer);
@@ -608,18 +708,52 @@ export class MultiRaftHost implements InboundHandlers {
     const keep = Math.min(limits.compactKeepEntries, Math.floor(threshold / 2));
     const due = peers.filter((p) => p.applied - this.options.log.group(p.regionId).firstIndex() >= threshold);
     if (due.length === 0) return;
-    if (Date.now() - this.lastKvSync >= limits.kvSyncIntervalMs) {
-      await this.options.kv.sync();
-      this.lastKvSync = Date.now();
-    }
+    if (Date.now() - this.lastKvSync >= limits.kvSyncIntervalMs) await this.syncKv();
+    await this.compactLogs(due, keep);
+  }
+
+  /** Makes everything applied so far durable: moves the KV engine's durable applied indexes. */
+  private async syncKv(): Promise<void> {
+    await this.options.kv.sync();
+    this.lastKvSync = Date.now();
+  }
+
+  /**
+   * Discards each peer's log up to `keep` entries below its applied index. Never past the
+   * durable applied index (see compact()), nor past the persisted commit: a snapshot installed
+   * since the last cycle moves `applied` ahead of the log until the next cycle persists it.
+   */
+  private async compactLogs(peers: readonly Peer[], keep: number): Promise<void> {
     const requests: { groupId: number; compactTo: number }[] = [];
-    for (const peer of due) {
-      const compactTo = Math.min(peer.applied - keep, this.options.kv.durableAppliedIndex(peer.regionId));
-      if (compactTo >= this.options.log.group(peer.regionId).firstIndex()) requests.push({ groupId: peer.regionId, compactTo });
+    for (const peer of peers) {
+      const group = this.options.log.group(peer.regionId);
+      const compactTo = Math.min(peer.applied - keep, this.options.kv.durableAppliedIndex(peer.regionId), group.hardState().commit);
+      if (compactTo >= group.firstIndex()) requests.push({ groupId: peer.regionId, compactTo });
     }
     if (requests.length === 0) return;
     await this.options.log.compact(requests);
     this.counters.compactions += requests.length;
+  }
+
+  /**
+   * Runs `work` while no ready cycle and no snapshot install runs, holding the loop meanwhile
+   * (as a cycle would), so operator work on logs never interleaves with a cycle's writes. The
+   * cycles owed meanwhile run right after.
+   */
+  private async betweenCycles<T>(work: () => Promise<T>): Promise<T> {
+    for (;;) {
+      if (this.installingSnapshot) await this.snapshotInstall;
+      else if (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
+      else break;
+    }
+    this.cycleRunning = true;
+    try {
+      return await work();
+    } finally {
+      this.cycleRunning = false;
+      for (const wake of this.cycleIdleWaiters.splice(0)) wake();
+      if (this.dirty.size > 0) void this.runCycles();
+    }
   }
 
   /** The KV commands an entry stands for; conf changes switch the raft configuration here. */
@@ -631,6 +765,7 @@ export class MultiRaftHost implements InboundHandlers {
       const cs = peer.node.applyConfChange(cc);
       const region = regionAfterChange(peer.region, cs, decodeLocations(cc.context));
       peer.region = region;
+      this.events.info({ regionId: peer.regionId, epoch: region.epoch, peers: region.peers }, 'region membership changed');
       if (!region.peers.some((p) => p.id === peer.peerId)) {
         this.removedThisCycle.push(peer);
         return [{ op: 'tombstoneRegion', regionId: peer.regionId }];
@@ -651,6 +786,7 @@ export class MultiRaftHost implements InboundHandlers {
       }
       peer.region = plan.parent;
       this.splitThisCycle.push({ child: plan.child, parentLeads: peer.isLeader() });
+      this.events.info({ regionId: peer.regionId, newRegionId: plan.child.id, epoch: plan.parent.epoch }, 'region split');
       for (const k of plan.commands) commands.push(k);
     }
     return commands;

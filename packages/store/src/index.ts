@@ -1,6 +1,6 @@
 /** @flotilla/store — the store server's multi-raft host and its client API. */
 export { MultiRaftHost } from './host.ts';
-export type { HostOptions, HostStats } from './host.ts';
+export type { HostEventLog, HostOptions, HostStats, ReplicaStatus } from './host.ts';
 export { KvService } from './kv-service.ts';
 export { Peer } from './peer.ts';
 export type { ProposalOutcome } from './peer.ts';
@@ -11,12 +11,16 @@ export { encodeCommands, decodeCommands } from './command-codec.ts';
 export type { EntryCommand, SplitCommand } from './command-codec.ts';
 export { planSplit } from './split.ts';
 export type { SplitPlan } from './split.ts';
-export { toConfChange, regionAfterChange } from './membership.ts';
+export { toConfChange, regionAfterChange, membershipChangeProblem } from './membership.ts';
 export type { MembershipChange } from './membership.ts';
 export { StoreServer, KV_PATH, MSGPACK_CONTENT_TYPE } from './server.ts';
 export type { KvHandler, Readiness, ServerStats, StoreServerOptions } from './server.ts';
-export { serverLimits } from './server-limits.ts';
+export { serverLimits, adminLimits } from './server-limits.ts';
 export { StoreMetrics, REQUEST_SECONDS_BUCKETS, requestKind } from './metrics.ts';
 export type { MetricsSources, RequestKind, ResultCode, StoreMetricsOptions } from './metrics.ts';
-export { API_ERROR_CODES, API_ERROR_STATUS, decodeApiError, encodeApiError } from './api-errors.ts';
+export { API_ERROR_CODES, API_ERROR_STATUS, apiErrorBody, decodeApiError, encodeApiError } from './api-errors.ts';
 export type { ApiError, ApiErrorCode } from './api-errors.ts';
+export { AdminApi, ADMIN_PATH_PREFIX, ADMIN_ENDPOINTS } from './admin-api.ts';
+export type { AdminAnswer, AdminCall, AdminEndpoint, AdminHost, AdminOptions, AdminRouting, AdminTransport } from './admin-api.ts';
+export { AdminInputError, hex, regionJson, regionStatusJson } from './admin-codec.ts';
+export type { ProgressJson, RegionJson, RegionStatusJson } from './admin-codec.ts';

@@ -1,15 +1,25 @@
 import type { CommandResult, KvEngine } from '@flotilla/storage';
 import type { EntryCommand } from './command-codec.ts';
-import type { KvError, KvOp, KvOpResult, KvRequest, KvResponse } from '@flotilla/wire';
+import { WireError, type KvError, type KvOp, type KvOpResult, type KvRequest, type KvResponse, type ReadConsistency } from '@flotilla/wire';
 import { limits } from './constants.ts';
 import type { MultiRaftHost } from './host.ts';
 import type { Peer } from './peer.ts';
+import { storeMoment, type Moment } from './replica-reads.ts';
+
+type ReadOp = Extract<KvOp, { op: 'get' | 'scan' }>;
+
+/** When a request arrived (reads are measured from it) and when its answer is due. */
+interface RequestTime {
+  readonly arrival: Moment;
+  readonly deadlineMs: number;
+}
 
 /**
  * Serves client requests on a store: every operation is checked against the region it names
- * (exists here, same epoch, key inside, this replica leads) and answered with a typed error
- * otherwise — never a silent wrong answer. The writes of one region in one request become
- * ONE proposed entry; reads wait for a ReadIndex confirmation, then read the applied state.
+ * (exists here, same epoch, key inside; a write also needs this replica to lead) and answered
+ * with a typed error otherwise — never a silent wrong answer. The writes of one region in one
+ * request become ONE proposed entry. Reads are served by any replica, from its applied state,
+ * once it is fresh enough for the read's consistency (replica-reads.ts).
  */
 export class KvService {
   private inFlight = 0;
@@ -19,21 +29,28 @@ export class KvService {
     private readonly kv: KvEngine,
   ) {}
 
+  /**
+   * Throws a WireError (as encodeKvRequest would) for a read consistency no peer would accept:
+   * such a request never reaches here over the wire, whose decoder answers it with a 400.
+   */
   async handle(request: KvRequest): Promise<KvResponse> {
+    for (const op of request.ops) if (op.op === 'get' || op.op === 'scan') checkConsistency(op.consistency);
     if (this.inFlight >= limits.requestsInFlightMax) {
       return { requestId: request.requestId, error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.serverBusyRetryAfterMs } };
     }
     this.inFlight++;
     try {
       const timeoutMs = Math.min(request.timeoutMs || limits.requestTimeoutMsDefault, limits.requestTimeoutMsMax);
-      const results = await withTimeout(this.run(request.ops), timeoutMs, request.ops.length);
+      const arrival = storeMoment();
+      const time = { arrival, deadlineMs: arrival.ms + timeoutMs };
+      const results = await withTimeout(this.run(request.ops, time), timeoutMs, request.ops.length);
       return { requestId: request.requestId, results };
     } finally {
       this.inFlight--;
     }
   }
 
-  private async run(ops: readonly KvOp[]): Promise<KvOpResult[]> {
+  private async run(ops: readonly KvOp[], time: RequestTime): Promise<KvOpResult[]> {
     const results: (KvOpResult | undefined)[] = new Array(ops.length);
     const writesByRegion = new Map<Peer, { at: number; command: EntryCommand }[]>();
     const reads: Promise<void>[] = [];
@@ -45,7 +62,7 @@ export class KvService {
       }
       const { peer } = checked;
       if (op.op === 'get' || op.op === 'scan') {
-        reads.push(this.read(peer, op).then((r) => void (results[at] = r)));
+        reads.push(this.read(peer, op, time).then((r) => void (results[at] = r)));
         return;
       }
       const list = writesByRegion.get(peer) ?? [];
@@ -83,16 +100,32 @@ export class KvService {
     }
   }
 
-  private async read(peer: Peer, op: Extract<KvOp, { op: 'get' | 'scan' }>): Promise<KvOpResult> {
-    // Stale reads are served as linearizable ones for now: a stronger answer, never a wrong one.
-    const error = await peer.readyToRead();
+  /**
+   * Any replica serves a read once its applied state is fresh enough (linearizable, or within
+   * the staleness bound). The checks are made again right before reading: a split may have
+   * applied while the read waited, and a key that moved is another group's to answer.
+   */
+  private async read(peer: Peer, op: ReadOp, time: RequestTime): Promise<KvOpResult> {
+    const error = await peer.readyToRead(op.consistency, time.arrival, time.deadlineMs);
     if (error) return { op: 'error', error };
+    const again = this.check(op);
+    if ('error' in again) return { op: 'error', error: again.error };
+    if (again.peer !== peer) return { op: 'error', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: op.regionId } };
     if (op.op === 'get') return { op: 'get', value: await this.kv.get(op.key) };
     // check() verified the start is inside the region; the end is clipped to it.
     const end = clipEnd(op.end, peer.region.endKey);
     const scanned = await this.kv.scan({ start: op.start, end, limit: op.limit, reverse: op.reverse });
     return { op: 'scan', pairs: scanned.pairs, more: scanned.more };
   }
+}
+
+/** The codec's own rule: a staleness bound is a safe integer in [0, staleReadBoundMsMax]. */
+function checkConsistency(c: ReadConsistency): void {
+  if (c.level === 'linearizable') return;
+  if (c.level !== 'stale') throw new WireError('FLOTILLA_WIRE_INVALID_ARGUMENT', `unknown read consistency '${String((c as { level: unknown }).level)}'`);
+  const ms = c.maxStalenessMs;
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new WireError('FLOTILLA_WIRE_INVALID_ARGUMENT', `maxStalenessMs: ${ms} is not a non-negative safe integer`);
+  if (ms > limits.staleReadBoundMsMax) throw new WireError('FLOTILLA_WIRE_LIMIT_EXCEEDED', `maxStalenessMs: ${ms}, at most ${limits.staleReadBoundMsMax}`);
 }
 
 function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRange' }>): EntryCommand {

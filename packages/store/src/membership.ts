@@ -56,3 +56,42 @@ export function regionAfterChange(region: RegionMeta, cs: ConfState, added: Read
   });
   return { ...region, epoch: { version: region.epoch.version, confVer: region.epoch.confVer + 1 }, peers };
 }
+
+/**
+ * Why `changes` can't apply to the region's current configuration, or null when they can.
+ * The raft core vets a proposed change for ordering only; one that can't apply (no voter
+ * left) would throw on every replica when applied and stop the stores. The admin API checks
+ * first, on the leader, whose configuration is the one the change will meet. It also refuses
+ * what raft would accept but the store can't host (two replicas of a region on one store) and
+ * no-ops (a member added again, a non-member removed), which would only bump confVer.
+ * An empty list leaves a joint configuration (transition 'explicit').
+ */
+export function membershipChangeProblem(region: RegionMeta, config: ConfState, changes: readonly MembershipChange[]): string | null {
+  const joint = config.votersOutgoing.length > 0;
+  if (changes.length === 0) return joint ? null : 'an empty change list leaves a joint configuration, and the region is not in one';
+  if (joint) return 'the region is in a joint configuration: leave it first (an empty change list)';
+  const voters = new Set(config.voters);
+  const storeOf = new Map<number, number>(region.peers.map((p) => [p.id, p.storeId]));
+  for (const change of changes) {
+    const store = storeOf.get(change.peerId);
+    if (change.type === 'remove') {
+      if (store === undefined) return `peer ${change.peerId} is not a member of region ${region.id}`;
+      storeOf.delete(change.peerId);
+      voters.delete(change.peerId);
+      continue;
+    }
+    if (store === undefined) {
+      for (const [peerId, storeId] of storeOf) {
+        if (storeId === change.storeId) return `store ${change.storeId} already hosts peer ${peerId} of region ${region.id}`;
+      }
+      storeOf.set(change.peerId, change.storeId);
+    } else if (store !== change.storeId) {
+      return `peer ${change.peerId} lives on store ${store}, not ${change.storeId}`;
+    } else if (voters.has(change.peerId) === (change.type === 'addVoter')) {
+      return `peer ${change.peerId} is a ${change.type === 'addVoter' ? 'voter' : 'learner'} already`;
+    }
+    if (change.type === 'addVoter') voters.add(change.peerId);
+    else voters.delete(change.peerId);
+  }
+  return voters.size === 0 ? 'no voter would be left' : null;
+}

@@ -1,6 +1,7 @@
 import type { PeerStats, StoreId } from '@flotilla/transport';
 import { KV_ERROR_CODES, type KvErrorCode, type KvOp, type KvOpName, type KvOpResult } from '@flotilla/wire';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AdminEndpoint } from './admin-api.ts';
 import { API_ERROR_CODES, type ApiErrorCode } from './api-errors.ts';
 import type { HostStats } from './host.ts';
 
@@ -23,7 +24,8 @@ const REQUEST_KINDS: readonly RequestKind[] = [...OP_NAMES, 'mixed', 'none'];
 
 /** How a request or an operation ended: OK, a KvError code, or a transport-level error code. */
 export type ResultCode = 'OK' | KvErrorCode | ApiErrorCode;
-const RESULT_CODES: readonly ResultCode[] = ['OK', ...KV_ERROR_CODES, ...API_ERROR_CODES];
+/** Once each: the admin API's codes reuse the KvError names they mean (NOT_LEADER, …). */
+const RESULT_CODES: readonly ResultCode[] = [...new Set<ResultCode>(['OK', ...KV_ERROR_CODES, ...API_ERROR_CODES])];
 
 /** Request latency buckets, in seconds (0.5 ms … 10 s, the default request timeout). */
 export const REQUEST_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
@@ -52,6 +54,8 @@ export class StoreMetrics {
   private readonly operations = new Float64Array(OP_NAMES.length * RESULT_CODES.length);
   /** One bound child per request kind: ~0.5 µs an observe, once per request (not per operation). */
   private readonly latency: readonly { observe(seconds: number): void }[];
+  private readonly adminRequests: Counter<'endpoint' | 'code'>;
+  private readonly adminLatency: Histogram<'endpoint'>;
   private scrape: Promise<string> | null = null;
 
   constructor(sources: MetricsSources, options: StoreMetricsOptions = {}) {
@@ -84,8 +88,24 @@ export class StoreMetrics {
       registers,
     });
     this.latency = REQUEST_KINDS.map((op) => latency.labels({ op }));
-    gauge(registers, 'flotilla_store_kv_requests_in_flight', 'Client KV requests admitted and not yet answered', () => sources.server().requestsInFlight);
-    gauge(registers, 'flotilla_store_kv_request_body_bytes_in_flight', 'Body bytes of admitted client KV requests held by the server', () => sources.server().bodyBytesInFlight);
+    // Admin requests (admin-api.ts) are operators' and rare: inc and observe directly. Their
+    // own series, not a `kind` of the KV ones, so KV rates stay KV rates. Labels: the fixed
+    // endpoint list (plus `unknown` for a path or method that matched none) and the codes.
+    this.adminRequests = new Counter({
+      name: 'flotilla_store_admin_requests_total',
+      help: 'Admin API requests answered, by endpoint (METHOD path-template) and result code',
+      labelNames: ['endpoint', 'code'],
+      registers,
+    });
+    this.adminLatency = new Histogram({
+      name: 'flotilla_store_admin_request_duration_seconds',
+      help: 'Admin API request latency (membership changes, splits and transfers wait until done), by endpoint',
+      labelNames: ['endpoint'],
+      buckets: [...REQUEST_SECONDS_BUCKETS],
+      registers,
+    });
+    gauge(registers, 'flotilla_store_kv_requests_in_flight', 'Requests admitted and not yet answered (client KV and admin: they share the bound)', () => sources.server().requestsInFlight);
+    gauge(registers, 'flotilla_store_kv_request_body_bytes_in_flight', 'Body bytes of admitted requests (client KV and admin) held by the server', () => sources.server().bodyBytesInFlight);
     gauge(registers, 'flotilla_store_http_connections', 'Open client API connections', () => sources.server().connections);
 
     // The host: a gauge for the peer count, counters mirrored from its cumulative stats.
@@ -171,6 +191,12 @@ export class StoreMetrics {
       const c = result === undefined ? codeIndex.get('FLOTILLA_INTERNAL')! : codeIndex.get(result.op === 'error' ? result.error.code : 'OK')!;
       this.operations[opIndex.get(ops[i]!.op)! * RESULT_CODES.length + c]! += 1;
     }
+  }
+
+  /** One answered admin request. */
+  recordAdmin(endpoint: AdminEndpoint | 'unknown', code: 'OK' | ApiErrorCode, seconds: number): void {
+    this.adminRequests.inc({ endpoint, code });
+    this.adminLatency.observe({ endpoint }, seconds);
   }
 
   /** The exposition text; concurrent scrapes share one rendering (it costs milliseconds). */

@@ -1,8 +1,9 @@
 import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
 import type { CommandResult, RegionMeta } from '@flotilla/storage';
-import type { KvError } from '@flotilla/wire';
+import type { KvError, ReadConsistency } from '@flotilla/wire';
 import { encodeCommands, type EntryCommand } from './command-codec.ts';
 import { limits } from './constants.ts';
+import { ReplicaReads, boundedStaleness, linearizable, type Moment } from './replica-reads.ts';
 
 /** How a proposal ended: its entry applied (with each command's result), or it failed. */
 export type ProposalOutcome =
@@ -13,14 +14,6 @@ interface PendingProposal {
   readonly term: number;
   readonly settle: (outcome: ProposalOutcome) => void;
 }
-
-interface PendingRead {
-  readIndex: number | undefined;
-  readonly settle: (error: KvError | null) => void;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * One replica of one region on this store: its Raft node, the region's metadata, and the
@@ -38,8 +31,8 @@ export class Peer {
    */
   placeholder = false;
   private readonly proposals = new Map<number, PendingProposal>();
-  private readonly reads = new Map<string, PendingRead>();
-  private nextReadId = 1;
+  /** Reads at this replica, whatever its role (replica-reads.ts has the safety argument). */
+  private readonly reads: ReplicaReads;
 
   constructor(
     readonly peerId: number,
@@ -52,6 +45,11 @@ export class Peer {
     this.region = region;
     this.applied = applied;
     this.node = new RawNode(raftConfig);
+    const leadership = (): { leader: number; term: number } => {
+      const { leader, term } = this.node.status();
+      return { leader, term };
+    };
+    this.reads = new ReplicaReads({ readIndex: (context) => this.node.readIndex(context), leadership }, () => this.notLeader(), hasWork);
   }
 
   get regionId(): number {
@@ -121,51 +119,49 @@ export class Peer {
   }
 
   /**
-   * Waits until a linearizable read may be served from this replica's applied state
-   * (ReadIndex, or the lease on the leader). Resolves null when ready, or the error.
+   * Waits until a read that arrived at `arrival` may be served from this replica's applied
+   * state — at any replica, not only the leader. Linearizable: a ReadIndex round started after
+   * it arrived is applied. Stale: the replica's safe time is at most `maxStalenessMs` older than
+   * its arrival, at once when it already is, else after a round (a follower read through the
+   * leader). Resolves null when ready, or the error (NotLeader: no leader known to ask).
    */
-  readyToRead(): Promise<KvError | null> {
-    if (!this.isLeader()) return Promise.resolve(this.notLeader());
-    if (this.reads.size >= limits.pendingReadsPerRegionMax) return Promise.resolve({ code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: 0 });
-    const key = `${this.nextReadId++}`;
-    return new Promise((settle) => {
-      this.reads.set(key, { readIndex: undefined, settle });
-      this.node.readIndex(encoder.encode(key));
-      this.hasWork();
-    });
+  readyToRead(consistency: ReadConsistency, arrival: Moment, deadlineMs: number): Promise<KvError | null> {
+    if (consistency.level === 'linearizable') return this.reads.wait(linearizable(arrival), deadlineMs);
+    const bound = consistency.maxStalenessMs;
+    return this.reads.wait(boundedStaleness(arrival, bound), deadlineMs, bound * limits.staleReadRefreshFraction);
+  }
+
+  /** Every entry committed before this time (the store's monotonic clock, ms) is applied here. */
+  safeTimeMs(): number {
+    return this.reads.safeTimeMs;
   }
 
   onReadStates(states: readonly ReadState[]): void {
-    for (const rs of states) {
-      const read = this.reads.get(decoder.decode(rs.context));
-      if (read) read.readIndex = rs.index;
-    }
+    this.reads.onReadStates(states);
   }
 
-  /** Called after applying: reads whose index is applied may proceed. */
+  /** Called after applying (every ready cycle of this peer): reads whose round is applied proceed. */
   releaseReads(): void {
-    for (const [key, read] of this.reads) {
-      if (read.readIndex === undefined || read.readIndex > this.applied) continue;
-      this.reads.delete(key);
-      read.settle(null);
-    }
+    this.reads.release(this.applied);
   }
 
-  /** The peer lost leadership: reads still waiting will never be confirmed here. */
-  onLeadershipLost(): void {
-    for (const [key, read] of this.reads) {
-      if (read.readIndex !== undefined) continue; // confirmed: it will still be served
-      this.reads.delete(key);
-      read.settle(this.notLeader());
-    }
-  }
+  /**
+   * The soft state changed and this replica does not lead. Nothing to do here: its read
+   * rounds are rechecked in releaseReads() of the same cycle, after this Ready's read states
+   * (an unanswered round sent to a former leader is sent again to the new one).
+   */
+  onLeadershipLost(): void {}
 
-  /** The peer is going away: everything waiting fails. */
+  /**
+   * The peer is going away (the store closes, the replica was removed): everything waiting
+   * fails. Reads get `error`. A pending proposal's entry may still commit through the other
+   * replicas, so it gets FLOTILLA_TIMEOUT — "outcome unknown" — never an error that tells a
+   * client the write did not happen and may safely be retried.
+   */
   failAll(error: KvError): void {
-    for (const p of this.proposals.values()) p.settle({ kind: 'failed', error });
-    for (const r of this.reads.values()) r.settle(error);
+    for (const p of this.proposals.values()) p.settle({ kind: 'failed', error: { code: 'FLOTILLA_TIMEOUT' } });
     this.proposals.clear();
-    this.reads.clear();
+    this.reads.failAll(error);
   }
 }
 

@@ -29,6 +29,23 @@ export const serverLimits = Object.freeze({
   headerBytesMax: 16 * 1024,
   /** close() waits this long for in-flight requests, then closes every connection. */
   drainTimeoutMs: 10_000,
+  /** Body of one admin request (JSON); past it: 413 FLOTILLA_REQUEST_TOO_LARGE, refused while streaming. */
+  adminBodyBytesMax: 1024 * 1024,
+});
+
+/** Bounds of the admin API's requests and answers (`admin-api.ts`). */
+export const adminLimits = Object.freeze({
+  /** Regions in one page of GET /v1/admin/regions: the default and the most a client may ask. */
+  regionsPageDefault: 1_000,
+  regionsPageMax: 10_000,
+  /** How long a membership change, split or leader transfer is waited for, unless the body says. */
+  waitMsDefault: 10_000,
+  /** The most a body's `timeoutMs` may ask for (a held request keeps an in-flight slot). */
+  waitMsMax: 60_000,
+  /** How often a leader transfer's progress is checked (a status read costs microseconds). */
+  transferPollMs: 10,
+  /** Host names in PUT /v1/admin/stores/:storeId (a DNS name is at most 253 characters). */
+  hostCharsMax: 253,
 });
 
 function check(condition: boolean, what: string): void {
@@ -42,3 +59,9 @@ check(serverLimits.requestsInFlightMax <= limits.requestsInFlightMax, "the serve
 check(serverLimits.busyRetryAfterMs > 0 && serverLimits.busyRetryAfterMs <= wireLimits.kvRetryAfterMsMax, 'the back-off hint fits the wire');
 check(serverLimits.headersTimeoutMs <= serverLimits.requestReceiveTimeoutMs, 'Node requires headersTimeout <= requestTimeout');
 check(serverLimits.drainTimeoutMs > 0, 'close() waits a positive time');
+// A bootstrap body: two keys as hex, and every peer of a region (~60 characters each).
+check(serverLimits.adminBodyBytesMax >= 4 * wireLimits.kvKeyBytesMax + wireLimits.regionPeersMax * 128 + 1024, 'a maximal region fits an admin body');
+check(serverLimits.adminBodyBytesMax <= serverLimits.bodyBytesInFlightMax, 'one maximal admin body fits the in-flight byte budget');
+check(adminLimits.regionsPageDefault >= 1 && adminLimits.regionsPageDefault <= adminLimits.regionsPageMax, 'the default page is a valid page');
+check(adminLimits.waitMsDefault > 0 && adminLimits.waitMsDefault <= adminLimits.waitMsMax, 'the default wait is a valid wait');
+check(adminLimits.transferPollMs > 0 && adminLimits.transferPollMs < adminLimits.waitMsDefault, 'a transfer is checked several times before its deadline');

@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
+import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
 import type { HostStats, MultiRaftHost } from './host.ts';
 import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
@@ -34,11 +35,13 @@ export interface StoreServerOptions {
   readonly drainTimeoutMs?: number;
   /** Node process metrics on this store's registry (default true). */
   readonly defaultMetrics?: boolean;
+  /** Serves the admin API under /v1/admin/ (admin-api.ts); without it those paths answer 404. */
+  readonly admin?: AdminOptions;
 }
 
 export interface ServerStats {
   readonly connections: number;
-  /** Admitted requests whose response is not written yet. */
+  /** Admitted requests (KV and admin) whose response is not written yet. */
   readonly requestsInFlight: number;
   /** Body bytes of those requests, held by the server. */
   readonly bodyBytesInFlight: number;
@@ -61,6 +64,20 @@ interface Connection {
 }
 
 /**
+ * How one kind of request body is read (readBody) and refused: KV requests answer msgpack
+ * KvResponses, admin requests JSON.
+ */
+interface BodyPolicy {
+  readonly bytesMax: number;
+  /** The media type is acceptable (decided from the headers, before the body is read). */
+  readonly mediaTypeOk: boolean;
+  readonly refuseTooLarge: () => void;
+  readonly refuseBusy: () => void;
+  readonly refuseMediaType: () => void;
+  readonly serve: (body: Buffer) => Promise<void>;
+}
+
+/**
  * The store's client API over HTTP/1.1 (node:http, keep-alive, no framework):
  *
  * - `POST /v1/kv`: a msgpack KvRequest body → a msgpack KvResponse from the KV service. Bodies
@@ -68,6 +85,9 @@ interface Connection {
  *   bytes in flight are bounded (503 + Retry-After). Pipelined requests are answered in order
  *   (node:http queues responses per connection), so undici's pipelining works.
  * - `GET /health` (liveness), `GET /ready` (readiness), `GET /metrics` (Prometheus text).
+ * - `/v1/admin/…` when given `admin`: the admin API (admin-api.ts), JSON both ways. Its requests
+ *   share the in-flight bounds and the draining of KV requests; their bodies are bounded by
+ *   serverLimits.adminBodyBytesMax.
  *
  * Status codes: 200 (a KvResponse, whose per-operation results may be errors), 413 and 503
  * (a KvResponse whose whole-request error says why), 400/404/405/408/415/431/500 (a JSON
@@ -83,6 +103,7 @@ export class StoreServer {
   private readonly inFlightMax: number;
   private readonly bodyBytesInFlightMax: number;
   private readonly drainTimeoutMs: number;
+  private readonly admin: AdminApi | null;
   private inFlight = 0;
   private bodyBytesInFlight = 0;
   private bodyBytesInFlightPeak = 0;
@@ -99,6 +120,7 @@ export class StoreServer {
     this.inFlightMax = bounded('requestsInFlightMax', options.requestsInFlightMax, serverLimits.requestsInFlightMax);
     this.bodyBytesInFlightMax = bounded('bodyBytesInFlightMax', options.bodyBytesInFlightMax, serverLimits.bodyBytesInFlightMax);
     this.drainTimeoutMs = bounded('drainTimeoutMs', options.drainTimeoutMs, serverLimits.drainTimeoutMs);
+    this.admin = options.admin ? new AdminApi(options.admin) : null;
     this.metrics = new StoreMetrics(
       { host: options.host, transport: options.transport, server: () => this.stats() },
       { defaultMetrics: options.defaultMetrics ?? true },
@@ -248,6 +270,7 @@ export class StoreServer {
         if (req.method !== 'GET') return this.refuseApi(res, 'FLOTILLA_METHOD_NOT_ALLOWED', '/metrics takes GET', { allow: 'GET' });
         return void this.serveMetrics(res);
       default:
+        if (path.startsWith(ADMIN_PATH_PREFIX)) return this.serveAdmin(req, res, path, query === -1 ? '' : url.slice(query + 1), started);
         return this.refuseApi(res, 'FLOTILLA_NOT_FOUND', `no endpoint ${path}`);
     }
   }
@@ -261,21 +284,21 @@ export class StoreServer {
     }
   }
 
-  // ------------------------------------------------------------ POST /v1/kv
+  // ------------------------------------------------------------ bodies
 
   /**
-   * Admits, reads and serves one KV request. The body is counted as it streams: past the bound
-   * the request is refused at once and the rest of its body is never read (the connection is
-   * closed after the answer). A request refused for being busy or of the wrong media type has
-   * its body read and dropped (never held), so its connection stays usable.
+   * Admits, reads and serves one request with a body. The body is counted as it streams: past
+   * the bound the request is refused at once and the rest of its body is never read (the
+   * connection is closed after the answer). A request refused for being busy or of the wrong
+   * media type has its body read and dropped (never held), so its connection stays usable.
    */
-  private serveKv(req: IncomingMessage, res: ServerResponse, started: number): void {
-    if (this.stopping) return this.refuseBusy(res, started);
+  private readBody(req: IncomingMessage, res: ServerResponse, policy: BodyPolicy): void {
+    if (this.stopping) return this.refuseBusy(policy);
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > this.bodyBytesMax) return this.refuseTooLarge(req, res, started);
+    if (declared > policy.bytesMax) return this.refuseTooLarge(req, res, policy);
 
     let refusal: 'busy' | 'mediaType' | null = null;
-    if (!isMsgpack(req.headers['content-type'])) refusal = 'mediaType';
+    if (!policy.mediaTypeOk) refusal = 'mediaType';
     else if (this.inFlight >= this.inFlightMax) refusal = 'busy';
 
     let admitted = refusal === null;
@@ -295,12 +318,12 @@ export class StoreServer {
 
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
-      if (received > this.bodyBytesMax) {
+      if (received > policy.bytesMax) {
         req.off('data', onData);
         req.off('end', onEnd);
         req.pause(); // stop reading: the rest of the body stays on the wire, the connection closes
         release();
-        this.refuseTooLarge(req, res, started);
+        this.refuseTooLarge(req, res, policy);
         return;
       }
       if (!admitted) return; // refused: dropped as it comes
@@ -315,16 +338,74 @@ export class StoreServer {
       if (this.bodyBytesInFlight > this.bodyBytesInFlightPeak) this.bodyBytesInFlightPeak = this.bodyBytesInFlight;
     };
     const onEnd = (): void => {
-      if (refusal === 'busy') return this.refuseBusy(res, started);
-      if (refusal === 'mediaType') return this.refuseApi(res, 'FLOTILLA_UNSUPPORTED_MEDIA_TYPE', `a KvRequest body is ${MSGPACK_CONTENT_TYPE}`, {}, started);
+      if (refusal === 'busy') return this.refuseBusy(policy);
+      if (refusal === 'mediaType') return policy.refuseMediaType();
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, held);
-      void this.handleKv(body, res, started).finally(release);
+      void policy.serve(body).finally(release);
     };
     req.on('data', onData);
     req.on('end', onEnd);
     // The client went away before the body ended: nothing will be served.
     req.once('close', () => {
       if (!req.complete) release();
+    });
+  }
+
+  /** 413 before the body is read past the bound; the connection closes after the answer. */
+  private refuseTooLarge(req: IncomingMessage, res: ServerResponse, policy: BodyPolicy): void {
+    this.refusedTooLarge++;
+    req.pause();
+    res.setHeader('connection', 'close');
+    policy.refuseTooLarge();
+  }
+
+  private refuseBusy(policy: BodyPolicy): void {
+    this.refusedBusy++;
+    policy.refuseBusy();
+  }
+
+  // ------------------------------------------------------------ /v1/admin/
+
+  /**
+   * Routes from the method and path first (404, 405 and a bad id in the path are answered
+   * without reading the body), then reads the JSON body under the admin bound, as KV bodies
+   * are read, and lets the admin API serve it.
+   */
+  private serveAdmin(req: IncomingMessage, res: ServerResponse, path: string, search: string, started: number): void {
+    if (this.admin === null) return this.refuseApi(res, 'FLOTILLA_NOT_FOUND', `no endpoint ${path} (this server has no admin API)`);
+    const admin = this.admin;
+    const routing = admin.route(req.method ?? '', path, search);
+    if ('refused' in routing) return this.sendAdmin(res, started, routing.endpoint, routing.refused);
+    const { call } = routing;
+    const contentType = req.headers['content-type'];
+    // A body must be JSON; a request without one may omit the media type.
+    const bodyless = contentType === undefined && (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined;
+    this.readBody(req, res, {
+      bytesMax: serverLimits.adminBodyBytesMax,
+      mediaTypeOk: bodyless || isMediaType(contentType, JSON_CONTENT_TYPE),
+      refuseTooLarge: () =>
+        this.sendAdmin(res, started, call.endpoint, adminError('FLOTILLA_REQUEST_TOO_LARGE', `an admin body is at most ${serverLimits.adminBodyBytesMax} bytes`)),
+      refuseBusy: () => this.sendAdmin(res, started, call.endpoint, busy(this.stopping ? 'the store is stopping' : 'too many requests or body bytes in flight')),
+      refuseMediaType: () => this.sendAdmin(res, started, call.endpoint, adminError('FLOTILLA_UNSUPPORTED_MEDIA_TYPE', `an admin body is ${JSON_CONTENT_TYPE}`)),
+      serve: async (body) => this.sendAdmin(res, started, call.endpoint, await admin.serve(call, body)),
+    });
+  }
+
+  private sendAdmin(res: ServerResponse, started: number, endpoint: AdminEndpoint | 'unknown', answer: AdminAnswer): void {
+    this.metrics.recordAdmin(endpoint, answer.code, seconds(started));
+    this.send(res, answer.status, JSON_CONTENT_TYPE, JSON.stringify(answer.body), answer.headers);
+  }
+
+  // ------------------------------------------------------------ POST /v1/kv
+
+  private serveKv(req: IncomingMessage, res: ServerResponse, started: number): void {
+    this.readBody(req, res, {
+      bytesMax: this.bodyBytesMax,
+      mediaTypeOk: isMediaType(req.headers['content-type'], MSGPACK_CONTENT_TYPE),
+      refuseTooLarge: () => this.sendKvError(res, started, 'none', this.tooLargeError()),
+      refuseBusy: () => this.sendKvError(res, started, 'none', { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: serverLimits.busyRetryAfterMs }),
+      refuseMediaType: () => this.refuseApi(res, 'FLOTILLA_UNSUPPORTED_MEDIA_TYPE', `a KvRequest body is ${MSGPACK_CONTENT_TYPE}`, {}, started),
+      serve: (body) => this.handleKv(body, res, started),
     });
   }
 
@@ -362,19 +443,6 @@ export class StoreServer {
 
   private tooLargeError(): KvError {
     return { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: this.bodyBytesMax, opsMax: wireLimits.kvRequestOpsMax };
-  }
-
-  /** 413 before the body is read past the bound; the connection closes after the answer. */
-  private refuseTooLarge(req: IncomingMessage, res: ServerResponse, started: number): void {
-    this.refusedTooLarge++;
-    req.pause();
-    res.setHeader('connection', 'close');
-    this.sendKvError(res, started, 'none', this.tooLargeError());
-  }
-
-  private refuseBusy(res: ServerResponse, started: number): void {
-    this.refusedBusy++;
-    this.sendKvError(res, started, 'none', { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: serverLimits.busyRetryAfterMs });
   }
 
   /** A whole-request KvError for a request that was not decoded (requestId 0). */
@@ -432,10 +500,10 @@ function bounded(what: string, value: number | undefined, max: number): number {
   return value;
 }
 
-function isMsgpack(contentType: string | undefined): boolean {
+function isMediaType(contentType: string | undefined, expected: string): boolean {
   if (contentType === undefined) return false;
   const semicolon = contentType.indexOf(';');
-  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === MSGPACK_CONTENT_TYPE;
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === expected;
 }
 
 function kvErrorStatus(error: KvError): number {

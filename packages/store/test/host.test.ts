@@ -119,7 +119,20 @@ describe('multi-raft host on in-memory twins', () => {
 
   test('the leader stops: the others elect a new one and keep every acknowledged write', async () => {
     const old = cluster.leaderOf(1)!;
+    // A write still pending when its leader's store closes may yet commit elsewhere: its
+    // outcome is unknown (TIMEOUT), never an error that says "not applied, retry freely".
+    for (const other of cluster.stores.values()) if (other !== old) cluster.network.partition(old.id, other.id);
+    const pending = run(old, put('limbo', 'maybe'));
+    let settled: unknown;
+    void pending.then((r) => (settled = r));
+    await waitFor('the write is proposed', () => {
+      if (settled !== undefined) throw new Error(`settled early: ${JSON.stringify(settled)}`);
+      return old.host.peer(1)!.node.status().lastIndex > old.host.peer(1)!.node.status().commit;
+    });
     await cluster.stop(old.id);
+    const [outcome] = await pending;
+    assert.deepEqual(outcome, { op: 'error', error: { code: 'FLOTILLA_TIMEOUT' } });
+    cluster.network.heal();
     await waitFor('a new leader', () => cluster.leaderOf(1) !== undefined);
     const leader = cluster.leaderOf(1)!;
     assert.notEqual(leader.id, old.id);

@@ -37,10 +37,11 @@ describe('multi-raft host on RocksDB and TCP', () => {
   const dirs: string[] = [];
 
   async function open(id: number, dir: string): Promise<RealStore> {
-    const log = await RocksLogEngine.open({ dir: path.join(dir, 'log'), mode: 'worker', shards: 1 });
+    let host: MultiRaftHost | undefined;
+    const log = await RocksLogEngine.open({ dir: path.join(dir, 'log'), mode: 'worker', shards: 1, onFetched: (groupId) => host?.onLogFetched(groupId) });
     const kv = await RocksKvEngine.open({ dir: path.join(dir, 'kv') });
     const transport = new TcpTransport({ localStore: id, clusterId: CLUSTER_ID });
-    const host = new MultiRaftHost({ storeId: id, log, kv, transport, tickMs: 20, hibernateAfterTicks: 0, compactAfterEntries: 40 });
+    host = new MultiRaftHost({ storeId: id, log, kv, transport, tickMs: 20, hibernateAfterTicks: 0, compactAfterEntries: 40 });
     await host.start();
     const store: RealStore = { id, dir, host, service: new KvService(host, kv), log, kv, transport };
     stores.set(id, store);

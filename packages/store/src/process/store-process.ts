@@ -39,9 +39,18 @@ export class StoreProcess {
   static async start(config: StoreConfig, logger: Logger, onFailure: (err: unknown) => void): Promise<StoreProcess> {
     await mkdir(config.dataDir, { recursive: true });
     await claimDataDir(config);
-    const log = await RocksLogEngine.open({ dir: path.join(config.dataDir, 'log'), mode: config.appender, shards: config.logShards });
+    // The engines' hooks reach the host, which needs the engines to exist first.
+    let host: MultiRaftHost | undefined;
+    let kv: RocksKvEngine | undefined;
+    const log = await RocksLogEngine.open({
+      dir: path.join(config.dataDir, 'log'),
+      mode: config.appender,
+      shards: config.logShards,
+      onFetched: (groupId) => host?.onLogFetched(groupId),
+      compactLimit: (groupId) => kv?.durableAppliedIndex(groupId) ?? 0,
+    });
     logger.info({ recovery: log.recovery }, 'raft log engine open');
-    const kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
+    kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
     logger.info({ recovery: kv.recovery }, 'kv engine open');
     const transport = new TcpTransport({
       localStore: config.storeId,
@@ -51,13 +60,14 @@ export class StoreProcess {
       random: new SeededRandom(Date.now()),
       onError: (err) => logger.warn(errorFields(err), 'transport'),
     });
-    const host = new MultiRaftHost({
+    host = new MultiRaftHost({
       storeId: config.storeId,
       log,
       kv,
       transport,
       seed: Date.now(),
       tickMs: config.tickMs,
+      events: logger,
       onFailure: (err) => {
         logger.fatal(errorFields(err), 'multi-raft host stopped on a failure');
         onFailure(err);
@@ -70,6 +80,7 @@ export class StoreProcess {
       transport,
       listenHost: config.apiListen.host,
       port: config.apiListen.port,
+      admin: { host, transport },
     });
     const store = new StoreProcess(config, logger, log, kv, transport, host, server);
     await store.joinInitialCluster();

@@ -1,0 +1,260 @@
+/**
+ * A cluster of real store processes on loopback, for cross-package tests and benchmarks.
+ * Every store is `packages/store/src/main.ts` in its own Node process, on RocksDB in a
+ * temporary directory, listening on port 0 (raft and HTTP); the harness reads the addresses
+ * from the store's "store started" log line, tells every store where the others are and
+ * bootstraps regions through the admin API — what the placement driver will do.
+ *
+ * Every process started is stopped by `close()`, and by an exit hook if a test crashed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { decodeKvResponse, encodeKvRequest, type KvRequest, type KvResponse, type RegionMeta } from '@flotilla/wire';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const STORE_MAIN = path.join(REPO, 'packages/store/src/main.ts');
+/** Log lines kept per store for failure reports. */
+const LOG_LINES_KEPT = 200;
+const STARTUP_DEADLINE_MS = 60_000;
+const STOP_DEADLINE_MS = 30_000;
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface StoreHandle {
+  readonly id: number;
+  readonly dir: string;
+  readonly child: ChildProcess;
+  readonly raft: HostPort;
+  readonly api: HostPort;
+  readonly pool: Pool;
+  /** Resolves when the process exits. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The last log lines (JSON) the store wrote, newest last. */
+  readonly logs: string[];
+  /** Set by kill9/terminate: any other exit is a crash the cluster reports. */
+  stopping: boolean;
+}
+
+export interface ClusterOptions {
+  /** Raft tick of every store (short ticks make elections after a kill fast). */
+  readonly tickMs?: number;
+  /** More flags for every store. */
+  readonly args?: readonly string[];
+}
+
+export interface AdminAnswer<T = unknown> {
+  readonly status: number;
+  readonly body: T;
+}
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export class ProcessCluster {
+  readonly stores = new Map<number, StoreHandle>();
+  /** Stores that exited on their own (a fail-stop, a crash), with their last logs. */
+  readonly crashes: string[] = [];
+  private readonly dirs = new Map<number, string>();
+  private root: string | undefined;
+
+  constructor(private readonly options: ClusterOptions = {}) {}
+
+  /** Starts (or restarts, on its old data) store `id`, and introduces it to the others. */
+  async startStore(id: number): Promise<StoreHandle> {
+    if (this.stores.has(id)) throw new Error(`store ${id} runs already`);
+    this.root ??= await mkdtemp(path.join(os.tmpdir(), 'flotilla-cluster-'));
+    const dir = this.dirs.get(id) ?? path.join(this.root, `store-${id}`);
+    this.dirs.set(id, dir);
+    const store = await launch(id, dir, this.options);
+    void store.exited.then(({ code, signal }) => {
+      if (!store.stopping) this.crashes.push(`store ${id} exited on its own (${code ?? signal}):\n${store.logs.join('\n')}`);
+    });
+    this.stores.set(id, store);
+    await this.introduce(store);
+    return store;
+  }
+
+  /** Tells `store` where every other running store listens, and them where it does. */
+  private async introduce(store: StoreHandle): Promise<void> {
+    for (const other of this.stores.values()) {
+      if (other === store) continue;
+      await this.expectAdmin(store.id, 'PUT', `/v1/admin/stores/${other.id}`, other.raft);
+      await this.expectAdmin(other.id, 'PUT', `/v1/admin/stores/${store.id}`, store.raft);
+    }
+  }
+
+  /** Creates a region on every store that has one of its founding peers. */
+  async bootstrap(region: RegionMeta): Promise<void> {
+    for (const peer of region.peers) {
+      await this.expectAdmin(peer.storeId, 'POST', '/v1/admin/bootstrap', { region: regionJson(region) });
+    }
+  }
+
+  /** An admin API call; the answer whatever its status. */
+  async admin<T = unknown>(storeId: number, method: string, pathname: string, body?: unknown): Promise<AdminAnswer<T>> {
+    const store = this.running(storeId);
+    const res = await store.pool.request({
+      method: method as 'GET',
+      path: pathname,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: (text === '' ? null : JSON.parse(text)) as T };
+  }
+
+  /** An admin call that must succeed (2xx). */
+  async expectAdmin<T = unknown>(storeId: number, method: string, pathname: string, body?: unknown): Promise<T> {
+    const answer = await this.admin<T>(storeId, method, pathname, body);
+    if (answer.status < 200 || answer.status > 299) {
+      throw new Error(`store ${storeId}: ${method} ${pathname} answered ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+    return answer.body;
+  }
+
+  /** A client API request to one store. */
+  async kv(storeId: number, request: KvRequest): Promise<{ status: number; response: KvResponse }> {
+    const res = await this.running(storeId).pool.request({
+      method: 'POST',
+      path: '/v1/kv',
+      headers: { 'content-type': 'application/x-msgpack' },
+      body: encodeKvRequest(request),
+    });
+    const payload = new Uint8Array(await res.body.arrayBuffer());
+    return { status: res.statusCode, response: decodeKvResponse(payload) };
+  }
+
+  /** The running store whose replica leads the region, by asking each one. */
+  async leaderOf(regionId: number): Promise<StoreHandle | undefined> {
+    for (const store of this.stores.values()) {
+      const answer = await this.admin<{ role?: string }>(store.id, 'GET', `/v1/admin/regions/${regionId}`).catch(() => undefined);
+      if (answer?.status === 200 && answer.body.role === 'leader') return store;
+    }
+    return undefined;
+  }
+
+  /** kill -9: no shutdown at all; what it had not fsynced is gone. */
+  async kill9(id: number): Promise<void> {
+    const store = this.running(id);
+    this.stores.delete(id);
+    store.stopping = true;
+    store.child.kill('SIGKILL');
+    await store.exited;
+    await store.pool.destroy();
+  }
+
+  /** SIGTERM: the store's graceful shutdown; resolves with its exit code. */
+  async terminate(id: number): Promise<number | null> {
+    const store = this.running(id);
+    this.stores.delete(id);
+    store.stopping = true;
+    store.child.kill('SIGTERM');
+    const exit = await deadline(store.exited, STOP_DEADLINE_MS, `store ${id} to stop after SIGTERM`);
+    await store.pool.destroy();
+    return exit.code;
+  }
+
+  /**
+   * Stops every store (SIGKILL: tests that want a graceful stop call terminate), deletes the
+   * data, and fails if a store had exited on its own meanwhile (with its last log lines).
+   */
+  async close(): Promise<void> {
+    for (const id of [...this.stores.keys()]) await this.kill9(id);
+    if (this.root) await rm(this.root, { recursive: true, force: true });
+    if (this.crashes.length > 0) throw new Error(this.crashes.join('\n\n'));
+  }
+
+  running(id: number): StoreHandle {
+    const store = this.stores.get(id);
+    if (!store) throw new Error(`store ${id} is not running`);
+    return store;
+  }
+}
+
+async function launch(id: number, dir: string, options: ClusterOptions): Promise<StoreHandle> {
+  const args = [
+    '--import', 'tsx', STORE_MAIN,
+    '--store-id', String(id),
+    '--data-dir', dir,
+    '--raft-listen', '127.0.0.1:0',
+    '--api-listen', '127.0.0.1:0',
+    '--tick-ms', String(options.tickMs ?? 50),
+    '--log-shards', '1',
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const logs: string[] = [];
+  const keep = (line: string): void => {
+    logs.push(line);
+    if (logs.length > LOG_LINES_KEPT) logs.shift();
+  };
+  createInterface({ input: child.stderr! }).on('line', keep);
+  const started = new Promise<{ raft: HostPort; api: HostPort }>((resolve) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      keep(line);
+      const entry = parseLogLine(line);
+      if (entry?.msg === 'store started') resolve({ raft: entry.raftAddress as HostPort, api: entry.apiAddress as HostPort });
+    });
+  });
+  const failedEarly = exited.then(({ code, signal }) => {
+    throw new Error(`store ${id} exited (${code ?? signal}) before it started:\n${logs.join('\n')}`);
+  });
+  const addresses = await deadline(Promise.race([started, failedEarly]), STARTUP_DEADLINE_MS, `store ${id} to start`).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  const pool = new Pool(`http://${addresses.api.host}:${addresses.api.port}`, { connections: 8, pipelining: 1 });
+  return { id, dir, child, raft: addresses.raft, api: addresses.api, pool, exited, logs, stopping: false };
+}
+
+function parseLogLine(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The admin API's JSON form of a region: keys in hex. */
+export function regionJson(region: RegionMeta): unknown {
+  return { ...region, startKey: Buffer.from(region.startKey).toString('hex'), endKey: Buffer.from(region.endKey).toString('hex') };
+}
+
+/** Rejects when `promise` does not settle within `ms`. */
+export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
+export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
