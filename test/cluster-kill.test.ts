@@ -5,6 +5,7 @@
  * must keep serving with two stores, and the killed store must recover and catch up.
  */
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { checkLinearizability, kvModel, type KvInput, type KvOperation } from '@flotilla/sim';
 import { ProcessCluster, waitFor } from './support/cluster.ts';
@@ -85,3 +86,40 @@ describe('a 3-store cluster of real processes', () => {
     assert.equal(verdict.verdict, 'ok', verdict.verdict === 'illegal' ? verdict.illegalPartition.description : verdict.verdict);
   });
 });
+
+describe('store processes: graceful shutdown and a static cluster', () => {
+  const cluster = new ProcessCluster({ tickMs: 50 });
+  after(() => cluster.close());
+
+  test('a static cluster from --initial-cluster; SIGTERM moves leadership away and exits 0', async () => {
+    // --initial-cluster needs every store's raft port before any starts: take free ports from
+    // the OS and release them (the one place these tests do not listen on port 0 directly).
+    const ports = await Promise.all([1, 2, 3].map(() => freePort()));
+    const initial = ports.map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(',');
+    for (const id of [1, 2, 3]) await cluster.startStore(id, ['--raft-listen', `127.0.0.1:${ports[id - 1]}`, '--initial-cluster', initial]);
+    await waitFor('region 1 of the static cluster has a leader', async () => (await cluster.leaderOf(1)) !== undefined);
+    const region: Region = { id: 1, epoch: { version: 1, confVer: 1 } };
+    const history: KvOperation[] = [];
+    const client = new RecordingClient(cluster, 1, region, history, 1);
+    assert.deepEqual(await client.run({ kind: 'put', key: 'static', value: 'yes' }), { kind: 'put' });
+
+    const leader = (await cluster.leaderOf(1))!;
+    const exitCode = await cluster.terminate(leader.id);
+    assert.equal(exitCode, 0, 'a graceful shutdown exits 0');
+    const moved = leader.logs.map((line) => JSON.parse(line) as { msg?: string; stillLeading?: number }).find((entry) => entry.msg === 'leaderships moved away');
+    assert.equal(moved?.stillLeading, 0, 'the store handed its leadership over before it stopped');
+    assert.deepEqual(await client.run({ kind: 'get', key: 'static' }), { kind: 'get', value: 'yes' });
+  });
+});
+
+/** A port the OS just handed out and released. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

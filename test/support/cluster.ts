@@ -35,7 +35,7 @@ export interface StoreHandle {
   readonly raft: HostPort;
   readonly api: HostPort;
   readonly pool: Pool;
-  /** Resolves when the process exits. */
+  /** Resolves when the process has exited and its output is read. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** The last log lines (JSON) the store wrote, newest last. */
   readonly logs: string[];
@@ -69,13 +69,16 @@ export class ProcessCluster {
 
   constructor(private readonly options: ClusterOptions = {}) {}
 
-  /** Starts (or restarts, on its old data) store `id`, and introduces it to the others. */
-  async startStore(id: number): Promise<StoreHandle> {
+  /**
+   * Starts (or restarts, on its old data) store `id`, and introduces it to the others.
+   * `args` are more flags for this store (later flags win over the harness's).
+   */
+  async startStore(id: number, args: readonly string[] = []): Promise<StoreHandle> {
     if (this.stores.has(id)) throw new Error(`store ${id} runs already`);
     this.root ??= await mkdtemp(path.join(os.tmpdir(), 'flotilla-cluster-'));
     const dir = this.dirs.get(id) ?? path.join(this.root, `store-${id}`);
     this.dirs.set(id, dir);
-    const store = await launch(id, dir, this.options);
+    const store = await launch(id, dir, { ...this.options, args: [...(this.options.args ?? []), ...args] });
     void store.exited.then(({ code, signal }) => {
       if (!store.stopping) this.crashes.push(`store ${id} exited on its own (${code ?? signal}):\n${store.logs.join('\n')}`);
     });
@@ -195,7 +198,8 @@ async function launch(id: number, dir: string, options: ClusterOptions): Promise
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => {
+    // 'close' comes after 'exit' once stdout and stderr are drained: the logs are complete.
+    child.once('close', (code, signal) => {
       live.delete(child);
       resolve({ code, signal });
     });
