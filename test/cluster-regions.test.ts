@@ -77,6 +77,17 @@ describe('1,000 regions on 3 store processes', () => {
     }
   };
 
+  /** The store's replica applies up to the leader's commit index, and a snapshot brought it there. */
+  const caughtUpBySnapshot = async (storeId: number, region: number, leader: number): Promise<void> => {
+    const { commit } = await cluster.expectAdmin<RegionStatus>(leader, 'GET', `/v1/admin/regions/${region}`);
+    await waitFor(`store ${storeId} applies region ${region} up to the commit index`, async () => {
+      const status = await cluster.admin<RegionStatus>(storeId, 'GET', `/v1/admin/regions/${region}`);
+      return status.status === 200 && status.body.applied >= commit;
+    }, 60_000);
+    const store = await cluster.expectAdmin<StoreStatus>(storeId, 'GET', '/v1/admin/store');
+    assert.ok(store.stats.snapshotsReceived >= 1, `store ${storeId} installed a snapshot`);
+  };
+
   const checkEveryKey = async (): Promise<void> => {
     for (const [key, entry] of expected) {
       const value = await router.get(key);
@@ -142,13 +153,7 @@ describe('1,000 regions on 3 store processes', () => {
     const snapshot = await cluster.expectAdmin<{ index: number }>(leader, 'POST', `/v1/admin/regions/${region}/snapshot`);
     assert.ok(snapshot.index > LAGGING_WRITES, `the log was compacted past the writes (to ${snapshot.index})`);
     await cluster.startStore(3);
-    const { commit } = await cluster.expectAdmin<RegionStatus>(leader, 'GET', `/v1/admin/regions/${region}`);
-    await waitFor('store 3 applies the region up to the commit index', async () => {
-      const status = await cluster.admin<RegionStatus>(3, 'GET', `/v1/admin/regions/${region}`);
-      return status.status === 200 && status.body.applied >= commit;
-    }, 60_000);
-    const store3 = await cluster.expectAdmin<StoreStatus>(3, 'GET', '/v1/admin/store');
-    assert.ok(store3.stats.snapshotsReceived >= 1, 'store 3 installed a snapshot');
+    await caughtUpBySnapshot(3, region, leader);
     await checkEveryKey();
   });
 
@@ -160,13 +165,7 @@ describe('1,000 regions on 3 store processes', () => {
     await cluster.expectAdmin(leader, 'POST', `/v1/admin/regions/${region}/snapshot`);
     const newPeer = peerId(region, 4);
     await cluster.expectAdmin(leader, 'POST', `/v1/admin/regions/${region}/members`, { changes: [{ type: 'addLearner', peerId: newPeer, storeId: 4 }] });
-    const { commit } = await cluster.expectAdmin<RegionStatus>(leader, 'GET', `/v1/admin/regions/${region}`);
-    await waitFor('the learner on store 4 catches up', async () => {
-      const status = await cluster.admin<RegionStatus>(4, 'GET', `/v1/admin/regions/${region}`);
-      return status.status === 200 && status.body.applied >= commit;
-    }, 60_000);
-    const store4 = await cluster.expectAdmin<StoreStatus>(4, 'GET', '/v1/admin/store');
-    assert.ok(store4.stats.snapshotsReceived >= 1, 'the new replica arrived by snapshot');
+    await caughtUpBySnapshot(4, region, leader);
     // Promote it and remove store 1's replica in one joint change.
     const removed = peerId(region, 1);
     const leaderNow = await leaderStore(region);

@@ -1,6 +1,6 @@
 /**
  * The store process: `node --import tsx packages/store/src/main.ts --store-id 1 --data-dir DIR …`
- * (`pnpm store -- …` from the repository root; `--help` lists the flags).
+ * (`pnpm run store …` from the repository root; `--help` lists the flags).
  *
  * Exit codes: 0 after a graceful shutdown (SIGTERM, SIGINT), 1 when the store failed (a failed
  * log write, a broken invariant: it fail-stops), 2 for an invalid configuration.
