@@ -46,12 +46,20 @@ function copy(base: ChangeBase): Mutable {
   };
 }
 
+/** The empty id set every configuration shares (a config's sets are never mutated). */
+const NO_IDS: ReadonlySet<NodeId> = new Set();
+
+/** An empty set is replaced by the shared one: most groups have no learners and are not joint. */
+function shared(ids: ReadonlySet<NodeId>): ReadonlySet<NodeId> {
+  return ids.size === 0 ? NO_IDS : ids;
+}
+
 function finish(m: Mutable): ChangeResult {
   return {
     config: {
-      voters: new JointConfig(m.incoming, m.outgoing),
-      learners: m.learners,
-      learnersNext: m.learnersNext,
+      voters: new JointConfig(m.incoming, shared(m.outgoing)),
+      learners: shared(m.learners),
+      learnersNext: shared(m.learnersNext),
       autoLeave: m.autoLeave,
     },
     progress: m.progress,

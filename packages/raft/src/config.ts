@@ -79,6 +79,9 @@ function invalid(message: string): never {
   throw new RaftError('FLOTILLA_RAFT_INVALID_CONFIG', message);
 }
 
+/** No injected fault: one object shared by every node that has none. */
+const NO_FAULTS: InjectedFaults = Object.freeze({});
+
 export function resolveConfig(config: RaftConfig): ResolvedConfig {
   const resolved: ResolvedConfig = {
     electionTicks: 10,
@@ -92,7 +95,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     disableProposalForwarding: false,
     ...LIMITS,
     ...config,
-    faults: config.faults ?? {},
+    faults: config.faults ?? NO_FAULTS,
   };
   if (!Number.isSafeInteger(resolved.id) || resolved.id <= 0) invalid(`node id must be a positive integer, got ${resolved.id}`);
   if (resolved.heartbeatTicks <= 0) invalid('heartbeatTicks must be > 0');

@@ -1,12 +1,20 @@
 import { assert } from './errors.ts';
 
+/** The arrays of an empty window: shared, never written (see `add`). */
+const NONE: number[] = [];
+Object.freeze(NONE);
+
 /**
  * The append messages sent to one follower and not yet acknowledged: a bounded window by
  * count and by bytes (flow control). Entries are the last index of each message, in order.
+ *
+ * Memory: a store hosts thousands of groups, most of them idle, each with a window per
+ * member. A window holds no arrays of its own until its first `add`, and lets go of them on
+ * `reset` (a state change) and when its group hibernates (`releaseIfEmpty`).
  */
 export class Inflights {
-  private readonly lastIndexes: number[] = [];
-  private readonly sizes: number[] = [];
+  private lastIndexes: number[] = NONE;
+  private sizes: number[] = NONE;
   private head = 0;
   private bytes = 0;
 
@@ -30,6 +38,10 @@ export class Inflights {
     assert(!this.full(), 'inflights: add to a full window');
     const newest = this.lastIndexes[this.lastIndexes.length - 1];
     assert(this.count === 0 || newest === undefined || lastIndex > newest, 'inflights: indexes must increase');
+    if (this.lastIndexes === NONE) {
+      this.lastIndexes = [];
+      this.sizes = [];
+    }
     this.lastIndexes.push(lastIndex);
     this.sizes.push(bytes);
     this.bytes += bytes;
@@ -42,6 +54,19 @@ export class Inflights {
       this.head++;
     }
     if (this.head > 64 && this.head * 2 > this.lastIndexes.length) this.compactStorage();
+  }
+
+  /**
+   * Lets go of the arrays of an empty window (a group going idle). Not done on every
+   * emptying: a busy pipeline would then allocate them again for its next message.
+   */
+  releaseIfEmpty(): void {
+    if (this.count === 0) this.release();
+  }
+
+  /** True when the window holds arrays of its own. */
+  get allocated(): boolean {
+    return this.lastIndexes !== NONE;
   }
 
   /**
@@ -59,8 +84,12 @@ export class Inflights {
   }
 
   reset(): void {
-    this.lastIndexes.length = 0;
-    this.sizes.length = 0;
+    this.release();
+  }
+
+  private release(): void {
+    this.lastIndexes = NONE;
+    this.sizes = NONE;
     this.head = 0;
     this.bytes = 0;
   }

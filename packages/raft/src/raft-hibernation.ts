@@ -36,6 +36,10 @@ export function maybeHibernate(r: Raft): boolean {
     if (id !== r.id) r.send({ type: 'hibernate', to: id, index, logTerm, commit: r.log.committed });
   }
   r.hibernating = true;
+  // Everyone has everything and no read is pending (isQuiet): let go of the memory of the
+  // replication windows and of the read queue until the group wakes.
+  for (const pr of r.tracker.progress.values()) pr.inflights.releaseIfEmpty();
+  r.readOnly.clear();
   return true;
 }
 

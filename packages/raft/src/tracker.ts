@@ -43,11 +43,16 @@ export function confStatesEqual(a: ConfState, b: ConfState): boolean {
   );
 }
 
-/** The leader's (and candidate's) view of the group: configuration, progress, votes. */
+const NO_VOTES: ReadonlyMap<NodeId, boolean> = new Map();
+
+/**
+ * The leader's (and candidate's) view of the group: configuration, progress, votes. The votes
+ * map exists only during an election (allocated by the first vote, dropped by resetVotes).
+ */
 export class ProgressTracker {
   config: TrackerConfig = EMPTY_TRACKER_CONFIG;
   progress = new Map<NodeId, Progress>();
-  votes = new Map<NodeId, boolean>();
+  private votesMap: Map<NodeId, boolean> | null = null;
 
   constructor(
     readonly inflightMessagesMax: number,
@@ -88,12 +93,17 @@ export class ProgressTracker {
     return this.config.voters.voteResult(votes) === 'won';
   }
 
+  get votes(): ReadonlyMap<NodeId, boolean> {
+    return this.votesMap ?? NO_VOTES;
+  }
+
   resetVotes(): void {
-    this.votes.clear();
+    this.votesMap = null;
   }
 
   recordVote(id: NodeId, granted: boolean): void {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
+    this.votesMap ??= new Map();
+    if (!this.votesMap.has(id)) this.votesMap.set(id, granted);
   }
 
   tallyVotes(): { granted: number; rejected: number; result: VoteResult } {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Raft } from '../src/raft.ts';
+import type { RawNode } from '../src/raw-node.ts';
 import { TestCluster, bytes, text } from './cluster-harness.ts';
 
 const ELECTION_TICKS = 10;
@@ -160,5 +162,25 @@ describe('hibernation', () => {
       assert.equal(tn.node.status().leader, 1);
     }
     assert.equal(allHibernating(c), true, 'all three hibernate in the end');
+  });
+
+  test('a hibernating leader holds no replication windows and no read queue (memory of idle groups)', () => {
+    const c = new TestCluster([1, 2, 3], { electionTicks: ELECTION_TICKS, hibernateAfterTicks: HIBERNATE_AFTER_TICKS });
+    c.campaign(1);
+    c.stabilize();
+    const core = (node: RawNode): Raft => (node as unknown as { raft: Raft }).raft;
+    const leader = core(c.get(1).node);
+    // Pipelined appends in replicate state: the windows allocate their arrays.
+    for (let i = 0; i < 3; i++) c.get(1).node.propose([bytes(`v${i}`)]);
+    c.get(1).node.readIndex(bytes('ctx'));
+    c.get(1).node.hasReady();
+    assert.ok([...leader.tracker.progress].some(([id, pr]) => id !== 1 && pr.inflights.allocated), 'appends in flight');
+    c.stabilize();
+    for (let i = 0; i < 4 * HIBERNATE_AFTER_TICKS && !allHibernating(c); i++) c.tickAll();
+    assert.equal(allHibernating(c), true);
+    for (const [id, pr] of leader.tracker.progress) assert.equal(pr.inflights.allocated, false, `window of ${id}`);
+    assert.equal(leader.readOnly.size, 0);
+    assert.equal((leader.readOnly as unknown as { pending: unknown }).pending, null, 'no read queue map');
+    assert.equal(leader.tracker.votes.size, 0);
   });
 });

@@ -90,6 +90,31 @@ describe('Inflights', () => {
     assert.equal(inf.inflightBytes, 3);
   });
 
+  test('an empty window holds no arrays: allocated by the first add, let go on reset and when idle', () => {
+    // A store keeps one window per member of thousands of mostly idle groups.
+    const inf = new Inflights(4, 0);
+    assert.equal(inf.allocated, false, 'a new window allocates nothing');
+    assert.equal(inf.full(), false);
+    inf.freeLE(10);
+    inf.freeFirstOne();
+    assert.equal(inf.allocated, false, 'freeing an empty window allocates nothing');
+    inf.add(1, 5);
+    assert.equal(inf.allocated, true);
+    inf.releaseIfEmpty();
+    assert.equal(inf.allocated, true, 'a window with a message in flight keeps it');
+    assert.equal(inf.count, 1);
+    inf.freeLE(1);
+    assert.equal(inf.allocated, true, 'a busy pipeline keeps its arrays when it empties');
+    inf.releaseIfEmpty();
+    assert.equal(inf.allocated, false);
+    assert.equal(inf.inflightBytes, 0);
+    inf.add(2, 5);
+    inf.reset();
+    assert.equal(inf.allocated, false, 'reset lets go of the arrays');
+    inf.add(1, 5);
+    assert.equal(inf.count, 1);
+  });
+
   test('a window of at least one message is required', () => {
     assert.throws(() => new Inflights(0, 0), /at least one message/);
   });

@@ -12,15 +12,29 @@
  * moves to reads, one allocation per read call. Measured in benchmarks/storage/RESULTS.md.
  *
  * Memory: the ring holds the cached payload plus at most as much again (it doubles when full and
- * is released when the cache empties), so the engine's payload budget bounds it.
+ * is released when the cache empties), so the engine's payload budget bounds it. A store keeps
+ * one cache per group, most of them idle with an entry or two: the slots of an entry (term,
+ * offset, length, type) are packed into ONE Int32Array of 16 bytes per entry — four typed arrays
+ * cost ~900 bytes per idle group, one of SLOTS_MIN slots ~260 (it stays on the V8 heap).
  */
 import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '@flotilla/raft';
 import { logCacheRingBytesMin } from './constants.ts';
 import { assert, fail } from './errors.ts';
 
 const TYPES: readonly EntryType[] = ['normal', 'confChange'];
-const SLOTS_MIN = 8;
+/** 4 slots of 16 bytes: 64 bytes, the largest typed array V8 keeps on its heap (no malloc). */
+const SLOTS_MIN = 4;
 const EMPTY = new Uint8Array(0);
+/** Int32s per slot: term (low 32 bits, high bits), payload offset, payload length * 2 + type. */
+const STRIDE = 4;
+const TERM_LO = 0;
+const TERM_HI = 1;
+const OFFSET = 2;
+const LENGTH_TYPE = 3;
+const TWO_32 = 2 ** 32;
+/** A payload length must fit in 30 bits (length * 2 + type in an int32). */
+const PAYLOAD_BYTES_MAX = 2 ** 30 - 1;
+const NO_SLOTS = new Int32Array(0);
 
 export class EntryCache {
   /** Index of the first cached entry; `first + count - 1` is the last. */
@@ -28,12 +42,10 @@ export class EntryCache {
   count = 0;
   /** Payload bytes cached. */
   bytes = 0;
-  /** Slot of entry `first + k` is (head + k) & (slots - 1). */
+  /** Slot of entry `first + k` is (head + k) & (capacity - 1); its fields start at slot * STRIDE. */
   private head = 0;
-  private terms = new Float64Array(0);
-  private offsets = new Int32Array(0);
-  private lengths = new Int32Array(0);
-  private types = new Uint8Array(0);
+  private capacity = 0;
+  private slots = NO_SLOTS;
   /** Payload ring; the next payload goes at `tail` (or wraps to 0). */
   private ring: Uint8Array = EMPTY;
   private tail = 0;
@@ -45,18 +57,20 @@ export class EntryCache {
   /** Appends one entry; its index must be `first + count`. */
   push(e: Entry): void {
     const n = e.data.byteLength;
-    if (this.count === this.terms.length) this.resizeSlots(Math.max(SLOTS_MIN, this.terms.length * 2));
+    if (n > PAYLOAD_BYTES_MAX) fail(`an entry payload of ${n} bytes does not fit in the cache`);
+    if (this.count === this.capacity) this.resizeSlots(Math.max(SLOTS_MIN, this.capacity * 2));
     let at = this.placeFor(n);
     if (at < 0) {
       this.relayout(Math.max(logCacheRingBytesMin, 2 * (this.bytes + n)));
       at = this.placeFor(n);
       if (at < 0) fail(`cache ring of ${this.ring.byteLength} bytes has no room for ${n} after growing`);
     }
-    const slot = (this.head + this.count) & (this.terms.length - 1);
-    this.terms[slot] = e.term;
-    this.offsets[slot] = at;
-    this.lengths[slot] = n;
-    this.types[slot] = e.type === 'normal' ? 0 : 1;
+    const slot = ((this.head + this.count) & (this.capacity - 1)) * STRIDE;
+    const s = this.slots;
+    s[slot + TERM_LO] = e.term >>> 0;
+    s[slot + TERM_HI] = Math.floor(e.term / TWO_32);
+    s[slot + OFFSET] = at;
+    s[slot + LENGTH_TYPE] = n * 2 + (e.type === 'normal' ? 0 : 1);
     this.ring.set(e.data, at);
     this.tail = at + n;
     this.count++;
@@ -68,10 +82,9 @@ export class EntryCache {
     const keep = Math.max(0, index - this.first);
     if (keep >= this.count) return 0;
     let freed = 0;
-    const mask = this.terms.length - 1;
-    for (let k = keep; k < this.count; k++) freed += this.lengths[(this.head + k) & mask]!;
+    for (let k = keep; k < this.count; k++) freed += this.lengthAt(k);
     // The space is reused: reads copy, nothing outside points into the ring.
-    this.tail = this.offsets[(this.head + keep) & mask]!;
+    this.tail = this.slots[this.slotOf(keep) + OFFSET]!;
     this.count = keep;
     this.bytes -= freed;
     if (this.count === 0) this.release();
@@ -83,9 +96,8 @@ export class EntryCache {
     const drop = Math.min(this.count, index - this.first);
     if (drop <= 0) return 0;
     let freed = 0;
-    const mask = this.terms.length - 1;
-    for (let k = 0; k < drop; k++) freed += this.lengths[(this.head + k) & mask]!;
-    this.head = (this.head + drop) & mask;
+    for (let k = 0; k < drop; k++) freed += this.lengthAt(k);
+    this.head = (this.head + drop) & (this.capacity - 1);
     this.count -= drop;
     this.first += drop;
     this.bytes -= freed;
@@ -111,14 +123,15 @@ export class EntryCache {
   slice(lo: number, hi: number, maxBytes: number): Entry[] {
     if (lo < this.first || hi > this.first + this.count) fail(`cache of [${this.first}, ${this.first + this.count}) asked for [${lo}, ${hi})`);
     if (lo >= hi) return [];
-    const mask = this.terms.length - 1;
+    const mask = this.capacity - 1;
     const base = this.head - this.first;
+    const s = this.slots;
     // How many fit, and their payload bytes.
     let end = lo;
     let size = 0;
     let payload = 0;
     while (end < hi) {
-      const n = this.lengths[(base + end) & mask]!;
+      const n = s[((base + end) & mask) * STRIDE + LENGTH_TYPE]! >>> 1;
       size += n + ENTRY_OVERHEAD_BYTES;
       if (end > lo && size > maxBytes) break;
       payload += n;
@@ -128,11 +141,13 @@ export class EntryCache {
     const out: Entry[] = new Array(end - lo);
     let at = 0;
     for (let index = lo; index < end; index++) {
-      const slot = (base + index) & mask;
-      const n = this.lengths[slot]!;
-      const from = this.offsets[slot]!;
+      const slot = ((base + index) & mask) * STRIDE;
+      const lengthType = s[slot + LENGTH_TYPE]!;
+      const n = lengthType >>> 1;
+      const from = s[slot + OFFSET]!;
       copy.set(this.ring.subarray(from, from + n), at);
-      out[index - lo] = { index, term: this.terms[slot]!, type: TYPES[this.types[slot]!]!, data: copy.subarray(at, at + n) };
+      const term = s[slot + TERM_HI]! * TWO_32 + (s[slot + TERM_LO]! >>> 0);
+      out[index - lo] = { index, term, type: TYPES[lengthType & 1]!, data: copy.subarray(at, at + n) };
       at += n;
     }
     return out;
@@ -143,7 +158,7 @@ export class EntryCache {
     const size = this.ring.byteLength;
     // Nothing (or only empty payloads) in the ring: start over at 0.
     if (this.count === 0 || this.bytes === 0) return n <= size ? 0 : -1;
-    const start = this.offsets[this.head]!;
+    const start = this.slots[this.head * STRIDE + OFFSET]!;
     if (this.tail > start) {
       // Used: [start, tail). Free: [tail, size) then [0, start).
       if (size - this.tail >= n) return this.tail;
@@ -156,14 +171,13 @@ export class EntryCache {
   /** Moves the cached payloads, in order, to the start of a new ring of `capacity` bytes. */
   private relayout(capacity: number): void {
     const next = new Uint8Array(capacity);
-    const mask = this.terms.length - 1;
     let at = 0;
     for (let k = 0; k < this.count; k++) {
-      const slot = (this.head + k) & mask;
-      const from = this.offsets[slot]!;
-      const n = this.lengths[slot]!;
+      const slot = this.slotOf(k);
+      const from = this.slots[slot + OFFSET]!;
+      const n = this.slots[slot + LENGTH_TYPE]! >>> 1;
       next.set(this.ring.subarray(from, from + n), at);
-      this.offsets[slot] = at;
+      this.slots[slot + OFFSET] = at;
       at += n;
     }
     this.ring = next;
@@ -175,27 +189,27 @@ export class EntryCache {
     this.ring = EMPTY;
     this.tail = 0;
     this.head = 0;
-    if (this.terms.length > SLOTS_MIN * 4) this.resizeSlots(SLOTS_MIN);
+    if (this.capacity > SLOTS_MIN * 4) this.resizeSlots(SLOTS_MIN);
+  }
+
+  /** Where the fields of the k-th cached entry start in `slots`. */
+  private slotOf(k: number): number {
+    return ((this.head + k) & (this.capacity - 1)) * STRIDE;
+  }
+
+  private lengthAt(k: number): number {
+    return this.slots[this.slotOf(k) + LENGTH_TYPE]! >>> 1;
   }
 
   private resizeSlots(capacity: number): void {
     assert(capacity >= this.count && (capacity & (capacity - 1)) === 0, 'slot capacity is a power of two holding the window');
-    const terms = new Float64Array(capacity);
-    const offsets = new Int32Array(capacity);
-    const lengths = new Int32Array(capacity);
-    const types = new Uint8Array(capacity);
-    const mask = this.terms.length - 1;
+    const slots = new Int32Array(capacity * STRIDE);
     for (let k = 0; k < this.count; k++) {
-      const slot = (this.head + k) & mask;
-      terms[k] = this.terms[slot]!;
-      offsets[k] = this.offsets[slot]!;
-      lengths[k] = this.lengths[slot]!;
-      types[k] = this.types[slot]!;
+      const from = this.slotOf(k);
+      for (let f = 0; f < STRIDE; f++) slots[k * STRIDE + f] = this.slots[from + f]!;
     }
-    this.terms = terms;
-    this.offsets = offsets;
-    this.lengths = lengths;
-    this.types = types;
+    this.slots = slots;
+    this.capacity = capacity;
     this.head = 0;
   }
 }

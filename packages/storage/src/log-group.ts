@@ -152,18 +152,27 @@ export class GroupState implements GroupLog, GroupLogView {
 
   // ---- term index (main thread, after validation) ----------------------------------------------
 
+  /**
+   * Entries from `firstNew` on replace the log's suffix. The run arrays are rebuilt at their
+   * exact length, and only when a run changes (a new term, an overwrite): a store holds them
+   * for thousands of groups, and push() would leave each with room for 17 runs.
+   */
   setTermsFrom(firstNew: number, entries: readonly Entry[]): void {
-    while (this.runStarts.length > 0 && this.runStarts[this.runStarts.length - 1]! >= firstNew) {
-      this.runStarts.pop();
-      this.runTerms.pop();
-    }
+    let keep = this.runStarts.length;
+    while (keep > 0 && this.runStarts[keep - 1]! >= firstNew) keep--;
+    let lastTerm = keep > 0 ? this.runTerms[keep - 1] : undefined;
+    let newStarts: number[] | undefined;
+    let newTerms: number[] | undefined;
     for (const e of entries) {
-      if (this.runTerms.length === 0 || this.runTerms[this.runTerms.length - 1] !== e.term) {
-        if (this.runStarts.length >= termRunsPerGroupMax) fail(`group ${this.groupId}: more than termRunsPerGroupMax term runs`);
-        this.runStarts.push(e.index);
-        this.runTerms.push(e.term);
-      }
+      if (lastTerm === e.term) continue;
+      lastTerm = e.term;
+      (newStarts ??= []).push(e.index);
+      (newTerms ??= []).push(e.term);
     }
+    if (keep === this.runStarts.length && newStarts === undefined) return;
+    if (keep + (newStarts?.length ?? 0) > termRunsPerGroupMax) fail(`group ${this.groupId}: more than termRunsPerGroupMax term runs`);
+    this.runStarts = this.runStarts.slice(0, keep).concat(newStarts ?? []);
+    this.runTerms = this.runTerms.slice(0, keep).concat(newTerms ?? []);
   }
 
   dropTermsThrough(index: number): void {

@@ -87,4 +87,16 @@ describe('entry cache (byte ring)', () => {
     }
     for (const e of read) assert.ok(e.data.every((b) => b === (e.index & 0xff)), `entry ${e.index} unchanged`);
   });
+
+  it('keeps terms up to 2^53 - 1 and both entry types exactly (slots packed into one Int32Array)', () => {
+    const cache = new EntryCache(1);
+    const terms = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40 + 12345, Number.MAX_SAFE_INTEGER];
+    const entries: Entry[] = terms.map((term, k) => ({ index: k + 1, term, type: k % 2 === 0 ? 'confChange' : 'normal', data: new Uint8Array(k * 3).fill(k) }));
+    for (const e of entries) cache.push(e);
+    const got = cache.slice(1, entries.length + 1, Number.MAX_SAFE_INTEGER);
+    assert.deepEqual(
+      got.map((e) => [e.index, e.term, e.type, [...e.data]]),
+      entries.map((e) => [e.index, e.term, e.type, [...e.data]]),
+    );
+  });
 });

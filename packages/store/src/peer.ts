@@ -30,9 +30,13 @@ export class Peer {
    * snapshot installs the real region, and it serves no client.
    */
   placeholder = false;
-  private readonly proposals = new Map<number, PendingProposal>();
-  /** Reads at this replica, whatever its role (replica-reads.ts has the safety argument). */
-  private readonly reads: ReplicaReads;
+  /** Proposals waiting for their entry to apply; no Map until the first one (idle regions). */
+  private proposals: Map<number, PendingProposal> | null = null;
+  /**
+   * Reads at this replica, whatever its role (replica-reads.ts has the safety argument).
+   * Created by the first read: most regions of a store are idle and never need one.
+   */
+  private reads: ReplicaReads | null = null;
 
   constructor(
     readonly peerId: number,
@@ -45,19 +49,22 @@ export class Peer {
     this.region = region;
     this.applied = applied;
     this.node = new RawNode(raftConfig);
-    const leadership = (): { leader: number; term: number } => {
-      const { leader, term } = this.node.status();
-      return { leader, term };
-    };
-    this.reads = new ReplicaReads({ readIndex: (context) => this.node.readIndex(context), leadership }, () => this.notLeader(), hasWork);
+  }
+
+  private replicaReads(): ReplicaReads {
+    if (this.reads !== null) return this.reads;
+    const leadership = (): { leader: number; term: number } => ({ leader: this.node.leader, term: this.node.term });
+    this.reads = new ReplicaReads({ readIndex: (context) => this.node.readIndex(context), leadership }, () => this.notLeader(), this.hasWork);
+    return this.reads;
   }
 
   get regionId(): number {
     return this.region.id;
   }
 
+  /** Cheap: reads the role, never status() (which copies the progress of every member). */
   isLeader(): boolean {
-    return this.node.status().role === 'leader';
+    return this.node.role === 'leader';
   }
 
   /** The store hosting a member of this region, if the region knows it. */
@@ -66,7 +73,7 @@ export class Peer {
   }
 
   notLeader(): KvError {
-    const leader = this.node.status().leader;
+    const leader = this.node.leader;
     const storeId = leader === 0 ? undefined : this.storeOf(leader);
     return { code: 'FLOTILLA_NOT_LEADER', regionId: this.regionId, leader: storeId === undefined ? null : { peerId: leader, storeId } };
   }
@@ -74,7 +81,7 @@ export class Peer {
   /** Proposes write commands as one entry; settles when the entry applies (or cannot). */
   propose(commands: readonly EntryCommand[]): Promise<ProposalOutcome> {
     if (!this.isLeader()) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
-    if (this.proposals.size >= limits.pendingProposalsPerRegionMax) return Promise.resolve(busy());
+    if (this.proposals !== null && this.proposals.size >= limits.pendingProposalsPerRegionMax) return Promise.resolve(busy());
     let position;
     try {
       position = this.node.propose([encodeCommands(commands)]);
@@ -103,16 +110,17 @@ export class Peer {
   private track(position: ProposalPosition | null): Promise<ProposalOutcome> {
     if (position === null) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
     const { firstIndex, term } = position;
-    const settled = new Promise<ProposalOutcome>((settle) => this.proposals.set(firstIndex, { term, settle }));
+    const proposals = (this.proposals ??= new Map());
+    const settled = new Promise<ProposalOutcome>((settle) => proposals.set(firstIndex, { term, settle }));
     this.hasWork();
     return settled;
   }
 
   /** The entry at `index` applied: settle the proposal that put it there, if any. */
   onEntryApplied(index: number, term: number, results: readonly CommandResult[]): void {
-    const pending = this.proposals.get(index);
+    const pending = this.proposals?.get(index);
     if (!pending) return;
-    this.proposals.delete(index);
+    this.proposals!.delete(index);
     // Another leader's entry took the slot: ours was never committed and never will be.
     if (pending.term !== term) pending.settle({ kind: 'failed', error: this.notLeader() });
     else pending.settle({ kind: 'applied', results });
@@ -126,23 +134,25 @@ export class Peer {
    * leader). Resolves null when ready, or the error (NotLeader: no leader known to ask).
    */
   readyToRead(consistency: ReadConsistency, arrival: Moment, deadlineMs: number): Promise<KvError | null> {
-    if (consistency.level === 'linearizable') return this.reads.wait(linearizable(arrival), deadlineMs);
+    const reads = this.replicaReads();
+    if (consistency.level === 'linearizable') return reads.wait(linearizable(arrival), deadlineMs);
     const bound = consistency.maxStalenessMs;
-    return this.reads.wait(boundedStaleness(arrival, bound), deadlineMs, bound * limits.staleReadRefreshFraction);
+    return reads.wait(boundedStaleness(arrival, bound), deadlineMs, bound * limits.staleReadRefreshFraction);
   }
 
   /** Every entry committed before this time (the store's monotonic clock, ms) is applied here. */
   safeTimeMs(): number {
-    return this.reads.safeTimeMs;
+    return this.reads?.safeTimeMs ?? Number.NEGATIVE_INFINITY;
   }
 
+  /** Read states answer rounds of this replica's reads: none without a read (foreign contexts are ignored anyway). */
   onReadStates(states: readonly ReadState[]): void {
-    this.reads.onReadStates(states);
+    this.reads?.onReadStates(states);
   }
 
   /** Called after applying (every ready cycle of this peer): reads whose round is applied proceed. */
   releaseReads(): void {
-    this.reads.release(this.applied);
+    this.reads?.release(this.applied);
   }
 
   /**
@@ -159,9 +169,10 @@ export class Peer {
    * client the write did not happen and may safely be retried.
    */
   failAll(error: KvError): void {
-    for (const p of this.proposals.values()) p.settle({ kind: 'failed', error: { code: 'FLOTILLA_TIMEOUT' } });
-    this.proposals.clear();
-    this.reads.failAll(error);
+    const proposals = this.proposals;
+    this.proposals = null;
+    if (proposals !== null) for (const p of proposals.values()) p.settle({ kind: 'failed', error: { code: 'FLOTILLA_TIMEOUT' } });
+    this.reads?.failAll(error);
   }
 }
 

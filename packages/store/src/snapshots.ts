@@ -16,24 +16,54 @@ import type { Peer } from './peer.ts';
 /**
  * The raft core's view of a region's log: the log engine's group, re-resolved until the group
  * exists (a peer created by a first message starts before its log does), with snapshot()
- * answering a descriptor at the peer's applied index.
+ * answering a descriptor at the peer's applied index. A class, not closures: a store holds one
+ * per region, and prototype methods cost nothing per instance.
  */
-export function peerRaftStorage(log: LogEngine, regionId: number, descriptor: () => Snapshot): RaftStorage {
-  let group = log.hasGroup(regionId) ? log.group(regionId) : undefined;
-  const current = (): RaftStorage => {
-    if (group) return group;
-    const fresh = log.group(regionId);
-    if (log.hasGroup(regionId)) group = fresh;
+class PeerRaftStorage implements RaftStorage {
+  private group: RaftStorage | undefined;
+
+  constructor(
+    private readonly log: LogEngine,
+    private readonly regionId: number,
+    private readonly descriptor: () => Snapshot,
+  ) {
+    if (log.hasGroup(regionId)) this.group = log.group(regionId);
+  }
+
+  private current(): RaftStorage {
+    if (this.group) return this.group;
+    const fresh = this.log.group(this.regionId);
+    if (this.log.hasGroup(this.regionId)) this.group = fresh;
     return fresh;
-  };
-  return {
-    initialState: () => current().initialState(),
-    entries: (lo, hi, maxBytes) => current().entries(lo, hi, maxBytes),
-    term: (index) => current().term(index),
-    firstIndex: () => current().firstIndex(),
-    lastIndex: () => current().lastIndex(),
-    snapshot: descriptor,
-  };
+  }
+
+  initialState(): ReturnType<RaftStorage['initialState']> {
+    return this.current().initialState();
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): ReturnType<RaftStorage['entries']> {
+    return this.current().entries(lo, hi, maxBytes);
+  }
+
+  term(index: number): number {
+    return this.current().term(index);
+  }
+
+  firstIndex(): number {
+    return this.current().firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.current().lastIndex();
+  }
+
+  snapshot(): Snapshot {
+    return this.descriptor();
+  }
+}
+
+export function peerRaftStorage(log: LogEngine, regionId: number, descriptor: () => Snapshot): RaftStorage {
+  return new PeerRaftStorage(log, regionId, descriptor);
 }
 
 /** The descriptor the leader's core sends: where the data would be cut, right now. */
