@@ -142,15 +142,16 @@ export class Raft {
    * with term 0 like local messages; everything else carries the node's term.
    */
   send(fields: Partial<Message> & Pick<Message, 'type' | 'to'>): void {
-    const m = message({ from: this.id, ...fields });
-    if (m.type === 'vote' || m.type === 'preVote' || m.type === 'voteResponse' || m.type === 'preVoteResponse') {
-      assert(m.term !== 0, `${m.type} must carry a term`);
-      this.msgs.push(m);
+    const type = fields.type;
+    if (type === 'vote' || type === 'preVote' || type === 'voteResponse' || type === 'preVoteResponse') {
+      assert(fields.term !== undefined && fields.term !== 0, `${type} must carry a term`);
+      this.msgs.push(message({ from: this.id, ...fields }));
       return;
     }
-    assert(fields.term === undefined, `${m.type} takes the node's term`);
-    const forwarded = m.type === 'propose' || m.type === 'readIndex' || m.type === 'transferLeader';
-    this.msgs.push({ ...m, term: forwarded ? 0 : this.term });
+    assert(fields.term === undefined, `${type} takes the node's term`);
+    const forwarded = type === 'propose' || type === 'readIndex' || type === 'transferLeader';
+    // One message object per send (this runs for every append, heartbeat and response).
+    this.msgs.push(message({ from: this.id, ...fields, term: forwarded ? 0 : this.term }));
   }
 
   /** A proposal that can't be taken: an error for the local caller, silence for a forwarder. */

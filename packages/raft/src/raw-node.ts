@@ -55,13 +55,8 @@ export interface ProposalPosition {
 
 export type SnapshotOutcome = 'finished' | 'failed';
 
-function hardStatesEqual(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
-function softStatesEqual(a: SoftState, b: SoftState): boolean {
-  return a.leader === b.leader && a.role === b.role && a.hibernating === b.hibernating;
-}
+/** The empty lists of a Ready (frozen: shared by every Ready that has nothing of a kind). */
+const NONE: readonly never[] = Object.freeze([]);
 
 /**
  * The host-facing API of one Raft peer (etcd-raft's RawNode). Not thread-safe, never does
@@ -176,9 +171,11 @@ export class RawNode {
   hasReady(): boolean {
     const r = this.raft;
     r.flushAppends();
-    if (!softStatesEqual(r.softState(), this.prevSoftState)) return true;
-    const hs = r.hardState();
-    if (!hardStatesEqual(hs, this.prevHardState)) return true;
+    // Field by field: called for every dirty group on every cycle, it allocates nothing.
+    const ss = this.prevSoftState;
+    if (r.lead !== ss.leader || r.role !== ss.role || r.hibernating !== ss.hibernating) return true;
+    const hs = this.prevHardState;
+    if (r.term !== hs.term || r.vote !== hs.vote || r.log.committed !== hs.commit) return true;
     if (r.log.unstable.snapshot || r.log.unstable.entries.length > 0) return true;
     return r.msgs.length > 0 || r.readStates.length > 0 || r.log.hasNextCommittedEntries();
   }
@@ -190,23 +187,26 @@ export class RawNode {
     }
     const r = this.raft;
     r.flushAppends();
-    const softState = r.softState();
-    const hardState = r.hardState();
-    const entries = r.log.unstableEntries().slice();
+    // A Ready per group per cycle: what did not change costs no allocation (shared empties).
+    const prevSs = this.prevSoftState;
+    const ssChanged = r.lead !== prevSs.leader || r.role !== prevSs.role || r.hibernating !== prevSs.hibernating;
+    const prevHs = this.prevHardState;
+    const hsChanged = r.term !== prevHs.term || r.vote !== prevHs.vote || r.log.committed !== prevHs.commit;
+    const unstable = r.log.unstableEntries();
+    const entries = unstable.length === 0 ? NONE : unstable.slice();
     const committedEntries = r.log.nextCommittedEntries();
-    const hsChanged = !hardStatesEqual(hardState, this.prevHardState);
     const rd: Ready = {
-      softState: softStatesEqual(softState, this.prevSoftState) ? null : softState,
-      hardState: hsChanged ? hardState : null,
-      readStates: r.readStates,
+      softState: ssChanged ? r.softState() : null,
+      hardState: hsChanged ? r.hardState() : null,
+      readStates: r.readStates.length === 0 ? NONE : r.readStates,
       entries,
       snapshot: r.log.unstable.snapshot,
-      committedEntries,
-      messages: r.msgs,
-      mustSync: entries.length > 0 || hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote,
+      committedEntries: committedEntries.length === 0 ? NONE : committedEntries,
+      messages: r.msgs.length === 0 ? NONE : r.msgs,
+      mustSync: entries.length > 0 || r.term !== prevHs.term || r.vote !== prevHs.vote,
     };
-    r.msgs = [];
-    r.readStates = [];
+    if (r.msgs.length > 0) r.msgs = [];
+    if (r.readStates.length > 0) r.readStates = [];
     const lastCommitted = committedEntries[committedEntries.length - 1];
     if (lastCommitted) {
       r.log.acceptApplying(lastCommitted.index);
@@ -244,22 +244,27 @@ export class RawNode {
     if (lastApplied) r.appliedTo(lastApplied.index);
   }
 
-  /** A snapshot of the node's state; `progress` is filled only on the leader. */
+  /** The node's role now (what `status().role` says, without building a status). */
+  get role(): StateRole {
+    return this.raft.role;
+  }
+
+  /** The leader this node knows of now (NO_NODE when none), without building a status. */
+  get leader(): NodeId {
+    return this.raft.lead;
+  }
+
+  /** The node's current term, without building a status. */
+  get term(): number {
+    return this.raft.term;
+  }
+
+  /**
+   * A snapshot of the node's state; `progress` is filled only on the leader. It copies the
+   * configuration and every member's progress: hot paths read `role`, `leader`, `term`.
+   */
   status(): RaftStatus {
     const r = this.raft;
-    const progress = new Map<NodeId, ProgressStatus>();
-    if (r.role === 'leader') {
-      for (const [id, pr] of r.tracker.progress) {
-        progress.set(id, {
-          match: pr.match,
-          next: pr.next,
-          state: pr.state,
-          isLearner: pr.isLearner,
-          recentActive: pr.recentActive,
-          inflightMessages: pr.inflights.count,
-        });
-      }
-    }
     return {
       id: r.id,
       term: r.term,
@@ -273,7 +278,7 @@ export class RawNode {
       hibernating: r.hibernating,
       leadTransferee: r.leadTransferee,
       config: toConfState(r.tracker.config),
-      progress,
+      progress: progressStatus(r),
     };
   }
 
@@ -281,6 +286,22 @@ export class RawNode {
   confState(): ConfState {
     return toConfState(this.raft.tracker.config);
   }
+}
+
+function progressStatus(r: Raft): Map<NodeId, ProgressStatus> {
+  const progress = new Map<NodeId, ProgressStatus>();
+  if (r.role !== 'leader') return progress;
+  for (const [id, pr] of r.tracker.progress) {
+    progress.set(id, {
+      match: pr.match,
+      next: pr.next,
+      state: pr.state,
+      isLearner: pr.isLearner,
+      recentActive: pr.recentActive,
+      inflightMessages: pr.inflights.count,
+    });
+  }
+  return progress;
 }
 
 export { confStatesEqual, NO_NODE };

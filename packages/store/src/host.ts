@@ -249,7 +249,7 @@ export class MultiRaftHost implements InboundHandlers {
     const peer = new Peer(self.id, region, applied, {
       id: self.id,
       storage,
-      random: { nextInt: (bound) => this.random.nextInt(bound) },
+      random: this.random, // one seeded source for all groups of the store
       applied,
       electionTicks: limits.electionTicks,
       heartbeatTicks: limits.heartbeatTicks,
@@ -496,9 +496,11 @@ export class MultiRaftHost implements InboundHandlers {
 
   private tick(): void {
     this.counters.ticks++;
+    // A tick that left a group nothing to do (most of them: a hibernating group, a follower
+    // counting towards its election timeout) costs no place in the ready cycle.
     for (const peer of this.peers.values()) {
       peer.node.tick();
-      this.markDirty(peer);
+      if (peer.node.hasReady()) this.markDirty(peer);
     }
   }
 
@@ -685,15 +687,24 @@ export class MultiRaftHost implements InboundHandlers {
     if (applies.length === 0) return;
     const results = await this.options.kv.apply(applies);
     this.counters.applyBatches++;
-    const byRegion = new Map<number, ApplyResult>(results.map((r) => [r.regionId, r]));
-    for (const { peer, entries, commandCounts } of applied) {
-      const regionResults = byRegion.get(peer.regionId)?.results ?? [];
-      let at = 0;
-      entries.forEach((entry, i) => {
-        const count = commandCounts[i]!;
-        peer.onEntryApplied(entry.index, entry.term, regionResults.slice(at, at + count));
-        at += count;
-      });
+    // The engine answers one result per region, in the batch's order.
+    let byRegion: Map<number, ApplyResult> | undefined;
+    for (let k = 0; k < applied.length; k++) {
+      const { peer, entries, commandCounts } = applied[k]!;
+      let result = results[k];
+      if (result?.regionId !== peer.regionId) result = (byRegion ??= new Map(results.map((r) => [r.regionId, r]))).get(peer.regionId);
+      const regionResults = result?.results ?? [];
+      if (entries.length === 1 && regionResults.length === commandCounts[0]) {
+        // The common case under spread load: one entry, all of the region's results.
+        peer.onEntryApplied(entries[0]!.index, entries[0]!.term, regionResults);
+      } else {
+        let at = 0;
+        for (let i = 0; i < entries.length; i++) {
+          const count = commandCounts[i]!;
+          peer.onEntryApplied(entries[i]!.index, entries[i]!.term, regionResults.slice(at, at + count));
+          at += count;
+        }
+      }
       peer.applied = entries[entries.length - 1]!.index;
     }
   }
