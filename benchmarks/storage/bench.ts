@@ -41,7 +41,7 @@ function header(): void {
   console.log(`- machine: ${machineLine()}`);
   console.log(
     `- config: ${ENTRY_BYTES}-byte entries, ${SECONDS}s per scenario after ${WARMUP_SECONDS}s warm-up, pipeline ${PIPELINE} rounds, ` +
-      `appender nice ${limits.appenderNiceDefault}, ${limits.appendTasksInflightPerShardMax} task(s) in flight per shard, @nxtedition/rocksdb 12.2.12, piscina 5.3.2`,
+      `appender nice ${limits.appenderNiceDefault}, tasks in flight per shard: worker <= one task's worth (<= ${limits.appendTasksInflightPerWorkerMax} tasks, written a batch at a time), inline ${limits.appendTasksInflightPerShardMax}, @nxtedition/rocksdb 12.2.12, piscina 5.3.2`,
   );
   console.log('');
 }

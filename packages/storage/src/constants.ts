@@ -31,14 +31,20 @@ export const appenderShardsDefault = 2;
  */
 export const appenderNiceDefault = 10;
 /**
- * Append tasks in flight per shard (submitted to the shard, not yet durable). Writes arriving
- * meanwhile coalesce into the shard's one open task (group commit); when that task is full too,
- * write() rejects with QUEUE_FULL. So a shard queues at most this + 1 tasks. One, measured
- * against two (benchmarks/storage/RESULTS.md): bigger batches, 5-10% less owner CPU per entry,
- * better throughput and p99 latency at 1-16 groups, the same at 256 and 4,096 groups (while a
- * finished task waits for the main thread to seal the next, the other shard uses the CPU).
+ * Append tasks in flight per INLINE shard (submitted, not yet durable). Writes arriving meanwhile
+ * coalesce into the shard's one open task (group commit); when that task is full too, write()
+ * rejects with QUEUE_FULL.
  */
 export const appendTasksInflightPerShardMax = 1;
+/**
+ * Append tasks in flight per WORKER shard. Each flush posts the open task at once; the worker
+ * writes every task that arrived during its previous batch as one batch with one sync. Together
+ * the tasks in flight never exceed ONE task's entries, bytes and pieces (so any run of them fits
+ * one batch, and a shard holds at most two tasks' worth with its open task); this count only
+ * bounds the acknowledgement queue. Measured against piscina's one task in flight
+ * (benchmarks/storage/RESULTS.md): the appender no longer idles between batches.
+ */
+export const appendTasksInflightPerWorkerMax = 256;
 /** Entries in one append task (the writes of many groups to one shard). */
 export const appendTaskEntriesMax = 64 * 1024;
 /** Encoded bytes of one append task (entry payloads + headers). */
@@ -105,7 +111,8 @@ function check(condition: boolean, what: string): void {
 check(appenderShardsDefault >= 1 && appenderShardsDefault <= appenderShardsMax, 'default shards within 1..appenderShardsMax');
 check(appendTaskBytesMax >= entryDataBytesMax + 1024, 'one maximal entry fits in one append task');
 check(appendTaskEntriesMax >= logCacheEntriesPerGroupMax, 'a task can carry a whole cached window');
-check(appendTasksInflightPerShardMax >= 1, 'a shard has a task in flight');
+check(appendTaskGroupsMax <= 2 ** 17, 'piece numbers of a task fit the batch sort key (log-batch.ts)');
+check(appendTasksInflightPerShardMax >= 1 && appendTasksInflightPerWorkerMax >= 1, 'a shard has a task in flight');
 check(logCacheBytesPerGroupMax >= entryDataBytesMax / 2, 'a group caches at least half a maximal entry');
 check(logCacheBytesMax >= logCacheBytesPerGroupMax, 'the global cache holds at least one group window');
 check(logCacheRingBytesMin >= 64 && logCacheRingBytesMin <= logCacheBytesPerGroupMax, 'a cache ring starts small');

@@ -17,7 +17,12 @@ import { TAG_CONF_STATE, TAG_RAFT_STATE, TAG_TRUNCATED, metaKey } from './log-fo
 
 /** A local copy: worker threads read imported bindings through getters (see log-shard.ts). */
 const PUT_HEADER = PUT_HEADER_BYTES;
+const TASK_GROUPS_MAX = appendTaskGroupsMax;
+const TASK_ENTRIES_MAX = appendTaskEntriesMax;
 const STATE_TAGS = [TAG_RAFT_STATE, TAG_TRUNCATED, TAG_CONF_STATE] as const;
+/** Pieces per task < PACKED_PIECES (2^17 > appendTaskGroupsMax), group ids < PACKED_GROUP_LIMIT. */
+const PACKED_PIECES = 2 ** 17;
+const PACKED_GROUP_LIMIT = 2 ** 36;
 /** A state record slot that deletes the key (the group was destroyed). */
 const DELETE = -1;
 
@@ -55,7 +60,7 @@ export class BatchPlan {
   }
 
   entries(groupId: number, chunk: number, at: number, count: number): void {
-    assert(this.pieces < appendTaskGroupsMax, 'pieces with entries per task');
+    if (this.pieces >= TASK_GROUPS_MAX) fail('pieces with entries per task');
     if (this.pieces === this.pieceGroup.length) this.growPieces();
     const k = this.pieces++;
     this.pieceGroup[k] = groupId;
@@ -63,7 +68,7 @@ export class BatchPlan {
     this.pieceAt[k] = at;
     this.pieceCount[k] = count;
     this.entryCount += count;
-    assert(this.entryCount <= appendTaskEntriesMax, 'entries per task');
+    if (this.entryCount > TASK_ENTRIES_MAX) fail('entries per task');
   }
 
   stateRecord(tag: number, groupId: number, chunk: number, at: number): void {
@@ -76,17 +81,13 @@ export class BatchPlan {
     const k = this.states++;
     this.stateChunk[k] = chunk;
     this.stateAt[k] = at;
-    // Only the last record per key matters in one atomic batch (delete + set keeps the map in
-    // the order of the last writes).
-    last.delete(groupId);
+    // Only the last record per key matters in one atomic batch (the order of puts of distinct
+    // keys does not).
     last.set(groupId, k);
   }
 
   destroy(groupId: number): void {
-    for (const last of this.lastState.values()) {
-      last.delete(groupId);
-      last.set(groupId, DELETE);
-    }
+    for (const last of this.lastState.values()) last.set(groupId, DELETE);
     this.destroyed.push(groupId);
   }
 
@@ -106,13 +107,25 @@ export class BatchPlan {
   /** Every entry put, grouped by group id (ascending), each group's pieces in submission order. */
   putEntries(batch: LogBatch): void {
     const n = this.pieces;
-    const order = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
     const group = this.pieceGroup;
-    // A stable sort by group id: ties keep submission order.
-    order.sort((a, b) => group[a]! - group[b]! || a - b);
+    // A stable sort by group id: ties keep submission order. Packed into one number per piece
+    // (group · 2^17 + piece, exact below 2^53) the native numeric sort needs no comparator calls.
+    let packed = true;
+    const keys = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      const k = order[i]!;
+      const g = group[i]!;
+      if (g >= PACKED_GROUP_LIMIT) packed = false;
+      keys[i] = g * PACKED_PIECES + i;
+    }
+    let order: Int32Array | null = null;
+    if (packed) keys.sort();
+    else {
+      order = new Int32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      order.sort((a, b) => group[a]! - group[b]! || a - b);
+    }
+    for (let i = 0; i < n; i++) {
+      const k = order === null ? keys[i]! % PACKED_PIECES : order[i]!;
       const task = this.chunks[this.pieceChunk[k]!]!;
       const base = task.byteOffset;
       const buffer = task.buffer;

@@ -14,7 +14,6 @@ import {
   appendTaskBytesMax,
   appendTaskEntriesMax,
   appendTaskGroupsMax,
-  appendTasksInflightPerShardMax,
   appenderNiceDefault,
   groupsMax,
   logCacheBytesMax,
@@ -291,7 +290,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
       }
       if (lane.needSeal || !lane.fits(lane.needBytes, lane.needEntries, lane.needPieces)) {
         lane.needSeal = true;
-        if (lane.inflight >= appendTasksInflightPerShardMax) throw new StorageError('FLOTILLA_STORAGE_QUEUE_FULL', `log shard ${lane.index} is full; await writable()`);
+        if (!lane.canSeal()) throw new StorageError('FLOTILLA_STORAGE_QUEUE_FULL', `log shard ${lane.index} is full; await writable()`);
       }
     }
     // 3. Apply to the in-memory views, encode one chunk per shard, queue it in the open task.
@@ -422,18 +421,18 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
     // After the current turn's microtasks: writes of every group continuing in this turn coalesce.
     setImmediate(() => {
       lane.flushScheduled = false;
-      if (lane.inflight < appendTasksInflightPerShardMax) this.flush(lane);
+      if (lane.canSeal()) this.flush(lane);
     });
   }
 
-  /** Seals the open task of a lane and submits it (the caller ensured a free slot). */
+  /** Seals the open task of a lane and submits it (the caller checked canSeal()). */
   private flush(lane: Lane): void {
     if (lane.pending.length === 0 || this.state === 'failed') return;
-    assert(lane.inflight < appendTasksInflightPerShardMax, 'a free in-flight slot');
+    assert(lane.canSeal(), 'room to submit the open task');
     const task = lane.seal();
-    lane.client.append(task.seq, task.chunks).then(
+    lane.client.append(task.seq, task.chunks, task.alone).then(
       () => {
-        lane.inflight--;
+        lane.settled(task);
         lane.tasks++;
         lane.entries += task.entries;
         task.done.resolve();
@@ -441,7 +440,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
         this.notifyWritable();
       },
       (err: unknown) => {
-        lane.inflight--;
+        lane.settled(task);
         this.fail(err);
         task.done.reject(this.failedError());
       },
@@ -465,28 +464,30 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
 
   private notifyWritable(): void {
     if (this.writableWaiters.length === 0) return;
-    if (this.state === 'open' && !this.lanes.every((l) => l.inflight < appendTasksInflightPerShardMax)) return;
+    if (this.state === 'open' && !this.lanes.every((l) => l.hasRoom())) return;
     const waiters = this.writableWaiters;
     this.writableWaiters = [];
     for (const w of waiters) w();
   }
 
   writable(): Promise<void> {
-    if (this.state !== 'open' || this.lanes.every((l) => l.inflight < appendTasksInflightPerShardMax)) return Promise.resolve();
+    if (this.state !== 'open' || this.lanes.every((l) => l.hasRoom())) return Promise.resolve();
     return new Promise((resolve) => this.writableWaiters.push(resolve));
   }
 
   stats(): LogEngineStats {
     let tasks = 0;
+    let syncs = 0;
     let entries = 0;
     for (const l of this.lanes) {
       tasks += l.tasks;
+      syncs += l.client.syncs;
       entries += l.entries;
     }
     return {
       groups: this.groups.size,
       tasks,
-      syncs: tasks,
+      syncs,
       entriesWritten: entries,
       cacheBytes: this.cacheBytes,
       cacheHits: this.cacheHits,
@@ -501,7 +502,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
     // Let everything submitted become durable first.
     if (!wasFailed) {
       for (const lane of this.lanes) {
-        if (lane.pending.length > 0 && lane.inflight < appendTasksInflightPerShardMax) this.flush(lane);
+        if (lane.pending.length > 0 && lane.canSeal()) this.flush(lane);
       }
       await Promise.allSettled(this.lanes.map((l) => l.lastDone));
     }

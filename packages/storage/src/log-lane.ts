@@ -1,8 +1,10 @@
 /**
  * One appender shard as the main thread sees it: the OPEN task (chunks encoded by the write()
  * calls since the last flush — group commit happens here) and the tasks in flight. A task is
- * sealed when a slot of the shard's `appendTasksInflightPerShardMax` is free; then it becomes
- * one write batch with one fsync in the shard's owner.
+ * sealed when the shard can take it (`canSeal`): a free slot of the client's
+ * `tasksInflightMax`, and — with several in flight (worker mode) — the tasks in flight plus this
+ * one within ONE task's entries, bytes and pieces, so the owner can always write all of them as
+ * one batch with one fsync.
  */
 import { appendTaskEntriesMax, appendTaskGroupsMax } from './constants.ts';
 import type { ShardClient } from './shard-client.ts';
@@ -30,6 +32,10 @@ export interface SealedTask {
   readonly seq: number;
   readonly chunks: Uint8Array[];
   readonly entries: number;
+  readonly bytes: number;
+  readonly pieces: number;
+  /** The task destroys a group: it must end its batch. */
+  readonly alone: boolean;
   readonly done: Deferred;
 }
 
@@ -42,7 +48,11 @@ export class Lane {
   pendingDone: Deferred = deferred();
   /** Groups destroyed in the open task: a later write to one of them needs a new task. */
   readonly pendingDestroyed = new Set<number>();
+  /** Tasks in flight and their totals. */
   inflight = 0;
+  inflightBytes = 0;
+  inflightEntries = 0;
+  inflightPieces = 0;
   seq = 0;
   flushScheduled = false;
   tasks = 0;
@@ -69,6 +79,22 @@ export class Lane {
     );
   }
 
+  /** Whether the open task can be sealed and submitted now. */
+  canSeal(): boolean {
+    if (this.inflight === 0) return true;
+    return (
+      this.inflight < this.client.tasksInflightMax &&
+      this.inflightBytes + this.pendingBytes <= this.taskBytesMax &&
+      this.inflightEntries + this.pendingEntries <= appendTaskEntriesMax &&
+      this.inflightPieces + this.pendingPieces <= appendTaskGroupsMax
+    );
+  }
+
+  /** Whether a write of up to one task's worth is accepted now (see RocksLogEngine.writable). */
+  hasRoom(): boolean {
+    return this.pending.length === 0 || this.canSeal();
+  }
+
   resetNeed(): void {
     this.needBytes = 0;
     this.needEntries = 0;
@@ -86,9 +112,17 @@ export class Lane {
     return this.pendingDone.promise;
   }
 
-  /** Seals the open task (the caller checked that a slot is free). */
+  /** Seals the open task (the caller checked canSeal()). */
   seal(): SealedTask {
-    const task: SealedTask = { seq: ++this.seq, chunks: this.pending, entries: this.pendingEntries, done: this.pendingDone };
+    const task: SealedTask = {
+      seq: ++this.seq,
+      chunks: this.pending,
+      entries: this.pendingEntries,
+      bytes: this.pendingBytes,
+      pieces: this.pendingPieces,
+      alone: this.pendingDestroyed.size > 0,
+      done: this.pendingDone,
+    };
     this.pending = [];
     this.pendingPieces = 0;
     this.pendingBytes = 0;
@@ -96,6 +130,17 @@ export class Lane {
     this.pendingDone = deferred();
     this.pendingDestroyed.clear();
     this.inflight++;
+    this.inflightBytes += task.bytes;
+    this.inflightEntries += task.entries;
+    this.inflightPieces += task.pieces;
     return task;
+  }
+
+  /** A task in flight became durable (or failed). */
+  settled(task: SealedTask): void {
+    this.inflight--;
+    this.inflightBytes -= task.bytes;
+    this.inflightEntries -= task.entries;
+    this.inflightPieces -= task.pieces;
   }
 }

@@ -69,6 +69,7 @@ const COLUMN_STATE = COLUMN_META;
 const FLAG_SNAPSHOT = PIECE_SNAPSHOT;
 const FLAG_DESTROY = PIECE_DESTROY;
 const GROUPS_MAX = groupsMax;
+const TWO_32 = 2 ** 32;
 
 export interface GroupRecovery {
   readonly groupId: number;
@@ -159,10 +160,15 @@ export class LogShard {
 
   // ---- append -------------------------------------------------------------------------------
 
-  async append(seq: number, chunks: readonly Uint8Array[]): Promise<void> {
+  /**
+   * Writes tasks `seq`..`lastSeq` (consecutive; their chunks in order) as ONE batch with ONE
+   * sync. A worker passes every task that arrived while the previous batch was written.
+   */
+  async append(seq: number, chunks: readonly Uint8Array[], lastSeq = seq): Promise<void> {
     assert(this.recovered, 'append after recovery');
     if (seq !== this.seq + 1) fail(`task sequence: expected ${this.seq + 1}, got ${seq}`);
-    this.seq = seq;
+    if (!(lastSeq >= seq)) fail(`task sequence: batch of tasks ${seq}..${lastSeq}`);
+    this.seq = lastSeq;
     const plan = this.plan;
     plan.reset(chunks);
     // Pass 1: check order, checksum every value in place, note where each piece's entries are.
@@ -222,6 +228,8 @@ export class LogShard {
     let owned = this.groups.get(groupId);
     if (owned === undefined) {
       assert(this.groups.size < GROUPS_MAX, 'groups per shard');
+      // The range delete after the batch would remove the new incarnation's entries.
+      if (plan.destroyed.length > 0 && plan.destroyed.includes(groupId)) fail(`group ${groupId}: written after its destroy in one batch`);
       owned = { last: 0, truncated: 0, maxKey: 0, clearedBelow: 0 };
       this.groups.set(groupId, owned);
     }
@@ -246,10 +254,11 @@ export class LogShard {
       view.setUint32(valueAt, crc);
       if (column === COLUMN_ENTRY) {
         if (keyBytes !== LOG_KEY || valueBytes < ENTRY_HEADER) fail('entry put shape');
-        if (u64At(task, keyAt) !== groupId) fail(`group ${groupId}: entry key of another group`);
-        const index = u64At(task, keyAt + 8);
+        // u64s read as two u32s through the DataView (one load each, vs eight byte loads).
+        if (view.getUint32(keyAt) * TWO_32 + view.getUint32(keyAt + 4) !== groupId) fail(`group ${groupId}: entry key of another group`);
+        const index = view.getUint32(keyAt + 8) * TWO_32 + view.getUint32(keyAt + 12);
         if (index !== expectIndex) fail(`group ${groupId}: entry ${index} where ${expectIndex} was expected`);
-        const term = u64At(task, valueAt + 8);
+        const term = view.getUint32(valueAt + 8) * TWO_32 + view.getUint32(valueAt + 12);
         if (term < prevTerm) fail(`group ${groupId}: term goes back at ${index}`);
         prevTerm = term;
         expectIndex++;

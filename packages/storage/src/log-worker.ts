@@ -1,24 +1,50 @@
 /**
  * Piscina worker of one log shard: owns the shard's RocksDB for the worker's whole life.
- * Requests arrive in submission order (the pool runs one thread, one task at a time, with
- * stricterFIFO); the shard additionally asserts the sequence number of every append task.
+ *
+ * Open, recovery, reads, stats and close are piscina tasks. Append tasks arrive on their own
+ * MessagePort (shard-client.ts) and queue here; whenever the previous batch is durable, the
+ * worker writes every task that arrived meanwhile as ONE batch with ONE sync (LogShard.append
+ * over their chunks) and acks the last task's sequence number. A task marked `alone` ends its
+ * batch. Tasks arrive in submission order (one port, FIFO); the worker asserts each sequence
+ * number on arrival and the shard asserts order again per group.
  */
 import os from 'node:os';
+import type { MessagePort } from 'node:worker_threads';
 import { move } from 'piscina';
 import { assert } from './errors.ts';
 import { LogShard, type ShardRecovery, type ShardStats } from './log-shard.ts';
 
 export type ShardRequest =
-  | { readonly op: 'open'; readonly path: string; readonly nice: number }
+  | { readonly op: 'open'; readonly path: string; readonly nice: number; readonly port: MessagePort }
   | { readonly op: 'recover' }
-  | { readonly op: 'append'; readonly seq: number; readonly chunks: readonly Uint8Array[] }
   | { readonly op: 'read'; readonly groupId: number; readonly lo: number; readonly hi: number; readonly maxBytes: number }
   | { readonly op: 'stats' }
   | { readonly op: 'close' };
 
 export type ShardResponse = null | ShardRecovery | ShardStats | Uint8Array;
 
+/** main -> worker: one sealed append task. */
+export interface AppendMessage {
+  readonly seq: number;
+  readonly chunks: readonly Uint8Array[];
+  /** The task ends its batch (it destroys a group: its range delete must not meet later puts). */
+  readonly alone: boolean;
+}
+
+/** worker -> main: every task up to `seq` is durable (one sync), or the shard failed. */
+export interface AppendAck {
+  readonly seq: number;
+  readonly failed?: { readonly message: string; readonly code?: string };
+}
+
 let shard: LogShard | null = null;
+let port: MessagePort | null = null;
+/** Append tasks received and not yet written. */
+let queue: AppendMessage[] = [];
+let queuedSeq = 0;
+let writing: Promise<void> | null = null;
+let drainScheduled = false;
+let failed = false;
 
 function owned(): LogShard {
   assert(shard !== null, 'shard opened in this worker');
@@ -40,24 +66,97 @@ function lowerPriority(nice: number): void {
   assert(os.getPriority(0) === target, `appender thread runs at nice ${target}`);
 }
 
+function onAppend(message: AppendMessage): void {
+  if (failed) return;
+  if (message.seq !== queuedSeq + 1) {
+    fault(new Error(`storage assertion failed: task sequence on arrival: expected ${queuedSeq + 1}, got ${message.seq}`));
+    return;
+  }
+  queuedSeq = message.seq;
+  queue.push(message);
+  scheduleDrain();
+}
+
+/**
+ * Drains in a later turn of the event loop, so that every message already delivered to the
+ * port is queued first (the port hands over all pending messages in one go).
+ */
+function scheduleDrain(): void {
+  if (drainScheduled || writing !== null || queue.length === 0 || failed) return;
+  drainScheduled = true;
+  setImmediate(drain);
+}
+
+/** One batch, one sync: every queued task, up to the first one that must end its batch. */
+function drain(): void {
+  drainScheduled = false;
+  if (writing !== null || queue.length === 0 || failed) return;
+  let n = 0;
+  while (n < queue.length && !queue[n++]!.alone);
+  const tasks = n === queue.length ? queue : queue.slice(0, n);
+  queue = n === queue.length ? [] : queue.slice(n);
+  let chunks: readonly Uint8Array[] = tasks[0]!.chunks;
+  if (tasks.length > 1) {
+    const all: Uint8Array[] = [];
+    for (const t of tasks) for (const c of t.chunks) all.push(c);
+    chunks = all;
+  }
+  const first = tasks[0]!.seq;
+  const last = tasks[tasks.length - 1]!.seq;
+  let appended: Promise<void>;
+  try {
+    appended = owned().append(first, chunks, last);
+  } catch (err) {
+    fault(err);
+    return;
+  }
+  writing = appended.then(
+    () => {
+      writing = null;
+      const ack: AppendAck = { seq: last };
+      port?.postMessage(ack);
+      scheduleDrain();
+    },
+    (err: unknown) => {
+      writing = null;
+      fault(err);
+    },
+  );
+}
+
+/** A failed batch (I/O error, fsync failure, broken assertion) ends this shard's appends. */
+function fault(err: unknown): void {
+  failed = true;
+  queue = [];
+  const e = err as { message?: unknown; code?: unknown };
+  const ack: AppendAck = {
+    seq: 0,
+    failed: { message: typeof e?.message === 'string' ? e.message : String(err), ...(typeof e?.code === 'string' ? { code: e.code } : {}) },
+  };
+  port?.postMessage(ack);
+}
+
 export default async function handle(request: ShardRequest): Promise<unknown> {
   switch (request.op) {
     case 'open':
       assert(shard === null, 'one shard per worker');
       lowerPriority(request.nice);
       shard = await LogShard.open(request.path);
+      port = request.port;
+      port.on('message', onAppend);
       return null;
     case 'recover':
       return owned().recover();
-    case 'append':
-      await owned().append(request.seq, request.chunks);
-      return null;
     case 'read':
       return move(await owned().read(request.groupId, request.lo, request.hi, request.maxBytes));
     case 'stats':
       return owned().stats();
     case 'close': {
       const s = owned();
+      // The engine closes a shard once everything it submitted is durable (or it failed).
+      while (writing !== null) await writing;
+      port?.close();
+      port = null;
       shard = null;
       await s.close();
       return null;
