@@ -22,6 +22,12 @@ const STORE_MAIN = path.join(REPO, 'packages/store/src/main.ts');
 const LOG_LINES_KEPT = 200;
 const STARTUP_DEADLINE_MS = 60_000;
 const STOP_DEADLINE_MS = 30_000;
+/**
+ * Profiling hook: with FLOTILLA_CLUSTER_PROFILE_DIR set, every store runs under `--cpu-prof`
+ * and writes its profiles (one per thread: main, loader, workers) to `store-<id>/` there;
+ * close() then stops stores with SIGTERM (a SIGKILLed process writes no profile).
+ */
+const PROFILE_DIR = process.env.FLOTILLA_CLUSTER_PROFILE_DIR;
 
 export interface HostPort {
   readonly host: string;
@@ -172,7 +178,10 @@ export class ProcessCluster {
    * data, and fails if a store had exited on its own meanwhile (with its last log lines).
    */
   async close(): Promise<void> {
-    for (const id of [...this.stores.keys()]) await this.kill9(id);
+    for (const id of [...this.stores.keys()]) {
+      if (PROFILE_DIR) await this.terminate(id);
+      else await this.kill9(id);
+    }
     if (this.root) await rm(this.root, { recursive: true, force: true });
     if (this.crashes.length > 0) throw new Error(this.crashes.join('\n\n'));
   }
@@ -185,7 +194,9 @@ export class ProcessCluster {
 }
 
 async function launch(id: number, dir: string, options: ClusterOptions): Promise<StoreHandle> {
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `store-${id}`)}`] : [];
   const args = [
+    ...profile,
     '--import', 'tsx', STORE_MAIN,
     '--store-id', String(id),
     '--data-dir', dir,

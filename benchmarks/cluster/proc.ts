@@ -1,0 +1,53 @@
+/**
+ * What the cluster benchmarks read about store processes from outside: CPU time and resident
+ * memory from Linux /proc, and counters from each store's Prometheus endpoint.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import type { StoreHandle } from '../../test/support/cluster.ts';
+
+const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
+
+/** CPU milliseconds (user + system) the process has used so far. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+}
+
+/** Resident set size in bytes. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  return kb === undefined ? NaN : Number(kb) * 1024;
+}
+
+/** CPU used by the whole machine (all processes), in ms, from /proc/stat. */
+export function machineCpuMs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * CLOCK_TICK_MS;
+}
+
+/** The sum over all label sets of each named metric (counters and gauges). */
+export async function scrape(store: StoreHandle, names: readonly string[]): Promise<Map<string, number>> {
+  const res = await store.pool.request({ method: 'GET', path: '/metrics' });
+  const text = await res.body.text();
+  const sums = new Map<string, number>(names.map((n) => [n, 0]));
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const name = line.slice(0, line.search(/[ {]/));
+    if (!sums.has(name)) continue;
+    sums.set(name, sums.get(name)! + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return sums;
+}
+
+export function machineLine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${os.type()} ${os.release()}`;
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
