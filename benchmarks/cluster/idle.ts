@@ -21,13 +21,11 @@
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster, waitFor } from '../../test/support/cluster.ts';
 import { cpuMs, fmt, machineCpuMs, machineLine, rssBytes, scrape } from './proc.ts';
+import { STORES, grow, regionRoles } from './regions.ts';
 
 const quick = process.argv.includes('--quick');
 const windowS = Number(process.argv.find((a) => a.startsWith('--window-s='))?.split('=')[1] ?? (quick ? 5 : 20));
 const SIZES = quick ? [0, 500, 2_000] : [0, 1_000, 10_000];
-const STORES = [1, 2, 3];
-/** Regions per bootstrap call: its JSON body stays under the admin API's 1 MiB bound. */
-const BOOTSTRAP_CHUNK = 2_000;
 const TICK_MS = 100;
 const TRAFFIC = ['flotilla_transport_frames_sent_total', 'flotilla_transport_messages_sent_total', 'flotilla_transport_bytes_sent_total'] as const;
 const HEAP_USED = 'nodejs_heap_size_used_bytes';
@@ -50,46 +48,10 @@ interface Row {
   readonly othersPct: number;
 }
 
-const hex = (s: string): string => Buffer.from(s).toString('hex');
-const pad = (i: number): string => String(i).padStart(6, '0');
-
-function region(i: number, last: boolean): unknown {
-  const id = 10_000 + i;
-  return {
-    id,
-    startKey: i === 0 ? '' : hex(`r${pad(i)}`),
-    endKey: last ? '' : hex(`r${pad(i + 1)}`),
-    epoch: { version: 1, confVer: 1 },
-    peers: STORES.map((storeId) => ({ id: id * 10 + storeId, storeId, role: 'voter' })),
-  };
-}
-
-/** Regions [from, to) on every store; the last one unbounded only at the final size. */
-async function grow(cluster: ProcessCluster, from: number, to: number, final: boolean): Promise<void> {
-  for (let at = from; at < to; at += BOOTSTRAP_CHUNK) {
-    const end = Math.min(to, at + BOOTSTRAP_CHUNK);
-    const regions = [];
-    for (let i = at; i < end; i++) regions.push(region(i, final && i === to - 1));
-    for (const id of STORES) await cluster.expectAdmin(id, 'POST', '/v1/admin/bootstrap', { regions });
-  }
-}
-
 /** Every region led and every replica hibernating, on every store. */
 async function quiet(cluster: ProcessCluster, regions: number): Promise<boolean> {
-  let leaders = 0;
-  for (const store of cluster.stores.values()) {
-    let after = 0;
-    for (;;) {
-      const page = await cluster.expectAdmin<{ regions: { role: string; hibernating: boolean }[]; next: number | null }>(store.id, 'GET', `/v1/admin/regions?after=${after}&limit=10000`);
-      for (const r of page.regions) {
-        if (!r.hibernating) return false;
-        if (r.role === 'leader') leaders++;
-      }
-      if (page.next === null) break;
-      after = page.next;
-    }
-  }
-  return leaders === regions;
+  const { leaders, allHibernating } = await regionRoles(cluster);
+  return allHibernating && leaders === regions;
 }
 
 async function measure(cluster: ProcessCluster, regions: number, settleS: number): Promise<Row> {

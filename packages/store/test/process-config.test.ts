@@ -15,6 +15,7 @@ describe('store process configuration', () => {
     assert.equal(config.storeId, 3);
     assert.equal(config.dataDir, '/data');
     assert.equal(config.tickMs, 50);
+    assert.equal(config.hibernateAfterTicks, 20);
     assert.deepEqual(config.apiListen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(config.raftListen, { host: '127.0.0.1', port: 20160 });
     assert.equal(config.clusterId, 1);
@@ -41,6 +42,7 @@ describe('store process configuration', () => {
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--log-level', 'loud'], {}), /--log-level must be one of/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender', 'fast'], {}), /--appender/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--tick-ms', '1'], {}), /--tick-ms/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--hibernate-after-ticks', '-1'], {}), /--hibernate-after-ticks/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--bogus', 'x'], {}), /bogus/);
   });
 

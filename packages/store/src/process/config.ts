@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { limits as storageLimits } from '@flotilla/storage';
+import { limits } from '../constants.ts';
 import { StoreError } from '../errors.ts';
 
 /** Where a store listens or is reached: host and TCP port (0: any free port). */
@@ -29,6 +30,8 @@ export interface StoreConfig {
   readonly initialCluster: ReadonlyMap<number, HostPort> | undefined;
   readonly logLevel: LogLevel;
   readonly tickMs: number;
+  /** Quiet ticks before a group hibernates; 0: never (every group heartbeats all the time). */
+  readonly hibernateAfterTicks: number;
   readonly appender: 'worker' | 'inline';
   readonly logShards: number;
   /** How long a SIGTERM shutdown may spend moving leaderships away and draining clients. */
@@ -39,6 +42,7 @@ export interface StoreConfig {
 export const configBounds = Object.freeze({
   idMax: Number.MAX_SAFE_INTEGER,
   tickMs: { min: 10, max: 10_000 },
+  hibernateAfterTicks: { min: 0, max: 1_000_000 },
   shutdownTimeoutMs: { min: 0, max: 120_000 },
   initialClusterStoresMax: 7,
 });
@@ -59,7 +63,8 @@ const FLAGS: readonly Flag[] = [
   { name: 'api-listen', help: 'host:port of the client and admin HTTP API', fallback: '127.0.0.1:20180' },
   { name: 'initial-cluster', help: 'static cluster, e.g. 1=10.0.0.1:20160,2=10.0.0.2:20160,3=10.0.0.3:20160' },
   { name: 'log-level', help: `one of ${LOG_LEVELS.join(', ')}`, fallback: 'info' },
-  { name: 'tick-ms', help: 'length of one raft tick', fallback: '100' },
+  { name: 'tick-ms', help: 'length of one raft tick', fallback: String(limits.tickMs) },
+  { name: 'hibernate-after-ticks', help: 'quiet ticks before a region stops heartbeating; 0: never', fallback: String(limits.hibernateAfterTicks) },
   { name: 'appender', help: 'raft log appenders: worker (threads) or inline (main thread)', fallback: 'worker' },
   { name: 'log-shards', help: 'raft log shards (one appender thread and one RocksDB each); fixed at creation', fallback: String(storageLimits.appenderShardsDefault) },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
@@ -112,6 +117,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     initialCluster: initialCluster === undefined || initialCluster === '' ? undefined : parseInitialCluster(initialCluster, storeId),
     logLevel: logLevel as LogLevel,
     tickMs: integer('tick-ms', required('tick-ms'), configBounds.tickMs.min, configBounds.tickMs.max),
+    hibernateAfterTicks: integer('hibernate-after-ticks', required('hibernate-after-ticks'), configBounds.hibernateAfterTicks.min, configBounds.hibernateAfterTicks.max),
     appender,
     logShards: integer('log-shards', required('log-shards'), 1, storageLimits.appenderShardsMax),
     shutdownTimeoutMs: integer('shutdown-timeout-ms', required('shutdown-timeout-ms'), configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),

@@ -67,6 +67,7 @@ export class StoreProcess {
       transport,
       seed: Date.now(),
       tickMs: config.tickMs,
+      hibernateAfterTicks: config.hibernateAfterTicks,
       events: logger,
       onFailure: (err) => {
         logger.fatal(errorFields(err), 'multi-raft host stopped on a failure');
