@@ -37,6 +37,27 @@ export type EntryCommand = Exclude<KvCommand, { op: 'putRegion' | 'tombstoneRegi
 
 type Tuple = readonly unknown[];
 
+/** Bytes of msgpack framing an entry adds around its commands, at most. */
+export const ENTRY_FRAMING_BYTES_MAX = 16;
+/** Bytes of msgpack framing one command adds around its keys and values, at most. */
+const COMMAND_FRAMING_BYTES_MAX = 48;
+
+/** An upper bound of the bytes `command` takes in an encoded entry (so a proposer can split). */
+export function commandBytesBound(command: EntryCommand): number {
+  switch (command.op) {
+    case 'put':
+      return COMMAND_FRAMING_BYTES_MAX + command.key.byteLength + command.value.byteLength;
+    case 'delete':
+      return COMMAND_FRAMING_BYTES_MAX + command.key.byteLength;
+    case 'cas':
+      return COMMAND_FRAMING_BYTES_MAX + command.key.byteLength + (command.expected?.byteLength ?? 0) + (command.value?.byteLength ?? 0);
+    case 'deleteRange':
+      return COMMAND_FRAMING_BYTES_MAX + command.start.byteLength + command.end.byteLength;
+    case 'split':
+      return COMMAND_FRAMING_BYTES_MAX + command.splitKey.byteLength + 16 * command.newPeerIds.length + 32;
+  }
+}
+
 export function encodeCommands(commands: readonly EntryCommand[]): Uint8Array {
   const tuples: Tuple[] = commands.map((c): Tuple => {
     switch (c.op) {

@@ -1,3 +1,4 @@
+import { limits as storageLimits } from '@flotilla/storage';
 import { limits as wire } from '@flotilla/wire';
 
 /**
@@ -35,6 +36,12 @@ export const limits = Object.freeze({
   readIndexRetryMs: 2_000,
   /** Write commands in one proposed entry. */
   commandsPerEntryMax: 1024,
+  /**
+   * Bytes of one proposed entry (the log engine and the wire refuse entries over 8 MiB). A
+   * request's writes to one region are split into entries under it; one write larger than
+   * it alone is refused with REQUEST_TOO_LARGE — it never reaches the log.
+   */
+  entryBytesMax: storageLimits.entryDataBytesMax,
   /** Requests worked on at once by the store; past it: ServerBusy. */
   requestsInFlightMax: 65_536,
   /** Retry-after hint when the store has too many requests in flight. */
@@ -63,3 +70,4 @@ if (limits.requestTimeoutMsDefault > limits.requestTimeoutMsMax) throw new Error
 if (limits.compactKeepEntries >= limits.compactAfterEntries) throw new Error('store limits: compaction must keep fewer entries than it waits for');
 if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');
 if (limits.staleReadRefreshFraction <= 0 || limits.staleReadRefreshFraction > 1) throw new Error('store limits: staleReadRefreshFraction must be in (0, 1]');
+if (limits.entryBytesMax > storageLimits.entryDataBytesMax) throw new Error('store limits: an entry above the log engine\'s entryDataBytesMax');

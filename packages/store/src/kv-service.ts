@@ -1,5 +1,5 @@
 import type { CommandResult, KvEngine } from '@flotilla/storage';
-import type { EntryCommand } from './command-codec.ts';
+import { ENTRY_FRAMING_BYTES_MAX, commandBytesBound, type EntryCommand } from './command-codec.ts';
 import { WireError, type KvError, type KvOp, type KvOpResult, type KvRequest, type KvResponse, type ReadConsistency } from '@flotilla/wire';
 import { limits } from './constants.ts';
 import type { MultiRaftHost } from './host.ts';
@@ -91,8 +91,7 @@ export class KvService {
   }
 
   private async write(peer: Peer, list: { at: number; command: EntryCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
-    for (let from = 0; from < list.length; from += limits.commandsPerEntryMax) {
-      const chunk = list.slice(from, from + limits.commandsPerEntryMax);
+    for (const chunk of entryChunks(list, results)) {
       const outcome = await peer.propose(chunk.map((w) => w.command));
       chunk.forEach(({ at, command }, i) => {
         results[at] = outcome.kind === 'failed' ? { op: 'error', error: outcome.error } : toResult(command, outcome.results[i], peer);
@@ -126,6 +125,34 @@ function checkConsistency(c: ReadConsistency): void {
   const ms = c.maxStalenessMs;
   if (!Number.isSafeInteger(ms) || ms < 0) throw new WireError('FLOTILLA_WIRE_INVALID_ARGUMENT', `maxStalenessMs: ${ms} is not a non-negative safe integer`);
   if (ms > limits.staleReadBoundMsMax) throw new WireError('FLOTILLA_WIRE_LIMIT_EXCEEDED', `maxStalenessMs: ${ms}, at most ${limits.staleReadBoundMsMax}`);
+}
+
+/**
+ * A region's writes of one request, split into entries under both the command count and the
+ * entry byte bound. A write that alone exceeds the byte bound is answered REQUEST_TOO_LARGE
+ * here and never proposed: past the bound the log engine would refuse the whole log write.
+ */
+function entryChunks<W extends { at: number; command: EntryCommand }>(list: readonly W[], results: (KvOpResult | undefined)[]): W[][] {
+  const room = limits.entryBytesMax - ENTRY_FRAMING_BYTES_MAX;
+  const chunks: W[][] = [];
+  let chunk: W[] = [];
+  let bytes = 0;
+  for (const write of list) {
+    const size = commandBytesBound(write.command);
+    if (size > room) {
+      results[write.at] = { op: 'error', error: { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: room, opsMax: limits.commandsPerEntryMax } };
+      continue;
+    }
+    if (chunk.length === limits.commandsPerEntryMax || bytes + size > room) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(write);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRange' }>): EntryCommand {

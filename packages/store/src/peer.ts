@@ -84,7 +84,12 @@ export class Peer {
     if (this.proposals !== null && this.proposals.size >= limits.pendingProposalsPerRegionMax) return Promise.resolve(busy());
     let position;
     try {
-      position = this.node.propose([encodeCommands(commands)]);
+      const data = encodeCommands(commands);
+      // Callers split writes under the bound; this keeps any other caller's from the log.
+      if (data.byteLength > limits.entryBytesMax) {
+        return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: limits.entryBytesMax, opsMax: limits.commandsPerEntryMax } });
+      }
+      position = this.node.propose([data]);
     } catch (err) {
       // A leader drops proposals during a leadership transfer or past its uncommitted budget.
       if (isRaftError(err, 'FLOTILLA_RAFT_PROPOSAL_DROPPED')) return Promise.resolve(this.isLeader() ? busy() : { kind: 'failed', error: this.notLeader() });

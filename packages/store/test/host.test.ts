@@ -98,6 +98,22 @@ describe('multi-raft host on in-memory twins', () => {
     assert.ok(logWrites < 50, `200 writes took ${logWrites} log writes`);
   });
 
+  test('writes larger than one entry are split; one write larger than an entry is refused, and the store lives', async () => {
+    const leader = cluster.leaderOf(1)!;
+    // 200 puts of 64 KiB to one region: 12.5 MiB, more than one 8 MiB entry can carry.
+    const many = Array.from({ length: 200 }, (_, i) => ({ ...put(`big${i}`, ''), value: new Uint8Array(64 * 1024).fill(i) }));
+    const results = await run(leader, ...many);
+    assert.ok(results.every((r) => r.op === 'put'), JSON.stringify(results.find((r) => r.op !== 'put')));
+    // One put with the largest value the wire accepts cannot fit an entry: refused alone.
+    const huge = { ...put('huge', ''), value: new Uint8Array(8 * 1024 * 1024) };
+    const [refused, beside] = await run(leader, huge, put('beside', 'ok'));
+    assert.equal(refused?.op === 'error' ? refused.error.code : refused?.op, 'FLOTILLA_REQUEST_TOO_LARGE');
+    assert.deepEqual(beside, { op: 'put' });
+    assert.equal(leader.host.state, 'running', 'the store survived both');
+    const [read] = await run(leader, get('big199'));
+    assert.equal(read?.op === 'get' ? read.value?.byteLength : -1, 64 * 1024);
+  });
+
   test('compare-and-swap decides on the applied value', async () => {
     const leader = cluster.leaderOf(1)!;
     const cas = (expected: string | null, value: string): KvOp => ({ op: 'cas', regionId: 1, regionEpoch: EPOCH, key: bytes('apple'), expected: expected === null ? null : bytes(expected), value: bytes(value) });
