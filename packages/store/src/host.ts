@@ -12,7 +12,7 @@ import {
   type RaftStatus,
   type Ready,
 } from '@flotilla/raft';
-import { isStorageError, type ApplyResult, type GroupWrite, type KvCommand, type KvEngine, type LogEngine, type RegionApply, type RegionMeta } from '@flotilla/storage';
+import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type KvCommand, type KvEngine, type LogEngine, type RegionApply, type RegionMeta } from '@flotilla/storage';
 import type { InboundHandlers, PeerTransport, StoreId } from '@flotilla/transport';
 import {
   coalesceHeartbeat,
@@ -47,6 +47,8 @@ export interface HostOptions {
    * it closed itself. A store process logs it and exits: a store must fail-stop, not limp on.
    */
   readonly onFailure?: (err: unknown) => void;
+  /** Commands in one KV apply batch; at most (and by default) the engine's kvApplyCommandsMax. Tests lower it. */
+  readonly applyBatchCommandsMax?: number;
   /** Where the host reports what operators care about (regions created, moved, split, snapshots). */
   readonly events?: HostEventLog;
 }
@@ -85,6 +87,14 @@ export interface HostStats {
   readonly compactions: number;
 }
 
+/** Consecutive committed entries of one region, applied in one KV batch. */
+interface ApplySegment {
+  readonly peer: Peer;
+  readonly entries: Entry[];
+  readonly commandCounts: number[];
+  readonly commands: KvCommand[];
+}
+
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
  * collects the Ready of every group that has one, persists all their entries and hard states
@@ -117,11 +127,13 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private lastKvSync = 0;
   private readonly events: HostEventLog;
+  private readonly applyBatchCommandsMax: number;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
     this.random = new SeededRandom(options.seed ?? options.storeId);
     this.events = options.events ?? SILENT;
+    this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -666,31 +678,51 @@ export class MultiRaftHost implements InboundHandlers {
     }
   }
 
-  /** Committed entries of every group in ONE KV batch; then settle the proposals. */
+  /**
+   * Committed entries of every group in as few KV batches as the engine's bounds allow —
+   * normally ONE (kvApplyRegionsMax regions, kvApplyCommandsMax commands per batch); then
+   * settle the proposals. A region whose entries do not fit the rest of a batch is cut at an
+   * entry boundary: each part is written with the applied index of its own last entry.
+   */
   private async applyAll(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
-    const applies: RegionApply[] = [];
-    const applied: { peer: Peer; entries: readonly Entry[]; commandCounts: number[] }[] = [];
+    let pending: ApplySegment[] = [];
+    let commandsPending = 0;
     for (const { peer, rd } of batch) {
-      const entries = rd.committedEntries;
-      const last = entries[entries.length - 1];
-      if (!last) continue;
-      const commands: KvCommand[] = [];
-      const commandCounts: number[] = [];
-      for (const entry of entries) {
-        const entryCommands = this.commandsOf(peer, entry);
-        commandCounts.push(entryCommands.length);
-        for (const c of entryCommands) commands.push(c);
+      let segment: ApplySegment | null = null;
+      for (const entry of rd.committedEntries) {
+        // In log order, exactly once: conf changes and splits take effect here.
+        const commands = this.commandsOf(peer, entry);
+        const full = commandsPending + commands.length > this.applyBatchCommandsMax || (segment === null && pending.length >= storageLimits.kvApplyRegionsMax);
+        if (full && (segment !== null || pending.length > 0)) {
+          if (segment) pending.push(segment);
+          segment = null;
+          await this.applySegments(pending);
+          pending = [];
+          commandsPending = 0;
+        }
+        segment ??= { peer, entries: [], commandCounts: [], commands: [] };
+        segment.entries.push(entry);
+        segment.commandCounts.push(commands.length);
+        for (const c of commands) segment.commands.push(c);
+        commandsPending += commands.length;
       }
-      applies.push({ regionId: peer.regionId, appliedIndex: last.index, appliedTerm: last.term, commands });
-      applied.push({ peer, entries, commandCounts });
+      if (segment) pending.push(segment);
     }
-    if (applies.length === 0) return;
+    if (pending.length > 0) await this.applySegments(pending);
+  }
+
+  /** One KV batch: each segment's commands with its last entry's index, then its proposals. */
+  private async applySegments(segments: readonly ApplySegment[]): Promise<void> {
+    const applies: RegionApply[] = segments.map(({ peer, entries, commands }) => {
+      const last = entries[entries.length - 1]!;
+      return { regionId: peer.regionId, appliedIndex: last.index, appliedTerm: last.term, commands };
+    });
     const results = await this.options.kv.apply(applies);
     this.counters.applyBatches++;
     // The engine answers one result per region, in the batch's order.
     let byRegion: Map<number, ApplyResult> | undefined;
-    for (let k = 0; k < applied.length; k++) {
-      const { peer, entries, commandCounts } = applied[k]!;
+    for (let k = 0; k < segments.length; k++) {
+      const { peer, entries, commandCounts } = segments[k]!;
       let result = results[k];
       if (result?.regionId !== peer.regionId) result = (byRegion ??= new Map(results.map((r) => [r.regionId, r]))).get(peer.regionId);
       const regionResults = result?.results ?? [];

@@ -383,3 +383,37 @@ describe('bootstrapping many regions at once', () => {
     assert.equal(store.host.peer(9_999), undefined);
   });
 });
+
+describe('KV apply batches stay under the engine bound', () => {
+  const network = new MemoryNetwork();
+  const BOUND = 1_000;
+  const stores: MemoryStore[] = [];
+  after(async () => {
+    for (const store of stores) await store.host.close();
+  });
+
+  test('entries committed together beyond the bound are applied in several batches, cut at entry boundaries', async () => {
+    for (const id of [1, 2, 3]) stores.push(memoryStore(network, id, { applyBatchCommandsMax: BOUND }));
+    // Every store's KV engine records the commands of each apply batch it is given.
+    const batchSizes: number[] = [];
+    for (const store of stores) {
+      const apply = store.kv.apply.bind(store.kv);
+      store.kv.apply = (batch) => {
+        batchSizes.push(batch.reduce((n, r) => n + r.commands.length, 0));
+        return apply(batch);
+      };
+    }
+    for (const store of stores) await store.host.start();
+    connectAll(stores);
+    for (const store of stores) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => leaderOf(stores, 1) !== undefined);
+    const leader = leaderOf(stores, 1)!;
+    // Five requests in one turn: five entries of 600 deletes, replicated and committed together.
+    const deletes = (r: number): KvOp[] => Array.from({ length: 600 }, (_, i) => ({ op: 'delete', regionId: 1, regionEpoch: EPOCH, key: bytes(`d${r}-${i}`) }));
+    const results = await Promise.all([0, 1, 2, 3, 4].map((r) => run(leader, ...deletes(r))));
+    assert.ok(results.every((ops) => ops.length === 600 && ops.every((o) => o.op === 'delete')));
+    await waitFor('every replica applied them', () => stores.every((s) => s.host.peer(1)!.applied === leader.host.peer(1)!.applied));
+    assert.ok(Math.max(...batchSizes) <= BOUND, `largest apply batch: ${Math.max(...batchSizes)} commands`);
+    assert.ok(batchSizes.filter((n) => n === 600).length >= 5, 'the entries were applied whole');
+  });
+});
