@@ -23,6 +23,13 @@ export class Progress {
   probeSent = false;
   /** The leader tick of the newest heartbeat this follower acknowledged (for the read lease). */
   ackedLeaderTick = -1;
+  /**
+   * The leader tick at which replication to this follower last moved: an ack advanced
+   * `match`, or entries went out to an empty window. A heartbeat response sends an empty
+   * append (a probe that a lost append would make the follower reject) only when entries have
+   * been outstanding longer than a heartbeat interval since then.
+   */
+  flowTick = 0;
   readonly inflights: Inflights;
   isLearner: boolean;
 

@@ -46,6 +46,7 @@ export function stepFollower(r: Raft, m: Message): void {
       r.msgs.push({ ...m, to: r.lead, from: m.from === NO_NODE ? r.id : m.from });
       return;
     case 'readIndexResponse':
+      if (m.from === r.lead) r.log.commitTo(m.commit); // min(match, committed), as a heartbeat's
       r.readStates.push({ index: m.index, context: m.context });
       return;
     default:

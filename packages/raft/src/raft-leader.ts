@@ -4,7 +4,7 @@ import { assert, RaftError } from './errors.ts';
 import type { Progress } from './progress.ts';
 import type { Raft } from './raft.ts';
 import { leaderReadIndex, releasePendingReadIndexMessages, respondToRead } from './raft-reads.ts';
-import { broadcastAppend, broadcastHeartbeat, sendAppend, maybeSendAppend } from './raft-replication.ts';
+import { broadcastCommit, broadcastHeartbeat, sendAppend, maybeSendAppend } from './raft-replication.ts';
 import { EMPTY_BYTES, NO_NODE, type Entry, type Message, type NodeId } from './types.ts';
 import { payloadBytes } from './util.ts';
 
@@ -176,7 +176,9 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
     return;
   }
   const wasPaused = pr.isPaused();
+  const matchBefore = pr.match;
   if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === 'probe')) return;
+  if (pr.match > matchBefore) pr.flowTick = r.leaderTick;
   if (pr.state === 'probe') {
     pr.becomeReplicate();
   } else if (pr.state === 'snapshot' && pr.match + 1 >= r.log.firstIndex()) {
@@ -186,8 +188,9 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
   } else if (pr.state === 'replicate') {
     pr.inflights.freeLE(m.index);
   }
+  const committedBefore = r.log.committed;
   if (maybeCommit(r)) {
-    broadcastAppend(r);
+    broadcastCommit(r, committedBefore, wasPaused ? m.from : undefined);
   } else if (wasPaused) {
     sendAppend(r, m.from);
   }
@@ -205,8 +208,17 @@ function handleHeartbeatResponse(r: Raft, m: Message, pr: Progress): void {
   pr.probeSent = false;
   if (m.leaderTick > pr.ackedLeaderTick) pr.ackedLeaderTick = m.leaderTick;
   // Lost appends leave a full window that nothing would ever drain: let one more through.
-  if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-  if (pr.match < r.log.lastIndex()) sendAppend(r, m.from);
+  const windowFull = pr.state === 'replicate' && pr.inflights.full();
+  if (windowFull) pr.inflights.freeFirstOne();
+  const last = r.log.lastIndex();
+  if (pr.match < last) {
+    // In replicate state with every entry already sent, an empty append is only a probe for
+    // lost appends (the follower rejects it if it misses entries). Skip it while the flow
+    // is moving; send it once entries have been outstanding for over a heartbeat interval.
+    const inFlight = pr.state === 'replicate' && pr.next > last && !windowFull;
+    const stalled = r.leaderTick - pr.flowTick > r.cfg.heartbeatTicks;
+    if (!inFlight || stalled) sendAppend(r, m.from);
+  }
   if (m.context.byteLength === 0) return;
   const acks = r.readOnly.recvAck(m.from, m.context);
   if (!acks) return;

@@ -42,6 +42,10 @@ export function respondToRead(r: Raft, request: Message, index: number): void {
   if (request.from === NO_NODE || request.from === r.id) {
     r.readStates.push({ index, context: request.context });
   } else {
-    r.send({ type: 'readIndexResponse', to: request.from, index, context: request.context });
+    // The commit rides along (as on a heartbeat: never past what the follower is known to
+    // have), so a follower read need not wait for the next append or heartbeat to apply.
+    const match = r.tracker.progress.get(request.from)?.match ?? 0;
+    const commit = Math.min(match, r.log.committed);
+    r.send({ type: 'readIndexResponse', to: request.from, index, context: request.context, commit });
   }
 }

@@ -32,6 +32,7 @@ export function maybeSendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): bool
     throw err;
   }
   if (entries.length === 0 && !sendIfEmpty) return false;
+  if (entries.length > 0 && pr.inflights.count === 0) pr.flowTick = r.leaderTick;
   r.send({ type: 'append', to, index: prevIndex, logTerm: prevTerm, entries, commit: r.log.committed });
   const last = entries[entries.length - 1];
   pr.sentEntries(last ? last.index : prevIndex, entriesBytes(entries), entries.length);
@@ -55,6 +56,23 @@ function sendSnapshot(r: Raft, to: NodeId, pr: Progress): boolean {
 
 export function broadcastAppend(r: Raft): void {
   for (const id of r.tracker.memberIds()) if (id !== r.id) sendAppend(r, id);
+}
+
+/**
+ * After the commit index advanced: sends new entries where there are any (they carry the
+ * commit), but no append that would only carry the commit — the follower learns it from its
+ * next append or, at the latest, from the next heartbeat (`commit = min(match, committed)`),
+ * within one heartbeat interval. (etcd-raft sends these commit-only appends, deduplicated
+ * by `sentCommit`; raft-rs can skip them, `skip_bcast_commit`, as here.) While a configuration change
+ * is pending — including a new leader's first entry — the commit is broadcast at once, as
+ * raft-rs does, so members switch configurations without waiting for a heartbeat.
+ * `alsoTo` gets an append even if empty (a follower that was paused may have missed commits).
+ */
+export function broadcastCommit(r: Raft, committedBefore: number, alsoTo: NodeId | undefined): void {
+  const eager = r.pendingConfIndex > committedBefore;
+  for (const id of r.tracker.memberIds()) {
+    if (id !== r.id) maybeSendAppend(r, id, eager || id === alsoTo);
+  }
 }
 
 export function broadcastHeartbeat(r: Raft): void {

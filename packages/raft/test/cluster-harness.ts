@@ -170,6 +170,15 @@ export class TestCluster {
     }
   }
 
+  /**
+   * Stabilizes, then lets `leaderId` send one heartbeat round. A leader sends no append just
+   * to carry a new commit index: followers learn it from the next append or heartbeat.
+   */
+  heartbeatRound(leaderId: NodeId): void {
+    this.stabilize();
+    this.tick([leaderId], this.options.heartbeatTicks ?? 1);
+  }
+
   leader(): TestNode | undefined {
     return [...this.nodes.values()].find((tn) => tn.node.status().role === 'leader');
   }

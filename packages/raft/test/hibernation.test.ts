@@ -76,7 +76,7 @@ describe('hibernation', () => {
     const c = hibernated();
     const term = c.get(1).node.status().term;
     c.get(1).node.propose([bytes('wake')]);
-    c.stabilize();
+    c.heartbeatRound(1);
     for (const tn of c.nodes.values()) {
       assert.deepEqual(tn.applied.map(text), ['a', 'wake'], `node ${tn.id} applied`);
       assert.equal(tn.node.status().hibernating, false, `node ${tn.id} awake`);
@@ -89,7 +89,7 @@ describe('hibernation', () => {
   test('a proposal on a follower wakes it, is forwarded, and commits', () => {
     const c = hibernated();
     assert.equal(c.get(3).node.propose([bytes('via 3')]), null);
-    c.stabilize();
+    c.heartbeatRound(1);
     for (const tn of c.nodes.values()) assert.deepEqual(tn.applied.map(text), ['a', 'via 3']);
   });
 
@@ -128,7 +128,7 @@ describe('hibernation', () => {
     assert.ok(leader, 'a new leader among 2 and 3');
     assert.ok(leader.node.status().term > term);
     leader.node.propose([bytes('b')]);
-    c.stabilize();
+    c.heartbeatRound(leader.id);
     assert.deepEqual(c.get(2).applied.map(text), ['a', 'b']);
     assert.deepEqual(c.get(3).applied.map(text), ['a', 'b']);
   });

@@ -6,6 +6,6 @@ test('three nodes elect a leader and replicate proposals', () => {
   const c = new TestCluster([1, 2, 3]);
   const leader = c.electLeader();
   leader.node.propose([bytes('a'), bytes('b')]);
-  c.stabilize();
+  c.heartbeatRound(leader.id);
   for (const tn of c.nodes.values()) assert.deepEqual(tn.applied.map(text), ['a', 'b']);
 });

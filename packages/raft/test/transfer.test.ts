@@ -22,7 +22,7 @@ describe('leadership transfer', () => {
     }
     assert.equal(c.get(1).node.status().leadTransferee, 0);
     c.get(2).node.propose([bytes('new leader')]);
-    c.stabilize();
+    c.heartbeatRound(2);
     for (const tn of c.nodes.values()) assert.deepEqual(tn.applied.map(text), ['new leader']);
   });
 
@@ -90,7 +90,7 @@ describe('leadership transfer', () => {
     assert.equal(s.role, 'leader', 'still leader (2 is reachable)');
     assert.equal(s.term, term);
     c.get(1).node.propose([bytes('accepted again')]);
-    c.stabilize();
+    c.heartbeatRound(1);
     assert.deepEqual(c.get(2).applied.map(text), ['accepted again']);
   });
 
