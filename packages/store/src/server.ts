@@ -33,6 +33,8 @@ export interface StoreServerOptions {
   readonly requestsInFlightMax?: number;
   readonly bodyBytesInFlightMax?: number;
   readonly drainTimeoutMs?: number;
+  /** Where bugs surfacing as 500 answers are reported (a pino logger fits). */
+  readonly log?: { error(fields: object, message: string): void };
   /** Node process metrics on this store's registry (default true). */
   readonly defaultMetrics?: boolean;
   /** Serves the admin API under /v1/admin/ (admin-api.ts); without it those paths answer 404. */
@@ -393,6 +395,7 @@ export class StoreServer {
 
   private sendAdmin(res: ServerResponse, started: number, endpoint: AdminEndpoint | 'unknown', answer: AdminAnswer): void {
     this.metrics.recordAdmin(endpoint, answer.code, seconds(started));
+    if (answer.code === 'FLOTILLA_INTERNAL') this.options.log?.error({ endpoint, answer: answer.body }, 'admin request failed on a bug');
     this.send(res, answer.status, JSON_CONTENT_TYPE, JSON.stringify(answer.body), answer.headers);
   }
 
@@ -453,6 +456,8 @@ export class StoreServer {
 
   private refuseApi(res: ServerResponse, code: ApiErrorCode, message: string, headers: Record<string, string> = {}, started?: number, kind: RequestKind = 'none'): void {
     if (started !== undefined) this.metrics.recordRequest(kind, code, seconds(started));
+    // A 500 is a bug: operators must see it. Refusals of bad input are counted in /metrics.
+    if (code === 'FLOTILLA_INTERNAL') this.options.log?.error({ code, kind }, message);
     this.send(res, API_ERROR_STATUS[code], JSON_CONTENT_TYPE, encodeApiError(code, message), headers);
   }
 

@@ -368,4 +368,30 @@ describe('draining', () => {
       await server.close();
     }
   });
+
+  test('a bug while serving is a 500 with a typed JSON error, reported to the log; the server keeps serving', async () => {
+    const leader = cluster.leaderOf(1)!; // the cluster the test above started
+    const logged: { fields: object; message: string }[] = [];
+    const broken: KvHandler = {
+      handle: async (r) => {
+        if (r.requestId === 666) throw new Error('a bug in the service');
+        return leader.service.handle(r);
+      },
+    };
+    const server = new StoreServer({ service: broken, host: leader.host, transport: leader.transport, defaultMetrics: false, log: { error: (fields, message) => logged.push({ fields, message }) } });
+    const { port } = await server.listen();
+    const client = new Client(`http://127.0.0.1:${port}`);
+    try {
+      const failed = await postRaw(client, encodeKvRequest({ requestId: 666, ops: [put('bug', 'x')] }));
+      assert.equal(failed.status, 500);
+      assert.equal(decodeApiError(failed.body.toString())?.code, 'FLOTILLA_INTERNAL');
+      assert.equal(logged.length, 1);
+      assert.match(logged[0]!.message, /a bug in the service/);
+      const served = await postKv(client, request(put('after', 'bug')));
+      assert.equal(served.status, 200);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
 });

@@ -82,6 +82,7 @@ export class StoreProcess {
       listenHost: config.apiListen.host,
       port: config.apiListen.port,
       admin: { host, transport },
+      log: logger,
     });
     const store = new StoreProcess(config, logger, log, kv, transport, host, server);
     await store.joinInitialCluster();
