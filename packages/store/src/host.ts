@@ -229,6 +229,9 @@ export class MultiRaftHost implements InboundHandlers {
     const ids = new Set<number>();
     for (const region of regions) {
       if (this.peers.has(region.id) || ids.has(region.id)) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} already has a replica here`);
+      // A region this store once held (removed: a tombstone) keeps its id forever: checked
+      // here, or the KV engine would refuse it only after the log write.
+      if (this.options.kv.region(region.id) !== null) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} existed on this store before (it was removed); region ids are never reused`);
       if (!region.peers.some((p) => p.storeId === this.storeId)) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
       ids.add(region.id);
     }

@@ -231,6 +231,15 @@ describe('membership changes', () => {
     assert.ok(stale?.op === 'error' && stale.error.code === 'FLOTILLA_EPOCH_NOT_MATCH');
     assert.deepEqual(await run(leader, put('moved', 'again', region.epoch)), [{ op: 'put' }]);
     await waitFor('the new voter applies it', async () => text(await newcomer.kv.get(bytes('moved'))) === 'again');
+
+    // Store 1's replica was removed: the region id is never founded there again, and the
+    // refusal comes before anything is written.
+    const removedFrom = cluster.stores.get(1)!;
+    await waitFor('store 1 dropped its replica', () => removedFrom.host.peer(1) === undefined);
+    const writesBefore = removedFrom.host.stats().logWrites;
+    await assert.rejects(removedFrom.host.bootstrapRegion(REGION), /region ids are never reused/);
+    assert.equal(removedFrom.host.stats().logWrites, writesBefore, 'nothing written');
+    assert.equal(removedFrom.host.state, 'running');
   });
 });
 
