@@ -142,10 +142,15 @@ export class RangeRouter {
 
   private async recover(region: RoutedRegion, triedStore: number, error: KvError, attempt: number): Promise<void> {
     switch (error.code) {
-      case 'FLOTILLA_NOT_LEADER':
-        region.leaderStore = error.leader?.storeId !== triedStore ? error.leader?.storeId : undefined;
-        if (region.leaderStore === undefined) await backoff(attempt);
+      case 'FLOTILLA_NOT_LEADER': {
+        // Follow a hint to another running store at once; a hint to a dead store (its
+        // followers still name it until they elect a new leader) or none: wait, then retry.
+        const hint = error.leader?.storeId;
+        const live = hint !== undefined && hint !== triedStore && this.cluster.stores.has(hint);
+        region.leaderStore = live ? hint : undefined;
+        if (!live) await backoff(attempt);
         return;
+      }
       case 'FLOTILLA_SERVER_BUSY':
         await backoff(attempt);
         return;
