@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvRequest, type KvResponse, type RegionMeta } from '@flotilla/wire';
+import { waitFor as pollUntil } from '../../packages/store/test/harness.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STORE_MAIN = path.join(REPO, 'packages/store/src/main.ts');
@@ -265,11 +266,7 @@ export async function deadline<T>(promise: Promise<T>, ms: number, what: string)
   }
 }
 
-/** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** The store tests' condition wait, with a deadline fit for processes (elections, restarts). */
+export function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
+  return pollUntil(what, condition, deadlineMs);
 }

@@ -273,3 +273,14 @@ export function storedEntries(tn: TestNode): { index: number; term: number }[] {
 
 export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const text = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** A settled cluster of 3 with node 1 leading and every follower in the replicate state. */
+export function settledCluster(options: Options = {}): TestCluster {
+  const c = new TestCluster([1, 2, 3], options);
+  c.campaign(1);
+  c.tickAll(2);
+  for (const [id, pr] of c.get(1).node.status().progress) {
+    if (pr.state !== 'replicate') throw new Error(`follower ${id} is in ${pr.state}, not replicate`);
+  }
+  return c;
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Message } from '@flotilla/raft';
-import { TestCluster, bytes } from './cluster-harness.ts';
+import { TestCluster, bytes, settledCluster } from './cluster-harness.ts';
 
 /**
  * Raft envelopes per committed entry in a 3-node group, counted by type. Deterministic: the
@@ -14,13 +14,6 @@ import { TestCluster, bytes } from './cluster-harness.ts';
 
 const ENTRIES = 100;
 
-function settled(options: ConstructorParameters<typeof TestCluster>[1] = {}): TestCluster {
-  const c = new TestCluster([1, 2, 3], options);
-  c.campaign(1);
-  c.tickAll(2);
-  for (const [id, pr] of c.get(1).node.status().progress) assert.equal(pr.state, 'replicate', `follower ${id} replicates`);
-  return c;
-}
 
 function countByType(msgs: readonly Message[]): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -39,7 +32,7 @@ function deliverHeartbeatsFirst(c: TestCluster): boolean {
 }
 
 function run(workload: 'steady' | 'heartbeatOvertakes'): { perEntry: number; counts: Record<string, number> } {
-  const c = settled();
+  const c = settledCluster();
   const leader = c.get(1);
   c.clearSent();
   for (let i = 0; i < ENTRIES; i++) {
@@ -97,7 +90,7 @@ describe('what the fewer messages still guarantee', () => {
   });
 
   test('a lost last append is probed for once outstanding over a heartbeat interval', () => {
-    const c = settled();
+    const c = settledCluster();
     let drop = true;
     c.filter = (m) => !(drop && m.type === 'append' && m.to === 3 && m.entries.length > 0);
     c.get(1).node.propose([bytes('lost')]);
@@ -109,7 +102,7 @@ describe('what the fewer messages still guarantee', () => {
 
   test("a follower's read index response carries the commit, so it applies without waiting", () => {
     // A lease read: no heartbeat round, so only the response can bring the commit.
-    const c = settled({ checkQuorum: true, readOnlyOption: 'leaseBased' });
+    const c = settledCluster({ checkQuorum: true, readOnlyOption: 'leaseBased' });
     c.get(1).node.propose([bytes('w')]);
     c.stabilize();
     const commit = c.get(1).node.status().commit;

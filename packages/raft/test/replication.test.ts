@@ -1,24 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ENTRY_OVERHEAD_BYTES, entriesBytes, isRaftError, type Message } from '@flotilla/raft';
-import { TestCluster, bytes, storedEntries, text } from './cluster-harness.ts';
+import { TestCluster, bytes, storedEntries, text, settledCluster } from './cluster-harness.ts';
 
 const appendsTo = (msgs: readonly Message[], to: number): Message[] => msgs.filter((m) => m.type === 'append' && m.to === to);
 const withEntries = (msgs: readonly Message[]): Message[] => msgs.filter((m) => m.entries.length > 0);
 const payload = (n: number, fill = 0): Uint8Array => new Uint8Array(n).fill(fill);
 
-/** A settled cluster with node 1 leading and every follower in the replicate state. */
-function settled(options: ConstructorParameters<typeof TestCluster>[1] = {}): TestCluster {
-  const c = new TestCluster([1, 2, 3], options);
-  c.campaign(1);
-  c.tickAll(2);
-  for (const [id, pr] of c.get(1).node.status().progress) assert.equal(pr.state, 'replicate', `follower ${id} replicates`);
-  return c;
-}
 
 describe('replication', () => {
   test('pipelining is limited by inflightMessagesMax for a follower that does not ack', () => {
-    const c = settled({ inflightMessagesMax: 4 });
+    const c = settledCluster({ inflightMessagesMax: 4 });
     const leader = c.get(1);
     c.filter = (m) => !(m.type === 'appendResponse' && m.from === 3);
     c.clearSent();
@@ -37,7 +29,7 @@ describe('replication', () => {
   });
 
   test('replication resumes once acks flow again after a whole window of acks was lost', () => {
-    const c = settled({ inflightMessagesMax: 4 });
+    const c = settledCluster({ inflightMessagesMax: 4 });
     const leader = c.get(1);
     c.filter = (m) => !(m.type === 'appendResponse' && m.from === 3);
     for (let i = 0; i < 10; i++) {
@@ -52,7 +44,7 @@ describe('replication', () => {
 
   test('appendBytesMax splits a large batch into several appends', () => {
     const APPEND_BYTES_MAX = 1024;
-    const c = settled({ appendBytesMax: APPEND_BYTES_MAX, inflightBytesMax: 0 });
+    const c = settledCluster({ appendBytesMax: APPEND_BYTES_MAX, inflightBytesMax: 0 });
     const leader = c.get(1);
     const entryBytes = 200 + ENTRY_OVERHEAD_BYTES; // 216: four fit in 1024, five do not
     c.clearSent();
@@ -69,7 +61,7 @@ describe('replication', () => {
   });
 
   test('a single entry larger than appendBytesMax is still sent, alone', () => {
-    const c = settled({ appendBytesMax: 1024, uncommittedBytesMax: 8192, inflightBytesMax: 0 });
+    const c = settledCluster({ appendBytesMax: 1024, uncommittedBytesMax: 8192, inflightBytesMax: 0 });
     c.clearSent();
     c.get(1).node.propose([payload(3000), payload(10)]);
     c.stabilize();
@@ -79,7 +71,7 @@ describe('replication', () => {
   });
 
   test('proposals between Readys are batched into one append per follower', () => {
-    const c = settled();
+    const c = settledCluster();
     const leader = c.get(1);
     for (let i = 0; i < 5; i++) leader.node.propose([bytes(`p${i}`)]);
     const rd = leader.node.ready();
@@ -97,7 +89,7 @@ describe('replication', () => {
 
   test('uncommittedBytesMax drops proposals with FLOTILLA_RAFT_PROPOSAL_DROPPED', () => {
     const UNCOMMITTED_BYTES_MAX = 2048;
-    const c = settled({ appendBytesMax: 1024, uncommittedBytesMax: UNCOMMITTED_BYTES_MAX });
+    const c = settledCluster({ appendBytesMax: 1024, uncommittedBytesMax: UNCOMMITTED_BYTES_MAX });
     const leader = c.get(1);
     c.isolate(2, 3);
     const perEntry = 100; // the budget counts payload bytes, as etcd-raft does
@@ -124,7 +116,7 @@ describe('replication', () => {
   });
 
   test('a lagging follower catches up through a snapshot after the leader compacted its log', () => {
-    const c = settled();
+    const c = settledCluster();
     const leader = c.get(1);
     c.isolate(3);
     for (let i = 0; i < 20; i++) {

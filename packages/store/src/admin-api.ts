@@ -19,7 +19,8 @@ import {
 } from './admin-codec.ts';
 import { API_ERROR_STATUS, apiErrorBody, type ApiErrorCode } from './api-errors.ts';
 import { isStoreError } from './errors.ts';
-import type { MultiRaftHost, ReplicaStatus } from './host.ts';
+import type { MultiRaftHost } from './host.ts';
+import type { ReplicaStatus } from './host-types.ts';
 import { membershipChangeProblem } from './membership.ts';
 import type { ProposalOutcome } from './peer.ts';
 import { adminLimits, serverLimits } from './server-limits.ts';

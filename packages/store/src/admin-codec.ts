@@ -1,7 +1,7 @@
 import type { ConfState, ProgressStatus } from '@flotilla/raft';
 import { limits as wireLimits, type PeerRole, type RegionEpoch, type RegionMeta, type RegionPeer } from '@flotilla/wire';
 import { limits } from './constants.ts';
-import type { ReplicaStatus } from './host.ts';
+import type { ReplicaStatus } from './host-types.ts';
 import type { MembershipChange } from './membership.ts';
 import { adminLimits } from './server-limits.ts';
 

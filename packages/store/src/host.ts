@@ -3,17 +3,12 @@ import {
   BOOTSTRAP_INDEX,
   BOOTSTRAP_TERM,
   SeededRandom,
-  bootstrapSnapshot,
-  decodeConfChange,
   isRaftError,
-  type ConfState,
-  type Entry,
   type Message,
-  type RaftStatus,
   type Ready,
 } from '@flotilla/raft';
-import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type KvCommand, type KvEngine, type LogEngine, type RegionApply, type RegionMeta } from '@flotilla/storage';
-import type { InboundHandlers, PeerTransport, StoreId } from '@flotilla/transport';
+import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type RegionApply, type RegionMeta } from '@flotilla/storage';
+import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   coalesceHeartbeat,
   coalesceHeartbeatResponse,
@@ -23,77 +18,16 @@ import {
   type HeartbeatResponse,
   type RaftEnvelope,
 } from '@flotilla/wire';
-import { decodeCommands } from './command-codec.ts';
+import { applyBatches, type ApplySegment } from './apply-plan.ts';
 import { limits } from './constants.ts';
+import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
-import { decodeLocations, regionAfterChange, toConfChange, type MembershipChange } from './membership.ts';
+import { foundingApply, foundingLogWrite } from './founding.ts';
+import { SILENT_EVENTS, type HostEventLog, type HostOptions, type HostStats, type ReplicaStatus } from './host-types.ts';
+import { handOverLeaderships } from './leader-handover.ts';
+import { toConfChange, type MembershipChange } from './membership.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
-import { planSplit } from './split.ts';
 import { checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
-
-export interface HostOptions {
-  readonly storeId: StoreId;
-  readonly log: LogEngine;
-  readonly kv: KvEngine;
-  readonly transport: PeerTransport;
-  /** Seed of the raft nodes' election jitter (tests pass a fixed one). */
-  readonly seed?: number;
-  readonly tickMs?: number;
-  readonly hibernateAfterTicks?: number;
-  /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
-  readonly compactAfterEntries?: number;
-  /**
-   * Called once if the host stops on a failure (a failed log write, a broken invariant), after
-   * it closed itself. A store process logs it and exits: a store must fail-stop, not limp on.
-   */
-  readonly onFailure?: (err: unknown) => void;
-  /** Commands in one KV apply batch; at most (and by default) the engine's kvApplyCommandsMax. Tests lower it. */
-  readonly applyBatchCommandsMax?: number;
-  /** Where the host reports what operators care about (regions created, moved, split, snapshots). */
-  readonly events?: HostEventLog;
-}
-
-/** The structured log the host writes to (a pino logger fits); fields first, message second. */
-export interface HostEventLog {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-}
-
-const SILENT: HostEventLog = { info: () => {}, warn: () => {} };
-
-/** One replica as an operator sees it (the admin API's region status). */
-export interface ReplicaStatus {
-  readonly region: RegionMeta;
-  readonly peerId: number;
-  /** Created by a leader's first message: its metadata is a guess until a snapshot arrives. */
-  readonly placeholder: boolean;
-  /** Highest index applied to the KV engine. */
-  readonly applied: number;
-  readonly raft: RaftStatus;
-}
-
-/** Counters for tests and metrics. */
-export interface HostStats {
-  readonly peers: number;
-  /** Ticker rounds (every group ticked once per round). */
-  readonly ticks: number;
-  readonly readyCycles: number;
-  readonly logWrites: number;
-  readonly applyBatches: number;
-  readonly messagesSent: number;
-  readonly messagesDropped: number;
-  readonly snapshotsSent: number;
-  readonly snapshotsReceived: number;
-  readonly compactions: number;
-}
-
-/** Consecutive committed entries of one region, applied in one KV batch. */
-interface ApplySegment {
-  readonly peer: Peer;
-  readonly entries: Entry[];
-  readonly commandCounts: number[];
-  readonly commands: KvCommand[];
-}
 
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
@@ -127,12 +61,19 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private lastKvSync = 0;
   private readonly events: HostEventLog;
+  /** What applied entries ask of the host after the cycle (entry-commands.ts). */
+  private readonly entryEffects: EntryEffects;
   private readonly applyBatchCommandsMax: number;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
     this.random = new SeededRandom(options.seed ?? options.storeId);
-    this.events = options.events ?? SILENT;
+    this.events = options.events ?? SILENT_EVENTS;
+    this.entryEffects = {
+      removed: (peer) => this.removedThisCycle.push(peer),
+      split: (child, parentLeads) => this.splitThisCycle.push({ child, parentLeads }),
+      events: this.events,
+    };
     this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
   }
 
@@ -170,42 +111,12 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   /**
-   * Graceful shutdown's first step: every region led here hands its leadership to its most
-   * caught-up voter on another store, so clients see NotLeader with a live hint instead of
-   * an election timeout. Resolves with the regions still led here once none can move (no
-   * other voter is active) or the deadline passes.
+   * Graceful shutdown's first step (leader-handover.ts): every region led here hands its
+   * leadership to another store. Resolves with the regions still led here.
    */
-  async transferLeadersAway(deadlineMs: number): Promise<number> {
-    const started = Date.now();
-    const until = started + deadlineMs;
-    // The core abandons a transfer after an election timeout: ask again after that long.
-    const retryAfterMs = limits.electionTicks * (this.options.tickMs ?? limits.tickMs);
-    const askedAt = new Map<number, number>();
-    for (;;) {
-      let leading = 0;
-      let moving = 0;
-      for (const peer of this.peers.values()) {
-        if (!peer.isLeader()) continue;
-        leading++;
-        if (Date.now() - (askedAt.get(peer.regionId) ?? -Infinity) < retryAfterMs) {
-          moving++;
-          continue;
-        }
-        peer.node.wake(); // a hibernated leader learns which followers are active
-        const target = transferTarget(peer);
-        if (target === undefined) {
-          // Followers prove themselves active within an election timeout (after waking).
-          if (Date.now() - started < retryAfterMs) moving++;
-          continue;
-        }
-        askedAt.set(peer.regionId, Date.now());
-        peer.node.transferLeader(target);
-        this.markDirty(peer);
-        moving++;
-      }
-      if (moving === 0 || Date.now() >= until || this.closed) return leading;
-      await new Promise((resolve) => setTimeout(resolve, limits.leaderTransferPollMs));
-    }
+  transferLeadersAway(deadlineMs: number): Promise<number> {
+    const electionTimeoutMs = limits.electionTicks * (this.options.tickMs ?? limits.tickMs);
+    return handOverLeaderships({ peers: () => this.peers.values(), markDirty: (peer) => this.markDirty(peer), closed: () => this.closed }, electionTimeoutMs, deadlineMs);
   }
 
   /**
@@ -235,23 +146,8 @@ export class MultiRaftHost implements InboundHandlers {
       if (!region.peers.some((p) => p.storeId === this.storeId)) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
       ids.add(region.id);
     }
-    const writes: GroupWrite[] = [];
-    const applies: RegionApply[] = [];
-    for (const region of regions) {
-      const confState: ConfState = {
-        voters: region.peers.filter((p) => p.role === 'voter').map((p) => p.id),
-        learners: region.peers.filter((p) => p.role === 'learner').map((p) => p.id),
-        votersOutgoing: [],
-        learnersNext: [],
-        autoLeave: false,
-      };
-      const snapshot = bootstrapSnapshot(confState);
-      writes.push({ groupId: region.id, snapshot: snapshot.metadata, hardState: BOOTSTRAP_HARD_STATE, confState });
-      // The region is created (at applied 0) and moved to the bootstrap index by the same batch.
-      applies.push({ regionId: region.id, appliedIndex: snapshot.metadata.index, appliedTerm: snapshot.metadata.term, commands: [{ op: 'putRegion', region }] });
-    }
-    await this.writeLog(writes);
-    await this.options.kv.apply(applies);
+    await this.writeLog(regions.map((region) => foundingLogWrite(region)));
+    await this.options.kv.apply(regions.map(foundingApply));
     for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX);
     this.events.info({ regions: regions.length, first: regions[0]?.id }, 'bootstrapped founding regions');
   }
@@ -587,15 +483,10 @@ export class MultiRaftHost implements InboundHandlers {
   private async startSplitChild(child: RegionMeta, parentLeads: boolean): Promise<void> {
     const existing = this.peers.get(child.id);
     if (existing && !existing.placeholder) return;
-    const self = child.peers.find((p) => p.storeId === this.storeId)!;
-    const voters = child.peers.filter((p) => p.role === 'voter').map((p) => p.id);
-    const learners = child.peers.filter((p) => p.role === 'learner').map((p) => p.id);
-    const confState: ConfState = { voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false };
     const placeholderHs = existing ? this.options.log.group(child.id).hardState() : undefined;
     // A placeholder may have voted in a later term already: never move the term back.
     const hardState = placeholderHs && placeholderHs.term > BOOTSTRAP_TERM ? { ...placeholderHs, commit: BOOTSTRAP_INDEX } : BOOTSTRAP_HARD_STATE;
-    const snapshot = bootstrapSnapshot(confState);
-    await this.writeLog([{ groupId: child.id, snapshot: snapshot.metadata, hardState, confState }]);
+    await this.writeLog([foundingLogWrite(child, hardState)]);
     // Only now is the placeholder replaced (or one a message created during the write): until
     // the peer is in the map, a message for the region would create yet another placeholder.
     const replaced = this.peers.get(child.id);
@@ -604,7 +495,7 @@ export class MultiRaftHost implements InboundHandlers {
       this.dirty.delete(replaced);
     }
     const peer = this.addPeer(child, BOOTSTRAP_INDEX);
-    if (parentLeads && self) {
+    if (parentLeads) {
       peer.node.campaign();
       this.markDirty(peer);
     }
@@ -688,34 +579,13 @@ export class MultiRaftHost implements InboundHandlers {
    * entry boundary: each part is written with the applied index of its own last entry.
    */
   private async applyAll(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
-    let pending: ApplySegment[] = [];
-    let commandsPending = 0;
-    for (const { peer, rd } of batch) {
-      let segment: ApplySegment | null = null;
-      for (const entry of rd.committedEntries) {
-        // In log order, exactly once: conf changes and splits take effect here.
-        const commands = this.commandsOf(peer, entry);
-        const full = commandsPending + commands.length > this.applyBatchCommandsMax || (segment === null && pending.length >= storageLimits.kvApplyRegionsMax);
-        if (full && (segment !== null || pending.length > 0)) {
-          if (segment) pending.push(segment);
-          segment = null;
-          await this.applySegments(pending);
-          pending = [];
-          commandsPending = 0;
-        }
-        segment ??= { peer, entries: [], commandCounts: [], commands: [] };
-        segment.entries.push(entry);
-        segment.commandCounts.push(commands.length);
-        for (const c of commands) segment.commands.push(c);
-        commandsPending += commands.length;
-      }
-      if (segment) pending.push(segment);
-    }
-    if (pending.length > 0) await this.applySegments(pending);
+    const groups = batch.map(({ peer, rd }) => ({ peer, entries: rd.committedEntries }));
+    const bounds = { commandsMax: this.applyBatchCommandsMax, regionsMax: storageLimits.kvApplyRegionsMax };
+    for (const segments of applyBatches(groups, (peer, entry) => entryCommands(peer, entry, this.entryEffects), bounds)) await this.applySegments(segments);
   }
 
   /** One KV batch: each segment's commands with its last entry's index, then its proposals. */
-  private async applySegments(segments: readonly ApplySegment[]): Promise<void> {
+  private async applySegments(segments: readonly ApplySegment<Peer>[]): Promise<void> {
     const applies: RegionApply[] = segments.map(({ peer, entries, commands }) => {
       const last = entries[entries.length - 1]!;
       return { regionId: peer.regionId, appliedIndex: last.index, appliedTerm: last.term, commands };
@@ -802,58 +672,8 @@ export class MultiRaftHost implements InboundHandlers {
     }
   }
 
-  /** The KV commands an entry stands for; conf changes switch the raft configuration here. */
-  private commandsOf(peer: Peer, entry: Entry): KvCommand[] {
-    if (entry.type === 'confChange') {
-      // The core switches configuration; the region's metadata follows in the same KV batch
-      // as the applied index, so both agree after any crash.
-      const cc = decodeConfChange(entry.data);
-      const cs = peer.node.applyConfChange(cc);
-      const region = regionAfterChange(peer.region, cs, decodeLocations(cc.context));
-      peer.region = region;
-      this.events.info({ regionId: peer.regionId, epoch: region.epoch, peers: region.peers }, 'region membership changed');
-      if (!region.peers.some((p) => p.id === peer.peerId)) {
-        this.removedThisCycle.push(peer);
-        return [{ op: 'tombstoneRegion', regionId: peer.regionId }];
-      }
-      return [{ op: 'putRegion', region }];
-    }
-    if (entry.data.byteLength === 0) return [];
-    const commands: KvCommand[] = [];
-    for (const c of decodeCommands(entry.data)) {
-      if (c.op !== 'split') {
-        commands.push(c);
-        continue;
-      }
-      const plan = planSplit(peer.region, peer.node.confState(), c, BOOTSTRAP_INDEX, BOOTSTRAP_TERM);
-      if (!plan) {
-        commands.push({ op: 'noop' }); // refused, identically at every replica
-        continue;
-      }
-      peer.region = plan.parent;
-      this.splitThisCycle.push({ child: plan.child, parentLeads: peer.isLeader() });
-      this.events.info({ regionId: peer.regionId, newRegionId: plan.child.id, epoch: plan.parent.epoch }, 'region split');
-      for (const k of plan.commands) commands.push(k);
-    }
-    return commands;
-  }
-
   /** The error that stopped the host, if any (a failed write or a broken invariant). */
   get stoppedBy(): unknown {
     return this.failure;
   }
-}
-
-/** The voter on another store the leader knows to be most caught up, if any is active. */
-function transferTarget(peer: Peer): number | undefined {
-  let best: number | undefined;
-  let bestMatch = -1;
-  for (const [id, progress] of peer.node.status().progress) {
-    if (id === peer.peerId || progress.isLearner || !progress.recentActive) continue;
-    if (progress.match > bestMatch) {
-      best = id;
-      bestMatch = progress.match;
-    }
-  }
-  return best;
 }

@@ -1,6 +1,6 @@
 /** @flotilla/store — the store server's multi-raft host and its client API. */
 export { MultiRaftHost } from './host.ts';
-export type { HostEventLog, HostOptions, HostStats, ReplicaStatus } from './host.ts';
+export type { HostEventLog, HostOptions, HostStats, ReplicaStatus } from './host-types.ts';
 export { KvService } from './kv-service.ts';
 export { Peer } from './peer.ts';
 export type { ProposalOutcome } from './peer.ts';

@@ -3,7 +3,7 @@ import { KV_ERROR_CODES, type KvErrorCode, type KvOp, type KvOpName, type KvOpRe
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminEndpoint } from './admin-api.ts';
 import { API_ERROR_CODES, type ApiErrorCode } from './api-errors.ts';
-import type { HostStats } from './host.ts';
+import type { HostStats } from './host-types.ts';
 
 /**
  * The store's Prometheus metrics, on ONE Registry per store instance (never prom-client's

@@ -5,7 +5,8 @@ import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
 import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
-import type { HostStats, MultiRaftHost } from './host.ts';
+import type { HostStats } from './host-types.ts';
+import type { MultiRaftHost } from './host.ts';
 import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
 import { serverLimits } from './server-limits.ts';
 

@@ -1,0 +1,54 @@
+import type { Entry } from '@flotilla/raft';
+import type { KvCommand } from '@flotilla/storage';
+
+/** Consecutive committed entries of one region, applied in one KV batch. */
+export interface ApplySegment<P> {
+  readonly peer: P;
+  readonly entries: Entry[];
+  /** Commands of each entry (an entry's results are that many of the region's results). */
+  readonly commandCounts: number[];
+  readonly commands: KvCommand[];
+}
+
+/** The KV engine's bounds on one apply batch. */
+export interface ApplyBounds {
+  readonly commandsMax: number;
+  readonly regionsMax: number;
+}
+
+/**
+ * Cuts a ready cycle's committed entries into KV batches under the engine's bounds —
+ * normally ONE. A region whose entries do not fit the rest of a batch is cut at an entry
+ * boundary (each part carries the applied index of its own last entry). Lazy: `commandsOf`
+ * runs in log order, and an entry past a full batch is looked at only after that batch was
+ * taken (applied), as conf changes and splits take effect in `commandsOf`.
+ */
+export function* applyBatches<P>(
+  groups: Iterable<{ readonly peer: P; readonly entries: readonly Entry[] }>,
+  commandsOf: (peer: P, entry: Entry) => KvCommand[],
+  bounds: ApplyBounds,
+): Generator<ApplySegment<P>[]> {
+  let pending: ApplySegment<P>[] = [];
+  let commandsPending = 0;
+  for (const { peer, entries } of groups) {
+    let segment: ApplySegment<P> | null = null;
+    for (const entry of entries) {
+      const commands = commandsOf(peer, entry);
+      const full = commandsPending + commands.length > bounds.commandsMax || (segment === null && pending.length >= bounds.regionsMax);
+      if (full && (segment !== null || pending.length > 0)) {
+        if (segment) pending.push(segment);
+        segment = null;
+        yield pending;
+        pending = [];
+        commandsPending = 0;
+      }
+      segment ??= { peer, entries: [], commandCounts: [], commands: [] };
+      segment.entries.push(entry);
+      segment.commandCounts.push(commands.length);
+      for (const c of commands) segment.commands.push(c);
+      commandsPending += commands.length;
+    }
+    if (segment) pending.push(segment);
+  }
+  if (pending.length > 0) yield pending;
+}

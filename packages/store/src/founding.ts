@@ -1,0 +1,32 @@
+import { BOOTSTRAP_HARD_STATE, bootstrapSnapshot, type ConfState, type HardState } from '@flotilla/raft';
+import type { GroupWrite, RegionApply, RegionMeta } from '@flotilla/storage';
+
+/**
+ * Founding replicas: a region's raft group starting from the bootstrap snapshot (index 5,
+ * term 5) over data already in place — a region bootstrapped by an operator or the placement
+ * driver, and the child of a split. Every founding replica derives the same log from the
+ * same metadata.
+ */
+
+/** The configuration a founding region's peers stand for (never joint). */
+export function foundingConfState(region: RegionMeta): ConfState {
+  return {
+    voters: region.peers.filter((p) => p.role === 'voter').map((p) => p.id),
+    learners: region.peers.filter((p) => p.role === 'learner').map((p) => p.id),
+    votersOutgoing: [],
+    learnersNext: [],
+    autoLeave: false,
+  };
+}
+
+/** The founding replica's log: the bootstrap snapshot with the region's configuration. */
+export function foundingLogWrite(region: RegionMeta, hardState: HardState = BOOTSTRAP_HARD_STATE): GroupWrite {
+  const confState = foundingConfState(region);
+  return { groupId: region.id, snapshot: bootstrapSnapshot(confState).metadata, hardState, confState };
+}
+
+/** The founding replica's KV state: the region created and moved to the bootstrap index in one batch. */
+export function foundingApply(region: RegionMeta): RegionApply {
+  const { index, term } = bootstrapSnapshot(foundingConfState(region)).metadata;
+  return { regionId: region.id, appliedIndex: index, appliedTerm: term, commands: [{ op: 'putRegion', region }] };
+}

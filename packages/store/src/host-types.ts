@@ -1,0 +1,61 @@
+import type { RaftStatus } from '@flotilla/raft';
+import type { KvEngine, LogEngine, RegionMeta } from '@flotilla/storage';
+import type { PeerTransport, StoreId } from '@flotilla/transport';
+
+/** What a MultiRaftHost is given, and what it reports (host.ts). */
+
+export interface HostOptions {
+  readonly storeId: StoreId;
+  readonly log: LogEngine;
+  readonly kv: KvEngine;
+  readonly transport: PeerTransport;
+  /** Seed of the raft nodes' election jitter (tests pass a fixed one). */
+  readonly seed?: number;
+  readonly tickMs?: number;
+  readonly hibernateAfterTicks?: number;
+  /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
+  readonly compactAfterEntries?: number;
+  /**
+   * Called once if the host stops on a failure (a failed log write, a broken invariant), after
+   * it closed itself. A store process logs it and exits: a store must fail-stop, not limp on.
+   */
+  readonly onFailure?: (err: unknown) => void;
+  /** Commands in one KV apply batch; at most (and by default) the engine's kvApplyCommandsMax. Tests lower it. */
+  readonly applyBatchCommandsMax?: number;
+  /** Where the host reports what operators care about (regions created, moved, split, snapshots). */
+  readonly events?: HostEventLog;
+}
+
+/** The structured log the host writes to (a pino logger fits); fields first, message second. */
+export interface HostEventLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export const SILENT_EVENTS: HostEventLog = { info: () => {}, warn: () => {} };
+
+/** One replica as an operator sees it (the admin API's region status). */
+export interface ReplicaStatus {
+  readonly region: RegionMeta;
+  readonly peerId: number;
+  /** Created by a leader's first message: its metadata is a guess until a snapshot arrives. */
+  readonly placeholder: boolean;
+  /** Highest index applied to the KV engine. */
+  readonly applied: number;
+  readonly raft: RaftStatus;
+}
+
+/** Counters for tests and metrics. */
+export interface HostStats {
+  readonly peers: number;
+  /** Ticker rounds (every group ticked once per round). */
+  readonly ticks: number;
+  readonly readyCycles: number;
+  readonly logWrites: number;
+  readonly applyBatches: number;
+  readonly messagesSent: number;
+  readonly messagesDropped: number;
+  readonly snapshotsSent: number;
+  readonly snapshotsReceived: number;
+  readonly compactions: number;
+}
