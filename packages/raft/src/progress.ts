@@ -30,6 +30,12 @@ export class Progress {
    * been outstanding longer than a heartbeat interval since then.
    */
   flowTick = 0;
+  /**
+   * An append went out to this follower since the leader's last heartbeat round. The append
+   * did a heartbeat's work (the follower's election timer restarts, and its response echoes
+   * the leader tick for the lease), so the next round skips this follower while it replicates.
+   */
+  appendedSinceBeat = false;
   readonly inflights: Inflights;
   isLearner: boolean;
 

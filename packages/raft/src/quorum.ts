@@ -14,6 +14,14 @@ export type AckedIndexer = (id: NodeId) => number | undefined;
 export function majorityCommittedIndex(voters: ReadonlySet<NodeId>, acked: AckedIndexer): number {
   const n = voters.size;
   if (n === 0) return Number.POSITIVE_INFINITY;
+  if (n === 3) {
+    // The common group (three voters), once per ack: the median, without an array or a sort.
+    const it = voters.values();
+    const a = acked(it.next().value!) ?? 0;
+    const b = acked(it.next().value!) ?? 0;
+    const c = acked(it.next().value!) ?? 0;
+    return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+  }
   const indexes: number[] = [];
   for (const id of voters) indexes.push(acked(id) ?? 0);
   indexes.sort((a, b) => b - a);

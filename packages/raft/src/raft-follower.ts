@@ -60,19 +60,21 @@ function heardFromLeader(r: Raft, leader: NodeId): void {
   r.startupLease = false; // the leader's own lease rule takes over
 }
 
+/** Every answer echoes the append's leader tick: the leader counts it as a heartbeat's ack. */
 export function handleAppend(r: Raft, m: Message): void {
+  const leaderTick = m.leaderTick;
   if (m.index < r.log.committed) {
-    r.send({ type: 'appendResponse', to: m.from, index: r.log.committed });
+    r.send({ type: 'appendResponse', to: m.from, index: r.log.committed, leaderTick });
     return;
   }
   const lastNew = r.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
   if (lastNew !== undefined) {
-    r.send({ type: 'appendResponse', to: m.from, index: lastNew });
+    r.send({ type: 'appendResponse', to: m.from, index: lastNew, leaderTick });
     return;
   }
   // Tell the leader where our logs may agree: the last index with a term <= its logTerm.
   const hint = r.log.findConflictByTerm(Math.min(m.index, r.log.lastIndex()), m.logTerm);
-  r.send({ type: 'appendResponse', to: m.from, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term });
+  r.send({ type: 'appendResponse', to: m.from, index: m.index, reject: true, rejectHint: hint.index, logTerm: hint.term, leaderTick });
 }
 
 export function handleHeartbeat(r: Raft, m: Message): void {

@@ -16,7 +16,7 @@ import { payloadBytes } from './util.ts';
 export function stepLeader(r: Raft, m: Message): void {
   switch (m.type) {
     case 'beat':
-      broadcastHeartbeat(r);
+      broadcastHeartbeat(r, true);
       return;
     case 'checkQuorum':
       checkQuorum(r);
@@ -166,6 +166,9 @@ export function committedEntryInCurrentTerm(r: Raft): boolean {
 
 function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
   pr.recentActive = true;
+  // The follower echoes the leader tick of the append it answers: an ack for the lease, as a
+  // heartbeat's (it restarted its election timer when the append arrived).
+  if (m.leaderTick > pr.ackedLeaderTick) pr.ackedLeaderTick = m.leaderTick;
   if (m.reject) {
     let probeFrom = m.rejectHint;
     if (m.logTerm > 0) probeFrom = r.log.findConflictByTerm(m.rejectHint, m.logTerm).index;

@@ -33,7 +33,8 @@ export function maybeSendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): bool
   }
   if (entries.length === 0 && !sendIfEmpty) return false;
   if (entries.length > 0 && pr.inflights.count === 0) pr.flowTick = r.leaderTick;
-  r.send({ type: 'append', to, index: prevIndex, logTerm: prevTerm, entries, commit: r.log.committed });
+  r.send({ type: 'append', to, index: prevIndex, logTerm: prevTerm, entries, commit: r.log.committed, leaderTick: r.leaderTick });
+  pr.appendedSinceBeat = true;
   const last = entries[entries.length - 1];
   pr.sentEntries(last ? last.index : prevIndex, entriesBytes(entries), entries.length);
   return true;
@@ -75,11 +76,26 @@ export function broadcastCommit(r: Raft, committedBefore: number, alsoTo: NodeId
   }
 }
 
-export function broadcastHeartbeat(r: Raft): void {
+/**
+ * A heartbeat to every follower. `round` is the periodic round of the heartbeat tick: it skips
+ * a follower that is replicating and was sent an append since the previous round, when no
+ * read waits for a heartbeat quorum. That append did the heartbeat's work: the follower
+ * restarted its election timer, and its response echoes the append's leader tick, which
+ * counts for the lease and CheckQuorum as a heartbeat's ack would. The follower then hears
+ * from the leader at least every two heartbeat intervals (the skip applies only when
+ * electionTicks > 2 * heartbeatTicks), and learns the commit index from its
+ * next append or heartbeat. A follower in probe or snapshot state always gets its heartbeat:
+ * the response is what lets the leader probe again.
+ */
+export function broadcastHeartbeat(r: Raft, round = false): void {
   const context = r.readOnly.lastPendingContext() ?? EMPTY_BYTES;
+  const mayskip = round && context.byteLength === 0 && 2 * r.cfg.heartbeatTicks < r.cfg.electionTicks;
   for (const id of r.tracker.memberIds()) {
     if (id === r.id) continue;
     const pr = r.tracker.progress.get(id)!;
+    const appended = pr.appendedSinceBeat;
+    pr.appendedSinceBeat = false;
+    if (mayskip && appended && pr.state === 'replicate') continue;
     // Never tell a follower to commit past what it is known to have (etcd-raft #2161).
     const commit = Math.min(pr.match, r.log.committed);
     r.send({ type: 'heartbeat', to: id, commit, context, leaderTick: r.leaderTick });

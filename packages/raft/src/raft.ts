@@ -7,6 +7,7 @@ import { ReadOnlyQueue } from './read-only.ts';
 import { ProgressTracker, toConfState } from './tracker.ts';
 import {
   EMPTY_BYTES,
+  NO_ENTRIES,
   NO_NODE,
   message,
   type ConfChange,
@@ -143,15 +144,31 @@ export class Raft {
    */
   send(fields: Partial<Message> & Pick<Message, 'type' | 'to'>): void {
     const type = fields.type;
+    let term: number;
     if (type === 'vote' || type === 'preVote' || type === 'voteResponse' || type === 'preVoteResponse') {
       assert(fields.term !== undefined && fields.term !== 0, `${type} must carry a term`);
-      this.msgs.push(message({ from: this.id, ...fields }));
-      return;
+      term = fields.term;
+    } else {
+      assert(fields.term === undefined, `${type} takes the node's term`);
+      const forwarded = type === 'propose' || type === 'readIndex' || type === 'transferLeader';
+      term = forwarded ? 0 : this.term;
     }
-    assert(fields.term === undefined, `${type} takes the node's term`);
-    const forwarded = type === 'propose' || type === 'readIndex' || type === 'transferLeader';
-    // One message object per send (this runs for every append, heartbeat and response).
-    this.msgs.push(message({ from: this.id, ...fields, term: forwarded ? 0 : this.term }));
+    // One message object per send, no spread (this runs for every append, heartbeat and response).
+    this.msgs.push({
+      type,
+      from: this.id,
+      to: fields.to,
+      term,
+      logTerm: fields.logTerm ?? 0,
+      index: fields.index ?? 0,
+      entries: fields.entries ?? NO_ENTRIES,
+      commit: fields.commit ?? 0,
+      snapshot: fields.snapshot ?? null,
+      reject: fields.reject ?? false,
+      rejectHint: fields.rejectHint ?? 0,
+      context: fields.context ?? EMPTY_BYTES,
+      leaderTick: fields.leaderTick ?? 0,
+    });
   }
 
   /** A proposal that can't be taken: an error for the local caller, silence for a forwarder. */

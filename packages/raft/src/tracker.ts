@@ -64,10 +64,21 @@ export class ProgressTracker {
     return [...this.config.voters.ids()].sort((a, b) => a - b);
   }
 
-  /** Every member (voters and learners), sorted. */
-  memberIds(): NodeId[] {
-    return [...this.progress.keys()].sort((a, b) => a - b);
+  /**
+   * Every member (voters and learners), sorted. Read-only and cached: a configuration change
+   * replaces the progress map (confchange.ts copies it), which drops the cache; a term change
+   * replaces entries under the same ids. Called for every append and heartbeat round.
+   */
+  memberIds(): readonly NodeId[] {
+    if (this.memberIdsOf !== this.progress) {
+      this.memberIdsCache = [...this.progress.keys()].sort((a, b) => a - b);
+      this.memberIdsOf = this.progress;
+    }
+    return this.memberIdsCache;
   }
+
+  private memberIdsOf: Map<NodeId, Progress> | null = null;
+  private memberIdsCache: readonly NodeId[] = [];
 
   isSingleton(): boolean {
     return this.config.voters.incoming.size === 1 && this.config.voters.outgoing.size === 0;

@@ -131,21 +131,28 @@ export interface Message {
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
 /** Builds a message with every field defaulted: hosts and tests name only what matters. */
+/** The entries of a message that carries none (frozen: shared by all of them). */
+export const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+
+/**
+ * A message with every field not given at its default. Field by field, in one fixed order:
+ * every message has the same shape (this runs for every append, heartbeat and response).
+ */
 export function message(fields: Partial<Message> & Pick<Message, 'type'>): Message {
   return {
-    from: NO_NODE,
-    to: NO_NODE,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: null,
-    reject: false,
-    rejectHint: 0,
-    context: EMPTY_BYTES,
-    leaderTick: 0,
-    ...fields,
+    type: fields.type,
+    from: fields.from ?? NO_NODE,
+    to: fields.to ?? NO_NODE,
+    term: fields.term ?? 0,
+    logTerm: fields.logTerm ?? 0,
+    index: fields.index ?? 0,
+    entries: fields.entries ?? NO_ENTRIES,
+    commit: fields.commit ?? 0,
+    snapshot: fields.snapshot ?? null,
+    reject: fields.reject ?? false,
+    rejectHint: fields.rejectHint ?? 0,
+    context: fields.context ?? EMPTY_BYTES,
+    leaderTick: fields.leaderTick ?? 0,
   };
 }
 

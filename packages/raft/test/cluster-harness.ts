@@ -171,12 +171,16 @@ export class TestCluster {
   }
 
   /**
-   * Stabilizes, then lets `leaderId` send one heartbeat round. A leader sends no append just
-   * to carry a new commit index: followers learn it from the next append or heartbeat.
+   * Stabilizes, then lets `leaderId` send heartbeat rounds until every follower heard the
+   * commit index. A leader sends no append just to carry a new commit index: followers learn
+   * it from the next append or heartbeat, and a heartbeat round skips a replicating follower
+   * that got an append since the previous round (the append did the heartbeat's work). So two
+   * rounds: the first may skip the followers that just got the last append, the second
+   * reaches them.
    */
   heartbeatRound(leaderId: NodeId): void {
     this.stabilize();
-    this.tick([leaderId], this.options.heartbeatTicks ?? 1);
+    this.tick([leaderId], 2 * (this.options.heartbeatTicks ?? 1));
   }
 
   leader(): TestNode | undefined {

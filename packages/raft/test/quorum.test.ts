@@ -22,6 +22,18 @@ describe('majorityCommittedIndex', () => {
     assert.equal(majorityCommittedIndex(new Set([1, 2, 3, 4, 5]), acked({ 1: 9, 2: 1, 3: 7, 4: 2, 5: 5 })), 5);
   });
 
+  test('three voters (the fast path): the median of every combination of acks, unknown as 0', () => {
+    const values = [undefined, 0, 1, 2, 3];
+    for (const a of values) for (const b of values) for (const c of values) {
+      const known = [a ?? 0, b ?? 0, c ?? 0].sort((x, y) => x - y);
+      const m: Record<number, number> = {};
+      if (a !== undefined) m[1] = a;
+      if (b !== undefined) m[2] = b;
+      if (c !== undefined) m[3] = c;
+      assert.equal(majorityCommittedIndex(new Set([1, 2, 3]), acked(m)), known[1], `${a} ${b} ${c}`);
+    }
+  });
+
   test('even sizes need n/2 + 1 acknowledgements', () => {
     // 4 voters: quorum 3 -> third highest.
     assert.equal(majorityCommittedIndex(new Set([1, 2, 3, 4]), acked({ 1: 10, 2: 9, 3: 8, 4: 1 })), 8);

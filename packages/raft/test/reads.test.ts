@@ -110,6 +110,35 @@ describe('lease-based reads', () => {
     assert.deepEqual(contexts(leader.readStates), ['lease', 'still'], 'not answered from an expired lease');
   });
 
+  test('under steady writes the acks of appends keep the lease (no heartbeat is sent), and only acks of appends sent recently count', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(3);
+    leader.node.propose([bytes('first')]);
+    c.stabilize();
+    c.clearSent();
+    // An entry every tick: every heartbeat round skips both followers.
+    for (let t = 0; t < 3 * ELECTION_TICKS; t++) {
+      c.tickAll(1);
+      leader.node.propose([bytes(`w${t}`)]);
+      c.stabilize();
+      assert.equal(leader.node.leaseValid(), true, `lease holds at tick ${t}`);
+    }
+    assert.deepEqual(c.sent.filter((m) => m.type === 'heartbeat'), [], 'the appends did the heartbeats\' work');
+    assert.ok(c.sent.filter((m) => m.type === 'appendResponse').every((m) => m.leaderTick > 0), 'responses echo the append\'s leader tick');
+    assert.equal(leader.node.status().role, 'leader', 'CheckQuorum is satisfied by append responses');
+    // The acks stop (the followers are cut off, the appends keep going out): the lease runs out
+    // as after the last acknowledged heartbeat.
+    c.isolate(2, 3);
+    const leaseTicks = ELECTION_TICKS - DRIFT_TICKS;
+    for (let k = 1; k <= leaseTicks; k++) {
+      c.tick([1]);
+      leader.node.propose([bytes(`lost${k}`)]);
+      c.stabilize();
+      assert.equal(leader.node.leaseValid(), k < leaseTicks, `${k} ticks after the last ack`);
+    }
+  });
+
   test('an expired lease falls back to a heartbeat round', () => {
     const c = new TestCluster([1, 2, 3], options);
     const leader = c.campaign(1);
