@@ -6,10 +6,13 @@
 // ---- On-disk formats -------------------------------------------------------------------
 /** Version byte at the start of every log entry value and raft state record. */
 export const LOG_FORMAT_VERSION = 1;
-/** Version of the KV engine's layout (format record in its meta column). */
-export const KV_FORMAT_VERSION = 1;
-/** Version byte of region snapshot streams and staged snapshot files. */
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/**
+ * Version of the KV engine's layout (format record in its meta column). 2: a region record
+ * carries the region's raft configuration (kv-format.ts); version 1 directories are refused.
+ */
+export const KV_FORMAT_VERSION = 2;
+/** Version byte of region snapshot streams and staged snapshot files (2: the header carries the configuration). */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 
 // ---- Raft log ----------------------------------------------------------------------------
 /** Payload of one entry. */
@@ -122,4 +125,5 @@ check(kvApplyCommandsMax >= kvApplyRegionsMax, 'each region of a batch may carry
 check(kvScanBytesMax >= kvKeyBytesMax + kvValueBytesMax, 'a scan can always return one maximal row');
 check(snapshotFrameBytesMax > snapshotChunkBytesMax + kvKeyBytesMax + kvValueBytesMax, 'a chunk frame holds a full chunk plus one maximal pair');
 check(snapshotIngestBatchPairsMax >= snapshotChunkPairsMax, 'one received chunk fits one ingest batch');
+check(snapshotFrameBytesMax >= 64 + 2 * kvKeyBytesMax + 17 * regionPeersMax + 20 + 4 * 8 * regionPeersMax, 'a header frame holds a maximal region and configuration');
 check(Number.isSafeInteger(groupsMax * logCacheEntriesPerGroupMax), 'cache arithmetic stays exact');

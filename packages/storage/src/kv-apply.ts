@@ -12,7 +12,7 @@ import {
   snapshotChunkPairsMax,
 } from './constants.ts';
 import { StorageError } from './errors.ts';
-import { encodeDataFrame, encodeHeaderFrame, encodeTrailerFrame } from './kv-format.ts';
+import { confStateProblem, encodeDataFrame, encodeHeaderFrame, encodeTrailerFrame } from './kv-format.ts';
 import { compareBytes, type KvCommand, type KvPair, type RegionApply, type RegionMeta, type RegionState } from './kv-types.ts';
 
 function contract(what: string): StorageError {
@@ -90,10 +90,13 @@ export function validateApplyBatch(batch: readonly RegionApply[], lookup: (regio
         case 'deleteRange':
           if (c.start.byteLength > kvKeyBytesMax || c.end.byteLength > kvKeyBytesMax) throw limit(`${what}: range key too long`);
           break;
-        case 'putRegion':
+        case 'putRegion': {
           checkRegionMeta(c.region, what);
+          const problem = confStateProblem(c.confState);
+          if (problem !== null) throw contract(`${what}: putRegion configuration: ${problem}`);
           if (c.appliedIndex !== undefined && !isIndex(c.appliedIndex)) throw contract(`${what}: putRegion applied index`);
           break;
+        }
         case 'tombstoneRegion':
         case 'noop':
           break;
@@ -148,9 +151,9 @@ export async function* snapshotFrames(state: RegionState, batches: AsyncIterable
 }
 
 /**
- * The region metadata a putRegion leaves, or 'epochNotMatch' when it would move the epoch
- * back. An existing region keeps its applied index; a new one starts at the command's.
- * One rule for the RocksDB engine and its twin.
+ * The region metadata and configuration a putRegion leaves, or 'epochNotMatch' when it would
+ * move the epoch back. An existing region keeps its applied index; a new one starts at the
+ * command's. One rule for the RocksDB engine and its twin.
  */
 export function regionAfterPut(old: RegionState | null, c: Extract<KvCommand, { op: 'putRegion' }>): RegionState | 'epochNotMatch' {
   if (old !== null && (c.region.epoch.version < old.region.epoch.version || c.region.epoch.confVer < old.region.epoch.confVer)) {
@@ -158,6 +161,7 @@ export function regionAfterPut(old: RegionState | null, c: Extract<KvCommand, { 
   }
   return {
     region: c.region,
+    confState: c.confState,
     appliedIndex: old?.appliedIndex ?? c.appliedIndex ?? 0,
     appliedTerm: old?.appliedTerm ?? c.appliedTerm ?? 0,
     status: 'normal',

@@ -9,6 +9,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { RocksLevel, type BatchOperation, type ColumnFamily, type RocksIterator } from '@nxtedition/rocksdb';
+import type { ConfState } from '@flotilla/raft';
 import {
   kvApplyQueueMax,
   kvDeleteRangeKeysMax,
@@ -115,7 +116,10 @@ export class RocksKvEngine implements KvEngine {
     const snapshotDir = path.join(options.dir, 'snapshots');
     await mkdir(snapshotDir, { recursive: true });
     const db = new RocksLevel(path.join(options.dir, 'kv'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open({ createIfMissing: true, columns: { default: {}, meta: {}, data: {} }, infoLogLevel: 'error' });
+    // No WAL compression: the binding's default (ZSTD over every write) cost the main thread,
+    // which writes every apply batch synchronously, CPU for each applied put; the log shards
+    // turned it off for the same reason (log-shard.ts).
+    await db.open({ createIfMissing: true, columns: { default: {}, meta: {}, data: {} }, walCompression: false, infoLogLevel: 'error' });
     const engine = new RocksKvEngine(db, snapshotDir);
     try {
       await engine.recover();
@@ -157,7 +161,7 @@ export class RocksKvEngine implements KvEngine {
   // ---- recovery ---------------------------------------------------------------------------------
 
   private async recover(): Promise<void> {
-    const regions = new Map<number, { meta?: { region: RegionMeta; status: RegionState['status'] }; apply?: { appliedIndex: number; appliedTerm: number }; marker?: SnapshotMarker }>();
+    const regions = new Map<number, { meta?: { region: RegionMeta; confState: ConfState; status: RegionState['status'] }; apply?: { appliedIndex: number; appliedTerm: number }; marker?: SnapshotMarker }>();
     let sawFormat = false;
     let sawOther = false;
     const it = this.db.iterator({ column: this.meta, fillCache: false });
@@ -199,7 +203,7 @@ export class RocksKvEngine implements KvEngine {
         continue;
       }
       if (r.meta.region.id !== id) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region record ${id} names region ${r.meta.region.id}`);
-      const state: RegionState = { region: r.meta.region, appliedIndex: r.apply?.appliedIndex ?? 0, appliedTerm: r.apply?.appliedTerm ?? 0, status: r.meta.status };
+      const state: RegionState = { region: r.meta.region, confState: r.meta.confState, appliedIndex: r.apply?.appliedIndex ?? 0, appliedTerm: r.apply?.appliedTerm ?? 0, status: r.meta.status };
       this.regionsById.set(id, { state, durableAppliedIndex: 0 });
       if (r.marker !== undefined) redo.push({ id, marker: r.marker });
       else if (state.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${id}: applying a snapshot without a marker`);
@@ -375,8 +379,8 @@ export class RocksKvEngine implements KvEngine {
     }
     for (const [id, s] of regionChanges) {
       const old = this.lookup(id);
-      if (old === null || old.region !== s.region || old.status !== s.status) {
-        const r = encodeRegionRecord(s.region, s.status);
+      if (old === null || old.region !== s.region || old.confState !== s.confState || old.status !== s.status) {
+        const r = encodeRegionRecord(s.region, s.confState, s.status);
         ops.push({ type: 'put', key: r.key, value: r.value, column: meta });
       }
       const a = encodeApplyState(id, s.appliedIndex, s.appliedTerm);

@@ -7,18 +7,28 @@
  * key ‖ value[4..], as in the log):
  *   tag 0 (id 0)  format record
  *   tag 1  apply state:  0 u8 ×3 | appliedIndex u64 | appliedTerm u64
- *   tag 2  region:       status u8 | 0 u16 | region (see writeRegion)
+ *   tag 2  region:       status u8 | 0 u16 | region (see writeRegion) | conf (see writeConf)
  *   tag 3  snapshot marker (a snapshot is being applied): 0 u8 ×3 | index u64 | term u64 | u32 n | file name (utf8)
  *   tag 255 (id 0) sync marker: 0 u8 ×3 | counter u64
  *
  * Snapshot frame := u32 frameBytes | u32 crc32c(frame[8..]) | u8 version | u8 kind | u16 0 | u32 seq | payload
- *   kind 1 header:  appliedIndex u64 | appliedTerm u64 | region
+ *   kind 1 header:  appliedIndex u64 | appliedTerm u64 | region | conf
  *   kind 2 data:    u32 count | (u32 keyBytes | key | u32 valueBytes | value)*
  *   kind 3 trailer: u64 pairs | u64 bytes | u32 dataFrames
+ *
+ * conf (the region's raft ConfState as of its applied index) := autoLeave u8 | 0 u8 ×3 |
+ *   u32 count ×4 (voters, votersOutgoing, learners, learnersNext) | ids u64… in that order.
+ *   Each count is at most regionPeersMax; ids are positive safe integers, none twice in a list,
+ *   at least one voter, and votersOutgoing / learnersNext / autoLeave only in a joint
+ *   configuration (confStateProblem). A conf section that breaks these is refused as corrupt.
+ *
+ * Version 2 of both (KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION) added the conf section;
+ * version 1 data is refused with FLOTILLA_STORAGE_FORMAT_VERSION.
  */
+import type { ConfState } from '@flotilla/raft';
 import { KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION, regionPeersMax, snapshotChunkPairsMax, snapshotFrameBytesMax } from './constants.ts';
 import { crc32c } from './crc32c.ts';
-import { StorageError } from './errors.ts';
+import { StorageError, assert } from './errors.ts';
 import { checkValue, metaKey, readU32, readU64, sealValue, writeU32, writeU64 } from './log-format.ts';
 import type { PeerRole, RegionMeta, RegionState, RegionStatus } from './kv-types.ts';
 
@@ -31,6 +41,10 @@ export const KV_TAG_SYNC = 255;
 export const kvMetaKey = metaKey;
 
 const STATUSES: readonly RegionStatus[] = ['normal', 'applyingSnapshot', 'tombstone'];
+
+function corrupt(what: string): StorageError {
+  return new StorageError('FLOTILLA_STORAGE_CORRUPTION', what);
+}
 const ROLES: readonly PeerRole[] = ['voter', 'learner'];
 
 function header(value: Uint8Array, byte5 = 0): void {
@@ -43,6 +57,86 @@ function header(value: Uint8Array, byte5 = 0): void {
 
 export function checkKvValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string): void {
   checkValue(key, value, minBytes, what, KV_FORMAT_VERSION);
+}
+
+// ---- raft configuration -------------------------------------------------------------------------
+
+const CONF_PREFIX_BYTES = 4 + 16;
+
+function confLists(cs: ConfState): readonly (readonly number[])[] {
+  return [cs.voters, cs.votersOutgoing, cs.learners, cs.learnersNext];
+}
+
+/**
+ * Why `cs` can't be a region's stored configuration, or null. The writer (apply validation)
+ * and the reader (decoding) check the same rules: a bad configuration is never written, and
+ * one read back broken is corruption.
+ */
+export function confStateProblem(cs: ConfState): string | null {
+  const names = ['voters', 'votersOutgoing', 'learners', 'learnersNext'];
+  const lists = confLists(cs);
+  for (let i = 0; i < lists.length; i++) {
+    const list = lists[i]!;
+    if (list.length > regionPeersMax) return `${list.length} ${names[i]} > regionPeersMax ${regionPeersMax}`;
+    for (const id of list) if (!Number.isSafeInteger(id) || id <= 0) return `${names[i]}: peer id ${id} is not a positive safe integer`;
+    if (new Set(list).size !== list.length) return `${names[i]}: a peer id twice`;
+  }
+  if (cs.voters.length === 0) return 'no voter';
+  const joint = cs.votersOutgoing.length > 0;
+  if (!joint && (cs.learnersNext.length > 0 || cs.autoLeave)) return 'learnersNext or autoLeave outside a joint configuration';
+  return null;
+}
+
+export function confBytes(cs: ConfState): number {
+  return CONF_PREFIX_BYTES + 8 * (cs.voters.length + cs.votersOutgoing.length + cs.learners.length + cs.learnersNext.length);
+}
+
+export function writeConf(bytes: Uint8Array, at: number, cs: ConfState): number {
+  bytes[at] = cs.autoLeave ? 1 : 0;
+  bytes[at + 1] = 0;
+  bytes[at + 2] = 0;
+  bytes[at + 3] = 0;
+  const lists = confLists(cs);
+  let p = at + 4;
+  for (const list of lists) {
+    writeU32(bytes, p, list.length);
+    p += 4;
+  }
+  for (const list of lists) {
+    for (const id of list) {
+      writeU64(bytes, p, id);
+      p += 8;
+    }
+  }
+  return p;
+}
+
+export function readConf(bytes: Uint8Array, at: number, what: string): { confState: ConfState; end: number } {
+  if (at + CONF_PREFIX_BYTES > bytes.byteLength) throw corrupt(`${what}: conf state truncated`);
+  const autoLeave = bytes[at]!;
+  if (autoLeave > 1 || bytes[at + 1] !== 0 || bytes[at + 2] !== 0 || bytes[at + 3] !== 0) throw corrupt(`${what}: conf state flags ${autoLeave}`);
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const count = readU32(bytes, at + 4 + 4 * i);
+    if (count > regionPeersMax) throw corrupt(`${what}: conf state list of ${count} ids`);
+    counts.push(count);
+  }
+  let p = at + CONF_PREFIX_BYTES;
+  const total = counts[0]! + counts[1]! + counts[2]! + counts[3]!;
+  if (p + 8 * total > bytes.byteLength) throw corrupt(`${what}: conf state truncated`);
+  const lists: number[][] = [];
+  for (const count of counts) {
+    const list: number[] = [];
+    for (let i = 0; i < count; i++) {
+      list.push(readU64(bytes, p));
+      p += 8;
+    }
+    lists.push(list);
+  }
+  const confState: ConfState = { voters: lists[0]!, votersOutgoing: lists[1]!, learners: lists[2]!, learnersNext: lists[3]!, autoLeave: autoLeave === 1 };
+  const problem = confStateProblem(confState);
+  if (problem !== null) throw corrupt(`${what}: conf state: ${problem}`);
+  return { confState, end: p };
 }
 
 // ---- region metadata ------------------------------------------------------------------------
@@ -71,10 +165,6 @@ export function writeRegion(bytes: Uint8Array, at: number, r: RegionMeta): numbe
     p += 17;
   }
   return p;
-}
-
-function corrupt(what: string): StorageError {
-  return new StorageError('FLOTILLA_STORAGE_CORRUPTION', what);
 }
 
 export function readRegion(bytes: Uint8Array, at: number, what: string): { region: RegionMeta; end: number } {
@@ -108,23 +198,25 @@ export function readRegion(bytes: Uint8Array, at: number, what: string): { regio
   return { region: { id, startKey, endKey, epoch: { version, confVer }, peers }, end: p };
 }
 
-export function encodeRegionRecord(r: RegionMeta, status: RegionStatus): { key: Buffer; value: Buffer } {
+export function encodeRegionRecord(r: RegionMeta, confState: ConfState, status: RegionStatus): { key: Buffer; value: Buffer } {
   const key = kvMetaKey(KV_TAG_REGION, r.id);
-  const value = Buffer.alloc(8 + regionBytes(r));
+  const value = Buffer.alloc(8 + regionBytes(r) + confBytes(confState));
   header(value, STATUSES.indexOf(status));
-  writeRegion(value, 8, r);
+  const end = writeConf(value, writeRegion(value, 8, r), confState);
+  assert(end === value.byteLength, 'region record fills its value');
   sealValue(key, value);
   return { key, value };
 }
 
-export function decodeRegionRecord(key: Uint8Array, value: Uint8Array): { region: RegionMeta; status: RegionStatus } {
+export function decodeRegionRecord(key: Uint8Array, value: Uint8Array): { region: RegionMeta; confState: ConfState; status: RegionStatus } {
   const what = `region ${readU64(key, 1)}`;
   checkKvValue(key, value, 8 + 40, what);
   const status = STATUSES[value[5]!];
   if (status === undefined) throw corrupt(`${what}: status ${value[5]}`);
-  const { region, end } = readRegion(value, 8, what);
+  const { region, end: regionEnd } = readRegion(value, 8, what);
+  const { confState, end } = readConf(value, regionEnd, what);
   if (end !== value.byteLength) throw corrupt(`${what}: trailing bytes`);
-  return { region, status };
+  return { region, confState, status };
 }
 
 export function encodeApplyState(regionId: number, appliedIndex: number, appliedTerm: number): { key: Buffer; value: Buffer } {
@@ -204,10 +296,11 @@ function sealFrame(frame: Uint8Array, kind: number, seq: number): Uint8Array {
 }
 
 export function encodeHeaderFrame(state: RegionState): Uint8Array {
-  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 16 + regionBytes(state.region));
+  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 16 + regionBytes(state.region) + confBytes(state.confState));
   writeU64(frame, 16, state.appliedIndex);
   writeU64(frame, 24, state.appliedTerm);
-  writeRegion(frame, 32, state.region);
+  const end = writeConf(frame, writeRegion(frame, 32, state.region), state.confState);
+  assert(end === frame.byteLength, 'header frame filled');
   return sealFrame(frame, FRAME_HEADER, 0);
 }
 
@@ -256,9 +349,10 @@ export function decodeFrame(frame: Uint8Array, expectSeq: number): DecodedFrame 
   const kind = frame[9];
   try {
     if (kind === FRAME_HEADER) {
-      const { region, end } = readRegion(frame, 32, 'snapshot header');
+      const { region, end: regionEnd } = readRegion(frame, 32, 'snapshot header');
+      const { confState, end } = readConf(frame, regionEnd, 'snapshot header');
       if (end !== frame.byteLength) throw invalid('header trailing bytes');
-      return { kind: 'header', state: { region, appliedIndex: readU64(frame, 16), appliedTerm: readU64(frame, 24), status: 'normal' } };
+      return { kind: 'header', state: { region, confState, appliedIndex: readU64(frame, 16), appliedTerm: readU64(frame, 24), status: 'normal' } };
     }
     if (kind === FRAME_DATA) {
       const count = readU32(frame, 16);

@@ -131,7 +131,7 @@ export async function applySnapshot(host: KvSnapshotHost, regionId: number, fram
     }
     const marker: SnapshotMarker = { index: state.appliedIndex, term: state.appliedTerm, file };
     const m = encodeSnapshotMarker(regionId, marker);
-    const r = encodeRegionRecord(state.region, 'applyingSnapshot');
+    const r = encodeRegionRecord(state.region, state.confState, 'applyingSnapshot');
     await host.db.batch(
       [
         { type: 'put', key: m.key, value: m.value, column: host.meta() },
@@ -139,7 +139,7 @@ export async function applySnapshot(host: KvSnapshotHost, regionId: number, fram
       ],
       { sync: true },
     );
-    const busy: RegionState = { ...(now ?? state), region: state.region, status: 'applyingSnapshot' };
+    const busy: RegionState = { ...(now ?? state), region: state.region, confState: state.confState, status: 'applyingSnapshot' };
     host.setState(regionId, busy);
     return ingestStaged(host, regionId, marker);
   });
@@ -195,7 +195,7 @@ export async function ingestStaged(host: KvSnapshotHost, regionId: number, marke
     await host.written(host.db.batch(ops, { sync: false }));
     failpoint('kv.snapshot.ingest', ++frames);
   });
-  const r = encodeRegionRecord(state.region, 'normal');
+  const r = encodeRegionRecord(state.region, state.confState, 'normal');
   const a = encodeApplyState(regionId, state.appliedIndex, state.appliedTerm);
   const write = host.db.batch(
     [

@@ -11,6 +11,7 @@
  * one definition, in @flotilla/wire. A region is [startKey, endKey) (an empty endKey means
  * unbounded); `epoch.version` moves on split/merge, `epoch.confVer` on membership changes.
  */
+import type { ConfState } from '@flotilla/raft';
 import type { RegionMeta } from '@flotilla/wire';
 export type { PeerRole, RegionEpoch, RegionMeta, RegionPeer } from '@flotilla/wire';
 
@@ -18,6 +19,13 @@ export type RegionStatus = 'normal' | 'applyingSnapshot' | 'tombstone';
 
 export interface RegionState {
   readonly region: RegionMeta;
+  /**
+   * The region's raft configuration (voters, learners, joint halves, autoLeave) as of
+   * `appliedIndex`: written in the same batch as the applied index it is valid at, so a replica
+   * that restarts from the applied index starts its raft group with exactly this configuration
+   * and re-applies only the conf changes after it (TiKV keeps it in its region local state too).
+   */
+  readonly confState: ConfState;
   readonly appliedIndex: number;
   readonly appliedTerm: number;
   readonly status: RegionStatus;
@@ -31,10 +39,12 @@ export type KvCommand =
   /** Deletes [start, end) (empty end: to the region's end), clipped to the region. */
   | { readonly op: 'deleteRange'; readonly start: Uint8Array; readonly end: Uint8Array }
   /**
-   * Admin: creates or updates a region's metadata (split: the parent's new range plus the new
-   * region). A created region starts at `appliedIndex` (default 0); for an existing one it is ignored.
+   * Admin: creates or updates a region's metadata and raft configuration (split: the parent's
+   * new range plus the new region; a conf change: the new peers and configuration). The
+   * configuration is the one valid once this command's entry is applied. A created region
+   * starts at `appliedIndex` (default 0); for an existing one it is ignored.
    */
-  | { readonly op: 'putRegion'; readonly region: RegionMeta; readonly appliedIndex?: number; readonly appliedTerm?: number }
+  | { readonly op: 'putRegion'; readonly region: RegionMeta; readonly confState: ConfState; readonly appliedIndex?: number; readonly appliedTerm?: number }
   /** Admin: marks a region removed from this store (its data stays for whoever owns the range now). */
   | { readonly op: 'tombstoneRegion'; readonly regionId: number }
   /** An entry with no effect on data (empty entry, a conf change applied elsewhere). */

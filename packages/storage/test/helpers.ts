@@ -2,8 +2,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SeededRandom, isRaftError, type Entry } from '@flotilla/raft';
-import type { LogEngine } from '../src/index.ts';
+import { SeededRandom, isRaftError, type ConfState, type Entry } from '@flotilla/raft';
+import type { KvCommand, LogEngine, RegionMeta } from '../src/index.ts';
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `flotilla-${prefix}-`));
@@ -59,4 +59,20 @@ export async function readEntries(engine: LogEngine, signal: FetchSignal, groupI
 
 export function entry(index: number, term: number, data: Uint8Array = new Uint8Array([index & 0xff])): Entry {
   return { index, term, type: 'normal', data };
+}
+
+/** The (never joint) raft configuration a region's peers stand for, by role. */
+export function confOf(region: RegionMeta): ConfState {
+  return {
+    voters: region.peers.filter((p) => p.role === 'voter').map((p) => p.id),
+    votersOutgoing: [],
+    learners: region.peers.filter((p) => p.role === 'learner').map((p) => p.id),
+    learnersNext: [],
+    autoLeave: false,
+  };
+}
+
+/** A putRegion command with the configuration of the region's peers (created at `appliedIndex`). */
+export function putRegion(region: RegionMeta, appliedIndex?: number, appliedTerm?: number): KvCommand {
+  return { op: 'putRegion', region, confState: confOf(region), ...(appliedIndex !== undefined ? { appliedIndex } : {}), ...(appliedTerm !== undefined ? { appliedTerm } : {}) };
 }

@@ -3,18 +3,25 @@
  * state, snapshots, restarts; then a seeded random workload checked against the twin.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { ConfState } from '@flotilla/raft';
+import { RocksLevel } from '@nxtedition/rocksdb';
 import {
   MemoryKvDisk,
   MemoryKvEngine,
   RocksKvEngine,
+  crc32c,
   isStorageError,
   type KvCommand,
   type KvEngine,
   type RegionApply,
   type RegionMeta,
 } from '../src/index.ts';
-import { Prng, tempDir } from './helpers.ts';
+import { KV_FORMAT_VERSION } from '../src/constants.ts';
+import { KV_TAG_FORMAT, confBytes, decodeFrame, decodeRegionRecord, encodeHeaderFrame, encodeRegionRecord, kvMetaKey } from '../src/kv-format.ts';
+import { sealValue, writeU32 } from '../src/log-format.ts';
+import { Prng, confOf, putRegion, tempDir } from './helpers.ts';
 
 interface KvFactory {
   open(): Promise<KvEngine>;
@@ -48,6 +55,31 @@ async function* replay(frames: readonly Uint8Array[]): AsyncGenerator<Uint8Array
   for (const f of frames) yield f;
 }
 
+/** A joint configuration with every list in use: 3 is demoted to learner, 4 promoted, 5 a learner. */
+const JOINT: ConfState = { voters: [1, 2, 4], votersOutgoing: [1, 2, 3], learners: [5], learnersNext: [3], autoLeave: true };
+const LEFT: ConfState = { voters: [1, 2, 4], votersOutgoing: [], learners: [3, 5], learnersNext: [], autoLeave: false };
+
+/**
+ * Configurations the writer refuses and the reader calls corrupt (same rules both sides), each
+ * with an edit of an encoded conf section (at `at`) that produces it or breaks its framing.
+ */
+const BAD_CONFS: readonly { what: string; conf: ConfState; damage: (bytes: Uint8Array, at: number) => void }[] = [
+  // LEFT's ids read as 0 voters and 5 learners.
+  { what: 'no voter', conf: { ...LEFT, voters: [] }, damage: (bytes, at) => (writeU32(bytes, at + 4, 0), writeU32(bytes, at + 12, 5)) },
+  { what: 'peer id 0', conf: { ...LEFT, learners: [0] }, damage: (bytes, at) => bytes.fill(0, at + 20, at + 28) },
+  { what: 'a voter twice', conf: { ...LEFT, voters: [1, 1] }, damage: (bytes, at) => bytes.set(bytes.subarray(at + 20, at + 28), at + 28) },
+  { what: 'autoLeave outside a joint configuration', conf: { ...LEFT, autoLeave: true }, damage: (bytes, at) => (bytes[at] = 1) },
+  { what: 'a fractional id / a flags byte of 2', conf: { ...LEFT, voters: [1.5] }, damage: (bytes, at) => (bytes[at] = 2) },
+  { what: 'count over regionPeersMax', conf: { ...LEFT, voters: Array.from({ length: 65 }, (_, i) => i + 1) }, damage: (bytes, at) => writeU32(bytes, at + 4, 65) },
+];
+
+/** Recomputes a snapshot frame's checksum after an edit, so only the edited content is wrong. */
+function resealFrame(frame: Uint8Array): Uint8Array {
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  view.setUint32(4, crc32c(frame, 8));
+  return frame;
+}
+
 function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): void {
   describe(`kv engine: ${name}`, () => {
     let factory: KvFactory;
@@ -75,7 +107,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
           regionId: id,
           appliedIndex: 5,
           appliedTerm: 1,
-          commands: [{ op: 'putRegion', region: r, appliedIndex: 4, appliedTerm: 1 }, { op: 'put', key: b('apple'), value: b('1') }, { op: 'put', key: b('zebra'), value: b('x') }],
+          commands: [putRegion(r, 4, 1), { op: 'put', key: b('apple'), value: b('1') }, { op: 'put', key: b('zebra'), value: b('x') }],
         },
       ]);
       assert.deepEqual(res!.results, [{ op: 'putRegion' }, { op: 'put' }, { op: 'put', error: 'keyNotInRegion' }]);
@@ -99,8 +131,8 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       const r1 = nextId();
       const r2 = nextId();
       await kv.apply([
-        { regionId: r1, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(r1, 'b0', 'b5') }] },
-        { regionId: r2, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(r2, 'b5', 'b9') }] },
+        { regionId: r1, appliedIndex: 1, appliedTerm: 1, commands: [putRegion(region(r1, 'b0', 'b5'))] },
+        { regionId: r2, appliedIndex: 1, appliedTerm: 1, commands: [putRegion(region(r2, 'b5', 'b9'))] },
       ]);
       const results = await kv.apply([
         {
@@ -140,7 +172,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
           regionId: id,
           appliedIndex: 1,
           appliedTerm: 1,
-          commands: [{ op: 'putRegion', region: region(id, 'c0', 'c9') }, ...['c1', 'c2', 'c3', 'c4'].map((k): KvCommand => ({ op: 'put', key: b(k), value: b(k) }))],
+          commands: [putRegion(region(id, 'c0', 'c9')), ...['c1', 'c2', 'c3', 'c4'].map((k): KvCommand => ({ op: 'put', key: b(k), value: b(k) }))],
         },
       ]);
       const [res] = await kv.apply([
@@ -165,7 +197,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
     it('scans forward and backward with row and byte bounds', async () => {
       const id = nextId();
       const keys = Array.from({ length: 20 }, (_, i) => `d${String(i).padStart(2, '0')}`);
-      await kv.apply([{ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, 'd', 'e') }, ...keys.map((k): KvCommand => ({ op: 'put', key: b(k), value: b(`v${k}`) }))] }]);
+      await kv.apply([{ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [putRegion(region(id, 'd', 'e')), ...keys.map((k): KvCommand => ({ op: 'put', key: b(k), value: b(`v${k}`) }))] }]);
       const fwd = await kv.scan({ start: b('d05'), end: b('d10'), limit: 3 });
       assert.deepEqual(fwd.pairs.map((p) => s(p.key)), ['d05', 'd06', 'd07']);
       assert.equal(fwd.more, true);
@@ -186,17 +218,17 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
     it('splits a region atomically with its apply state (metadata only)', async () => {
       const parent = nextId();
       const child = nextId();
-      await kv.apply([{ regionId: parent, appliedIndex: 3, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(parent, 'f', 'g') }, { op: 'put', key: b('f1'), value: b('1') }, { op: 'put', key: b('f7'), value: b('7') }] }]);
+      await kv.apply([{ regionId: parent, appliedIndex: 3, appliedTerm: 1, commands: [putRegion(region(parent, 'f', 'g')), { op: 'put', key: b('f1'), value: b('1') }, { op: 'put', key: b('f7'), value: b('7') }] }]);
       const [res] = await kv.apply([
         {
           regionId: parent,
           appliedIndex: 4,
           appliedTerm: 1,
           commands: [
-            { op: 'putRegion', region: region(parent, 'f', 'f5', 2, 1) },
-            { op: 'putRegion', region: region(child, 'f5', 'g', 2, 1), appliedIndex: 5, appliedTerm: 1 },
+            putRegion(region(parent, 'f', 'f5', 2, 1)),
+            putRegion(region(child, 'f5', 'g', 2, 1), 5, 1),
             { op: 'put', key: b('f8'), value: b('no longer mine') },
-            { op: 'putRegion', region: region(parent, 'f', 'f5', 1, 1) },
+            putRegion(region(parent, 'f', 'f5', 1, 1)),
           ],
         },
       ]);
@@ -214,7 +246,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
 
     it('rejects bad batches without applying any of them', async () => {
       const id = nextId();
-      await kv.apply([{ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, 'h', 'i') }] }]);
+      await kv.apply([{ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [putRegion(region(id, 'h', 'i'))] }]);
       const bad: RegionApply[][] = [
         [{ regionId: id, appliedIndex: 2, appliedTerm: 1, commands: [] }, { regionId: id, appliedIndex: 3, appliedTerm: 1, commands: [] }],
         [{ regionId: id, appliedIndex: 2, appliedTerm: 0, commands: [] }],
@@ -229,7 +261,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
     it('generates a point-in-time snapshot and applies it elsewhere, replacing the range', async () => {
       const id = nextId();
       const keys = Array.from({ length: 300 }, (_, i) => `s${String(i).padStart(4, '0')}`);
-      await kv.apply([{ regionId: id, appliedIndex: 10, appliedTerm: 2, commands: [{ op: 'putRegion', region: region(id, 's', 't') }, ...keys.map((k): KvCommand => ({ op: 'put', key: b(k), value: new Uint8Array(5000).fill(k.charCodeAt(4)) }))] }]);
+      await kv.apply([{ regionId: id, appliedIndex: 10, appliedTerm: 2, commands: [putRegion(region(id, 's', 't')), ...keys.map((k): KvCommand => ({ op: 'put', key: b(k), value: new Uint8Array(5000).fill(k.charCodeAt(4)) }))] }]);
       const source = kv.snapshot(id);
       // Writes after the snapshot point are not in it.
       await kv.apply([{ regionId: id, appliedIndex: 11, appliedTerm: 2, commands: [{ op: 'put', key: b('s9999'), value: b('late') }, { op: 'delete', key: b('s0000') }] }]);
@@ -240,7 +272,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       // Apply into a fresh engine with stale data in the range.
       const other = await memoryOrFresh(name);
       try {
-        await other.kv.apply([{ regionId: id, appliedIndex: 3, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, 's', 't') }, { op: 'put', key: b('s5'), value: b('stale') }] }]);
+        await other.kv.apply([{ regionId: id, appliedIndex: 3, appliedTerm: 1, commands: [putRegion(region(id, 's', 't')), { op: 'put', key: b('s5'), value: b('stale') }] }]);
         // Corrupted, truncated or reordered streams are refused and change nothing.
         const flipped = frames.map((f) => Uint8Array.from(f));
         flipped[1]![100] = flipped[1]![100]! ^ 1;
@@ -262,6 +294,54 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       }
     });
 
+    it('keeps the raft configuration with the region and its applied index, across restarts and in snapshots', async () => {
+      const id = nextId();
+      const r = region(id, 'u', 'v');
+      await kv.apply([{ regionId: id, appliedIndex: 5, appliedTerm: 1, commands: [{ op: 'putRegion', region: r, confState: JOINT }, { op: 'put', key: b('u1'), value: b('1') }] }]);
+      assert.deepEqual(kv.region(id)!.confState, JOINT);
+      await restart();
+      assert.deepEqual(kv.region(id)!.confState, JOINT, 'a joint configuration survives a restart');
+      // A later change replaces it; a refused putRegion (epoch moved back) leaves it alone.
+      const moved = { ...r, epoch: { version: 1, confVer: 2 } };
+      const [res] = await kv.apply([{ regionId: id, appliedIndex: 6, appliedTerm: 1, commands: [{ op: 'putRegion', region: moved, confState: LEFT }, { op: 'putRegion', region: r, confState: JOINT }] }]);
+      assert.deepEqual(res!.results.map((x) => x.error), [undefined, 'epochNotMatch']);
+      assert.deepEqual(kv.region(id)!.confState, LEFT);
+      // A configuration that can't be a region's is refused before anything is written.
+      for (const bad of BAD_CONFS) {
+        await assert.rejects(
+          kv.apply([{ regionId: id, appliedIndex: 7, appliedTerm: 1, commands: [{ op: 'put', key: b('u2'), value: b('2') }, { op: 'putRegion', region: { ...moved, epoch: { version: 1, confVer: 3 } }, confState: bad.conf }] }]),
+          (e) => isStorageError(e, 'FLOTILLA_STORAGE_CONTRACT_VIOLATION'),
+          bad.what,
+        );
+      }
+      assert.equal(await kv.get(b('u2')), null);
+      assert.equal(kv.region(id)!.appliedIndex, 6);
+      await restart();
+      assert.deepEqual(kv.region(id)!.confState, LEFT);
+      assert.deepEqual(kv.region(id)!.region, moved);
+      // The snapshot's header carries it: the receiver's region state has it.
+      const source = kv.snapshot(id);
+      assert.deepEqual(source.state.confState, LEFT);
+      const frames = await collect(source.frames());
+      const other = await memoryOrFresh(name);
+      try {
+        // A header whose conf section is damaged (checksum recomputed) is refused, nothing changes.
+        const at = frames[0]!.byteLength - confBytes(LEFT);
+        for (const bad of BAD_CONFS) {
+          const header = Uint8Array.from(frames[0]!);
+          bad.damage(header, at);
+          await assert.rejects(other.kv.applySnapshot(id, replay([resealFrame(header), ...frames.slice(1)])), (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'), bad.what);
+        }
+        assert.equal(other.kv.region(id), null);
+        const installed = await other.kv.applySnapshot(id, replay(frames));
+        assert.deepEqual(installed.confState, LEFT);
+        assert.deepEqual(other.kv.region(id)!.confState, LEFT);
+        assert.equal(s(await other.kv.get(b('u1'))), '1');
+      } finally {
+        await other.dispose();
+      }
+    });
+
     it('matches the twin under a seeded random workload with restarts', async () => {
       const seed = Number(process.env['FLOTILLA_SEED'] ?? 0xc0ffee) + name.length;
       const rng = new Prng(seed);
@@ -269,7 +349,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       const ids = [nextId(), nextId(), nextId()];
       const bounds = ['r', 'r3', 'r6', 'r9'];
       const applied = new Map<number, number>();
-      const create: RegionApply[] = ids.map((id, i) => ({ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [{ op: 'putRegion', region: region(id, bounds[i]!, bounds[i + 1]!) }] }));
+      const create: RegionApply[] = ids.map((id, i) => ({ regionId: id, appliedIndex: 1, appliedTerm: 1, commands: [putRegion(region(id, bounds[i]!, bounds[i + 1]!))] }));
       await kv.apply(create);
       await twin.apply(create);
       for (const id of ids) applied.set(id, 1);
@@ -319,6 +399,85 @@ async function memoryOrFresh(name: string): Promise<{ kv: KvEngine; dispose: () 
     },
   };
 }
+
+describe('kv format: the raft configuration in region records and snapshot headers', () => {
+  const r = region(7, 'a', 'b');
+  it('round-trips every field of a configuration, joint or not', () => {
+    for (const conf of [JOINT, LEFT, confOf(r)]) {
+      const { key, value } = encodeRegionRecord(r, conf, 'normal');
+      assert.deepEqual(decodeRegionRecord(key, value), { region: r, confState: conf, status: 'normal' });
+      const frame = encodeHeaderFrame({ region: r, confState: conf, appliedIndex: 9, appliedTerm: 3, status: 'normal' });
+      assert.deepEqual(decodeFrame(frame, 0), { kind: 'header', state: { region: r, confState: conf, appliedIndex: 9, appliedTerm: 3, status: 'normal' } });
+    }
+  });
+
+  it('refuses a damaged conf section (checksum recomputed) as corruption', () => {
+    for (const bad of BAD_CONFS) {
+      const { key, value } = encodeRegionRecord(r, LEFT, 'normal');
+      bad.damage(value, value.byteLength - confBytes(LEFT));
+      sealValue(key, value);
+      assert.throws(() => decodeRegionRecord(key, value), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION'), bad.what);
+      const frame = encodeHeaderFrame({ region: r, confState: LEFT, appliedIndex: 9, appliedTerm: 3, status: 'normal' });
+      bad.damage(frame, frame.byteLength - confBytes(LEFT));
+      assert.throws(() => decodeFrame(resealFrame(frame), 0), (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'), bad.what);
+    }
+    // Truncated: the record ends inside the conf section.
+    const { key, value } = encodeRegionRecord(r, LEFT, 'normal');
+    const short = Buffer.from(value.subarray(0, value.byteLength - 8));
+    sealValue(key, short);
+    assert.throws(() => decodeRegionRecord(key, short), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION'));
+  });
+});
+
+describe('rocksdb kv engine: the configuration on disk', () => {
+  /** Opens the engine's RocksDB behind its back and writes one meta value. */
+  async function putMeta(dir: string, key: Uint8Array, value: Uint8Array): Promise<void> {
+    const db = new RocksLevel(path.join(dir, 'kv'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open({ columns: { default: {}, meta: {}, data: {} }, infoLogLevel: 'error' });
+    try {
+      await db.batch([{ type: 'put', key, value, column: db.columns['meta']! }], { sync: true });
+    } finally {
+      await db.close();
+    }
+  }
+
+  it('refuses to open on a region record whose conf section is damaged', async () => {
+    const tmp = await tempDir('kv-conf');
+    try {
+      const kv = await RocksKvEngine.open({ dir: tmp.dir });
+      const r = region(3, 'a', 'b');
+      await kv.apply([{ regionId: 3, appliedIndex: 5, appliedTerm: 1, commands: [{ op: 'putRegion', region: r, confState: JOINT }] }]);
+      await kv.close();
+      const { key, value } = encodeRegionRecord(r, JOINT, 'normal');
+      value[value.byteLength - confBytes(JOINT)] = 2; // the autoLeave flag
+      sealValue(key, value);
+      await putMeta(tmp.dir, key, value);
+      await assert.rejects(RocksKvEngine.open({ dir: tmp.dir }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /conf state/.test((e as Error).message));
+      const good = encodeRegionRecord(r, JOINT, 'normal');
+      await putMeta(tmp.dir, good.key, good.value);
+      const reopened = await RocksKvEngine.open({ dir: tmp.dir });
+      assert.deepEqual(reopened.region(3)!.confState, JOINT);
+      await reopened.close();
+    } finally {
+      await tmp.remove();
+    }
+  });
+
+  it('refuses a data directory of format version 1 (region records without a configuration)', async () => {
+    const tmp = await tempDir('kv-v1');
+    try {
+      await (await RocksKvEngine.open({ dir: tmp.dir })).close();
+      const key = kvMetaKey(KV_TAG_FORMAT, 0);
+      const value = Buffer.alloc(8);
+      value[4] = KV_FORMAT_VERSION - 1;
+      sealValue(key, value);
+      await putMeta(tmp.dir, key, value);
+      await assert.rejects(RocksKvEngine.open({ dir: tmp.dir }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_FORMAT_VERSION'));
+    } finally {
+      await tmp.remove();
+    }
+  });
+});
 
 describeKvEngine('memory twin', memoryFactory);
 describeKvEngine('rocksdb', rocksFactory);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { MemoryKvEngine, RocksKvEngine, type KvCommand, type RegionMeta } from '../src/index.ts';
-import { tempDir } from './helpers.ts';
+import { putRegion, tempDir } from './helpers.ts';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'snapshot-child.ts');
 const enc = new TextEncoder();
@@ -40,7 +40,7 @@ describe('region snapshot apply: crash safety', () => {
         // The source: 4,000 keys of 1 KiB (several chunks), applied index 40.
         const source = new MemoryKvEngine();
         const keys = Array.from({ length: 4000 }, (_, i) => `k${String(i).padStart(5, '0')}`);
-        await source.apply([{ regionId: 9, appliedIndex: 40, appliedTerm: 4, commands: [{ op: 'putRegion', region }, ...keys.map((k): KvCommand => ({ op: 'put', key: enc.encode(k), value: new Uint8Array(1024).fill(k.charCodeAt(5)) }))] }]);
+        await source.apply([{ regionId: 9, appliedIndex: 40, appliedTerm: 4, commands: [putRegion(region), ...keys.map((k): KvCommand => ({ op: 'put', key: enc.encode(k), value: new Uint8Array(1024).fill(k.charCodeAt(5)) }))] }]);
         const parts: Uint8Array[] = [];
         for await (const f of source.snapshot(9).frames()) parts.push(f);
         assert.ok(parts.length > 4, 'several data frames');
@@ -49,8 +49,8 @@ describe('region snapshot apply: crash safety', () => {
         // The target: an older replica of the region, with data the snapshot must remove.
         const kvDir = path.join(tmp.dir, 'kv');
         let kv = await RocksKvEngine.open({ dir: kvDir });
-        await kv.apply([{ regionId: 9, appliedIndex: 7, appliedTerm: 1, commands: [{ op: 'putRegion', region: { ...region, epoch: { version: 1, confVer: 1 } } }, { op: 'put', key: enc.encode('k-stale'), value: enc.encode('old') }] },
-          { regionId: 10, appliedIndex: 3, appliedTerm: 1, commands: [{ op: 'putRegion', region: { ...region, id: 10, startKey: enc.encode('m'), endKey: enc.encode('n') } }, { op: 'put', key: enc.encode('m-other'), value: enc.encode('keep') }] }]);
+        await kv.apply([{ regionId: 9, appliedIndex: 7, appliedTerm: 1, commands: [putRegion({ ...region, epoch: { version: 1, confVer: 1 } }), { op: 'put', key: enc.encode('k-stale'), value: enc.encode('old') }] },
+          { regionId: 10, appliedIndex: 3, appliedTerm: 1, commands: [putRegion({ ...region, id: 10, startKey: enc.encode('m'), endKey: enc.encode('n') }), { op: 'put', key: enc.encode('m-other'), value: enc.encode('keep') }] }]);
         await kv.close();
 
         const run = await runChild([kvDir, framesFile, '9'], `kv.snapshot.ingest=${killAt}`);

@@ -52,5 +52,7 @@ function confChangeCommands(peer: Peer, entry: Entry, effects: EntryEffects): Kv
     effects.removed(peer);
     return [{ op: 'tombstoneRegion', regionId: peer.regionId }];
   }
-  return [{ op: 'putRegion', region }];
+  // The configuration in force from this entry on, in the batch with its applied index: a
+  // restart from that index starts the group with it (snapshots.ts, PeerRaftStorage).
+  return [{ op: 'putRegion', region, confState: cs }];
 }

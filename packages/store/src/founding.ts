@@ -25,8 +25,12 @@ export function foundingLogWrite(region: RegionMeta, hardState: HardState = BOOT
   return { groupId: region.id, snapshot: bootstrapSnapshot(confState).metadata, hardState, confState };
 }
 
-/** The founding replica's KV state: the region created and moved to the bootstrap index in one batch. */
+/**
+ * The founding replica's KV state: the region, with its configuration, created and moved to
+ * the bootstrap index in one batch.
+ */
 export function foundingApply(region: RegionMeta): RegionApply {
-  const { index, term } = bootstrapSnapshot(foundingConfState(region)).metadata;
-  return { regionId: region.id, appliedIndex: index, appliedTerm: term, commands: [{ op: 'putRegion', region }] };
+  const confState = foundingConfState(region);
+  const { index, term } = bootstrapSnapshot(confState).metadata;
+  return { regionId: region.id, appliedIndex: index, appliedTerm: term, commands: [{ op: 'putRegion', region, confState }] };
 }

@@ -2,8 +2,11 @@ import {
   BOOTSTRAP_HARD_STATE,
   BOOTSTRAP_INDEX,
   BOOTSTRAP_TERM,
+  EMPTY_CONF_STATE,
   SeededRandom,
+  confStatesEqual,
   isRaftError,
+  type ConfState,
   type Message,
   type Ready,
 } from '@flotilla/raft';
@@ -22,7 +25,7 @@ import { applyBatches, type ApplySegment } from './apply-plan.ts';
 import { limits } from './constants.ts';
 import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
-import { foundingApply, foundingLogWrite } from './founding.ts';
+import { foundingApply, foundingConfState, foundingLogWrite } from './founding.ts';
 import { SILENT_EVENTS, type HostEventLog, type HostOptions, type HostStats, type ReplicaStatus } from './host-types.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
@@ -87,7 +90,7 @@ export class MultiRaftHost implements InboundHandlers {
         this.rememberTombstone(state.region.id, self?.id ?? 0);
       }
       if (state.status !== 'normal') continue;
-      this.addPeer(state.region, state.appliedIndex);
+      this.addPeer(state.region, state.appliedIndex, state.confState);
     }
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
@@ -148,15 +151,16 @@ export class MultiRaftHost implements InboundHandlers {
     }
     await this.writeLog(regions.map((region) => foundingLogWrite(region)));
     await this.options.kv.apply(regions.map(foundingApply));
-    for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX);
+    for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX, foundingConfState(region));
     this.events.info({ regions: regions.length, first: regions[0]?.id }, 'bootstrapped founding regions');
   }
 
-  private addPeer(region: RegionMeta, applied: number): Peer {
+  /** `confState`: the region's raft configuration at `applied` (the KV engine's, written with it). */
+  private addPeer(region: RegionMeta, applied: number, confState: ConfState): Peer {
     if (this.peers.size >= limits.peersMax) throw new StoreError('FLOTILLA_STORE_TOO_MANY_PEERS', `this store hosts ${limits.peersMax} peers already`);
     const self = region.peers.find((p) => p.storeId === this.storeId);
     if (!self) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
-    const storage = peerRaftStorage(this.options.log, region.id, () => snapshotDescriptor(this.peers.get(region.id)!, storage));
+    const storage = peerRaftStorage(this.options.log, region.id, confState, () => snapshotDescriptor(this.peers.get(region.id)!, storage));
     const peer = new Peer(self.id, region, applied, {
       id: self.id,
       storage,
@@ -317,6 +321,9 @@ export class MultiRaftHost implements InboundHandlers {
       if (state.appliedIndex !== snapshot.metadata.index) {
         throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data at ${state.appliedIndex}, metadata at ${snapshot.metadata.index}`);
       }
+      if (!confStatesEqual(state.confState, snapshot.metadata.confState)) {
+        throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data and metadata at ${state.appliedIndex} carry different configurations`);
+      }
       peer.region = state.region;
       peer.applied = state.appliedIndex;
       peer.placeholder = false;
@@ -394,7 +401,7 @@ export class MultiRaftHost implements InboundHandlers {
         { id: m.from, storeId: from, role: 'voter' },
       ],
     };
-    const peer = this.addPeer(region, 0);
+    const peer = this.addPeer(region, 0, EMPTY_CONF_STATE); // a snapshot brings the configuration
     peer.placeholder = true;
     return peer;
   }
@@ -494,7 +501,7 @@ export class MultiRaftHost implements InboundHandlers {
       this.peers.delete(child.id);
       this.dirty.delete(replaced);
     }
-    const peer = this.addPeer(child, BOOTSTRAP_INDEX);
+    const peer = this.addPeer(child, BOOTSTRAP_INDEX, foundingConfState(child));
     if (parentLeads) {
       peer.node.campaign();
       this.markDirty(peer);

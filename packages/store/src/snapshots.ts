@@ -1,4 +1,4 @@
-import { EMPTY_BYTES, type Message, type RaftStorage, type Snapshot } from '@flotilla/raft';
+import { EMPTY_BYTES, type ConfState, type Message, type RaftStorage, type Snapshot } from '@flotilla/raft';
 import type { KvEngine, LogEngine } from '@flotilla/storage';
 import type { PeerTransport, SnapshotOutcome, StoreId } from '@flotilla/transport';
 import type { RaftEnvelope } from '@flotilla/wire';
@@ -18,6 +18,12 @@ import type { Peer } from './peer.ts';
  * exists (a peer created by a first message starts before its log does), with snapshot()
  * answering a descriptor at the peer's applied index. A class, not closures: a store holds one
  * per region, and prototype methods cost nothing per instance.
+ *
+ * The configuration the group starts with is NOT the log's: the log engine records one only
+ * at founding and snapshot install, while conf changes apply later. The host passes the KV
+ * engine's, written in the same batch as the applied index the node restarts from, so the core
+ * starts with the configuration in force at that index and re-applies exactly the conf
+ * changes after it (the log below it may be compacted away).
  */
 class PeerRaftStorage implements RaftStorage {
   private group: RaftStorage | undefined;
@@ -25,6 +31,7 @@ class PeerRaftStorage implements RaftStorage {
   constructor(
     private readonly log: LogEngine,
     private readonly regionId: number,
+    private readonly confState: ConfState,
     private readonly descriptor: () => Snapshot,
   ) {
     if (log.hasGroup(regionId)) this.group = log.group(regionId);
@@ -38,7 +45,7 @@ class PeerRaftStorage implements RaftStorage {
   }
 
   initialState(): ReturnType<RaftStorage['initialState']> {
-    return this.current().initialState();
+    return { hardState: this.current().initialState().hardState, confState: this.confState };
   }
 
   entries(lo: number, hi: number, maxBytes: number): ReturnType<RaftStorage['entries']> {
@@ -62,8 +69,9 @@ class PeerRaftStorage implements RaftStorage {
   }
 }
 
-export function peerRaftStorage(log: LogEngine, regionId: number, descriptor: () => Snapshot): RaftStorage {
-  return new PeerRaftStorage(log, regionId, descriptor);
+/** `confState`: the region's configuration at the applied index the peer starts from (KvEngine's RegionState). */
+export function peerRaftStorage(log: LogEngine, regionId: number, confState: ConfState, descriptor: () => Snapshot): RaftStorage {
+  return new PeerRaftStorage(log, regionId, confState, descriptor);
 }
 
 /** The descriptor the leader's core sends: where the data would be cut, right now. */
@@ -92,8 +100,10 @@ export function streamSnapshot(
     return;
   }
   const state = source.state;
+  // The configuration stored with the KV snapshot's applied index: the same state as its data
+  // and index, so the receiver's core and KV engine install one configuration.
   const snapshot: Snapshot = {
-    metadata: { index: state.appliedIndex, term: state.appliedTerm, confState: peer.node.confState() },
+    metadata: { index: state.appliedIndex, term: state.appliedTerm, confState: state.confState },
     data: EMPTY_BYTES,
   };
   const envelope: RaftEnvelope = { regionId: peer.regionId, fromPeer: m.from, toPeer: m.to, regionEpoch: state.region.epoch, snapshotId, message: { ...m, snapshot } };

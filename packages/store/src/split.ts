@@ -1,12 +1,15 @@
 import type { ConfState } from '@flotilla/raft';
 import type { KvCommand, RegionMeta } from '@flotilla/storage';
 import type { SplitCommand } from './command-codec.ts';
+import { foundingConfState } from './founding.ts';
 
 /**
  * Region split, applied identically at every replica: the parent keeps [start, splitKey), the
  * new region takes [splitKey, end) with one new peer per member on the same stores, and both
  * get version + 1. The data does not move (one keyspace); only metadata changes, in the same
- * KV batch as the parent's applied index. Returns null when the split must be refused — the
+ * KV batch as the parent's applied index. The parent keeps its raft configuration (`confState`,
+ * the one in force at the split entry); the child's is that of its peers, voters and learners
+ * as their roles say. Returns null when the split must be refused — the
  * same decision everywhere: the region changed since the split was proposed, the key is not
  * strictly inside, the peer ids don't match, or the region is in a joint configuration.
  */
@@ -36,8 +39,8 @@ export function planSplit(region: RegionMeta, confState: ConfState, split: Split
     parent,
     child,
     commands: [
-      { op: 'putRegion', region: parent },
-      { op: 'putRegion', region: child, appliedIndex: childAppliedIndex, appliedTerm: childAppliedTerm },
+      { op: 'putRegion', region: parent, confState },
+      { op: 'putRegion', region: child, confState: foundingConfState(child), appliedIndex: childAppliedIndex, appliedTerm: childAppliedTerm },
     ],
   };
 }
