@@ -7,22 +7,18 @@
  *
  * Every process started is stopped by `close()`, and by an exit hook if a test crashed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvRequest, type KvResponse, type RegionMeta } from '@flotilla/wire';
 import { waitFor as pollUntil } from '../../packages/store/test/harness.ts';
+import { REPO, STOP_DEADLINE_MS, deadline, launchProcess } from './process.ts';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { deadline };
+
 const STORE_MAIN = path.join(REPO, 'packages/store/src/main.ts');
-/** Log lines kept per store for failure reports. */
-const LOG_LINES_KEPT = 200;
-const STARTUP_DEADLINE_MS = 60_000;
-const STOP_DEADLINE_MS = 30_000;
 /**
  * Profiling hook: with FLOTILLA_CLUSTER_PROFILE_DIR set, every store runs under `--cpu-prof`
  * and writes its profiles (one per thread: main, loader, workers) to `store-<id>/` there;
@@ -53,6 +49,11 @@ export interface StoreHandle {
 export interface ClusterOptions {
   /** Raft tick of every store (short ticks make elections after a kill fast). */
   readonly tickMs?: number;
+  /**
+   * Stores placed by a placement driver at these URLs: no --store-id (PD assigns it), no
+   * introductions (PD tells every store where the others are).
+   */
+  readonly pd?: () => readonly string[];
   /** More flags for every store. */
   readonly args?: readonly string[];
 }
@@ -61,11 +62,6 @@ export interface AdminAnswer<T = unknown> {
   readonly status: number;
   readonly body: T;
 }
-
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
 
 export class ProcessCluster {
   readonly stores = new Map<number, StoreHandle>();
@@ -86,16 +82,35 @@ export class ProcessCluster {
     const dir = this.dirs.get(id) ?? path.join(this.root, `store-${id}`);
     this.dirs.set(id, dir);
     const store = await launch(id, dir, { ...this.options, args: [...(this.options.args ?? []), ...args] });
-    void store.exited.then(({ code, signal }) => {
-      if (!store.stopping) this.crashes.push(`store ${id} exited on its own (${code ?? signal}):\n${store.logs.join('\n')}`);
-    });
-    this.stores.set(id, store);
+    this.track(store);
     await this.introduce(store);
     return store;
   }
 
+  /**
+   * PD mode: starts a store on a new data directory; PD gives it its id (the handle's id).
+   * Restart it later with startStore(handle.id).
+   */
+  async startNewStore(args: readonly string[] = []): Promise<StoreHandle> {
+    if (!this.options.pd) throw new Error('startNewStore needs a cluster with a placement driver');
+    this.root ??= await mkdtemp(path.join(os.tmpdir(), 'flotilla-cluster-'));
+    const dir = path.join(this.root, `store-new-${this.dirs.size + 1}`);
+    const store = await launch(undefined, dir, { ...this.options, args: [...(this.options.args ?? []), ...args] });
+    this.dirs.set(store.id, dir);
+    this.track(store);
+    return store;
+  }
+
+  private track(store: StoreHandle): void {
+    void store.exited.then(({ code, signal }) => {
+      if (!store.stopping) this.crashes.push(`store ${store.id} exited on its own (${code ?? signal}):\n${store.logs.join('\n')}`);
+    });
+    this.stores.set(store.id, store);
+  }
+
   /** Tells `store` where every other running store listens, and them where it does. */
   private async introduce(store: StoreHandle): Promise<void> {
+    if (this.options.pd) return;
     for (const other of this.stores.values()) {
       if (other === store) continue;
       await this.expectAdmin(store.id, 'PUT', `/v1/admin/stores/${other.id}`, other.raft);
@@ -194,12 +209,13 @@ export class ProcessCluster {
   }
 }
 
-async function launch(id: number, dir: string, options: ClusterOptions): Promise<StoreHandle> {
-  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `store-${id}`)}`] : [];
+/** Starts a store process; `id` undefined: PD assigns it (the cluster has a placement driver). */
+async function launch(id: number | undefined, dir: string, options: ClusterOptions): Promise<StoreHandle> {
+  const label = id === undefined ? path.basename(dir) : String(id);
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `store-${label}`)}`] : [];
+  const identity = options.pd ? ['--pd', options.pd().join(',')] : ['--store-id', String(id)];
   const args = [
-    ...profile,
-    '--import', 'tsx', STORE_MAIN,
-    '--store-id', String(id),
+    ...identity,
     '--data-dir', dir,
     '--raft-listen', '127.0.0.1:0',
     '--api-listen', '127.0.0.1:0',
@@ -207,63 +223,16 @@ async function launch(id: number, dir: string, options: ClusterOptions): Promise
     '--log-shards', '1',
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    // 'close' comes after 'exit' once stdout and stderr are drained: the logs are complete.
-    child.once('close', (code, signal) => {
-      live.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const logs: string[] = [];
-  const keep = (line: string): void => {
-    logs.push(line);
-    if (logs.length > LOG_LINES_KEPT) logs.shift();
-  };
-  createInterface({ input: child.stderr! }).on('line', keep);
-  const started = new Promise<{ raft: HostPort; api: HostPort }>((resolve) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      keep(line);
-      const entry = parseLogLine(line);
-      if (entry?.msg === 'store started') resolve({ raft: entry.raftAddress as HostPort, api: entry.apiAddress as HostPort });
-    });
-  });
-  const failedEarly = exited.then(({ code, signal }) => {
-    throw new Error(`store ${id} exited (${code ?? signal}) before it started:\n${logs.join('\n')}`);
-  });
-  const addresses = await deadline(Promise.race([started, failedEarly]), STARTUP_DEADLINE_MS, `store ${id} to start`).catch((err: unknown) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
-  const pool = new Pool(`http://${addresses.api.host}:${addresses.api.port}`, { connections: 8, pipelining: 1 });
-  return { id, dir, child, raft: addresses.raft, api: addresses.api, pool, exited, logs, stopping: false };
-}
-
-function parseLogLine(line: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
+  const { child, exited, logs, started } = await launchProcess(`store ${label}`, STORE_MAIN, args, 'store started', profile);
+  const raft = started.raftAddress as HostPort;
+  const api = started.apiAddress as HostPort;
+  const pool = new Pool(`http://${api.host}:${api.port}`, { connections: 8, pipelining: 1 });
+  return { id: started.storeId as number, dir, child, raft, api, pool, exited, logs, stopping: false };
 }
 
 /** The admin API's JSON form of a region: keys in hex. */
 export function regionJson(region: RegionMeta): unknown {
   return { ...region, startKey: Buffer.from(region.startKey).toString('hex'), endKey: Buffer.from(region.endKey).toString('hex') };
-}
-
-/** Rejects when `promise` does not settle within `ms`. */
-export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The store tests' condition wait, with a deadline fit for processes (elections, restarts). */

@@ -110,6 +110,7 @@ export class RangeRouter {
 
   private async route(key: string, build: (region: RoutedRegion) => KvOp): Promise<KvOpResult | 'unknown'> {
     let lastError: KvError | undefined;
+    let lastTried = '';
     for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
       const region = this.locate(key);
       if (!region) {
@@ -135,9 +136,10 @@ export class RangeRouter {
         return 'unknown';
       }
       lastError = result.error;
+      lastTried = `region ${region.id} epoch ${JSON.stringify(region.epoch)} at store ${storeId}`;
       await this.recover(region, storeId, result.error, attempt);
     }
-    throw new Error(`${key}: no answer after ${ATTEMPTS_MAX} attempts; the last error: ${JSON.stringify(lastError)}`);
+    throw new Error(`${key}: no answer after ${ATTEMPTS_MAX} attempts; the last try: ${lastTried}; the last error: ${JSON.stringify(lastError)}`);
   }
 
   private async recover(region: RoutedRegion, triedStore: number, error: KvError, attempt: number): Promise<void> {

@@ -11,6 +11,8 @@ export type StoreErrorCode =
   | 'FLOTILLA_STORE_TOO_MANY_PEERS'
   | 'FLOTILLA_STORE_SNAPSHOT_REFUSED' // a received snapshot the replica must not install
   | 'FLOTILLA_STORE_INVALID_CONFIG' // a flag or environment variable of the store process
+  | 'FLOTILLA_STORE_PD_REFUSED' // the placement driver answered a request with a non-retryable error
+  | 'FLOTILLA_STORE_PD_UNAVAILABLE' // no placement driver member answered (retry later)
   | 'FLOTILLA_STORE_INTERNAL';
 
 const BRAND = Symbol.for('flotilla.store.error');

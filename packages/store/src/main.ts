@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     process.stdout.write(usage());
     return;
   }
-  const logger = createLogger(config.logLevel, config.storeId);
+  const logger = createLogger(config.logLevel, config.storeId === undefined ? {} : { storeId: config.storeId });
   const fail = (err: unknown, what: string): never => {
     logger.fatal(errorFields(err), what);
     process.exit(isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') ? EXIT_INVALID_CONFIG : EXIT_FAILED);

@@ -9,6 +9,21 @@ const invalid = (fn: () => unknown, mentions: RegExp): void => {
 };
 
 describe('store process configuration', () => {
+  test('with --pd: no store id (PD assigns it), PD URLs, labels and heartbeat intervals', () => {
+    const config = parseStoreConfig(['--pd', 'http://pd-0:2379,http://pd-1:2379/', '--data-dir', '/d', '--labels', 'zone=z1, host=h7'], { FLOTILLA_STORE_HEARTBEAT_MS: '500' });
+    assert.ok(config !== 'help');
+    assert.equal(config.storeId, undefined);
+    assert.deepEqual(config.pd, ['http://pd-0:2379', 'http://pd-1:2379']);
+    assert.deepEqual(config.labels, { zone: 'z1', host: 'h7' });
+    assert.equal(config.storeHeartbeatMs, 500);
+    assert.equal(config.regionHeartbeatMs, 60_000);
+    invalid(() => parseStoreConfig(['--pd', 'http://pd:1', '--store-id', '3', '--data-dir', '/d'], {}), /--store-id is not given with --pd/);
+    invalid(() => parseStoreConfig(['--pd', 'http://pd:1', '--initial-cluster', '1=h:1', '--data-dir', '/d'], {}), /exclude each other/);
+    invalid(() => parseStoreConfig(['--pd', 'ftp://pd:1', '--data-dir', '/d'], {}), /--pd/);
+    invalid(() => parseStoreConfig(['--pd', 'http://pd:1', '--labels', 'zone', '--data-dir', '/d'], {}), /--labels/);
+    invalid(() => parseStoreConfig(['--data-dir', '/d'], {}), /--store-id/);
+  });
+
   test('flags win over environment variables, which win over defaults', () => {
     const config = parseStoreConfig(['--store-id', '3', '--api-listen', '0.0.0.0:8080'], { FLOTILLA_DATA_DIR: '/data', FLOTILLA_STORE_ID: '9', FLOTILLA_TICK_MS: '50' });
     assert.ok(config !== 'help');

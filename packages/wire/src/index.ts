@@ -54,3 +54,33 @@ export type {
   SnapshotAckStatus,
   SnapshotChunk,
 } from './types.ts';
+export {
+  hexOf,
+  pdJson,
+  pdLimits,
+  readJoinRequest,
+  readJoinResponse,
+  readOperatorWatch,
+  readOperatorWatchResponse,
+  readRegionHeartbeatRequest,
+  readRegionHeartbeatResponse,
+  readRegionJson,
+  readStep,
+  readStoreHeartbeat,
+  readStoreHeartbeatResponse,
+} from './pd-protocol.ts';
+export type {
+  FlowRatesJson,
+  JoinRequest,
+  JoinResponse,
+  OperatorWatch,
+  OperatorWatchResponse,
+  PdOperatorStep,
+  RegionCommand,
+  RegionHeartbeat,
+  RegionHeartbeatRequest,
+  RegionHeartbeatResponse,
+  StoreAddress,
+  StoreHeartbeat,
+  StoreHeartbeatResponse,
+} from './pd-protocol.ts';

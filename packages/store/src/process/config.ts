@@ -10,11 +10,12 @@ export interface HostPort {
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
 /** Everything a store process is started with (flags, or FLOTILLA_* environment variables). */
 export interface StoreConfig {
-  readonly storeId: number;
+  /** Given by flag (a static cluster), or undefined with --pd: PD assigns it on the first start. */
+  readonly storeId: number | undefined;
   readonly clusterId: number;
   readonly dataDir: string;
   /** Where the raft transport listens. */
@@ -36,6 +37,12 @@ export interface StoreConfig {
   readonly logShards: number;
   /** How long a SIGTERM shutdown may spend moving leaderships away and draining clients. */
   readonly shutdownTimeoutMs: number;
+  /** The placement driver's member URLs; undefined for a static cluster. */
+  readonly pd: readonly string[] | undefined;
+  /** Location labels reported to PD (zone, rack, host…). */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly storeHeartbeatMs: number;
+  readonly regionHeartbeatMs: number;
 }
 
 /** Bounds of the flags that take numbers. */
@@ -45,17 +52,20 @@ export const configBounds = Object.freeze({
   hibernateAfterTicks: { min: 0, max: 1_000_000 },
   shutdownTimeoutMs: { min: 0, max: 120_000 },
   initialClusterStoresMax: 7,
+  heartbeatMs: { min: 100, max: 600_000 },
+  pdEndpointsMax: 16,
+  labelsMax: 16,
 });
 
 /** One flag: its name, the environment variable it falls back to, and its help line. */
-interface Flag {
+export interface Flag {
   readonly name: string;
   readonly help: string;
   readonly fallback?: string;
 }
 
 const FLAGS: readonly Flag[] = [
-  { name: 'store-id', help: 'this store\'s id, a positive integer unique in the cluster (required)' },
+  { name: 'store-id', help: 'this store\'s id, a positive integer unique in the cluster (required without --pd; with --pd, PD assigns it)' },
   { name: 'cluster-id', help: 'the cluster\'s id; stores of another cluster are refused', fallback: '1' },
   { name: 'data-dir', help: 'directory of the raft log and KV engines (required)' },
   { name: 'raft-listen', help: 'host:port of the raft transport', fallback: '127.0.0.1:20160' },
@@ -68,6 +78,10 @@ const FLAGS: readonly Flag[] = [
   { name: 'appender', help: 'raft log appenders: worker (threads) or inline (main thread)', fallback: 'worker' },
   { name: 'log-shards', help: 'raft log shards (one appender thread and one RocksDB each); fixed at creation', fallback: String(storageLimits.appenderShardsDefault) },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
+  { name: 'pd', help: 'placement driver member URLs, e.g. http://pd-0:2379,http://pd-1:2379 (instead of --initial-cluster)' },
+  { name: 'labels', help: 'location labels reported to PD, e.g. zone=z1,host=h7' },
+  { name: 'store-heartbeat-ms', help: 'interval of store heartbeats to PD', fallback: '10000' },
+  { name: 'region-heartbeat-ms', help: 'longest interval between heartbeats of a led region to PD (changes are reported at once)', fallback: '60000' },
 ];
 
 /** The environment variable of a flag: --store-id → FLOTILLA_STORE_ID. */
@@ -75,53 +89,118 @@ export function envName(flag: string): string {
   return `FLOTILLA_${flag.toUpperCase().replaceAll('-', '_')}`;
 }
 
-export function usage(): string {
-  const lines = FLAGS.map((f) => `  --${f.name.padEnd(22)} ${f.help}${f.fallback !== undefined ? ` (default ${f.fallback})` : ''}\n  ${''.padEnd(24)} env ${envName(f.name)}`);
-  return `usage: flotilla-store --store-id N --data-dir DIR [flags]\n\n${lines.join('\n')}\n  --help                   this text\n`;
+/** The --help text of a process taking `flags`. */
+export function flagsUsage(synopsis: string, flags: readonly Flag[]): string {
+  const lines = flags.map((f) => `  --${f.name.padEnd(22)} ${f.help}${f.fallback !== undefined ? ` (default ${f.fallback})` : ''}\n  ${''.padEnd(24)} env ${envName(f.name)}`);
+  return `usage: ${synopsis}\n\n${lines.join('\n')}\n  --help                   this text\n`;
 }
 
-/** Flags win over environment variables, which win over defaults. Throws INVALID_CONFIG. */
-export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv): StoreConfig | 'help' {
-  const options = Object.fromEntries(FLAGS.map((f) => [f.name, { type: 'string' as const }]));
+export function usage(): string {
+  return flagsUsage('flotilla-store --store-id N --data-dir DIR [flags]', FLAGS);
+}
+
+/** Typed access to parsed flags; every problem becomes the error `invalid` makes. */
+export interface FlagValues {
+  readonly help: boolean;
+  /** The flag, else its environment variable, else its default. */
+  value(name: string): string | undefined;
+  required(name: string): string;
+  integer(name: string, min: number, max: number): number;
+  hostPort(name: string): HostPort;
+}
+
+/** Flags win over environment variables, which win over defaults. */
+export function readFlags(flags: readonly Flag[], argv: readonly string[], env: NodeJS.ProcessEnv, invalid: (message: string) => Error): FlagValues {
+  const options = Object.fromEntries(flags.map((f) => [f.name, { type: 'string' as const }]));
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
   } catch (err) {
     throw invalid((err as Error).message);
   }
-  if (parsed.values.help) return 'help';
   const value = (name: string): string | undefined => {
     const given = (parsed.values as Record<string, string | boolean | undefined>)[name];
     if (typeof given === 'string') return given;
-    return env[envName(name)] ?? FLAGS.find((f) => f.name === name)?.fallback;
+    return env[envName(name)] ?? flags.find((f) => f.name === name)?.fallback;
   };
   const required = (name: string): string => {
     const v = value(name);
     if (v === undefined || v === '') throw invalid(`--${name} (or ${envName(name)}) is required`);
     return v;
   };
-  const logLevel = required('log-level');
+  return {
+    help: parsed.values.help === true,
+    value,
+    required,
+    integer: (name, min, max) => parseInteger(name, required(name), min, max, invalid),
+    hostPort: (name) => parseHostPort(name, required(name), invalid),
+  };
+}
+
+/** Throws INVALID_CONFIG. */
+export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv): StoreConfig | 'help' {
+  const flags = readFlags(FLAGS, argv, env, invalid);
+  if (flags.help) return 'help';
+  const logLevel = flags.required('log-level');
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw invalid(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  const appender = required('appender');
+  const appender = flags.required('appender');
   if (appender !== 'worker' && appender !== 'inline') throw invalid(`--appender must be worker or inline, got "${appender}"`);
-  const storeId = integer('store-id', required('store-id'), 1, configBounds.idMax);
-  const initialCluster = value('initial-cluster');
-  const advertise = value('raft-advertise-host');
+  const pdText = flags.value('pd');
+  const pd = pdText === undefined || pdText === '' ? undefined : parsePdEndpoints(pdText);
+  const initialCluster = flags.value('initial-cluster');
+  if (pd && initialCluster) throw invalid('--pd and --initial-cluster exclude each other (PD places regions; a static cluster has none)');
+  const storeIdText = flags.value('store-id');
+  if (pd && storeIdText) throw invalid('--store-id is not given with --pd: PD assigns store ids (kept in the data directory)');
+  const storeId = pd ? undefined : flags.integer('store-id', 1, configBounds.idMax);
+  const advertise = flags.value('raft-advertise-host');
   return {
     storeId,
-    clusterId: integer('cluster-id', required('cluster-id'), 1, configBounds.idMax),
-    dataDir: required('data-dir'),
-    raftListen: hostPort('raft-listen', required('raft-listen')),
+    clusterId: flags.integer('cluster-id', 1, configBounds.idMax),
+    dataDir: flags.required('data-dir'),
+    raftListen: flags.hostPort('raft-listen'),
     raftAdvertiseHost: advertise === undefined || advertise === '' ? undefined : advertise,
-    apiListen: hostPort('api-listen', required('api-listen')),
-    initialCluster: initialCluster === undefined || initialCluster === '' ? undefined : parseInitialCluster(initialCluster, storeId),
+    apiListen: flags.hostPort('api-listen'),
+    initialCluster: initialCluster === undefined || initialCluster === '' || storeId === undefined ? undefined : parseInitialCluster(initialCluster, storeId),
     logLevel: logLevel as LogLevel,
-    tickMs: integer('tick-ms', required('tick-ms'), configBounds.tickMs.min, configBounds.tickMs.max),
-    hibernateAfterTicks: integer('hibernate-after-ticks', required('hibernate-after-ticks'), configBounds.hibernateAfterTicks.min, configBounds.hibernateAfterTicks.max),
+    tickMs: flags.integer('tick-ms', configBounds.tickMs.min, configBounds.tickMs.max),
+    hibernateAfterTicks: flags.integer('hibernate-after-ticks', configBounds.hibernateAfterTicks.min, configBounds.hibernateAfterTicks.max),
     appender,
-    logShards: integer('log-shards', required('log-shards'), 1, storageLimits.appenderShardsMax),
-    shutdownTimeoutMs: integer('shutdown-timeout-ms', required('shutdown-timeout-ms'), configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
+    logShards: flags.integer('log-shards', 1, storageLimits.appenderShardsMax),
+    shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
+    pd,
+    labels: parseLabels(flags.value('labels') ?? ''),
+    storeHeartbeatMs: flags.integer('store-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
+    regionHeartbeatMs: flags.integer('region-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
   };
+}
+
+/** `http://h1:p1,http://h2:p2`: PD member URLs (origins only). */
+function parsePdEndpoints(text: string): string[] {
+  const urls = text.split(',').map((item) => {
+    let url: URL;
+    try {
+      url = new URL(item.trim());
+    } catch {
+      throw invalid(`--pd: "${item}" is not a URL`);
+    }
+    if (url.protocol !== 'http:' || url.pathname !== '/') throw invalid(`--pd: "${item}" must be http://host:port`);
+    return url.origin;
+  });
+  if (urls.length > configBounds.pdEndpointsMax) throw invalid(`--pd: at most ${configBounds.pdEndpointsMax} URLs`);
+  return urls;
+}
+
+/** `zone=z1,host=h7` (empty: no labels). */
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (text.trim() === '') return labels;
+  for (const item of text.split(',')) {
+    const match = /^\s*([A-Za-z0-9_.-]{1,64})=([^,=]{1,64})\s*$/.exec(item);
+    if (!match) throw invalid(`--labels: "${item}" is not name=value (names of letters, digits, _ . -; both 1..64 characters)`);
+    labels[match[1]!] = match[2]!.trim();
+  }
+  if (Object.keys(labels).length > configBounds.labelsMax) throw invalid(`--labels: at most ${configBounds.labelsMax}`);
+  return labels;
 }
 
 /** `1=h1:p1,2=h2:p2,…`: distinct store ids, this store among them, at most a handful. */
@@ -130,9 +209,9 @@ export function parseInitialCluster(text: string, storeId: number): ReadonlyMap<
   for (const item of text.split(',')) {
     const at = item.indexOf('=');
     if (at <= 0) throw invalid(`--initial-cluster: "${item}" is not id=host:port`);
-    const id = integer('initial-cluster', item.slice(0, at).trim(), 1, configBounds.idMax);
+    const id = parseInteger('initial-cluster', item.slice(0, at).trim(), 1, configBounds.idMax, invalid);
     if (cluster.has(id)) throw invalid(`--initial-cluster: store ${id} is listed twice`);
-    const address = hostPort('initial-cluster', item.slice(at + 1).trim());
+    const address = parseHostPort('initial-cluster', item.slice(at + 1).trim(), invalid);
     if (address.port === 0) throw invalid(`--initial-cluster: store ${id} needs a real port, not 0`);
     cluster.set(id, address);
   }
@@ -143,15 +222,16 @@ export function parseInitialCluster(text: string, storeId: number): ReadonlyMap<
   return cluster;
 }
 
-function hostPort(flag: string, text: string): HostPort {
+/** `host:port` (IPv6: `[addr]:port`); port 0 means any free port. */
+export function parseHostPort(flag: string, text: string, invalid: (message: string) => Error): HostPort {
   // The last colon separates the port, so bracketless IPv6 hosts are refused rather than misread.
   const at = text.lastIndexOf(':');
   const host = text.slice(0, at).replace(/^\[(.*)\]$/, '$1');
   if (at <= 0 || host === '' || (host.includes(':') && !text.startsWith('['))) throw invalid(`--${flag}: "${text}" is not host:port (IPv6: [addr]:port)`);
-  return { host, port: integer(flag, text.slice(at + 1), 0, 65_535) };
+  return { host, port: parseInteger(flag, text.slice(at + 1), 0, 65_535, invalid) };
 }
 
-function integer(flag: string, text: string, min: number, max: number): number {
+export function parseInteger(flag: string, text: string, min: number, max: number, invalid: (message: string) => Error): number {
   const n = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) throw invalid(`--${flag} must be an integer in ${min}..${max}, got "${text}"`);
   return n;

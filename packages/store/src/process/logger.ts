@@ -4,16 +4,16 @@ import type { LogLevel } from './config.ts';
 export type { Logger };
 
 /**
- * The store's structured logs: one JSON object per line on stdout (level, ISO time, storeId,
- * msg and fields), so `kubectl logs` and any log shipper read them as they are. Written
+ * A process's structured logs: one JSON object per line on stdout (level, ISO time, the
+ * process's identity — `{ storeId }`, `{ pdMember }` —, pid, msg and fields), so `kubectl logs` and any log shipper read them as they are. Written
  * synchronously: a store that exits right after logging why (fatal) must not lose the line.
  */
-export function createLogger(level: LogLevel, storeId: number, destination: NodeJS.WritableStream | number = 1): Logger {
+export function createLogger(level: LogLevel, identity: Readonly<Record<string, number>>, destination: NodeJS.WritableStream | number = 1): Logger {
   const stream = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination;
   return pino(
     {
       level,
-      base: { storeId, pid: process.pid },
+      base: { ...identity, pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -1,11 +1,16 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
 import { TcpTransport } from '@flotilla/transport';
-import { StoreError } from '../errors.ts';
+import type { JoinRequest, JoinResponse } from '@flotilla/wire';
+import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
 import { KvService } from '../kv-service.ts';
+import { PdClient } from '../pd/pd-client.ts';
+import { PdWorker } from '../pd/pd-worker.ts';
+import { RegionFlow } from '../pd/region-flow.ts';
 import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
 import { errorFields, type Logger } from './logger.ts';
@@ -13,6 +18,8 @@ import { errorFields, type Logger } from './logger.ts';
 /** The data directory's identity file: a directory belongs to one store of one cluster. */
 const IDENTITY_FILE = 'store.json';
 const IDENTITY_FORMAT = 1;
+/** Backoff of joins while PD elects or is not up yet. */
+const JOIN_RETRY_MS = { first: 100, max: 2_000 };
 
 /** The region a static cluster starts with: every key, one voter per listed store. */
 export const INITIAL_REGION_ID = 1;
@@ -24,21 +31,28 @@ export const INITIAL_REGION_ID = 1;
  */
 export class StoreProcess {
   private stopping: Promise<void> | null = null;
+  private pdWorker: PdWorker | null = null;
 
   private constructor(
     readonly config: StoreConfig,
+    readonly storeId: number,
+    private readonly identity: Identity,
     private readonly logger: Logger,
     private readonly log: RocksLogEngine,
     private readonly kv: RocksKvEngine,
     readonly transport: TcpTransport,
     readonly host: MultiRaftHost,
     readonly server: StoreServer,
+    private readonly pd: { client: PdClient; flow: RegionFlow } | null,
   ) {}
 
   /** Opens and starts everything; `onFailure` hears of a host that stopped on its own. */
-  static async start(config: StoreConfig, logger: Logger, onFailure: (err: unknown) => void): Promise<StoreProcess> {
+  static async start(config: StoreConfig, baseLogger: Logger, onFailure: (err: unknown) => void): Promise<StoreProcess> {
     await mkdir(config.dataDir, { recursive: true });
-    await claimDataDir(config);
+    const pdClient = config.pd ? new PdClient(config.pd) : null;
+    const identity = await claimDataDir(config, pdClient, baseLogger);
+    const storeId = identity.storeId;
+    const logger = config.storeId === undefined ? baseLogger.child({ storeId }) : baseLogger;
     // The engines' hooks reach the host, which needs the engines to exist first.
     let host: MultiRaftHost | undefined;
     let kv: RocksKvEngine | undefined;
@@ -53,7 +67,7 @@ export class StoreProcess {
     kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
     logger.info({ recovery: kv.recovery }, 'kv engine open');
     const transport = new TcpTransport({
-      localStore: config.storeId,
+      localStore: storeId,
       clusterId: config.clusterId,
       listen: config.raftListen,
       ...(config.raftAdvertiseHost !== undefined ? { advertiseHost: config.raftAdvertiseHost } : {}),
@@ -61,7 +75,7 @@ export class StoreProcess {
       onError: (err) => logger.warn(errorFields(err), 'transport'),
     });
     host = new MultiRaftHost({
-      storeId: config.storeId,
+      storeId,
       log,
       kv,
       transport,
@@ -75,8 +89,10 @@ export class StoreProcess {
       },
     });
     await host.start();
+    const service = new KvService(host, kv);
+    const flow = pdClient ? new RegionFlow(service) : null;
     const server = new StoreServer({
-      service: new KvService(host, kv),
+      service: flow ?? service,
       host,
       transport,
       listenHost: config.apiListen.host,
@@ -84,11 +100,50 @@ export class StoreProcess {
       admin: { host, transport },
       log: logger,
     });
-    const store = new StoreProcess(config, logger, log, kv, transport, host, server);
+    const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, pdClient && flow ? { client: pdClient, flow } : null);
     await store.joinInitialCluster();
     const api = await server.listen();
+    await store.joinPd(api);
     logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers }, 'store started');
     return store;
+  }
+
+  /**
+   * With a placement driver: tells PD where this store really listens (the first join, before
+   * the listeners existed, gave the configured addresses), founds the cluster's first region
+   * when PD says this store founded it and no region is here yet, and starts the heartbeats.
+   */
+  private async joinPd(api: HostPort): Promise<void> {
+    if (!this.pd) return;
+    const answer = await joinWithRetry(this.pd.client, this.joinRequest(hostPort(this.transport.address()), api), this.logger);
+    if (answer.bootstrapRegion && this.kv.regions().length === 0) {
+      await this.host.bootstrapRegion(answer.bootstrapRegion);
+      this.logger.info({ regionId: answer.bootstrapRegion.id }, 'founded the cluster\'s first region (PD chose this store)');
+    }
+    this.pdWorker = new PdWorker({
+      storeId: this.storeId,
+      dataDir: this.config.dataDir,
+      client: this.pd.client,
+      host: this.host,
+      kv: this.kv,
+      transport: this.transport,
+      flow: this.pd.flow,
+      events: this.logger,
+      storeHeartbeatMs: this.config.storeHeartbeatMs,
+      regionHeartbeatMs: this.config.regionHeartbeatMs,
+    });
+    this.pdWorker.start();
+  }
+
+  private joinRequest(raft: HostPort, api: HostPort): JoinRequest {
+    return {
+      clusterId: this.config.clusterId,
+      token: this.identity.token ?? '',
+      storeId: this.storeId,
+      raftAddress: `${bracketed(raft.host)}:${raft.port}`,
+      apiAddress: `${bracketed(api.host)}:${api.port}`,
+      labels: this.config.labels,
+    };
   }
 
   /**
@@ -98,7 +153,7 @@ export class StoreProcess {
   private async joinInitialCluster(): Promise<void> {
     const cluster = this.config.initialCluster;
     if (!cluster) return;
-    for (const [storeId, address] of cluster) if (storeId !== this.config.storeId) this.transport.setPeer(storeId, address);
+    for (const [storeId, address] of cluster) if (storeId !== this.storeId) this.transport.setPeer(storeId, address);
     if (this.kv.regions().length > 0) return;
     await this.host.bootstrapRegion(initialRegion(cluster));
     this.logger.info({ regionId: INITIAL_REGION_ID, stores: [...cluster.keys()] }, 'bootstrapped the initial region');
@@ -119,6 +174,8 @@ export class StoreProcess {
     this.server.markStopping();
     const stillLeading = await this.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
     this.logger.info({ stillLeading, ms: Date.now() - started }, 'leaderships moved away');
+    await this.pdWorker?.stop();
+    await this.pd?.client.close();
     await this.server.close();
     await this.host.close();
     await this.log.close();
@@ -139,35 +196,86 @@ export function initialRegion(cluster: ReadonlyMap<number, HostPort>): RegionMet
   };
 }
 
+/** The data directory's identity: which store of which cluster it belongs to. */
+interface Identity {
+  readonly storeId: number;
+  readonly clusterId: number;
+  /** With PD: the random token PD knows this directory by (a retried join is recognised by it). */
+  readonly token?: string;
+}
+
 /**
  * Binds the data directory to this store and cluster on first use, and refuses it to any
- * other: a store started on another store's data would vote with someone else's log.
+ * other: a store started on another store's data would vote with someone else's log. With
+ * PD, the first start joins the cluster to learn its store id (retrying while PD elects).
  */
-async function claimDataDir(config: StoreConfig): Promise<void> {
+async function claimDataDir(config: StoreConfig, pd: PdClient | null, logger: Logger): Promise<Identity> {
   const file = path.join(config.dataDir, IDENTITY_FILE);
-  const identity = { format: IDENTITY_FORMAT, storeId: config.storeId, clusterId: config.clusterId };
-  let text: string | undefined;
+  const found = await readIdentity(file);
+  if (found) {
+    const wrongStore = config.storeId !== undefined && found.storeId !== config.storeId;
+    if (found.clusterId !== config.clusterId || wrongStore || (pd !== null) !== (found.token !== undefined)) {
+      throw new StoreError(
+        'FLOTILLA_STORE_INVALID_CONFIG',
+        `${config.dataDir} belongs to store ${found.storeId} of cluster ${found.clusterId}${found.token ? ' (placed by PD)' : ' (static)'}, not ${config.storeId === undefined ? 'a PD-placed store' : `store ${config.storeId}`} of cluster ${config.clusterId}`,
+      );
+    }
+    return found;
+  }
+  let identity: Identity;
+  if (pd) {
+    const token = randomUUID();
+    const first = await joinWithRetry(pd, { clusterId: config.clusterId, token, raftAddress: `${bracketed(config.raftListen.host)}:${config.raftListen.port}`, apiAddress: `${bracketed(config.apiListen.host)}:${config.apiListen.port}`, labels: config.labels }, logger);
+    identity = { storeId: first.storeId, clusterId: config.clusterId, token };
+  } else {
+    identity = { storeId: config.storeId!, clusterId: config.clusterId };
+  }
+  await writeDurably(file, JSON.stringify({ format: IDENTITY_FORMAT, ...identity }) + '\n');
+  return identity;
+}
+
+async function readIdentity(file: string): Promise<Identity | null> {
+  let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
-  if (text === undefined) {
-    await writeDurably(file, JSON.stringify(identity) + '\n');
-    return;
-  }
-  let found: { format?: unknown; storeId?: unknown; clusterId?: unknown };
+  let found: { format?: unknown; storeId?: unknown; clusterId?: unknown; token?: unknown };
   try {
     found = JSON.parse(text) as typeof found;
   } catch {
     throw new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `${file} is not valid JSON; restore it or use another --data-dir`);
   }
-  if (found.format !== IDENTITY_FORMAT || found.storeId !== config.storeId || found.clusterId !== config.clusterId) {
-    throw new StoreError(
-      'FLOTILLA_STORE_INVALID_CONFIG',
-      `${config.dataDir} belongs to store ${String(found.storeId)} of cluster ${String(found.clusterId)} (format ${String(found.format)}), not store ${config.storeId} of cluster ${config.clusterId}`,
-    );
+  const { format, storeId, clusterId, token } = found;
+  if (format !== IDENTITY_FORMAT || typeof storeId !== 'number' || typeof clusterId !== 'number' || (token !== undefined && typeof token !== 'string')) {
+    throw new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `${file} is not a store identity this build reads (format ${String(format)})`);
   }
+  return { storeId, clusterId, ...(token === undefined ? {} : { token }) };
+}
+
+/** Joins PD, retrying (with capped backoff) while no PD member can answer. */
+async function joinWithRetry(pd: PdClient, request: JoinRequest, logger: Logger): Promise<JoinResponse> {
+  let waitMs = JOIN_RETRY_MS.first;
+  for (;;) {
+    try {
+      return await pd.join(request);
+    } catch (err) {
+      if (!isStoreError(err, 'FLOTILLA_STORE_PD_UNAVAILABLE')) throw err;
+      logger.warn({ err: err.message }, 'joining PD: no member answered; retrying');
+    }
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    waitMs = Math.min(waitMs * 2, JOIN_RETRY_MS.max);
+  }
+}
+
+function bracketed(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function hostPort(address: { host: string; port: number }): HostPort {
+  return { host: address.host, port: address.port };
 }
 
 /** Write to a temporary file, fsync it, rename over the target, fsync the directory. */

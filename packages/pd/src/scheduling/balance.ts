@@ -1,0 +1,125 @@
+/**
+ * The balance schedulers.
+ *
+ * balance-region moves a replica from the store with the highest region weight (sum of its
+ * regions' sizes, each at least REGION_WEIGHT_MIN_BYTES, influence of running operators
+ * included) to a lighter store, only when the source exceeds the target by more than
+ * 2 × tolerantSizeRatio × the region's weight: after the move the source is still at least as
+ * heavy as the target, so the move never invites its reverse. The target must be at least as
+ * isolated from the region's other replicas as the source was (labels never get worse).
+ *
+ * balance-leader transfers a leadership from the store leading the most regions to the
+ * region's voter (healthy, on an up store) leading the fewest, when the difference exceeds
+ * 2 × tolerantSizeRatio leaders.
+ *
+ * Both move healthy regions only (known leader, no down/pending peers, no learners, full
+ * voters); repair is the replica checker's.
+ */
+import type { ClusterView, Operator, RegionInfo, StoreInfo } from '../cluster/types.ts';
+import type { ScheduleConfig } from './config.ts';
+import { accept, bestLeaderStore, isBusy, isSourceStore, loadOf, newContext, rankTargets, regionWeight, storesOf, type PlanContext } from './context.ts';
+import { buildMovePeer, buildTransferLeader, leaderCandidates, type OperatorMeta } from './operators.ts';
+import { isolationScore } from './placement.ts';
+import { withoutHistory } from './replica-checker.ts';
+import { PRIORITY, isRegionHealthy, leaderStoreId, peerOnStore, voters, type AllocateId } from './types.ts';
+
+function meta(ctx: PlanContext, origin: 'balance-region' | 'balance-leader', reason: string): OperatorMeta {
+  return { origin, reason, priority: PRIORITY.balance, nowMs: ctx.view.nowMs, timeouts: ctx.config.operatorTimeoutMs };
+}
+
+/** Up stores, heaviest first by `score`, then lowest id. */
+export function sourcesBy(ctx: PlanContext, score: (storeId: number) => number): StoreInfo[] {
+  return ctx.view.stores.filter((s) => s.state === 'up').sort((a, b) => score(b.id) - score(a.id) || a.id - b.id);
+}
+
+/** A region balance may move: healthy, fully replicated, idle. */
+export function isBalanceable(ctx: PlanContext, region: RegionInfo): boolean {
+  return !isBusy(ctx, [region.meta.id]) && isRegionHealthy(region) && voters(region).length === ctx.config.maxReplicas;
+}
+
+/** Regions with a voter on `storeId`, followers first (moving a follower needs no leader transfer). */
+function regionsOnStore(ctx: PlanContext, storeId: number): RegionInfo[] {
+  const on = ctx.view.regions.filter((r) => peerOnStore(r, storeId)?.role === 'voter' && isBalanceable(ctx, r));
+  return on.sort((a, b) => Number(leaderStoreId(a) === storeId) - Number(leaderStoreId(b) === storeId) || a.meta.id - b.meta.id);
+}
+
+/**
+ * Stores that may take `region`'s replica from `sourceId` without lowering its isolation,
+ * lightest first by `score`.
+ */
+export function balanceTargets(ctx: PlanContext, region: RegionInfo, sourceId: number, score: (storeId: number) => number): StoreInfo[] {
+  const others = region.meta.peers.filter((p) => p.storeId !== sourceId).map((p) => p.storeId);
+  const source = ctx.stores.get(sourceId);
+  if (source === undefined) return [];
+  const floor = isolationScore(ctx.config.locationLabels, source, storesOf(ctx, others));
+  return rankTargets(ctx, region, others)
+    .filter((c) => c.isolation >= floor)
+    .map((c) => c.store)
+    .sort((a, b) => score(a.id) - score(b.id) || a.id - b.id);
+}
+
+function tryMoveRegion(ctx: PlanContext, source: StoreInfo): Operator | null {
+  const weight = (id: number): number => loadOf(ctx, id).regionWeight;
+  if (!isSourceStore(ctx, source.id)) return null;
+  for (const region of regionsOnStore(ctx, source.id)) {
+    const target = balanceTargets(ctx, region, source.id, weight)[0];
+    if (target === undefined) continue;
+    const gap = weight(source.id) - weight(target.id);
+    if (gap <= 2 * ctx.config.tolerantSizeRatio * regionWeight(region)) continue;
+    const reason = `store ${source.id} holds ${weight(source.id)} region bytes, store ${target.id} ${weight(target.id)}: move region ${region.meta.id} (${regionWeight(region)} bytes)`;
+    const leaderTo = bestLeaderStore(ctx, leaderCandidates(region, source.id));
+    return buildMovePeer(region, source.id, target.id, meta(ctx, 'balance-region', reason), ctx.allocateId, leaderTo);
+  }
+  return null;
+}
+
+/** Makes up to `budget` balance-region moves, re-reading loads (with influence) after each. */
+export function balanceRegionPass(ctx: PlanContext, budget: number): void {
+  for (let made = 0; made < budget; made++) {
+    let op: Operator | null = null;
+    for (const source of sourcesBy(ctx, (id) => loadOf(ctx, id).regionWeight)) {
+      op = tryMoveRegion(ctx, source);
+      if (op !== null) break;
+    }
+    if (op === null) return;
+    accept(ctx, op);
+  }
+}
+
+function tryMoveLeader(ctx: PlanContext, source: StoreInfo): Operator | null {
+  const leaders = (id: number): number => loadOf(ctx, id).leaderCount;
+  for (const region of ctx.view.regions) {
+    if (leaderStoreId(region) !== source.id || isBusy(ctx, [region.meta.id])) continue;
+    const target = bestLeaderStore(ctx, leaderCandidates(region, source.id));
+    if (target === undefined) continue;
+    if (leaders(source.id) - leaders(target) <= 2 * ctx.config.tolerantSizeRatio) continue;
+    const reason = `store ${source.id} leads ${leaders(source.id)} regions, store ${target} ${leaders(target)}: transfer region ${region.meta.id}'s leadership`;
+    return buildTransferLeader(region, target, meta(ctx, 'balance-leader', reason), ctx.allocateId);
+  }
+  return null;
+}
+
+/** Makes up to `budget` leader transfers from the stores leading the most regions. */
+export function balanceLeaderPass(ctx: PlanContext, budget: number): void {
+  for (let made = 0; made < budget; made++) {
+    let op: Operator | null = null;
+    for (const source of sourcesBy(ctx, (id) => loadOf(ctx, id).leaderCount)) {
+      op = tryMoveLeader(ctx, source);
+      if (op !== null) break;
+    }
+    if (op === null) return;
+    accept(ctx, op);
+  }
+}
+
+export function balanceRegions(view: ClusterView, config: ScheduleConfig, allocateId: AllocateId, budget = config.regionScheduleLimit): Operator[] {
+  const ctx = newContext(withoutHistory(view), config, allocateId);
+  balanceRegionPass(ctx, budget);
+  return ctx.made;
+}
+
+export function balanceLeaders(view: ClusterView, config: ScheduleConfig, allocateId: AllocateId, budget = config.leaderScheduleLimit): Operator[] {
+  const ctx = newContext(withoutHistory(view), config, allocateId);
+  balanceLeaderPass(ctx, budget);
+  return ctx.made;
+}

@@ -1,0 +1,57 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StoreTiming } from '../cluster/cluster.ts';
+import type { StoreState } from '../cluster/types.ts';
+import type { Leadership } from '../member/leadership.ts';
+
+const STORE_STATES: readonly StoreState[] = ['up', 'disconnected', 'down', 'offline', 'tombstone'];
+
+/**
+ * PD's Prometheus metrics, on one Registry per member. Cluster-wide gauges (stores by state,
+ * regions) are read at scrape time from the leader's state; followers report 0 for them, so
+ * `max by (cluster)` over members gives the cluster's figure.
+ */
+export class PdMetrics {
+  readonly registry = new Registry();
+  readonly heartbeats: Counter<'kind'>;
+  readonly operators: Counter<'origin' | 'outcome'>;
+
+  constructor(leadership: Leadership, timing: () => StoreTiming) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_pd_' });
+    this.heartbeats = new Counter({ name: 'flotilla_pd_heartbeats_total', help: 'Heartbeats handled by this member as leader (store: one per store heartbeat; region: one per region report)', labelNames: ['kind'], registers: [this.registry] });
+    this.operators = new Counter({ name: 'flotilla_pd_operators_total', help: 'Operators by origin (checker, scheduler, admin) and how they ended (created, finished, timedOut, stale, cancelled)', labelNames: ['origin', 'outcome'], registers: [this.registry] });
+    const serving = (): ReturnType<Leadership['serving']> | null => {
+      try {
+        return leadership.serving();
+      } catch {
+        return null;
+      }
+    };
+    new Gauge({
+      name: 'flotilla_pd_is_leader',
+      help: '1 on the member serving as PD leader',
+      registers: [this.registry],
+      collect() {
+        this.set(leadership.leading ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'flotilla_pd_regions',
+      help: 'Regions PD knows (leader only)',
+      registers: [this.registry],
+      collect() {
+        this.set(serving()?.cluster.regions.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'flotilla_pd_stores',
+      help: 'Stores by state (leader only)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const counts = new Map<StoreState, number>(STORE_STATES.map((s) => [s, 0]));
+        for (const store of serving()?.cluster.storeInfos(timing()) ?? []) counts.set(store.state, (counts.get(store.state) ?? 0) + 1);
+        for (const [state, count] of counts) this.set({ state }, count);
+      },
+    });
+  }
+}

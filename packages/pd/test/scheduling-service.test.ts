@@ -1,0 +1,120 @@
+/**
+ * The leader's scheduling loop on a real (in-memory) metadata group: operators made by the
+ * checkers, handed out with region heartbeats, advanced and ended by later heartbeats, the
+ * operator watch, manual operators, config persistence and the history.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryNetwork } from '@flotilla/transport';
+import type { RegionHeartbeat, RegionMeta } from '@flotilla/wire';
+import { memoryStore, waitFor } from '../../store/test/harness.ts';
+import { Cluster } from '../src/cluster/cluster.ts';
+import { isPdError } from '../src/errors.ts';
+import { metaRegion } from '../src/member/pd-member.ts';
+import { MetaStore } from '../src/meta/meta-store.ts';
+import { buildTransferLeader } from '../src/scheduling/operators.ts';
+import { SchedulingService } from '../src/service/scheduling-service.ts';
+
+const SILENT = { info: () => {}, warn: () => {}, error: () => {}, fatal: () => {}, debug: () => {}, trace: () => {}, child: () => SILENT } as never;
+const RATES = { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0 };
+
+async function leaderTerm(now: () => number) {
+  const store = memoryStore(new MemoryNetwork(), 1);
+  await store.host.start();
+  await store.host.bootstrapRegion(metaRegion([1]));
+  store.host.campaign(1);
+  const meta = new MetaStore(store.host, store.service);
+  await waitFor('member 1 leads', () => meta.leadership().leader);
+  const cluster = await Cluster.load(meta, 7, now);
+  return { meta, cluster, close: () => store.host.close() };
+}
+
+function beat(region: RegionMeta, leaderPeerId: number): RegionHeartbeat {
+  return { region, leaderPeerId, downPeerIds: [], pendingPeerIds: [], approximateBytes: 1024, approximateKeys: 10, rates: RATES };
+}
+
+const storeBeat = (storeId: number) => ({ storeId, capacityBytes: 100 * 2 ** 30, availableBytes: 80 * 2 ** 30, usedBytes: 20 * 2 ** 30, regionCount: 1, leaderCount: 0, rates: RATES });
+
+describe('SchedulingService', () => {
+  it('adds replicas step by step as heartbeats report progress, and records why', async () => {
+    let now = 1_000;
+    const { meta, cluster, close } = await leaderTerm(() => now);
+    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    try {
+      const founder = await cluster.join({ clusterId: 7, token: 'a', raftAddress: 'a:1', apiAddress: 'a:2', labels: {} });
+      const others = [await cluster.join({ clusterId: 7, token: 'b', raftAddress: 'b:1', apiAddress: 'b:2', labels: {} }), await cluster.join({ clusterId: 7, token: 'c', raftAddress: 'c:1', apiAddress: 'c:2', labels: {} })];
+      for (const s of [founder, ...others]) cluster.storeHeartbeat(storeBeat(s.storeId));
+      service.start({ term: 1, cluster, sinceMs: now });
+      await waitFor('the config loaded', () => service.currentConfig().maxReplicas === 3);
+      const region = founder.bootstrapRegion!;
+      const leaderPeer = region.peers[0]!.id;
+      await cluster.regionHeartbeats(founder.storeId, [beat(region, leaderPeer)]);
+
+      const watched = service.watch(founder.storeId, 5_000, 10);
+      const made = await service.pass();
+      assert.equal(made.length, 1, 'one operator for the one region');
+      assert.equal(made[0]!.origin, 'replica-checker');
+      assert.deepEqual(await watched, [region.id], 'the parked watch is answered when the operator starts');
+      assert.deepEqual(service.waitingOn(founder.storeId, 10), [region.id]);
+      assert.deepEqual(service.waitingOn(others[0]!.storeId, 10), [], 'only the leader\'s store is told');
+
+      const [first] = await service.commandsFor([region.id]);
+      assert.equal(first?.step.type, 'addLearner');
+      assert.deepEqual(first?.regionEpoch, region.epoch);
+      const step = first!.step as { storeId: number; peerId: number };
+      const withLearner: RegionMeta = { ...region, epoch: { version: 1, confVer: 2 }, peers: [...region.peers, { id: step.peerId, storeId: step.storeId, role: 'learner' }] };
+      await cluster.regionHeartbeats(founder.storeId, [beat(withLearner, leaderPeer)]);
+      const [second] = await service.commandsFor([region.id]);
+      assert.equal(second?.step.type, 'changeVoters', 'the next step once the learner is reported');
+
+      const promoted: RegionMeta = { ...withLearner, epoch: { version: 1, confVer: 4 }, peers: withLearner.peers.map((p) => ({ ...p, role: 'voter' as const })) };
+      await cluster.regionHeartbeats(founder.storeId, [beat(promoted, leaderPeer)]);
+      assert.deepEqual(await service.commandsFor([region.id]), [], 'finished: nothing more to run');
+      const history = service.recentHistory(10);
+      assert.deepEqual(history.map((h) => h.event), ['finished', 'created']);
+      assert.match(history[0]!.reason, /1 of 3 voters/);
+
+      now += 60 * 60_000;
+      for (const s of [founder, ...others]) cluster.storeHeartbeat(storeBeat(s.storeId));
+      const stuck = (await service.pass())[0];
+      assert.ok(stuck, 'the second missing voter gets its operator');
+      now += 11 * 60_000;
+      await service.pass();
+      assert.equal(service.recentHistory(1)[0]!.event, 'timedOut', 'an operator nobody advances times out');
+    } finally {
+      service.stop();
+      await close();
+    }
+  });
+
+  it('manual operators, one per region; cancel; config persisted and validated', async () => {
+    const now = 1_000;
+    const { meta, cluster, close } = await leaderTerm(() => now);
+    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    try {
+      const founder = await cluster.join({ clusterId: 7, token: 'a', raftAddress: 'a:1', apiAddress: 'a:2', labels: {} });
+      const b = await cluster.join({ clusterId: 7, token: 'b', raftAddress: 'b:1', apiAddress: 'b:2', labels: {} });
+      const region = { ...founder.bootstrapRegion!, peers: [...founder.bootstrapRegion!.peers, { id: 99, storeId: b.storeId, role: 'voter' as const }] };
+      await cluster.regionHeartbeats(founder.storeId, [beat(region, region.peers[0]!.id)]);
+      service.start({ term: 1, cluster, sinceMs: now });
+      const info = cluster.regions.get(region.id)!;
+      const meta0 = { origin: 'admin' as const, reason: 'test', priority: 60, nowMs: now, timeouts: service.currentConfig().operatorTimeoutMs };
+      const op = await service.addOperator((id) => buildTransferLeader(info, b.storeId, meta0, id));
+      await assert.rejects(service.addOperator((id) => buildTransferLeader(info, b.storeId, meta0, id)), (err) => isPdError(err, 'FLOTILLA_PD_OPERATOR_EXISTS'));
+      assert.equal(service.cancel(region.id).id, op.id);
+      assert.throws(() => service.cancel(region.id), (err) => isPdError(err, 'FLOTILLA_PD_OPERATOR_NOT_FOUND'));
+      assert.deepEqual(service.recentHistory(2).map((h) => h.event), ['cancelled', 'created']);
+
+      await assert.rejects(service.patchConfig({ maxReplicas: 0 }), (err) => isPdError(err, 'FLOTILLA_PD_INVALID_ARGUMENT'));
+      await service.patchConfig({ maxReplicas: 5, schedulers: { balanceLeader: { enabled: false } } });
+      const reloaded = new SchedulingService(meta, SILENT, { now: () => now });
+      reloaded.start({ term: 2, cluster, sinceMs: now });
+      await waitFor('the persisted config loaded by the next leader', () => reloaded.currentConfig().maxReplicas === 5);
+      assert.equal(reloaded.currentConfig().schedulers.balanceLeader.enabled, false);
+      reloaded.stop();
+    } finally {
+      service.stop();
+      await close();
+    }
+  });
+});

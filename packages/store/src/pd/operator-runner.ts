@@ -1,0 +1,98 @@
+/**
+ * Runs the operator steps PD answers region heartbeats with, on the region's leader here:
+ * membership changes, leadership transfers and splits, through the same host calls as the
+ * admin API. A step PD repeats while it is still running is not started twice; a step that
+ * fails is logged and left to PD, which asks again on the next heartbeat or times it out.
+ */
+import type { KvEngine } from '@flotilla/storage';
+import type { PdOperatorStep, RegionCommand } from '@flotilla/wire';
+import type { HostEventLog } from '../host-types.ts';
+import type { MultiRaftHost } from '../host.ts';
+import { membershipChangeProblem, type MembershipChange } from '../membership.ts';
+import { middleKey } from './region-size.ts';
+
+/** Steps running at once (each holds a region's proposal or a split scan). */
+export const operatorStepsInFlightMax = 256;
+
+export class OperatorRunner {
+  /** Region id -> the step running there (operator id and step type). */
+  private readonly inFlight = new Map<number, string>();
+
+  constructor(
+    private readonly host: MultiRaftHost,
+    private readonly kv: KvEngine,
+    private readonly events: HostEventLog,
+  ) {}
+
+  /** Starts the command's step unless it runs already; never throws. */
+  run(command: RegionCommand): void {
+    const tag = `${command.operatorId}:${command.step.type}`;
+    if (this.inFlight.get(command.regionId) === tag || this.inFlight.size >= operatorStepsInFlightMax) return;
+    this.inFlight.set(command.regionId, tag);
+    void this.execute(command)
+      .then((problem) => {
+        if (problem) this.events.warn({ regionId: command.regionId, operatorId: command.operatorId, step: command.step.type, problem }, 'PD operator step not run');
+      })
+      .catch((err: unknown) => this.events.warn({ regionId: command.regionId, operatorId: command.operatorId, err: String(err) }, 'PD operator step failed'))
+      .finally(() => this.inFlight.delete(command.regionId));
+  }
+
+  get running(): number {
+    return this.inFlight.size;
+  }
+
+  /** Runs the step; answers why it could not run, or null. */
+  private async execute(command: RegionCommand): Promise<string | null> {
+    const peer = this.host.peer(command.regionId);
+    if (!peer || !peer.isLeader()) return 'this store does not lead the region any more';
+    const step = command.step;
+    switch (step.type) {
+      case 'addLearner':
+        return this.changeMembership(command.regionId, [{ type: 'addLearner', peerId: step.peerId, storeId: step.storeId }]);
+      case 'changeVoters':
+        return this.changeMembership(command.regionId, [
+          ...step.promote.map((p): MembershipChange => ({ type: 'addVoter', peerId: p.peerId, storeId: p.storeId })),
+          ...step.remove.map((p): MembershipChange => ({ type: 'remove', peerId: p.peerId })),
+        ]);
+      case 'removePeer':
+        return this.changeMembership(command.regionId, [{ type: 'remove', peerId: step.peerId }]);
+      case 'transferLeader': {
+        const target = peer.region.peers.find((p) => p.storeId === step.toStoreId && p.role === 'voter');
+        if (!target) return `store ${step.toStoreId} holds no voter of the region`;
+        this.host.transferLeader(command.regionId, target.id);
+        return null;
+      }
+      case 'split':
+        return this.split(command, step);
+      case 'merge':
+        return 'region merge is not implemented in the store yet';
+    }
+  }
+
+  private async changeMembership(regionId: number, changes: MembershipChange[]): Promise<string | null> {
+    const peer = this.host.peer(regionId);
+    if (!peer) return 'no replica here';
+    const config = peer.node.confState();
+    // A joint configuration left over from an earlier change is left first; PD asks again.
+    if (config.votersOutgoing.length > 0) changes = [];
+    const problem = membershipChangeProblem(peer.region, config, changes);
+    if (problem) return problem;
+    const outcome = await this.host.changeMembership(regionId, changes);
+    return outcome.kind === 'failed' ? `membership change failed: ${outcome.error.code}` : null;
+  }
+
+  private async split(command: RegionCommand, step: Extract<PdOperatorStep, { type: 'split' }>): Promise<string | null> {
+    const peer = this.host.peer(command.regionId);
+    if (!peer) return 'no replica here';
+    if (peer.region.epoch.version !== command.regionEpoch.version) {
+      return `the region's version is ${peer.region.epoch.version}, the operator was made at ${command.regionEpoch.version}: it split or merged since (a repeated step)`;
+    }
+    const peersCount = peer.region.peers.length;
+    const ids = command.newIds ?? [];
+    if (ids.length < 1 + peersCount) return `PD sent ${ids.length} new ids, a split of this region needs ${1 + peersCount}`;
+    const key = step.keys[0] ?? (await middleKey(this.kv, peer.region));
+    if (!key) return 'the region has fewer than two keys: nothing to split';
+    const outcome = await this.host.split(command.regionId, key, ids[0]!, ids.slice(1, 1 + peersCount));
+    return outcome.kind === 'failed' ? `split failed: ${outcome.error.code}` : null;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The placement driver running a cluster of real processes: 3 PD members and stores that join
+ * through PD. The first store founds the cluster; PD's replica checker brings region 1 to 3
+ * voters; writes split regions (PD's split checker); the PD leader is SIGKILLed and a new one
+ * keeps scheduling; a store is SIGKILLed for longer than the down time and every region it
+ * held gets 3 voters back; a new store receives regions. A client writes throughout, and every
+ * acknowledged write is read back at the end.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { ProcessCluster, waitFor } from './support/cluster.ts';
+import { PdProcesses } from './support/pd.ts';
+import { RangeRouter } from './support/router.ts';
+
+interface PdRegion {
+  readonly id: number;
+  readonly peers: readonly { readonly id: number; readonly storeId: number; readonly role: string }[];
+  readonly leader: { readonly storeId: number } | null;
+}
+interface PdStore {
+  readonly id: number;
+  readonly state: string;
+  readonly regionCount: number;
+}
+
+/** Small thresholds and short times, so the schedulers act within a test's time. */
+const SCHEDULE_CONFIG = {
+  maxReplicas: 3,
+  storeDisconnectMs: 1_000,
+  storeDownMs: 3_000,
+  regionMaxBytes: 48 * 1024,
+  regionMaxKeys: 400,
+  regionSplitBytes: 32 * 1024,
+  regionSplitKeys: 300,
+  mergeMaxBytes: 0,
+  mergeMaxKeys: 0,
+  schedulers: { balanceRegion: { intervalMs: 200 }, balanceLeader: { intervalMs: 200 }, hotRegion: { enabled: false } },
+};
+const STORE_ARGS = ['--store-heartbeat-ms', '300', '--region-heartbeat-ms', '1000'];
+const VALUE = 'v'.repeat(100);
+
+describe('PD places, repairs and spreads regions over store processes', () => {
+  const pd = new PdProcesses(['--schedule-interval-ms', '100']);
+  const cluster = new ProcessCluster({ tickMs: 50, pd: () => [...pd.members.values()].map((m) => m.url), args: STORE_ARGS });
+  const router = new RangeRouter(cluster);
+  const acknowledged = new Map<string, string>();
+  after(async () => {
+    await cluster.close();
+    await pd.close();
+  });
+
+  const anyMember = (): number => [...pd.members.keys()][0]!;
+  const regions = async (): Promise<PdRegion[]> => (await pd.expect<{ regions: PdRegion[] }>(anyMember(), 'GET', '/pd/api/v1/regions?limit=10000')).regions;
+  const fullyReplicated = (r: PdRegion, liveStores: ReadonlySet<number>): boolean =>
+    r.peers.length === 3 && r.peers.every((p) => p.role === 'voter' && liveStores.has(p.storeId)) && new Set(r.peers.map((p) => p.storeId)).size === 3;
+  const liveStores = (): Set<number> => new Set(cluster.stores.keys());
+
+  const writeKeys = async (from: number, count: number): Promise<void> => {
+    for (let i = from; i < from + count; i++) {
+      const key = `user${String(i).padStart(6, '0')}`;
+      const value = `${VALUE}${i}`;
+      if ((await router.put(key, value)) === 'ok') acknowledged.set(key, value);
+    }
+  };
+
+  it('founds, replicates, splits, survives a PD leader kill, repairs a dead store and spreads to a new one', async () => {
+    await pd.start(1);
+    await waitFor('PD member 1 to lead', async () => (await pd.leader()) === 1);
+    await pd.start(2);
+    await pd.start(3);
+    await waitFor('three PD voters', async () => (await pd.expect<{ voters: number[] }>(1, 'GET', '/pd/api/v1/members')).voters.length === 3);
+    await pd.expect(1, 'PUT', '/pd/api/v1/config', SCHEDULE_CONFIG);
+
+    for (let i = 0; i < 4; i++) await cluster.startNewStore();
+    await waitFor('region 1 on three voters', async () => {
+      const all = await regions();
+      return all.length === 1 && fullyReplicated(all[0]!, liveStores());
+    }, 60_000);
+    await router.refresh();
+
+    await writeKeys(0, 1_500);
+    await waitFor('splits into at least 3 fully replicated regions', async () => {
+      const all = await regions();
+      return all.length >= 3 && all.every((r) => fullyReplicated(r, liveStores()));
+    }, 60_000);
+
+    const oldLeader = (await pd.leader())!;
+    await pd.kill9(oldLeader);
+    await waitFor('a new PD leader', async () => {
+      const leader = await pd.leader();
+      return leader !== undefined && leader !== oldLeader;
+    });
+    await writeKeys(1_500, 500);
+
+    const placed = await regions();
+    const victim = [...cluster.stores.values()].find((s) => placed.some((r) => r.peers.some((p) => p.storeId === s.id)))!;
+    await cluster.kill9(victim.id);
+    await writeKeys(2_000, 300);
+    await waitFor(`every region of dead store ${victim.id} back to 3 voters on live stores`, async () => {
+      const all = await regions();
+      return all.every((r) => fullyReplicated(r, liveStores()));
+    }, 90_000);
+    const stores = await pd.expect<{ stores: PdStore[] }>(anyMember(), 'GET', '/pd/api/v1/stores');
+    assert.equal(stores.stores.find((s) => s.id === victim.id)?.state, 'down');
+
+    const fresh = await cluster.startNewStore();
+    await waitFor(`regions spread to the new store ${fresh.id}`, async () => (await regions()).some((r) => r.peers.some((p) => p.storeId === fresh.id)), 90_000);
+
+    const history = await pd.expect<{ history: { origin: string; event: string; reason: string }[] }>(anyMember(), 'GET', '/pd/api/v1/history?limit=4096');
+    const finished = history.history.filter((h) => h.event === 'finished');
+    assert.ok(finished.some((h) => h.origin === 'replica-checker' && /down/.test(h.reason)), `the new PD leader repaired the dead store's replicas: ${JSON.stringify(finished.slice(0, 5))}`);
+
+    await router.refresh();
+    for (const [key, value] of acknowledged) assert.equal(await router.get(key), value, `acknowledged write of ${key}`);
+    assert.ok(acknowledged.size >= 2_000, `most writes were acknowledged (${acknowledged.size} of 2,300)`);
+  });
+});
