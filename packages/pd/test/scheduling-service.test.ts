@@ -107,6 +107,15 @@ describe('SchedulingService', () => {
 
       await assert.rejects(service.patchConfig({ maxReplicas: 0 }), (err) => isPdError(err, 'FLOTILLA_PD_INVALID_ARGUMENT'));
       await service.patchConfig({ maxReplicas: 5, schedulers: { balanceLeader: { enabled: false } } });
+      const c = await cluster.join({ clusterId: 7, token: 'c', raftAddress: 'c:1', apiAddress: 'c:2', labels: {} });
+      cluster.storeHeartbeat({ ...storeBeat(c.storeId), regionCount: 0 });
+      await cluster.setStoreAdminState(c.storeId, 'offline');
+      await cluster.setStoreAdminState(b.storeId, 'offline');
+      await service.pass();
+      assert.equal(cluster.storeInfo(c.storeId, service.timing()).state, 'tombstone', 'an offline store holding nothing is retired');
+      assert.equal(cluster.storeInfo(b.storeId, service.timing()).state, 'offline', 'an offline store still holding a replica is not');
+      assert.equal(service.recentHistory(10).find((h) => h.event === 'storeTombstoned')?.storeId, c.storeId);
+
       const reloaded = new SchedulingService(meta, SILENT, { now: () => now });
       reloaded.start({ term: 2, cluster, sinceMs: now });
       await waitFor('the persisted config loaded by the next leader', () => reloaded.currentConfig().maxReplicas === 5);

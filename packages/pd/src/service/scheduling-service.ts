@@ -11,7 +11,7 @@
 import type { Logger } from '@flotilla/store';
 import type { RegionCommand } from '@flotilla/wire';
 import type { Cluster, StoreTiming } from '../cluster/cluster.ts';
-import type { Operator, OperatorStep, RegionInfo } from '../cluster/types.ts';
+import type { Operator, OperatorStep, RegionInfo, StoreInfo } from '../cluster/types.ts';
 import { PdError } from '../errors.ts';
 import type { LeaderTerm, TermWork } from '../member/leadership.ts';
 import type { MetaStore } from '../meta/meta-store.ts';
@@ -35,13 +35,17 @@ export const schedulingLimits = Object.freeze({
   watchTimeoutMsMax: 60_000,
 });
 
-export type OperatorEvent = 'created' | 'finished' | 'timedOut' | 'stale' | 'cancelled';
+export type OperatorEvent = 'created' | 'finished' | 'timedOut' | 'stale' | 'cancelled' | 'storeTombstoned';
 
 export interface HistoryEntry {
   readonly atMs: number;
   readonly event: OperatorEvent;
+  /** 0 for events about a store rather than an operator. */
   readonly operatorId: number;
+  /** 0 for events about a store. */
   readonly regionId: number;
+  /** For store events. */
+  readonly storeId?: number;
   readonly origin: Operator['origin'];
   readonly reason: string;
   /** For a stale operator: what changed under it. */
@@ -212,12 +216,33 @@ export class SchedulingService implements TermWork, RegionCommands {
       const view = { nowMs: this.now(), stores: cluster.storeInfos(this.config), regions: cluster.regions.all(), running: [...this.running.values()].map((r) => r.op) };
       const made = schedule(view, this.config, () => this.takeId(), this.state).filter((op) => !this.running.has(op.regionId));
       for (const op of made) this.begin(op);
+      await this.retireDrainedStores(cluster, view.stores);
       return made;
     } catch (err) {
-      if (!(err instanceof PdError)) throw err;
-      return []; // not leading any more, or the id allocator could not write: the next pass retries
+      // Not leading any more, or a metadata write failed: the next pass retries. Anything else
+      // is a bug in the scheduling code; it is logged, and PD keeps serving routes and
+      // heartbeats rather than dying on every member that takes over.
+      if (!(err instanceof PdError)) this.logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'scheduling pass failed');
+      return [];
     } finally {
       this.passRunning = false;
+    }
+  }
+
+  /**
+   * An offline store that holds nothing becomes a tombstone (its id is never used again), as
+   * TiKV's PD does: nothing in PD's map has a replica there, no operator is moving one there,
+   * and the store itself reports no replica at all — PD's map may not know a just-split child yet.
+   */
+  private async retireDrainedStores(cluster: Cluster, stores: readonly StoreInfo[]): Promise<void> {
+    for (const store of stores) {
+      if (store.state !== 'offline' || store.regionCount > 0) continue;
+      const held = cluster.regions.all().some((r) => r.meta.peers.some((p) => p.storeId === store.id));
+      const incoming = [...this.running.values()].some((r) => r.op.steps.some((step) => 'storeId' in step && step.storeId === store.id));
+      if (held || incoming) continue;
+      await cluster.setStoreAdminState(store.id, 'tombstone');
+      this.logger.info({ storeId: store.id }, 'store drained: now a tombstone');
+      this.recordStore(store.id, 'offline and empty: now a tombstone, its id is never used again');
     }
   }
 
@@ -273,10 +298,18 @@ export class SchedulingService implements TermWork, RegionCommands {
 
   private record(op: Operator, event: OperatorEvent, detail?: string): void {
     const entry: HistoryEntry = { atMs: this.now(), event, operatorId: op.id, regionId: op.regionId, origin: op.origin, reason: op.reason, steps: op.steps, ...(detail ? { detail } : {}) };
+    this.remember(entry);
+    this.logger.info({ operatorId: op.id, regionId: op.regionId, origin: op.origin, event, reason: op.reason, ...(detail ? { detail } : {}) }, 'operator');
+  }
+
+  private recordStore(storeId: number, reason: string): void {
+    this.remember({ atMs: this.now(), event: 'storeTombstoned', operatorId: 0, regionId: 0, storeId, origin: 'replica-checker', reason, steps: [] });
+  }
+
+  private remember(entry: HistoryEntry): void {
     this.history.push(entry);
     if (this.history.length > schedulingLimits.historyMax) this.history.splice(0, this.history.length - schedulingLimits.historyMax);
     this.options.onEvent?.(entry);
-    this.logger.info({ operatorId: op.id, regionId: op.regionId, origin: op.origin, event, reason: op.reason, ...(detail ? { detail } : {}) }, 'operator');
   }
 
   private async refillIds(): Promise<void> {
