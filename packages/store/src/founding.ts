@@ -1,5 +1,5 @@
-import { BOOTSTRAP_HARD_STATE, bootstrapSnapshot, type ConfState, type HardState } from '@flotilla/raft';
-import type { GroupWrite, RegionApply, RegionMeta } from '@flotilla/storage';
+import { BOOTSTRAP_HARD_STATE, BOOTSTRAP_INDEX, BOOTSTRAP_TERM, bootstrapSnapshot, type ConfState, type HardState } from '@flotilla/raft';
+import type { GroupLog, GroupWrite, RegionApply, RegionMeta } from '@flotilla/storage';
 
 /**
  * Founding replicas: a region's raft group starting from the bootstrap snapshot (index 5,
@@ -23,6 +23,21 @@ export function foundingConfState(region: RegionMeta): ConfState {
 export function foundingLogWrite(region: RegionMeta, hardState: HardState = BOOTSTRAP_HARD_STATE): GroupWrite {
   const confState = foundingConfState(region);
   return { groupId: region.id, snapshot: bootstrapSnapshot(confState).metadata, hardState, confState };
+}
+
+/**
+ * A log holding a founding write and nothing since: the bootstrap snapshot, no entry, the
+ * bootstrap hard state. A crash between a bootstrap's log write and its KV batch leaves one
+ * with no KV region. Its raft node never started (a founding peer starts after both writes),
+ * so it never voted nor acknowledged anything, and bootstrapping the region again keeps it
+ * rather than writing the same snapshot again (which the log refuses as out of date). Its
+ * configuration record is never read: the KV batch carries the one in force.
+ */
+export function isUnstartedFounding(log: Pick<GroupLog, 'hardState' | 'truncatedIndex' | 'lastIndex' | 'term'>): boolean {
+  const hs = log.hardState();
+  if (log.truncatedIndex() !== BOOTSTRAP_INDEX || log.lastIndex() !== BOOTSTRAP_INDEX) return false;
+  if (log.term(BOOTSTRAP_INDEX) !== BOOTSTRAP_TERM) return false;
+  return hs.term === BOOTSTRAP_HARD_STATE.term && hs.vote === BOOTSTRAP_HARD_STATE.vote && hs.commit === BOOTSTRAP_HARD_STATE.commit;
 }
 
 /**

@@ -1,7 +1,5 @@
 import {
-  BOOTSTRAP_HARD_STATE,
   BOOTSTRAP_INDEX,
-  BOOTSTRAP_TERM,
   EMPTY_CONF_STATE,
   SeededRandom,
   confStatesEqual,
@@ -10,7 +8,7 @@ import {
   type Message,
   type Ready,
 } from '@flotilla/raft';
-import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type RegionApply, type RegionMeta } from '@flotilla/storage';
+import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type RegionApply, type RegionMeta, type RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   coalesceHeartbeat,
@@ -25,9 +23,10 @@ import { applyBatches, type ApplySegment } from './apply-plan.ts';
 import { limits } from './constants.ts';
 import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
-import { foundingApply, foundingConfState, foundingLogWrite } from './founding.ts';
+import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding } from './founding.ts';
 import { SILENT_EVENTS, type HostEventLog, type HostOptions, type HostStats, type ReplicaStatus } from './host-types.ts';
 import { handOverLeaderships } from './leader-handover.ts';
+import { logCatchUpWrite } from './log-catch-up.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
 import { checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
@@ -82,20 +81,43 @@ export class MultiRaftHost implements InboundHandlers {
 
   // ------------------------------------------------------------ lifecycle
 
-  /** Loads every region the KV engine knows of, starts the transport and the ticker. */
+  /**
+   * Loads every region the KV engine knows of (first bringing any log a crash left behind its
+   * KV state up to it), starts the transport and the ticker.
+   */
   async start(): Promise<void> {
+    const resumed: RegionState[] = [];
     for (const state of this.options.kv.regions()) {
       if (state.status === 'tombstone') {
         const self = state.region.peers.find((p) => p.storeId === this.storeId);
         this.rememberTombstone(state.region.id, self?.id ?? 0);
       }
-      if (state.status !== 'normal') continue;
-      this.addPeer(state.region, state.appliedIndex, state.confState);
+      if (state.status === 'normal') resumed.push(state);
     }
+    await this.catchUpLogs(resumed);
+    for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState);
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
     this.ticker.unref();
     this.started = true;
+  }
+
+  /**
+   * A crash between a KV write and the log write that follows it (a snapshot install, a split
+   * child's founding) leaves the region's log behind its KV applied index, and its raft node
+   * could not start. Each such log gets the write the crash cut off (log-catch-up.ts has the
+   * safety argument), in writes of at most a bootstrap's size, before any node starts.
+   */
+  private async catchUpLogs(states: readonly RegionState[]): Promise<void> {
+    const writes: GroupWrite[] = [];
+    for (const state of states) {
+      const log = this.options.log.group(state.region.id);
+      const write = logCatchUpWrite(state, log);
+      if (write === null) continue;
+      writes.push(write);
+      this.events.warn({ regionId: state.region.id, applied: state.appliedIndex, logCommit: log.hardState().commit, logLastIndex: log.lastIndex() }, 'log behind the KV engine after a crash: brought to the applied index');
+    }
+    for (let i = 0; i < writes.length; i += limits.bootstrapRegionsMax) await this.writeLog(writes.slice(i, i + limits.bootstrapRegionsMax));
   }
 
   /** Lifecycle for readiness probes: 'new' until start(), then 'running' until close or failure. */
@@ -149,8 +171,15 @@ export class MultiRaftHost implements InboundHandlers {
       if (!region.peers.some((p) => p.storeId === this.storeId)) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
       ids.add(region.id);
     }
-    await this.writeLog(regions.map((region) => foundingLogWrite(region)));
+    // The log first, then the KV engine: a crash in between leaves a log no node ever started,
+    // which bootstrapping the region again keeps (isUnstartedFounding).
+    const log = this.options.log;
+    const writes = regions.filter((region) => !(log.hasGroup(region.id) && isUnstartedFounding(log.group(region.id)))).map((region) => foundingLogWrite(region));
+    if (writes.length > 0) await this.writeLog(writes);
     await this.options.kv.apply(regions.map(foundingApply));
+    // Durable before any node runs: a power loss must not keep a log that moved on (votes,
+    // entries) while losing the KV record, or the region would be founded over it again.
+    await this.syncKv();
     for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX, foundingConfState(region));
     this.events.info({ regions: regions.length, first: regions[0]?.id }, 'bootstrapped founding regions');
   }
@@ -330,6 +359,10 @@ export class MultiRaftHost implements InboundHandlers {
       peer.node.step(envelope.message);
       this.counters.snapshotsReceived++;
       this.events.info({ regionId: peer.regionId, fromStore: from, index: state.appliedIndex, epoch: state.region.epoch }, 'installed a region snapshot');
+    } catch (err) {
+      // The sender only learns "rejected": the reason is for this store's operators.
+      this.events.warn({ regionId: envelope.regionId, fromStore: from, err: err instanceof Error ? err.message : String(err) }, 'refused a region snapshot');
+      throw err;
     } finally {
       this.installingSnapshot = false;
       // Ready cycles waited for the install: resume them.
@@ -477,6 +510,12 @@ export class MultiRaftHost implements InboundHandlers {
       peer.releaseReads();
       if (peer.node.hasReady()) this.dirty.add(peer);
     }
+    // A split child's log is founded, and a removed replica's log destroyed, only once the KV
+    // batch that recorded the change is durable (the log's writes are synced; the KV engine's
+    // are not). Else a power loss could keep the log write and lose the KV one: a child log
+    // that moved on under a region the KV engine no longer knows, or a replica's vote history
+    // gone while its region came back as 'normal' (which start() would found afresh).
+    if (this.removedThisCycle.length > 0 || this.splitThisCycle.length > 0) await this.syncKv();
     for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
     for (const split of this.splitThisCycle.splice(0)) await this.startSplitChild(split.child, split.parentLeads);
   }
@@ -486,14 +525,21 @@ export class MultiRaftHost implements InboundHandlers {
    * its log begins at the bootstrap snapshot, as a founding region's does. A placeholder that
    * a fast child replica elsewhere created first is replaced; a child already initialized by
    * a snapshot is kept. The parent's leader campaigns at once, so the child has a leader soon.
+   *
+   * The founding log write is the log catching up with the child's KV record, which the split's
+   * apply batch wrote at the bootstrap index (log-catch-up.ts): the same write start() makes
+   * when a crash came in between. A placeholder's hard state is kept (it may have voted in a
+   * later term already: the term never moves back).
    */
   private async startSplitChild(child: RegionMeta, parentLeads: boolean): Promise<void> {
     const existing = this.peers.get(child.id);
     if (existing && !existing.placeholder) return;
-    const placeholderHs = existing ? this.options.log.group(child.id).hardState() : undefined;
-    // A placeholder may have voted in a later term already: never move the term back.
-    const hardState = placeholderHs && placeholderHs.term > BOOTSTRAP_TERM ? { ...placeholderHs, commit: BOOTSTRAP_INDEX } : BOOTSTRAP_HARD_STATE;
-    await this.writeLog([foundingLogWrite(child, hardState)]);
+    const state = this.options.kv.region(child.id);
+    // The KV engine refused the child's record: it holds a newer one (this replica of the
+    // child was created by a snapshot and removed since). Nothing to start.
+    if (state === null || state.status !== 'normal') return;
+    const write = logCatchUpWrite(state, this.options.log.group(child.id));
+    if (write !== null) await this.writeLog([write]);
     // Only now is the placeholder replaced (or one a message created during the write): until
     // the peer is in the map, a message for the region would create yet another placeholder.
     const replaced = this.peers.get(child.id);
@@ -501,7 +547,7 @@ export class MultiRaftHost implements InboundHandlers {
       this.peers.delete(child.id);
       this.dirty.delete(replaced);
     }
-    const peer = this.addPeer(child, BOOTSTRAP_INDEX, foundingConfState(child));
+    const peer = this.addPeer(state.region, state.appliedIndex, state.confState);
     if (parentLeads) {
       peer.node.campaign();
       this.markDirty(peer);

@@ -1,5 +1,5 @@
 /** Shared test harness (not a test file): stores on the in-memory twins, and small helpers. */
-import { MemoryKvDisk, MemoryKvEngine, MemoryLogDisk, MemoryLogEngine, type RegionMeta } from '@flotilla/storage';
+import { MemoryKvDisk, MemoryKvEngine, MemoryLogDisk, MemoryLogEngine, type GroupWrite, type KvEngine, type LogEngine, type RegionApply, type RegionMeta } from '@flotilla/storage';
 import { MemoryTransport, type MemoryNetwork } from '@flotilla/transport';
 import type { RegionEpoch } from '@flotilla/wire';
 import { KvService, MultiRaftHost, type HostOptions } from '../src/index.ts';
@@ -43,13 +43,35 @@ export interface MemoryStore {
 
 export type MemoryStoreOptions = Partial<Omit<HostOptions, 'storeId' | 'log' | 'kv' | 'transport'>>;
 
+/** Wraps the engines the host writes through (crash points: `crashPoint`). The service reads the twin itself. */
+export interface EngineWrappers {
+  readonly log?: (log: MemoryLogEngine) => LogEngine;
+  readonly kv?: (kv: MemoryKvEngine) => KvEngine;
+}
+
 /** One store on the in-memory twins (not started). Pass disks to restart a stopped store. */
-export function memoryStore(network: MemoryNetwork, id: number, options: MemoryStoreOptions = {}, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): MemoryStore {
+export function memoryStore(
+  network: MemoryNetwork,
+  id: number,
+  options: MemoryStoreOptions = {},
+  disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk },
+  wrap: EngineWrappers = {},
+): MemoryStore {
   const logDisk = disks?.logDisk ?? new MemoryLogDisk();
   const kvDisk = disks?.kvDisk ?? new MemoryKvDisk();
   const kv = new MemoryKvEngine(kvDisk);
+  const log = new MemoryLogEngine(logDisk);
   const transport = new MemoryTransport(network, { localStore: id });
-  const host = new MultiRaftHost({ tickMs: 5, hibernateAfterTicks: 0, seed: id, ...options, storeId: id, log: new MemoryLogEngine(logDisk), kv, transport });
+  const host = new MultiRaftHost({
+    tickMs: 5,
+    hibernateAfterTicks: 0,
+    seed: id,
+    ...options,
+    storeId: id,
+    log: wrap.log ? wrap.log(log) : log,
+    kv: wrap.kv ? wrap.kv(kv) : kv,
+    transport,
+  });
   return { id, host, service: new KvService(host, kv), kv, transport, logDisk, kvDisk };
 }
 
@@ -61,4 +83,47 @@ export function connectAll(stores: Iterable<{ readonly id: number; readonly tran
 
 export function leaderOf<S extends { readonly host: MultiRaftHost }>(stores: Iterable<S>, regionId: number): S | undefined {
   return [...stores].find((s) => s.host.peer(regionId)?.isLeader() === true);
+}
+
+/**
+ * A process crash at a chosen write, on the in-memory twins (whose disks keep every write made,
+ * as the page cache does for a killed process). `wrap` gives the engine to the host: the first
+ * call of a writing method for which `at(method, args)` holds, and every writing call after
+ * it, never reaches the engine and never settles — the process died there. Then stop the
+ * host and start a new store from the same disks: the disks hold exactly what was written
+ * before the crash.
+ */
+export class CrashPoint {
+  crashed = false;
+
+  constructor(
+    private readonly writing: readonly string[],
+    private readonly at: (method: string, args: readonly unknown[]) => boolean,
+  ) {}
+
+  wrap<E extends object>(engine: E): E {
+    return new Proxy(engine, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        const method = value as (...args: unknown[]) => unknown;
+        if (typeof prop !== 'string' || !this.writing.includes(prop)) return method.bind(target);
+        return (...args: unknown[]) => {
+          if (!this.crashed && this.at(prop, args)) this.crashed = true;
+          if (this.crashed) return new Promise(() => {});
+          return method.apply(target, args);
+        };
+      },
+    });
+  }
+}
+
+/** A crash at the log engine's first write (or compaction) for which `at` holds. */
+export function logCrashPoint(at: (writes: readonly GroupWrite[]) => boolean): CrashPoint {
+  return new CrashPoint(['write', 'compact'], (method, args) => method === 'write' && at(args[0] as readonly GroupWrite[]));
+}
+
+/** A crash at the KV engine's first batch for which `at` holds. */
+export function kvCrashPoint(at: (batch: readonly RegionApply[]) => boolean): CrashPoint {
+  return new CrashPoint(['apply', 'sync', 'applySnapshot'], (method, args) => method === 'apply' && at(args[0] as readonly RegionApply[]));
 }
