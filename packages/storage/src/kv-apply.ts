@@ -167,3 +167,20 @@ export function regionAfterPut(old: RegionState | null, c: Extract<KvCommand, { 
     status: 'normal',
   };
 }
+
+/**
+ * Why a received snapshot must not replace what this engine holds for the region, or null.
+ * Both engines apply this one rule. A snapshot never goes below what is applied, nor over a
+ * snapshot still being installed. A tombstone (this store's replica was removed) gives way to
+ * a snapshot of a newer membership — the region added a replica on this store again — and
+ * blocks one of the membership it was removed from or an older one.
+ */
+export function snapshotRefusal(now: RegionState | null, incoming: Pick<RegionState, 'appliedIndex' | 'region'>): string | null {
+  if (now === null) return null;
+  if (now.status === 'applyingSnapshot') return 'another snapshot of it is being installed';
+  if (now.appliedIndex >= incoming.appliedIndex) return `snapshot at ${incoming.appliedIndex} is not above applied ${now.appliedIndex}`;
+  if (now.status === 'tombstone' && incoming.region.epoch.confVer <= now.region.epoch.confVer) {
+    return `its replica here was removed at confVer ${now.region.epoch.confVer}; the snapshot is of confVer ${incoming.region.epoch.confVer}`;
+  }
+  return null;
+}

@@ -11,7 +11,7 @@ import type { BatchOperation, ColumnFamily, RocksIterator, RocksLevel } from '@n
 import { scanRowsPerStepMax, snapshotFrameBytesMax } from './constants.ts';
 import { StorageError, assert } from './errors.ts';
 import { failpoint } from './failpoints.ts';
-import { snapshotFrames } from './kv-apply.ts';
+import { snapshotFrames, snapshotRefusal } from './kv-apply.ts';
 import { KV_TAG_SNAPSHOT_MARKER, encodeApplyState, encodeRegionRecord, encodeSnapshotMarker, kvMetaKey, readFrames, type SnapshotMarker } from './kv-format.ts';
 import { readU32 } from './log-format.ts';
 import type { KvPair, RegionSnapshotSource, RegionState } from './kv-types.ts';
@@ -125,9 +125,10 @@ export async function applySnapshot(host: KvSnapshotHost, regionId: number, fram
   return host.serialized(async () => {
     host.check();
     const now = host.lookup(regionId);
-    if (now !== null && (now.status !== 'normal' || now.appliedIndex >= state.appliedIndex)) {
+    const refusal = snapshotRefusal(now, state);
+    if (refusal !== null) {
       await rm(path.join(host.snapshotDir, file), { force: true });
-      throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId} changed while its snapshot was received`);
+      throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: ${refusal}`);
     }
     const marker: SnapshotMarker = { index: state.appliedIndex, term: state.appliedTerm, file };
     const m = encodeSnapshotMarker(regionId, marker);

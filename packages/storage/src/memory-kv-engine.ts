@@ -7,7 +7,7 @@
 import { kvDeleteRangeKeysMax, kvGetManyKeysMax, kvScanBytesMax, kvScanRowsMax, regionsMax } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { readFrames } from './kv-format.ts';
-import { checkKey, clipRange, regionAfterPut, snapshotFrames, validateApplyBatch } from './kv-apply.ts';
+import { checkKey, clipRange, regionAfterPut, snapshotFrames, snapshotRefusal, validateApplyBatch } from './kv-apply.ts';
 import {
   compareBytes,
   inRange,
@@ -233,10 +233,8 @@ export class MemoryKvEngine implements KvEngine {
         for (const p of chunk) pairs.push({ key: Uint8Array.from(p.key), value: Uint8Array.from(p.value) });
       },
     );
-    const current = this.disk.regions.get(regionId);
-    if (current !== undefined && current.appliedIndex >= state.appliedIndex) {
-      throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: snapshot at ${state.appliedIndex} is not above applied ${current.appliedIndex}`);
-    }
+    const refusal = snapshotRefusal(this.disk.regions.get(regionId) ?? null, state);
+    if (refusal !== null) throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: ${refusal}`);
     for (const k of this.keysIn(state.region.startKey, state.region.endKey)) this.set(fromKey(k), null);
     for (const p of pairs) this.set(p.key, p.value);
     this.disk.regions.set(regionId, state);

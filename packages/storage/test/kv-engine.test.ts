@@ -294,6 +294,34 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       }
     });
 
+    it('a tombstone gives way to a snapshot of a newer membership, not to one of the membership it left', async () => {
+      const id = nextId();
+      // The source: the region at confVer 3 (this store's replica was added back).
+      await kv.apply([{ regionId: id, appliedIndex: 20, appliedTerm: 2, commands: [putRegion(region(id, 'w', 'x', 1, 3)), { op: 'put', key: b('w1'), value: b('new') }] }]);
+      const newer = await collect(kv.snapshot(id).frames());
+      const other = await memoryOrFresh(name);
+      try {
+        // This store held a replica at confVer 2, removed (tombstone) at applied 8.
+        await other.kv.apply([{ regionId: id, appliedIndex: 8, appliedTerm: 1, commands: [putRegion(region(id, 'w', 'x', 1, 2))] }]);
+        await other.kv.apply([{ regionId: id, appliedIndex: 9, appliedTerm: 1, commands: [{ op: 'tombstoneRegion', regionId: id }] }]);
+        assert.equal(other.kv.region(id)!.status, 'tombstone');
+        const state = await other.kv.applySnapshot(id, replay(newer));
+        assert.equal(state.appliedIndex, 20);
+        assert.equal(other.kv.region(id)!.status, 'normal');
+        assert.equal(s(await other.kv.get(b('w1'))), 'new');
+      } finally {
+        await other.dispose();
+      }
+      const stale = await memoryOrFresh(name);
+      try {
+        await stale.kv.apply([{ regionId: id, appliedIndex: 8, appliedTerm: 1, commands: [putRegion(region(id, 'w', 'x', 1, 3))] }]);
+        await stale.kv.apply([{ regionId: id, appliedIndex: 9, appliedTerm: 1, commands: [{ op: 'tombstoneRegion', regionId: id }] }]);
+        await assert.rejects(stale.kv.applySnapshot(id, replay(newer)), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CONTRACT_VIOLATION') && /removed at confVer 3/.test(e.message));
+      } finally {
+        await stale.dispose();
+      }
+    });
+
     it('keeps the raft configuration with the region and its applied index, across restarts and in snapshots', async () => {
       const id = nextId();
       const r = region(id, 'u', 'v');
