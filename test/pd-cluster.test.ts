@@ -99,7 +99,18 @@ describe('PD places, repairs and spreads regions over store processes', () => {
     await waitFor(`every region of dead store ${victim.id} back to 3 voters on live stores`, async () => {
       const all = await regions();
       return all.every((r) => fullyReplicated(r, liveStores()));
-    }, 90_000);
+    }, 90_000).catch(async (err: unknown) => {
+      const state = {
+        regions: (await regions()).filter((r) => !fullyReplicated(r, liveStores())),
+        operators: await pd.call(anyMember(), 'GET', '/pd/api/v1/operators'),
+        history: await pd.call(anyMember(), 'GET', '/pd/api/v1/history?limit=12'),
+        stores: await pd.call(anyMember(), 'GET', '/pd/api/v1/stores'),
+        leaderViews: await Promise.all((await regions()).filter((r) => !fullyReplicated(r, liveStores())).slice(0, 3).map(async (r) => r.leader && cluster.stores.has(r.leader.storeId) ? (await cluster.admin(r.leader.storeId, 'GET', `/v1/admin/regions/${r.id}`)).body : null)),
+        learnerViews: await Promise.all((await regions()).filter((r) => !fullyReplicated(r, liveStores())).slice(0, 3).map(async (r) => { const l = r.peers.find((p) => p.role === 'learner'); return l && cluster.stores.has(l.storeId) ? (await cluster.admin(l.storeId, 'GET', `/v1/admin/regions/${r.id}`)).body : null; })),
+        storeLogs: [...cluster.stores.values()].map((st) => ({ id: st.id, warnings: st.logs.filter((l) => /refus|reject|SNAPSHOT/i.test(l) && !l.includes('dial to')).slice(-6).map((l) => l.slice(0, 700)) })),
+      };
+      throw new Error(`${(err as Error).message}\n${JSON.stringify(state, null, 1)}`);
+    });
     const stores = await pd.expect<{ stores: PdStore[] }>(anyMember(), 'GET', '/pd/api/v1/stores');
     assert.equal(stores.stores.find((s) => s.id === victim.id)?.state, 'down');
 

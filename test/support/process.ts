@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Log lines kept per process for failure reports. */
-const LOG_LINES_KEPT = 200;
+const LOG_LINES_KEPT = 2000;
 export const STARTUP_DEADLINE_MS = 60_000;
 export const STOP_DEADLINE_MS = 30_000;
 

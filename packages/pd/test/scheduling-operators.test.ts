@@ -100,6 +100,8 @@ describe('stepDone and operatorProgress', () => {
     assert.equal(stepDone(transfer, afterTransfer, 2, move.regionEpoch), true);
     assert.equal(stepDone(add, afterTransfer, 2, move.regionEpoch), false);
     assert.equal(stepDone(add, afterLearner, 2, move.regionEpoch), true);
+    assert.equal(stepDone(add, { ...afterLearner, pendingPeerIds: [1000] }, 2, move.regionEpoch), false, 'a learner still catching up is not done: it would be promoted without its data');
+    assert.equal(stepDone(add, { ...afterLearner, downPeerIds: [1000] }, 2, move.regionEpoch), false, 'nor one that does not answer');
     assert.equal(stepDone(change, joint, 2, move.regionEpoch), false, 'still joint: the old voter is outgoing');
     assert.equal(stepDone(change, afterLeave, 2, move.regionEpoch), true);
   });

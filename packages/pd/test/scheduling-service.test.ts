@@ -126,4 +126,31 @@ describe('SchedulingService', () => {
       await close();
     }
   });
+
+  it('ends an operator whose target store stopped answering instead of holding its region until the timeout', async () => {
+    let now = 1_000;
+    const { meta, cluster, close } = await leaderTerm(() => now);
+    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    try {
+      const founder = await cluster.join({ clusterId: 7, token: 'a', raftAddress: 'a:1', apiAddress: 'a:2', labels: {} });
+      const b = await cluster.join({ clusterId: 7, token: 'b', raftAddress: 'b:1', apiAddress: 'b:2', labels: {} });
+      const region = { ...founder.bootstrapRegion!, peers: [...founder.bootstrapRegion!.peers, { id: 99, storeId: b.storeId, role: 'voter' as const }] };
+      for (const s of [founder, b]) cluster.storeHeartbeat(storeBeat(s.storeId));
+      await cluster.regionHeartbeats(founder.storeId, [beat(region, region.peers[0]!.id)]);
+      service.start({ term: 1, cluster, sinceMs: now });
+      const info = cluster.regions.get(region.id)!;
+      const meta0 = { origin: 'balance-leader' as const, reason: 'test', priority: 20, nowMs: now, timeouts: service.currentConfig().operatorTimeoutMs };
+      await service.addOperator((id) => buildTransferLeader(info, b.storeId, meta0, id));
+      assert.equal((await service.commandsFor([region.id])).length, 1, 'sent while store b is up');
+      now += service.currentConfig().storeDisconnectMs + 1;
+      cluster.storeHeartbeat(storeBeat(founder.storeId));
+      assert.deepEqual(await service.commandsFor([region.id]), []);
+      const ended = service.recentHistory(1)[0]!;
+      assert.equal(ended.event, 'stale');
+      assert.match(ended.detail ?? '', /target store \d+ is disconnected/);
+    } finally {
+      service.stop();
+      await close();
+    }
+  });
 });

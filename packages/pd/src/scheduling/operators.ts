@@ -170,7 +170,10 @@ export function stepDone(step: OperatorStep, region: RegionInfo, leaderStore: nu
   const present = (peerId: number): RegionPeer | undefined => region.meta.peers.find((p) => p.id === peerId);
   switch (step.type) {
     case 'addLearner':
-      return present(step.peerId) !== undefined;
+      // Done once the learner HAS the data, not once it is in the configuration: promoting an
+      // empty learner makes a voter that cannot help a quorum (TiKV waits the same way). The
+      // leader reports a peer pending until it acknowledged entries past a snapshot's reach.
+      return present(step.peerId) !== undefined && !region.pendingPeerIds.includes(step.peerId) && !region.downPeerIds.includes(step.peerId);
     case 'changeVoters':
       // While joint, the removed peers are still (outgoing) voters: done only once the joint config is left.
       return step.promote.every((p) => present(p.peerId)?.role === 'voter') && step.remove.every((p) => present(p.peerId) === undefined);

@@ -25,8 +25,13 @@ import { operatorProgress } from '../scheduling/operators.ts';
 export const schedulingLimits = Object.freeze({
   /** History entries kept (oldest dropped first). */
   historyMax: 4_096,
-  /** Ids kept ready for one scheduling pass (new peers, operator ids, split regions). */
-  idPoolSize: 1_024,
+  /**
+   * Ids taken for one scheduling pass (new peers, operator ids); what the pass does not use is
+   * dropped. Ids are never kept for a later pass: a store refuses to create a peer whose id is
+   * below one of that region it removed before, so a peer id must be newer than every id handed
+   * out earlier (a split's new peers, say), which only fresh ids are.
+   */
+  idPoolSize: 256,
   /** Operators running at once across the cluster, whatever their origin. */
   runningMax: 10_000,
   /** Stores with a parked operator watch (one watch per store; a newer one replaces it). */
@@ -56,6 +61,8 @@ export interface HistoryEntry {
 interface Running {
   readonly op: Operator;
   step: number;
+  /** A region heartbeat's answer carried the current step: the region's leader has it. */
+  dispatched: boolean;
   /** Ids of what the current step creates (a split's region and peers), fixed once sent. */
   newIds: number[] | undefined;
 }
@@ -158,17 +165,23 @@ export class SchedulingService implements TermWork, RegionCommands {
       if (!this.judge(entry, cluster.regions.get(regionId))) continue;
       const step = entry.op.steps[entry.step]!;
       if (step.type === 'split' && !entry.newIds) entry.newIds = await cluster.ids.allocate(splitIdsNeeded(step, cluster.regions.get(regionId)));
+      entry.dispatched = true;
       commands.push({ regionId, operatorId: entry.op.id, regionEpoch: entry.op.regionEpoch, step, ...(entry.newIds && step.type === 'split' ? { newIds: entry.newIds } : {}) });
     }
     return commands;
   }
 
-  /** Regions led on `storeId` (as PD last heard) whose operator waits for their heartbeat. */
+  /**
+   * Regions led on `storeId` (as PD last heard) whose operator has a step no heartbeat answer
+   * carried yet. Once a step went out, the leader reports on its own (its region changes, and
+   * it heartbeats while it runs an operator), so a watch is not woken again for it.
+   */
   waitingOn(storeId: number, limit: number): number[] {
     if (!this.term) return [];
     const regions = this.term.cluster.regions;
     const waiting: number[] = [];
-    for (const { op } of this.running.values()) {
+    for (const { op, dispatched } of this.running.values()) {
+      if (dispatched) continue;
       const region = regions.get(op.regionId);
       if (region && this.term.cluster.leaderStoreOf(region) === storeId) waiting.push(op.regionId);
       if (waiting.length >= limit) break;
@@ -190,7 +203,12 @@ export class SchedulingService implements TermWork, RegionCommands {
   async addOperator(build: (allocateId: () => number) => Operator): Promise<Operator> {
     this.cluster();
     await this.refillIds();
-    const op = build(() => this.takeId());
+    let op: Operator;
+    try {
+      op = build(() => this.takeId());
+    } finally {
+      this.idPool = [];
+    }
     if (this.running.has(op.regionId)) throw new PdError('FLOTILLA_PD_OPERATOR_EXISTS', `region ${op.regionId} runs operator ${this.running.get(op.regionId)!.op.id} already; cancel it first`);
     this.begin(op);
     return op;
@@ -214,7 +232,12 @@ export class SchedulingService implements TermWork, RegionCommands {
       if (this.running.size >= schedulingLimits.runningMax) return [];
       await this.refillIds();
       const view = { nowMs: this.now(), stores: cluster.storeInfos(this.config), regions: cluster.regions.all(), running: [...this.running.values()].map((r) => r.op) };
-      const made = schedule(view, this.config, () => this.takeId(), this.state).filter((op) => !this.running.has(op.regionId));
+      let made: Operator[];
+      try {
+        made = schedule(view, this.config, () => this.takeId(), this.state).filter((op) => !this.running.has(op.regionId));
+      } finally {
+        this.idPool = [];
+      }
       for (const op of made) this.begin(op);
       await this.retireDrainedStores(cluster, view.stores);
       return made;
@@ -267,10 +290,17 @@ export class SchedulingService implements TermWork, RegionCommands {
   private judge(entry: Running, region: RegionInfo | undefined): boolean {
     const progress = operatorProgress(entry.op, region, this.now(), entry.step);
     switch (progress.state) {
-      case 'running':
-        if (progress.step !== entry.step) entry.newIds = undefined;
+      case 'running': {
+        if (progress.step !== entry.step) {
+          entry.newIds = undefined;
+          entry.dispatched = false;
+        }
         entry.step = progress.step;
-        return true;
+        const unreachable = this.unreachableTarget(entry.op.steps[entry.step]!);
+        if (unreachable === null) return true;
+        this.end(entry, 'stale', unreachable);
+        return false;
+      }
       case 'finished':
         this.end(entry, 'finished');
         return false;
@@ -283,8 +313,28 @@ export class SchedulingService implements TermWork, RegionCommands {
     }
   }
 
+  /**
+   * Why a step cannot finish because the store it moves something TO is not up (it died just
+   * before PD noticed, or was set offline), or null. Such an operator would hold its region
+   * until its timeout; ending it lets the checkers act at once.
+   */
+  private unreachableTarget(step: OperatorStep): string | null {
+    const targets =
+      step.type === 'addLearner' ? [step.storeId] : step.type === 'transferLeader' ? [step.toStoreId] : step.type === 'changeVoters' ? step.promote.map((p) => p.storeId) : [];
+    for (const storeId of targets) {
+      let state: string;
+      try {
+        state = this.cluster().storeInfo(storeId, this.config).state;
+      } catch {
+        state = 'unknown';
+      }
+      if (state !== 'up') return `the step's target store ${storeId} is ${state}`;
+    }
+    return null;
+  }
+
   private begin(op: Operator): void {
-    this.running.set(op.regionId, { op, step: 0, newIds: undefined });
+    this.running.set(op.regionId, { op, step: 0, newIds: undefined, dispatched: false });
     this.record(op, 'created');
     const region = this.term?.cluster.regions.get(op.regionId);
     const leaderStore = region ? this.term?.cluster.leaderStoreOf(region) : undefined;
@@ -313,8 +363,7 @@ export class SchedulingService implements TermWork, RegionCommands {
   }
 
   private async refillIds(): Promise<void> {
-    if (this.idPool.length >= schedulingLimits.idPoolSize / 2) return;
-    this.idPool.push(...(await this.cluster().ids.allocate(schedulingLimits.idPoolSize - this.idPool.length)));
+    this.idPool = await this.cluster().ids.allocate(schedulingLimits.idPoolSize);
   }
 
   private takeId(): number {

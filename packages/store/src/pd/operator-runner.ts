@@ -9,6 +9,7 @@ import type { PdOperatorStep, RegionCommand } from '@flotilla/wire';
 import type { HostEventLog } from '../host-types.ts';
 import type { MultiRaftHost } from '../host.ts';
 import { membershipChangeProblem, type MembershipChange } from '../membership.ts';
+import { isPending } from './peer-health.ts';
 import { middleKey } from './region-size.ts';
 
 /** Steps running at once (each holds a region's proposal or a split scan). */
@@ -48,12 +49,19 @@ export class OperatorRunner {
     const step = command.step;
     switch (step.type) {
       case 'addLearner':
+        // PD repeats the step until the learner has caught up: once it is a member, nothing to do.
+        if (peer.region.peers.some((p) => p.id === step.peerId && p.storeId === step.storeId)) return null;
         return this.changeMembership(command.regionId, [{ type: 'addLearner', peerId: step.peerId, storeId: step.storeId }]);
-      case 'changeVoters':
+      case 'changeVoters': {
+        const done = step.promote.every((p) => peer.region.peers.some((q) => q.id === p.peerId && q.role === 'voter')) && step.remove.every((p) => !peer.region.peers.some((q) => q.id === p.peerId));
+        if (done) return null;
+        const behind = step.promote.find((p) => !this.caughtUp(command.regionId, p.peerId));
+        if (behind) return `learner ${behind.peerId} has not caught up yet: promoting it would make a voter without the data`;
         return this.changeMembership(command.regionId, [
           ...step.promote.map((p): MembershipChange => ({ type: 'addVoter', peerId: p.peerId, storeId: p.storeId })),
           ...step.remove.map((p): MembershipChange => ({ type: 'remove', peerId: p.peerId })),
         ]);
+      }
       case 'removePeer':
         return this.changeMembership(command.regionId, [{ type: 'remove', peerId: step.peerId }]);
       case 'transferLeader': {
@@ -67,6 +75,14 @@ export class OperatorRunner {
       case 'merge':
         return 'region merge is not implemented in the store yet';
     }
+  }
+
+  /** Whether the leader's view of `peerId` shows it replicating, past any snapshot, near the log's end. */
+  private caughtUp(regionId: number, peerId: number): boolean {
+    const status = this.host.peer(regionId)?.node.status();
+    const progress = status?.progress.get(peerId);
+    if (!status || !progress) return false;
+    return progress.state === 'replicate' && !isPending(progress, status.firstIndex, status.lastIndex);
   }
 
   private async changeMembership(regionId: number, changes: MembershipChange[]): Promise<string | null> {

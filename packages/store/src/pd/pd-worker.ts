@@ -17,6 +17,7 @@ import type { HostEventLog } from '../host-types.ts';
 import type { MultiRaftHost } from '../host.ts';
 import type { Peer } from '../peer.ts';
 import { OperatorRunner } from './operator-runner.ts';
+import { isPending } from './peer-health.ts';
 import type { PdClient } from './pd-client.ts';
 import type { RegionFlow } from './region-flow.ts';
 import { measureRegion, type RegionSize } from './region-size.ts';
@@ -36,12 +37,12 @@ export interface PdWorkerOptions {
 
 /** How often the worker looks for led regions whose heartbeat is due. */
 export const regionCheckMs = 1_000;
-/** A follower this many entries behind the leader counts as pending (catching up). */
-export const pendingLagEntries = 1_000;
 /** How long one operator watch is parked at PD before it is renewed. */
 export const operatorWatchMs = 20_000;
 /** Pause after a failed watch (PD down or electing) before the next one. */
 const WATCH_RETRY_MS = 1_000;
+/** Pause after a watch that woke with work, before parking the next one. */
+const WATCH_PAUSE_MS = 100;
 /** Region ids visited per page when walking this store's regions. */
 const REGION_PAGE = 4_096;
 
@@ -88,6 +89,9 @@ export class PdWorker {
         if (answer.regionIds.length > 0) {
           this.markOperatorsWaiting(answer.regionIds);
           await this.regionHeartbeats();
+          // PD answers at once while a step waits: if this store could not deliver it (it
+          // stopped leading the region), do not ask again in a tight loop.
+          await new Promise((resolve) => setTimeout(resolve, WATCH_PAUSE_MS));
         }
       } catch {
         if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, WATCH_RETRY_MS));
@@ -189,8 +193,10 @@ export class PdWorker {
     const pendingPeerIds: number[] = [];
     for (const [id, progress] of status.progress) {
       if (id === peer.peerId) continue;
-      if (!progress.recentActive) downPeerIds.push(id);
-      else if (progress.state === 'snapshot' || progress.match + pendingLagEntries < status.lastIndex) pendingPeerIds.push(id);
+      // A hibernating group exchanges no heartbeats, so `recentActive` says nothing there; a
+      // dead store wakes its groups (store liveness), and then it does.
+      if (!status.hibernating && !progress.recentActive) downPeerIds.push(id);
+      else if (isPending(progress, status.firstIndex, status.lastIndex)) pendingPeerIds.push(id);
     }
     const size = await this.sizeOf(peer);
     return {
