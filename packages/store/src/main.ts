@@ -1,10 +1,12 @@
 /**
  * The store process: `node --import tsx packages/store/src/main.ts --store-id 1 --data-dir DIR …`
- * (`pnpm run store …` from the repository root; `--help` lists the flags).
+ * (`pnpm run store …` from the repository root, or `flotilla store …`; `--help` lists the flags).
  *
  * Exit codes: 0 after a graceful shutdown (SIGTERM, SIGINT), 1 when the store failed (a failed
  * log write, a broken invariant: it fail-stops), 2 for an invalid configuration.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { isStoreError } from './errors.ts';
 import { parseStoreConfig, usage } from './process/config.ts';
 import { createLogger, errorFields } from './process/logger.ts';
@@ -13,10 +15,16 @@ import { StoreProcess } from './process/store-process.ts';
 const EXIT_FAILED = 1;
 const EXIT_INVALID_CONFIG = 2;
 
-async function main(): Promise<void> {
+/**
+ * Runs a store as this process: parses `argv` (flags) and `env` (FLOTILLA_* variables), starts
+ * the store and owns the process from then on — it installs the SIGTERM/SIGINT handlers and
+ * exits the process (0 after a graceful shutdown, 1 on failure, 2 for a bad configuration).
+ * Resolves once the store serves (or after printing `--help`).
+ */
+export async function runStore(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   let config;
   try {
-    config = parseStoreConfig(process.argv.slice(2), process.env);
+    config = parseStoreConfig(argv, env);
   } catch (err) {
     process.stderr.write(`${isStoreError(err) ? err.message : String(err)}\n`);
     process.exit(EXIT_INVALID_CONFIG);
@@ -49,4 +57,15 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-void main();
+/** True when this module is the process's entry point (not imported, e.g. by the flotilla CLI). */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) void runStore(process.argv.slice(2), process.env);

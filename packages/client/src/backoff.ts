@@ -1,0 +1,122 @@
+/**
+ * A call's time: its deadline and AbortSignal, and the capped, jittered backoff between its
+ * attempts. Waits never outlive the deadline and end at once when the signal fires.
+ */
+import { performance } from 'node:perf_hooks';
+import { clientLimits } from './constants.ts';
+import { ClientError } from './errors.ts';
+
+/** Exponential backoff with full jitter: uniform in [0, min(max, base·2^attempt)]. */
+export function backoffMs(attempt: number, random: () => number = Math.random, baseMs: number = clientLimits.backoffMsBase, maxMs: number = clientLimits.backoffMsMax): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}
+
+/** One call's deadline and signal. */
+export class CallContext {
+  /** performance.now() past which the call fails. */
+  readonly deadline: number;
+  /** Writes of this call sent to a store and not answered yet. */
+  writesInFlight = 0;
+  /** Writes of this call that applied, or whose outcome is unknown. */
+  writesMaybeApplied = 0;
+
+  constructor(
+    timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly what: string,
+  ) {
+    this.deadline = performance.now() + timeoutMs;
+  }
+
+  /** Whether a write of this call may have taken effect. */
+  get unknownOutcome(): boolean {
+    return this.writesInFlight > 0 || this.writesMaybeApplied > 0;
+  }
+
+  remainingMs(): number {
+    return this.deadline - performance.now();
+  }
+
+  /** Throws DEADLINE_EXCEEDED or ABORTED when the call is over. */
+  check(): void {
+    if (this.signal?.aborted) throw this.abortedError();
+    if (this.remainingMs() <= 0) throw this.deadlineError();
+  }
+
+  deadlineError(cause?: unknown): ClientError {
+    return new ClientError('FLOTILLA_DEADLINE_EXCEEDED', `${this.what}: deadline exceeded${cause instanceof Error ? ` (last error: ${cause.message})` : ''}`, {
+      cause,
+      unknownOutcome: this.unknownOutcome,
+    });
+  }
+
+  abortedError(): ClientError {
+    return new ClientError('FLOTILLA_ABORTED', `${this.what}: aborted`, { cause: this.signal?.reason, unknownOutcome: this.unknownOutcome });
+  }
+
+  /**
+   * Waits `ms`, at most until the deadline (then throws DEADLINE_EXCEEDED with `cause`), and
+   * throws ABORTED at once when the signal fires.
+   */
+  async sleep(ms: number, cause?: unknown): Promise<void> {
+    if (this.signal?.aborted) throw this.abortedError();
+    if (this.remainingMs() <= 0) throw this.deadlineError(cause);
+    const remaining = this.remainingMs();
+    const wait = Math.max(0, Math.min(ms, remaining));
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(this.abortedError());
+      };
+      const timer = setTimeout(() => {
+        this.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, wait);
+      this.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    if (ms >= remaining) throw this.deadlineError(cause);
+  }
+
+  /**
+   * Races `work` with the deadline and the signal. `onGiveUp` runs when the call gives up
+   * first (the work may still finish; its result is then ignored).
+   */
+  race<T>(work: Promise<T>, onGiveUp?: () => void): Promise<T> {
+    try {
+      this.check();
+    } catch (err) {
+      onGiveUp?.();
+      return Promise.reject(err);
+    }
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (): boolean => {
+        if (done) return false;
+        done = true;
+        clearTimeout(timer);
+        this.signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const onAbort = (): void => {
+        if (!finish()) return;
+        onGiveUp?.();
+        reject(this.abortedError());
+      };
+      const timer = setTimeout(() => {
+        if (!finish()) return;
+        onGiveUp?.();
+        reject(this.deadlineError());
+      }, Math.max(0, this.remainingMs()));
+      this.signal?.addEventListener('abort', onAbort, { once: true });
+      work.then(
+        (value) => {
+          if (finish()) resolve(value);
+        },
+        (err: unknown) => {
+          if (finish()) reject(err);
+        },
+      );
+    });
+  }
+}

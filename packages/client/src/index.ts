@@ -1,0 +1,12 @@
+/**
+ * @flotilla/client — the range-partitioned SDK of Flotilla. The public API, named explicitly;
+ * everything else is internal. See docs/CLIENT.md.
+ */
+export { FlotillaClient, createClient } from './client.ts';
+export type { CallOptions, CasResult, ClientOptions, ClientStats, Consistency, KvEntry, ReadOptions, ScanOptions } from './client.ts';
+export { CLIENT_ERROR_CODES, ClientError, isClientError, isRetryable } from './errors.ts';
+export type { ClientErrorCode } from './errors.ts';
+export type { Bytes } from './keys.ts';
+export { clientLimits } from './constants.ts';
+export type { RegionSource, RoutedRegion, StoreRecord } from './pd-client.ts';
+export type { ChannelOptions } from './store-channel.ts';

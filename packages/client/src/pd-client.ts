@@ -1,0 +1,181 @@
+/**
+ * The SDK's routing client of the placement driver: JSON GETs to whichever PD member answers.
+ * A follower forwards to its leader itself; when it cannot it answers 421 with the leader's URL,
+ * tried next; 503 (no leader yet) and network failures move on to the next member. Concurrent
+ * identical look-ups share one request.
+ */
+import { Pool } from 'undici';
+import { readRegionJson, type RegionMeta } from '@flotilla/wire';
+import { clientLimits } from './constants.ts';
+import { ClientError } from './errors.ts';
+import type { CallContext } from './backoff.ts';
+import { hexOf } from './keys.ts';
+
+const API = '/pd/api/v1';
+
+/** A region as PD routes it: its metadata and the leader its last heartbeat named. */
+export interface RoutedRegion {
+  readonly meta: RegionMeta;
+  readonly leader: { readonly peerId: number; readonly storeId: number } | null;
+}
+
+export interface StoreRecord {
+  readonly id: number;
+  /** "host:port" of the store's client API. */
+  readonly apiAddress: string;
+  readonly state: string;
+}
+
+/** What the region cache and the client need of PD (a fake in unit tests). */
+export interface RegionSource {
+  /** Up to `limit` regions overlapping [start, end) in key order. */
+  regions(start: Uint8Array, end: Uint8Array, limit: number, ctx: CallContext): Promise<{ regions: RoutedRegion[]; more: boolean }>;
+  store(storeId: number, ctx: CallContext): Promise<StoreRecord>;
+  close(): Promise<void>;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+export class PdRouting implements RegionSource {
+  private readonly pools = new Map<string, Pool>();
+  private readonly inFlight = new Map<string, Promise<Answer>>();
+  private preferred: string;
+  private closed = false;
+
+  constructor(private readonly endpoints: readonly string[]) {
+    if (endpoints.length === 0 || endpoints.length > clientLimits.pdEndpointsMax) {
+      throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `pd: 1..${clientLimits.pdEndpointsMax} endpoints, got ${endpoints.length}`);
+    }
+    for (const e of endpoints) {
+      if (!/^https?:\/\/[^/]+\/?$/.test(e)) throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `pd: expected http://host:port, got "${e}"`);
+    }
+    this.endpoints = endpoints.map((e) => e.replace(/\/$/, ''));
+    this.preferred = this.endpoints[0]!;
+  }
+
+  async regions(start: Uint8Array, end: Uint8Array, limit: number, ctx: CallContext): Promise<{ regions: RoutedRegion[]; more: boolean }> {
+    const answer = await this.get(`${API}/regions?start=${hexOf(start)}&end=${hexOf(end)}&limit=${limit}`, ctx);
+    const body = answer.body as { regions?: unknown; more?: unknown } | null;
+    if (!body || !Array.isArray(body.regions) || typeof body.more !== 'boolean') throw protocol('regions: not {regions, more}');
+    return { regions: body.regions.map((r, i) => routedRegion(r, `regions[${i}]`)), more: body.more };
+  }
+
+  async store(storeId: number, ctx: CallContext): Promise<StoreRecord> {
+    const answer = await this.get(`${API}/stores/${storeId}`, ctx);
+    if (answer.status === 404) throw new ClientError('FLOTILLA_STORE_UNAVAILABLE', `PD knows no store ${storeId}`);
+    const body = answer.body as { id?: unknown; apiAddress?: unknown; state?: unknown } | null;
+    if (!body || body.id !== storeId || typeof body.apiAddress !== 'string' || typeof body.state !== 'string') throw protocol(`stores/${storeId}: not a store record`);
+    return { id: storeId, apiAddress: body.apiAddress, state: body.state };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy()));
+  }
+
+  /** A GET answered 200 or 404 (other answers throw), shared by concurrent identical calls. */
+  private get(path: string, ctx: CallContext): Promise<Answer> {
+    let shared = this.inFlight.get(path);
+    if (!shared) {
+      shared = this.getFromAnyMember(path);
+      if (this.inFlight.size < clientLimits.pdLookupsInFlightMax) {
+        this.inFlight.set(path, shared);
+        const forget = (): void => void this.inFlight.delete(path);
+        shared.then(forget, forget);
+      }
+    }
+    return ctx.race(shared);
+  }
+
+  private async getFromAnyMember(path: string): Promise<Answer> {
+    const tried: string[] = [];
+    let next: string | undefined = this.preferred;
+    let lastProblem = 'no PD member answered';
+    while (next !== undefined && tried.length < clientLimits.pdAttemptsPerRequestMax) {
+      if (this.closed) throw new ClientError('FLOTILLA_CLIENT_CLOSED', 'the client is closed');
+      const url: string = next;
+      tried.push(url);
+      let answer: Answer;
+      try {
+        answer = await this.request(url, path);
+      } catch (err) {
+        lastProblem = `${url}: ${(err as Error).message}`;
+        next = this.endpoints.find((e) => !tried.includes(e));
+        continue;
+      }
+      const error = (answer.body as { error?: { code?: unknown; message?: unknown; leader?: { url?: unknown } } } | null)?.error;
+      if (answer.status === 200 || (answer.status === 404 && (error?.code === 'FLOTILLA_PD_REGION_NOT_FOUND' || error?.code === 'FLOTILLA_PD_STORE_NOT_FOUND'))) {
+        this.preferred = url;
+        return answer;
+      }
+      lastProblem = `${url}: ${answer.status} ${String(error?.code ?? '')} ${String(error?.message ?? '')}`.trim();
+      if (answer.status === 421 || answer.status === 502 || answer.status === 503 || answer.status === 504) {
+        const hint = typeof error?.leader?.url === 'string' ? error.leader.url.replace(/\/$/, '') : undefined;
+        next = hint !== undefined && !tried.includes(hint) ? hint : this.endpoints.find((e) => !tried.includes(e));
+        continue;
+      }
+      throw new ClientError('FLOTILLA_PD_ERROR', `PD refused GET ${path}: ${lastProblem}`);
+    }
+    throw new ClientError('FLOTILLA_PD_UNAVAILABLE', `PD did not answer GET ${path} (tried ${tried.join(', ')}): ${lastProblem}`);
+  }
+
+  private async request(url: string, path: string): Promise<Answer> {
+    let pool = this.pools.get(url);
+    if (!pool) {
+      if (this.pools.size >= clientLimits.pdEndpointsMax * 2) {
+        // Leader hints can name members we were not given: keep the map bounded.
+        const [oldest, stale] = this.pools.entries().next().value as [string, Pool];
+        this.pools.delete(oldest);
+        void stale.close();
+      }
+      pool = new Pool(url, { connections: clientLimits.pdConnectionsPerMember, keepAliveTimeout: clientLimits.keepAliveTimeoutMs });
+      this.pools.set(url, pool);
+    }
+    const res = await pool.request({
+      method: 'GET',
+      path,
+      headersTimeout: clientLimits.pdRequestTimeoutMs,
+      bodyTimeout: clientLimits.pdRequestTimeoutMs,
+    });
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of res.body) {
+      bytes += (chunk as Buffer).byteLength;
+      if (bytes > clientLimits.pdAnswerBytesMax) {
+        res.body.destroy();
+        throw protocol(`GET ${path}: answer over ${clientLimits.pdAnswerBytesMax} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    let body: unknown = null;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      body = null;
+    }
+    return { status: res.statusCode, body };
+  }
+}
+
+function routedRegion(value: unknown, what: string): RoutedRegion {
+  let meta: RegionMeta;
+  try {
+    meta = readRegionJson(value, what);
+  } catch (err) {
+    throw protocol(`${what}: ${(err as Error).message}`);
+  }
+  const leader = (value as { leader?: unknown }).leader;
+  if (leader === null || leader === undefined) return { meta, leader: null };
+  const l = leader as { peerId?: unknown; storeId?: unknown };
+  if (typeof l.peerId !== 'number' || typeof l.storeId !== 'number') throw protocol(`${what}.leader: not {peerId, storeId}`);
+  return { meta, leader: { peerId: l.peerId, storeId: l.storeId } };
+}
+
+function protocol(message: string): ClientError {
+  return new ClientError('FLOTILLA_PD_ERROR', `PD answered badly: ${message}`);
+}

@@ -1,0 +1,307 @@
+/**
+ * Request coalescing to one store. Operations of any calls and regions queue per store; once per
+ * event-loop turn (setImmediate) everything queued goes out as one KvRequest (`POST /v1/kv`),
+ * cut at batchOpsMax / batchBytesMax, with at most requestsInFlightPerStoreMax requests in flight
+ * (ops queued meanwhile coalesce into the next). Reads and writes never share a request: read
+ * requests are pipelined (undici re-sends them if a connection breaks, which is harmless), write
+ * requests are sent `idempotent: false`, so undici never pipelines them behind another request
+ * and never re-sends them.
+ */
+import { performance } from 'node:perf_hooks';
+import { Pool, errors as undiciErrors } from 'undici';
+import { decodeKvResponse, encodeKvRequest, limits as wire, type KvError, type KvOp, type KvOpResult, type KvResponse } from '@flotilla/wire';
+import { clientLimits } from './constants.ts';
+import { ClientError } from './errors.ts';
+
+/** What became of one operation sent to a store. */
+export type OpOutcome =
+  | { readonly kind: 'result'; readonly result: KvOpResult }
+  /**
+   * No answer for it. `maybeApplied`: a write of it may have reached the store (a broken
+   * connection after sending, a 500); false: certainly not applied.
+   */
+  | { readonly kind: 'failed'; readonly error: ClientError; readonly maybeApplied: boolean; readonly connection: boolean };
+
+export interface PendingOp {
+  readonly op: KvOp;
+  /** performance.now() by which the caller needs the answer. */
+  readonly deadline: number;
+  /** Set when the op leaves the queue for a request. */
+  sent: boolean;
+  /** Set when the op is answered or cancelled: nothing more happens to it. */
+  done: boolean;
+  readonly settle: (outcome: OpOutcome) => void;
+}
+
+export interface ChannelOptions {
+  /** Counters to add to (shared by a client's channels). */
+  readonly stats?: ChannelStats;
+  readonly batchOpsMax?: number;
+  readonly batchBytesMax?: number;
+  readonly requestsInFlightMax?: number;
+  readonly queuedOpsMax?: number;
+  readonly attemptTimeoutMsMax?: number;
+}
+
+/** Statistics of one channel (tests, diagnostics). */
+export interface ChannelStats {
+  requests: number;
+  ops: number;
+}
+
+let nextRequestId = 1;
+
+const MSGPACK = 'application/x-msgpack';
+
+/** Estimated encoded bytes of an op (keys, values, framing). */
+export function opBytes(op: KvOp): number {
+  const FRAMING = 48;
+  switch (op.op) {
+    case 'get':
+    case 'delete':
+      return FRAMING + op.key.byteLength;
+    case 'put':
+      return FRAMING + op.key.byteLength + op.value.byteLength;
+    case 'cas':
+      return FRAMING + op.key.byteLength + (op.expected?.byteLength ?? 0) + (op.value?.byteLength ?? 0);
+    case 'deleteRange':
+    case 'scan':
+      return FRAMING + op.start.byteLength + op.end.byteLength;
+  }
+}
+
+export function isWriteOp(op: KvOp): boolean {
+  return op.op !== 'get' && op.op !== 'scan';
+}
+
+export class StoreChannel {
+  readonly stats: ChannelStats;
+  private retiring = false;
+  private readonly pool: Pool;
+  private readonly reads: PendingOp[] = [];
+  private readonly writes: PendingOp[] = [];
+  private queued = 0;
+  private inFlight = 0;
+  private flushScheduled = false;
+  private closed = false;
+  private readonly batchOpsMax: number;
+  private readonly batchBytesMax: number;
+  private readonly requestsInFlightMax: number;
+  private readonly queuedOpsMax: number;
+  private readonly attemptTimeoutMsMax: number;
+
+  constructor(
+    readonly storeId: number,
+    /** "host:port" */
+    readonly address: string,
+    options: ChannelOptions = {},
+    /** Told when a connection to the store failed (the client refreshes the address). */
+    private readonly onConnectionFailure: (channel: StoreChannel) => void = () => {},
+  ) {
+    this.stats = options.stats ?? { requests: 0, ops: 0 };
+    this.batchOpsMax = options.batchOpsMax ?? clientLimits.batchOpsMax;
+    this.batchBytesMax = options.batchBytesMax ?? clientLimits.batchBytesMax;
+    this.requestsInFlightMax = options.requestsInFlightMax ?? clientLimits.requestsInFlightPerStoreMax;
+    this.queuedOpsMax = options.queuedOpsMax ?? clientLimits.queuedOpsPerStoreMax;
+    this.attemptTimeoutMsMax = options.attemptTimeoutMsMax ?? clientLimits.attemptTimeoutMsMax;
+    this.pool = new Pool(`http://${address}`, {
+      connections: clientLimits.connectionsPerStore,
+      pipelining: clientLimits.pipeliningPerConnection,
+      keepAliveTimeout: clientLimits.keepAliveTimeoutMs,
+    });
+  }
+
+  /** Queues an op; its outcome comes through `op.settle`. */
+  submit(op: PendingOp): void {
+    if (this.closed) {
+      op.done = true;
+      op.settle({ kind: 'failed', error: new ClientError('FLOTILLA_STORE_UNAVAILABLE', `the channel to store ${this.storeId} is closed`), maybeApplied: false, connection: false });
+      return;
+    }
+    if (this.retiring) {
+      op.done = true;
+      op.settle({ kind: 'failed', error: new ClientError('FLOTILLA_STORE_UNAVAILABLE', `the channel to store ${this.storeId} is retired`), maybeApplied: false, connection: true });
+      return;
+    }
+    if (this.queued >= this.queuedOpsMax) {
+      op.done = true;
+      op.settle({ kind: 'failed', error: new ClientError('FLOTILLA_CLIENT_BUSY', `${this.queued} operations wait for store ${this.storeId}`), maybeApplied: false, connection: false });
+      return;
+    }
+    (isWriteOp(op.op) ? this.writes : this.reads).push(op);
+    this.queued++;
+    this.schedule();
+  }
+
+  /**
+   * The caller gave up on `op`. True when it was still queued: it is never sent, so it
+   * certainly did not apply.
+   */
+  cancel(op: PendingOp): boolean {
+    if (op.done) return false;
+    op.done = true;
+    if (op.sent) return false;
+    this.queued--;
+    return true;
+  }
+
+  /** Fails what is queued and closes the connections (in-flight requests are aborted). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const queue of [this.reads, this.writes]) {
+      for (const op of queue.splice(0)) {
+        if (op.done) continue;
+        op.done = true;
+        op.settle({ kind: 'failed', error: new ClientError('FLOTILLA_CLIENT_CLOSED', 'the client is closed'), maybeApplied: false, connection: false });
+      }
+    }
+    this.queued = 0;
+    await this.pool.destroy();
+  }
+
+  /**
+   * No new ops will come (the store moved, or its connection failed): the queued ones are
+   * still sent, then the connections close.
+   */
+  retire(): void {
+    this.retiring = true;
+    this.closeIfIdle();
+  }
+
+  private closeIfIdle(): void {
+    if (this.retiring && !this.closed && this.inFlight === 0 && this.queued === 0) {
+      this.closed = true;
+      void this.pool.close().catch(() => {});
+    }
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.inFlight < this.requestsInFlightMax && !this.closed) {
+      // Writes first: a write waits for its connection to be free of other requests anyway.
+      const batch = this.take(this.writes) ?? this.take(this.reads);
+      if (!batch) return;
+      this.inFlight++;
+      void this.send(batch.ops, batch.write).finally(() => {
+        this.inFlight--;
+        if (this.reads.length > 0 || this.writes.length > 0) this.schedule();
+        else this.closeIfIdle();
+      });
+    }
+  }
+
+  /** The next batch of live ops of one queue, within the bounds. */
+  private take(queue: PendingOp[]): { ops: PendingOp[]; write: boolean } | undefined {
+    const ops: PendingOp[] = [];
+    let bytes = 0;
+    let taken = 0;
+    for (; taken < queue.length && ops.length < this.batchOpsMax; taken++) {
+      const op = queue[taken]!;
+      if (op.done) continue;
+      const size = opBytes(op.op);
+      if (ops.length > 0 && bytes + size > this.batchBytesMax) break;
+      bytes += size;
+      op.sent = true;
+      ops.push(op);
+    }
+    queue.splice(0, taken);
+    this.queued -= ops.length;
+    if (ops.length === 0) return undefined;
+    return { ops, write: queue === this.writes };
+  }
+
+  private async send(ops: PendingOp[], write: boolean): Promise<void> {
+    const now = performance.now();
+    let latest = 0;
+    for (const op of ops) latest = Math.max(latest, op.deadline - now);
+    const timeoutMs = Math.max(1, Math.min(Math.ceil(latest), this.attemptTimeoutMsMax, wire.kvTimeoutMsMax));
+    const requestId = nextRequestId;
+    nextRequestId = nextRequestId >= Number.MAX_SAFE_INTEGER ? 1 : nextRequestId + 1;
+    this.stats.requests++;
+    this.stats.ops += ops.length;
+    let status: number;
+    let contentType: string;
+    let payload: Buffer;
+    try {
+      const body = encodeKvRequest({ requestId, timeoutMs, ops: ops.map((o) => o.op) });
+      const res = await this.pool.request({
+        method: 'POST',
+        path: '/v1/kv',
+        headers: { 'content-type': MSGPACK },
+        body,
+        idempotent: !write,
+        blocking: write,
+        headersTimeout: timeoutMs + clientLimits.answerGraceMs,
+        bodyTimeout: timeoutMs + clientLimits.answerGraceMs,
+      });
+      status = res.statusCode;
+      contentType = String(res.headers['content-type'] ?? '');
+      payload = Buffer.from(await res.body.arrayBuffer());
+    } catch (err) {
+      const notSent = neverSent(err);
+      if (!(err instanceof undiciErrors.RequestAbortedError)) this.onConnectionFailure(this);
+      const error = new ClientError('FLOTILLA_STORE_UNAVAILABLE', `store ${this.storeId} at ${this.address}: ${(err as Error).message}`, { cause: err });
+      this.settleAll(ops, { kind: 'failed', error, maybeApplied: write && !notSent, connection: true });
+      return;
+    }
+    if (!contentType.startsWith(MSGPACK)) {
+      // A JSON ApiError: the exchange itself was refused.
+      const text = payload.toString('utf8').slice(0, 512);
+      const maybeApplied = write && status >= 500;
+      const code = status === 408 ? 'FLOTILLA_STORE_UNAVAILABLE' : 'FLOTILLA_STORE_PROTOCOL';
+      this.settleAll(ops, { kind: 'failed', error: new ClientError(code, `store ${this.storeId} answered ${status}: ${text}`), maybeApplied, connection: false });
+      return;
+    }
+    let response: KvResponse;
+    try {
+      response = decodeKvResponse(payload);
+    } catch (err) {
+      const error = new ClientError('FLOTILLA_STORE_PROTOCOL', `store ${this.storeId}: an undecodable KvResponse: ${(err as Error).message}`, { cause: err });
+      this.settleAll(ops, { kind: 'failed', error, maybeApplied: write, connection: false });
+      return;
+    }
+    if ('error' in response) {
+      // The whole request was refused: no operation of it ran.
+      if (response.requestId !== requestId && response.requestId !== 0) return this.protocol(ops, write, `requestId ${response.requestId}, sent ${requestId}`);
+      const error: KvError = response.error;
+      this.settleAll(ops, { kind: 'result', result: { op: 'error', error } });
+      return;
+    }
+    if (response.requestId !== requestId) return this.protocol(ops, write, `requestId ${response.requestId}, sent ${requestId}`);
+    if (response.results.length !== ops.length) return this.protocol(ops, write, `${response.results.length} results for ${ops.length} operations`);
+    ops.forEach((op, i) => this.settle(op, { kind: 'result', result: response.results[i]! }));
+  }
+
+  private protocol(ops: PendingOp[], write: boolean, what: string): void {
+    this.settleAll(ops, { kind: 'failed', error: new ClientError('FLOTILLA_STORE_PROTOCOL', `store ${this.storeId}: ${what}`), maybeApplied: write, connection: false });
+  }
+
+  private settleAll(ops: readonly PendingOp[], outcome: OpOutcome): void {
+    for (const op of ops) this.settle(op, outcome);
+  }
+
+  private settle(op: PendingOp, outcome: OpOutcome): void {
+    if (op.done) return;
+    op.done = true;
+    op.settle(outcome);
+  }
+
+  /** Statistics: what is queued and in flight now. */
+  load(): { queued: number; inFlight: number } {
+    return { queued: this.queued, inFlight: this.inFlight };
+  }
+}
+
+/** Errors raised before a request was written: it certainly did not reach the store. */
+function neverSent(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL';
+}

@@ -1,0 +1,163 @@
+/**
+ * The client against fake stores (node:http servers speaking the KV protocol) and a fake PD:
+ * coalescing, the retry policy (what is retried, what is not), cache repair, deadlines.
+ */
+import assert from 'node:assert/strict';
+import { after, beforeEach, describe, it } from 'node:test';
+import type { KvError, KvOp, KvOpResult, KvRequest, KvResponse, RegionMeta } from '@flotilla/wire';
+import { createClient, isClientError, isRetryable, type FlotillaClient } from '../src/index.ts';
+import { FakePd, FakeStore } from './fake-store.ts';
+
+const b = (s: string): Uint8Array => Buffer.from(s);
+const peers = (id: number): RegionMeta['peers'] => [
+  { id: id * 10 + 1, storeId: 1, role: 'voter' },
+  { id: id * 10 + 2, storeId: 2, role: 'voter' },
+];
+const LEFT: RegionMeta = { id: 1, startKey: b(''), endKey: b('m'), epoch: { version: 1, confVer: 1 }, peers: peers(1) };
+const RIGHT: RegionMeta = { id: 2, startKey: b('m'), endKey: b(''), epoch: { version: 1, confVer: 1 }, peers: peers(2) };
+
+/** A tiny store: one map, every op answered; `override` may answer an op first. */
+function serve(data: Map<string, Buffer>, override?: (op: KvOp) => KvError | undefined): (request: KvRequest) => KvResponse {
+  return (request) => ({
+    requestId: request.requestId,
+    results: request.ops.map((op): KvOpResult => {
+      const error = override?.(op);
+      if (error) return { op: 'error', error };
+      switch (op.op) {
+        case 'get':
+          return { op: 'get', value: data.get(Buffer.from(op.key).toString()) ?? null };
+        case 'put':
+          data.set(Buffer.from(op.key).toString(), Buffer.from(op.value));
+          return { op: 'put' };
+        case 'delete':
+          data.delete(Buffer.from(op.key).toString());
+          return { op: 'delete' };
+        default:
+          return { op: 'error', error: { code: 'FLOTILLA_TIMEOUT' } };
+      }
+    }),
+  });
+}
+
+describe('the client against fake stores', () => {
+  const data = new Map<string, Buffer>();
+  const store1 = new FakeStore(serve(data));
+  const store2 = new FakeStore(serve(data));
+  let pd: FakePd;
+  let client: FlotillaClient;
+  const clients: FlotillaClient[] = [];
+
+  beforeEach(async () => {
+    if (!store1.address) await Promise.all([store1.listen(), store2.listen()]);
+    store1.handler = serve(data);
+    store2.handler = serve(data);
+    store1.requests.length = 0;
+    store2.requests.length = 0;
+    pd = new FakePd(
+      [
+        { meta: LEFT, leader: { peerId: 11, storeId: 1 } },
+        { meta: RIGHT, leader: { peerId: 21, storeId: 1 } },
+      ],
+      new Map([
+        [1, store1.address],
+        [2, store2.address],
+      ]),
+    );
+    client = createClient({ pd: [], regionSource: pd, random: () => 0.5 });
+    clients.push(client);
+  });
+  after(async () => {
+    for (const c of clients) await c.close();
+    await Promise.all([store1.close(), store2.close()]);
+  });
+
+  it('coalesces concurrent calls to one store into one request, reads apart from writes', async () => {
+    await client.put('warm', 'x'); // loads the cache and opens the channel
+    store1.requests.length = 0;
+    const keys = Array.from({ length: 200 }, (_, i) => `${i % 2 === 0 ? 'a' : 'z'}${i}`);
+    await Promise.all([...keys.map((k) => client.put(k, k)), ...keys.map((k) => client.get(k))]);
+    assert.equal(store1.requests.length, 2, 'one request of puts and one of gets (both regions led from store 1)');
+    const kinds = store1.requests.map((r) => [...new Set(r.ops.map((o) => o.op))].join());
+    assert.deepEqual(kinds.sort(), ['get', 'put']);
+    assert.equal(store1.requests.reduce((n, r) => n + r.ops.length, 0), 400);
+    assert.deepEqual(
+      (await client.getMany(keys)).map((v) => v?.toString()),
+      keys,
+    );
+    assert.equal(store2.requests.length, 0);
+  });
+
+  it('follows a NotLeader hint at once and remembers the leader', async () => {
+    store1.handler = serve(data, (op) => (op.regionId === 1 ? { code: 'FLOTILLA_NOT_LEADER', regionId: 1, leader: { peerId: 12, storeId: 2 } } : undefined));
+    await client.put('b', 'bee');
+    assert.equal(store1.requests.length, 1);
+    assert.equal(store2.requests.length, 1);
+    assert.equal((await client.get('b'))?.toString(), 'bee');
+    assert.equal(store1.requests.length, 1, 'the next call goes to the new leader directly');
+    assert.deepEqual(client.stats().retries, { FLOTILLA_NOT_LEADER: 1 });
+  });
+
+  it('repairs the cache from EpochNotMatch without asking PD', async () => {
+    await client.get('c');
+    const loads = pd.loads;
+    const split: RegionMeta = { ...LEFT, endKey: b('g'), epoch: { version: 2, confVer: 1 } };
+    store1.handler = serve(data, (op) =>
+      op.regionEpoch.version === 1 && op.regionId === 1 ? { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: 1, currentRegions: [split] } : undefined,
+    );
+    await client.put('c', 'sea');
+    assert.equal(pd.loads, loads, 'no PD load');
+    assert.equal(store1.requests.at(-1)?.ops[0]?.regionEpoch.version, 2);
+  });
+
+  it('never retries a write that timed out; retries a read that did', async () => {
+    let timeouts = 1;
+    store1.handler = serve(data, () => (timeouts-- > 0 ? { code: 'FLOTILLA_TIMEOUT' } : undefined));
+    await assert.rejects(client.put('d', 'x'), (err: unknown) => isClientError(err, 'FLOTILLA_TIMEOUT') && err.unknownOutcome && !isRetryable(err));
+    assert.equal(store1.requests.length + store2.requests.length, 1, 'sent once');
+    timeouts = 1;
+    assert.equal(await client.get('never-written'), null, 'the read was retried');
+    assert.equal(store1.requests.length + store2.requests.length, 3);
+  });
+
+  it('backs off on ServerBusy and RegionNotFound, then succeeds', async () => {
+    let busy = 2;
+    store1.handler = (request) => (busy-- > 0 ? { requestId: request.requestId, error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: 5 } } : serve(data)(request));
+    await client.put('e', 'x');
+    let gone = 1;
+    store1.handler = serve(data, (op) => (gone-- > 0 ? { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: op.regionId } : undefined));
+    await client.put('e', 'y');
+    const retries = client.stats().retries;
+    assert.equal(retries['FLOTILLA_SERVER_BUSY'], 2);
+    assert.equal(retries['FLOTILLA_REGION_NOT_FOUND'], 1);
+  });
+
+  it('ends a call at its deadline: a read is retryable, a write in flight has an unknown outcome', async () => {
+    await client.get('warm');
+    store1.handler = () => 'hang';
+    store2.handler = () => 'hang';
+    await assert.rejects(client.get('f', { timeoutMs: 100 }), (err: unknown) => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && isRetryable(err));
+    await assert.rejects(client.put('f', 'x', { timeoutMs: 100 }), (err: unknown) => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && err.unknownOutcome && !isRetryable(err));
+    const controller = new AbortController();
+    const call = client.get('g', { signal: controller.signal });
+    controller.abort();
+    await assert.rejects(call, (err: unknown) => isClientError(err, 'FLOTILLA_ABORTED'));
+  });
+
+  it('a broken connection: a read moves to another replica, a write reports an unknown outcome', async () => {
+    await client.get('warm');
+    store1.handler = () => 'destroy';
+    assert.equal(await client.get('h'), null, 'served by store 2 after the failure');
+    assert.ok(store2.requests.length >= 1);
+    store1.handler = () => 'destroy';
+    store2.handler = serve(data, () => ({ code: 'FLOTILLA_NOT_LEADER', regionId: 1, leader: { peerId: 11, storeId: 1 } }));
+    await assert.rejects(client.put('h', 'x', { timeoutMs: 2_000 }), (err: unknown) => isClientError(err, 'FLOTILLA_STORE_UNAVAILABLE') && err.unknownOutcome);
+  });
+
+  it('refuses bad arguments and calls after close', async () => {
+    await assert.rejects(client.get('k'.repeat(8 * 1024 + 1)), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
+    await assert.rejects(client.get('k', { consistency: { maxStalenessMs: -1 } }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
+    await assert.rejects(client.scan({ limit: 0 }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
+    await client.close();
+    await assert.rejects(client.get('k'), (err: unknown) => isClientError(err, 'FLOTILLA_CLIENT_CLOSED') && !isRetryable(err));
+  });
+});
