@@ -92,9 +92,10 @@ export class KvService {
 
   private async write(peer: Peer, list: { at: number; command: EntryCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
     for (const chunk of entryChunks(list, results)) {
+      const proposedVersion = peer.region.epoch.version;
       const outcome = await peer.propose(chunk.map((w) => w.command));
       chunk.forEach(({ at, command }, i) => {
-        results[at] = outcome.kind === 'failed' ? { op: 'error', error: outcome.error } : toResult(command, outcome.results[i], peer);
+        results[at] = outcome.kind === 'failed' ? { op: 'error', error: outcome.error } : toResult(command, outcome.results[i], peer, proposedVersion);
       });
     }
   }
@@ -169,8 +170,12 @@ function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRan
 }
 
 /** A command's result as the client sees it; deterministic apply-time failures become errors. */
-function toResult(command: EntryCommand, result: CommandResult | undefined, peer: Peer): KvOpResult {
-  if (result?.error === 'keyNotInRegion' || result?.error === 'epochNotMatch') {
+function toResult(command: EntryCommand, result: CommandResult | undefined, peer: Peer, proposedVersion: number): KvOpResult {
+  // A delete-range applies clipped to the region as it is then: if a split or merge came in
+  // between, the keys that moved to another region were not deleted. The client is told to
+  // go again with fresh regions (deleting again is harmless), never that it is done.
+  const regionMoved = command.op === 'deleteRange' && peer.region.epoch.version !== proposedVersion;
+  if (result?.error === 'keyNotInRegion' || result?.error === 'epochNotMatch' || regionMoved) {
     // The region changed (split) between proposing and applying.
     return { op: 'error', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: peer.regionId, currentRegions: [peer.region] } };
   }
