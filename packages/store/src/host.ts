@@ -127,7 +127,22 @@ export class MultiRaftHost implements InboundHandlers {
     return this.started ? 'running' : 'new';
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the host. By default it then waits for a ready cycle or snapshot install still
+   * running; `{ waitForWork: false }` is for tests that model a crashed process, whose stuck
+   * write never settles.
+   */
+  async close(options: { waitForWork?: boolean } = {}): Promise<void> {
+    await this.stopServing();
+    if (options.waitForWork === false) return;
+    // The engines close after the host: a ready cycle or snapshot install still running must
+    // finish first, or its writes meet closed engines (FLOTILLA_STORAGE_CLOSED, unhandled).
+    while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
+    await this.snapshotInstall;
+  }
+
+  /** Stops ticking, fails what waits, closes the transport; a failing cycle calls it itself. */
+  private async stopServing(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
@@ -476,7 +491,7 @@ export class MultiRaftHost implements InboundHandlers {
     } catch (err) {
       // A failed fsync or a broken invariant: the store must stop, not limp on.
       this.failure = err;
-      await this.close();
+      await this.stopServing(); // not close(): it would wait for this very cycle
       if (this.options.onFailure) this.options.onFailure(err);
       else throw err;
     } finally {
