@@ -38,3 +38,5 @@ export { RegionFlow, regionFlowTrackedMax } from './pd/region-flow.ts';
 export type { FlowRates } from './pd/region-flow.ts';
 export { measureRegion, middleKey, sizeScanRowsMax } from './pd/region-size.ts';
 export type { RegionSize } from './pd/region-size.ts';
+export { EXIT_FAILED, EXIT_INVALID_CONFIG, isEntryPoint, runServer } from './process/run-process.ts';
+export type { ServerRecipe } from './process/run-process.ts';
