@@ -153,4 +153,35 @@ describe('SchedulingService', () => {
       await close();
     }
   });
+
+  it('takes enough fresh ids for every operator its limits allow in one pass', async () => {
+    const now = 1_000;
+    const { meta, cluster, close } = await leaderTerm(() => now);
+    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    try {
+      const joined = [];
+      for (const t of ['a', 'b', 'c']) joined.push(await cluster.join({ clusterId: 7, token: t, raftAddress: `${t}:1`, apiAddress: `${t}:2`, labels: {} }));
+      for (const s of joined) cluster.storeHeartbeat(storeBeat(s.storeId));
+      const first = joined[0]!.bootstrapRegion!;
+      // 300 one-voter regions tiling the keyspace, each wanting two more voters.
+      const ids = await cluster.ids.allocate(600);
+      const bound = (i: number) => (i === 0 ? new Uint8Array(0) : Buffer.from(`k${String(i).padStart(4, '0')}`));
+      const regions: RegionMeta[] = Array.from({ length: 300 }, (_, i) => ({
+        id: i === 0 ? first.id : ids[2 * i]!,
+        startKey: bound(i),
+        endKey: i === 299 ? new Uint8Array(0) : bound(i + 1),
+        epoch: { version: 2, confVer: 1 },
+        peers: [{ id: i === 0 ? first.peers[0]!.id : ids[2 * i + 1]!, storeId: joined[0]!.storeId, role: 'voter' as const }],
+      }));
+      await cluster.regionHeartbeats(joined[0]!.storeId, regions.map((r) => beat(r, r.peers[0]!.id)));
+      service.start({ term: 1, cluster, sinceMs: now });
+      await service.patchConfig({ replicaScheduleLimit: 256, storeOperatorLimit: 1024 });
+      const made = await service.pass();
+      assert.equal(made.length, 256, 'one pass starts as many repairs as its limit allows');
+      assert.equal(new Set(made.map((op) => op.id)).size, 256);
+    } finally {
+      service.stop();
+      await close();
+    }
+  });
 });

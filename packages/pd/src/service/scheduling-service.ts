@@ -26,12 +26,15 @@ export const schedulingLimits = Object.freeze({
   /** History entries kept (oldest dropped first). */
   historyMax: 4_096,
   /**
-   * Ids taken for one scheduling pass (new peers, operator ids); what the pass does not use is
-   * dropped. Ids are never kept for a later pass: a store refuses to create a peer whose id is
-   * below one of that region it removed before, so a peer id must be newer than every id handed
-   * out earlier (a split's new peers, say), which only fresh ids are.
+   * Ids one operator may take (its own id and its new peers' ids; a move takes two).
+   * A pass takes this many per operator its limits allow, fresh, and drops what it does not
+   * use: ids are never kept for a later pass, because a store refuses to create a peer whose
+   * id is below one of that region it removed before — a peer id must be newer than every id
+   * handed out earlier (a split's new peers, say), which only fresh ids are.
    */
-  idPoolSize: 256,
+  idsPerOperatorMax: 4,
+  /** Most ids one pass takes. */
+  idsPerPassMax: 20_000,
   /** Operators running at once across the cluster, whatever their origin. */
   runningMax: 10_000,
   /** Stores with a parked operator watch (one watch per store; a newer one replaces it). */
@@ -242,10 +245,11 @@ export class SchedulingService implements TermWork, RegionCommands {
       await this.retireDrainedStores(cluster, view.stores);
       return made;
     } catch (err) {
-      // Not leading any more, or a metadata write failed: the next pass retries. Anything else
-      // is a bug in the scheduling code; it is logged, and PD keeps serving routes and
-      // heartbeats rather than dying on every member that takes over.
-      if (!(err instanceof PdError)) this.logger.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, 'scheduling pass failed');
+      // Not leading any more: the next term schedules. A failed metadata write: the next pass
+      // retries. Anything else is a bug in the scheduling code; it is logged, and PD keeps
+      // serving routes and heartbeats rather than dying on every member that takes over.
+      const leadership = err instanceof PdError && (err.code === 'FLOTILLA_PD_NOT_LEADER' || err.code === 'FLOTILLA_PD_NO_LEADER');
+      if (!leadership) this.logger.error({ err: { code: (err as { code?: string }).code, message: (err as Error).message, stack: (err as Error).stack } }, 'scheduling pass failed');
       return [];
     } finally {
       this.passRunning = false;
@@ -363,7 +367,9 @@ export class SchedulingService implements TermWork, RegionCommands {
   }
 
   private async refillIds(): Promise<void> {
-    this.idPool = await this.cluster().ids.allocate(schedulingLimits.idPoolSize);
+    const c = this.config;
+    const operators = c.replicaScheduleLimit + c.regionScheduleLimit + c.leaderScheduleLimit + c.mergeScheduleLimit + c.hotRegionScheduleLimit + c.splitScheduleLimit + 1;
+    this.idPool = await this.cluster().ids.allocate(Math.min(schedulingLimits.idsPerPassMax, operators * schedulingLimits.idsPerOperatorMax));
   }
 
   private takeId(): number {
