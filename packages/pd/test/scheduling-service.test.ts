@@ -159,7 +159,7 @@ describe('SchedulingService', () => {
     const { meta, cluster, close } = await leaderTerm(() => now);
     const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
     try {
-      const joined = [];
+      const joined: Awaited<ReturnType<Cluster['join']>>[] = [];
       for (const t of ['a', 'b', 'c']) joined.push(await cluster.join({ clusterId: 7, token: t, raftAddress: `${t}:1`, apiAddress: `${t}:2`, labels: {} }));
       for (const s of joined) cluster.storeHeartbeat(storeBeat(s.storeId));
       const first = joined[0]!.bootstrapRegion!;
