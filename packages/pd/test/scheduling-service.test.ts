@@ -29,6 +29,9 @@ async function leaderTerm(now: () => number) {
   return { meta, cluster, close: () => store.host.close() };
 }
 
+/** A store joining with token `t` (addresses derived from it). */
+const joinAs = (cluster: Cluster, t: string) => cluster.join({ clusterId: 7, token: t, raftAddress: `${t}:1`, apiAddress: `${t}:2`, labels: {} });
+
 function beat(region: RegionMeta, leaderPeerId: number): RegionHeartbeat {
   return { region, leaderPeerId, downPeerIds: [], pendingPeerIds: [], approximateBytes: 1024, approximateKeys: 10, rates: RATES };
 }
@@ -41,8 +44,8 @@ describe('SchedulingService', () => {
     const { meta, cluster, close } = await leaderTerm(() => now);
     const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
     try {
-      const founder = await cluster.join({ clusterId: 7, token: 'a', raftAddress: 'a:1', apiAddress: 'a:2', labels: {} });
-      const others = [await cluster.join({ clusterId: 7, token: 'b', raftAddress: 'b:1', apiAddress: 'b:2', labels: {} }), await cluster.join({ clusterId: 7, token: 'c', raftAddress: 'c:1', apiAddress: 'c:2', labels: {} })];
+      const founder = await joinAs(cluster, 'a');
+      const others = [await joinAs(cluster, 'b'), await joinAs(cluster, 'c')];
       for (const s of [founder, ...others]) cluster.storeHeartbeat(storeBeat(s.storeId));
       service.start({ term: 1, cluster, sinceMs: now });
       await waitFor('the config loaded', () => service.currentConfig().maxReplicas === 3);
@@ -92,8 +95,8 @@ describe('SchedulingService', () => {
     const { meta, cluster, close } = await leaderTerm(() => now);
     const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
     try {
-      const founder = await cluster.join({ clusterId: 7, token: 'a', raftAddress: 'a:1', apiAddress: 'a:2', labels: {} });
-      const b = await cluster.join({ clusterId: 7, token: 'b', raftAddress: 'b:1', apiAddress: 'b:2', labels: {} });
+      const founder = await joinAs(cluster, 'a');
+      const b = await joinAs(cluster, 'b');
       const region = { ...founder.bootstrapRegion!, peers: [...founder.bootstrapRegion!.peers, { id: 99, storeId: b.storeId, role: 'voter' as const }] };
       await cluster.regionHeartbeats(founder.storeId, [beat(region, region.peers[0]!.id)]);
       service.start({ term: 1, cluster, sinceMs: now });
@@ -107,7 +110,7 @@ describe('SchedulingService', () => {
 
       await assert.rejects(service.patchConfig({ maxReplicas: 0 }), (err) => isPdError(err, 'FLOTILLA_PD_INVALID_ARGUMENT'));
       await service.patchConfig({ maxReplicas: 5, schedulers: { balanceLeader: { enabled: false } } });
-      const c = await cluster.join({ clusterId: 7, token: 'c', raftAddress: 'c:1', apiAddress: 'c:2', labels: {} });
+      const c = await joinAs(cluster, 'c');
       cluster.storeHeartbeat({ ...storeBeat(c.storeId), regionCount: 0 });
       await cluster.setStoreAdminState(c.storeId, 'offline');
       await cluster.setStoreAdminState(b.storeId, 'offline');
@@ -132,8 +135,8 @@ describe('SchedulingService', () => {
     const { meta, cluster, close } = await leaderTerm(() => now);
     const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
     try {
-      const founder = await cluster.join({ clusterId: 7, token: 'a', raftAddress: 'a:1', apiAddress: 'a:2', labels: {} });
-      const b = await cluster.join({ clusterId: 7, token: 'b', raftAddress: 'b:1', apiAddress: 'b:2', labels: {} });
+      const founder = await joinAs(cluster, 'a');
+      const b = await joinAs(cluster, 'b');
       const region = { ...founder.bootstrapRegion!, peers: [...founder.bootstrapRegion!.peers, { id: 99, storeId: b.storeId, role: 'voter' as const }] };
       for (const s of [founder, b]) cluster.storeHeartbeat(storeBeat(s.storeId));
       await cluster.regionHeartbeats(founder.storeId, [beat(region, region.peers[0]!.id)]);
@@ -160,7 +163,7 @@ describe('SchedulingService', () => {
     const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
     try {
       const joined: Awaited<ReturnType<Cluster['join']>>[] = [];
-      for (const t of ['a', 'b', 'c']) joined.push(await cluster.join({ clusterId: 7, token: t, raftAddress: `${t}:1`, apiAddress: `${t}:2`, labels: {} }));
+      for (const t of ['a', 'b', 'c']) joined.push(await joinAs(cluster, t));
       for (const s of joined) cluster.storeHeartbeat(storeBeat(s.storeId));
       const first = joined[0]!.bootstrapRegion!;
       // 300 one-voter regions tiling the keyspace, each wanting two more voters.
