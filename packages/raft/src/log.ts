@@ -15,6 +15,8 @@ export class RaftLog {
   applying: number;
   /** The storage threw TEMPORARILY_UNAVAILABLE for committed entries; see nextCommittedEntries. */
   private applyWaitsForStorage = false;
+  /** The host stopped applying at an entry that must wait (holdApplying): none offered until resumed. */
+  private applyHeld = false;
   /** Highest index the host confirmed applied. */
   applied: number;
 
@@ -146,6 +148,7 @@ export class RaftLog {
   hasNextCommittedEntries(): boolean {
     if (this.unstable.snapshot) return false; // apply the snapshot first
     if (this.applyWaitsForStorage) return false; // until the storage has them (storageReady)
+    if (this.applyHeld) return false; // until the host resumes (resumeApplying)
     return this.committed > this.applying && this.applying + 1 >= this.firstIndex();
   }
 
@@ -168,6 +171,25 @@ export class RaftLog {
   /** The storage can serve the entries it was reading: offer committed entries again. */
   storageReady(): void {
     this.applyWaitsForStorage = false;
+  }
+
+  /**
+   * The host applied what it was handed only up to `index`: the entry after it must wait for
+   * something outside this group (a merge's target waits for its source). The rest is offered
+   * again, from index + 1, once the host calls resumeApplying.
+   */
+  holdApplying(index: number): void {
+    assert(index >= this.applied && index <= this.applying, `hold at ${index} outside applied ${this.applied}..applying ${this.applying}`);
+    this.applying = index;
+    this.applyHeld = true;
+  }
+
+  resumeApplying(): void {
+    this.applyHeld = false;
+  }
+
+  get applyingHeld(): boolean {
+    return this.applyHeld;
   }
 
   acceptApplying(index: number): void {

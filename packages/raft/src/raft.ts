@@ -483,5 +483,7 @@ export class Raft {
       this.log.applied = index;
       this.log.applying = Math.max(this.log.applying, index);
     }
+    // The snapshot replaces whatever applying was held for: the host looks again at what follows.
+    this.log.resumeApplying();
   }
 }

@@ -220,8 +220,13 @@ export class RawNode {
   /**
    * The host persisted, sent and applied `rd`. Checks that storage really holds what the
    * Ready asked to persist (the contract's first rule) before moving the cursors.
+   *
+   * `appliedThrough` (below the Ready's last committed entry) says the host applied only that
+   * far because the next entry must wait for something outside this group: the entries after
+   * it are held, offered again from appliedThrough + 1 once the host calls resumeApplying().
+   * Held entries are not applied, and the node knows it (a pending conf change stays pending).
    */
-  advance(rd: Ready): void {
+  advance(rd: Ready, appliedThrough?: number): void {
     if (rd !== this.outstanding) {
       throw new RaftError('FLOTILLA_RAFT_CONTRACT_VIOLATION', 'advance() must be called with the Ready returned by the last ready()');
     }
@@ -241,7 +246,37 @@ export class RawNode {
       r.log.stableTo(last.index, last.term);
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied && appliedThrough !== undefined && appliedThrough < lastApplied.index) {
+      const first = rd.committedEntries[0]!.index;
+      assert(appliedThrough >= first - 1, `advance: applied through ${appliedThrough}, the Ready's committed entries start at ${first}`);
+      if (appliedThrough >= first) r.appliedTo(appliedThrough);
+      r.log.holdApplying(appliedThrough);
+      return;
+    }
     if (lastApplied) r.appliedTo(lastApplied.index);
+  }
+
+  /** Applying goes on after a hold (advance with appliedThrough): held entries are offered again. */
+  resumeApplying(): void {
+    this.raft.log.resumeApplying();
+  }
+
+  /** Whether applying is held (see advance). */
+  get applyingHeld(): boolean {
+    return this.raft.log.applyingHeld;
+  }
+
+  /**
+   * The host learnt from elsewhere that the entry (`index`, `term`) is committed in this group
+   * (a merge's target committed it was prepared). When the local log holds that entry, the Log
+   * Matching property makes the whole prefix up to it the committed one: commit it here, so a
+   * replica whose peers are gone (merged away) still applies it. False when the log does not
+   * hold the entry or it is committed already.
+   */
+  commitKnown(index: number, term: number): boolean {
+    const log = this.raft.log;
+    if (index <= log.committed || index > log.lastIndex()) return false;
+    return log.maybeCommit(index, term); // commits only when the local entry at index has `term`
   }
 
   /** The node's role now (what `status().role` says, without building a status). */

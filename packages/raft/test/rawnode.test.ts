@@ -286,3 +286,66 @@ describe('committed entries the storage is still reading from disk', () => {
     restarted.advance(second);
   });
 });
+
+describe('held applying (a merge target waiting for its source)', () => {
+  /** A restarted single voter with committed entries b, c, d after the bootstrap index. */
+  function withCommitted(): { rn: RawNode; storage: MemoryStorage; committed: number } {
+    const { rn, storage } = singleLeader();
+    for (const data of ['b', 'c', 'd']) rn.propose([bytes(data)]);
+    for (let i = 0; i < 5 && rn.hasReady(); i++) {
+      const rd = rn.ready();
+      storage.append(rd.entries);
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      rn.advance(rd);
+    }
+    const committed = rn.status().commit;
+    return { rn: new RawNode({ id: 1, storage, random: new SeededRandom(1), applied: BOOTSTRAP_INDEX }), storage, committed };
+  }
+
+  test('entries after the hold are not applied, not offered again until resumed, then offered from the hold', () => {
+    const { rn, committed } = withCommitted();
+    const rd = rn.ready();
+    const indexes = rd.committedEntries.map((e) => e.index);
+    assert.ok(indexes.length >= 3, `committed entries handed out (${indexes.join(',')})`);
+    const holdAt = indexes[0]!; // applied the first, the second must wait
+    rn.advance(rd, holdAt);
+    assert.equal(rn.status().applied, holdAt, 'the node knows only the first is applied');
+    assert.ok(rn.applyingHeld);
+    assert.equal(rn.hasReady(), false, 'no Ready while held: the host is not spun');
+    rn.resumeApplying();
+    assert.ok(rn.hasReady());
+    const again = rn.ready();
+    assert.deepEqual(again.committedEntries.map((e) => e.index), indexes.slice(1), 'the held entries come again, in order');
+    rn.advance(again);
+    assert.equal(rn.status().applied, committed);
+  });
+
+  test('a hold before the first entry applies nothing; a hold past the Ready is refused', () => {
+    const { rn } = withCommitted();
+    const rd = rn.ready();
+    const first = rd.committedEntries[0]!.index;
+    rn.advance(rd, first - 1);
+    assert.equal(rn.status().applied, first - 1);
+    rn.resumeApplying();
+    const again = rn.ready();
+    assert.equal(again.committedEntries[0]!.index, first);
+    assert.throws(() => rn.advance(again, first - 2), /raft assertion failed/);
+  });
+});
+
+describe('commitKnown (an entry known committed from elsewhere)', () => {
+  test('commits the local prefix only when the local entry has the committed term', () => {
+    const storage = bootstrapped([1, 2, 3]);
+    storage.append([6, 7, 8].map((index) => ({ index, term: 6, type: 'normal' as const, data: bytes(`e${index}`) })));
+    storage.setHardState({ term: 6, vote: 2, commit: 6 });
+    const rn = new RawNode({ id: 1, storage, random: new SeededRandom(1), applied: 6 });
+    assert.equal(rn.commitKnown(8, 5), false, 'another term at 8: not the committed entry');
+    assert.equal(rn.commitKnown(9, 6), false, 'not in the local log');
+    assert.equal(rn.commitKnown(6, 6), false, 'committed already');
+    assert.equal(rn.commitKnown(8, 6), true);
+    assert.equal(rn.status().commit, 8);
+    const rd = rn.ready();
+    assert.equal(rd.hardState?.commit, 8, 'the new commit index is persisted with the next Ready');
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [7, 8]);
+  });
+});
