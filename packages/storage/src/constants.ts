@@ -8,11 +8,12 @@
 export const LOG_FORMAT_VERSION = 1;
 /**
  * Version of the KV engine's layout (format record in its meta column). 2: a region record
- * carries the region's raft configuration (kv-format.ts); version 1 directories are refused.
+ * carries the region's raft configuration (kv-format.ts), 3: and its merge state; older
+ * directories are refused.
  */
-export const KV_FORMAT_VERSION = 2;
-/** Version byte of region snapshot streams and staged snapshot files (2: the header carries the configuration). */
-export const SNAPSHOT_FORMAT_VERSION = 2;
+export const KV_FORMAT_VERSION = 3;
+/** Version byte of region snapshot streams and staged snapshot files (2: the header carries the configuration, 3: the merge state). */
+export const SNAPSHOT_FORMAT_VERSION = 3;
 
 // ---- Raft log ----------------------------------------------------------------------------
 /** Payload of one entry. */

@@ -12,7 +12,8 @@ export type StorageErrorCode =
   | 'FLOTILLA_STORAGE_CONTRACT_VIOLATION' // the caller broke the documented ordering or range contract
   | 'FLOTILLA_STORAGE_REGION_NOT_FOUND'
   | 'FLOTILLA_STORAGE_REGION_BUSY' // a region snapshot is being applied
-  | 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'; // a received region snapshot failed its checksum or framing
+  | 'FLOTILLA_STORAGE_SNAPSHOT_INVALID' // a received region snapshot failed its checksum or framing
+  | 'FLOTILLA_STORAGE_SNAPSHOT_REFUSED'; // the owner refused a received snapshot (it overlaps a live region)
 
 const BRAND = Symbol.for('flotilla.storage.error');
 

@@ -24,6 +24,7 @@ export type {
   KvCommand,
   KvEngine,
   KvPair,
+  MergeState,
   PeerRole,
   RegionApply,
   RegionEpoch,
@@ -34,6 +35,7 @@ export type {
   RegionStatus,
   ScanOptions,
   ScanResult,
+  SnapshotAdmission,
 } from './kv-types.ts';
 export { RocksKvEngine, openKvEngine } from './kv-engine.ts';
 export type { KvRecoveryReport, RocksKvEngineOptions } from './kv-engine.ts';

@@ -13,7 +13,7 @@ import {
 } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { confStateProblem, encodeDataFrame, encodeHeaderFrame, encodeTrailerFrame } from './kv-format.ts';
-import { compareBytes, type KvCommand, type KvPair, type RegionApply, type RegionMeta, type RegionState } from './kv-types.ts';
+import { compareBytes, type KvCommand, type KvPair, type MergeState, type RegionApply, type RegionMeta, type RegionState } from './kv-types.ts';
 
 function contract(what: string): StorageError {
   return new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', what);
@@ -95,6 +95,7 @@ export function validateApplyBatch(batch: readonly RegionApply[], lookup: (regio
           const problem = confStateProblem(c.confState);
           if (problem !== null) throw contract(`${what}: putRegion configuration: ${problem}`);
           if (c.appliedIndex !== undefined && !isIndex(c.appliedIndex)) throw contract(`${what}: putRegion applied index`);
+          if (c.merging !== undefined) checkMergeState(c.merging, what);
           break;
         }
         case 'tombstoneRegion':
@@ -103,6 +104,11 @@ export function validateApplyBatch(batch: readonly RegionApply[], lookup: (regio
       }
     }
   }
+}
+
+function checkMergeState(m: MergeState, what: string): void {
+  const ids = [m.targetRegionId, m.targetEpoch.version, m.targetEpoch.confVer, m.prepareIndex, m.prepareTerm];
+  if (!ids.every(isIndex) || m.targetRegionId === 0 || m.prepareIndex === 0) throw contract(`${what}: putRegion merge state must be positive safe integers`);
 }
 
 /** [start, end) ∩ [rs, re) with empty ends unbounded; null when empty. */
@@ -165,6 +171,7 @@ export function regionAfterPut(old: RegionState | null, c: Extract<KvCommand, { 
     appliedIndex: old?.appliedIndex ?? c.appliedIndex ?? 0,
     appliedTerm: old?.appliedTerm ?? c.appliedTerm ?? 0,
     status: 'normal',
+    ...(c.merging ? { merging: c.merging } : {}),
   };
 }
 
@@ -183,4 +190,15 @@ export function snapshotRefusal(now: RegionState | null, incoming: Pick<RegionSt
     return `its replica here was removed at confVer ${now.region.epoch.confVer}; the snapshot is of confVer ${incoming.region.epoch.confVer}`;
   }
   return null;
+}
+
+/** The states of the regions a snapshot of `regionId` supersedes (see SnapshotAdmission); each must exist and be normal. */
+export function supersededStates(host: { lookup(regionId: number): RegionState | null }, regionId: number, ids: readonly number[]): RegionState[] {
+  return ids.map((id) => {
+    const t = host.lookup(id);
+    if (id === regionId || t === null || t.status !== 'normal') {
+      throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: a snapshot can only end another normal region (region ${id} is ${t?.status ?? 'unknown'})`);
+    }
+    return t;
+  });
 }

@@ -49,8 +49,10 @@ import {
   type RegionApply,
   type RegionMeta,
   type RegionSnapshotSource,
+  type MergeState,
   type RegionState,
   type ScanOptions,
+  type SnapshotAdmission,
   type ScanResult,
 } from './kv-types.ts';
 
@@ -161,7 +163,7 @@ export class RocksKvEngine implements KvEngine {
   // ---- recovery ---------------------------------------------------------------------------------
 
   private async recover(): Promise<void> {
-    const regions = new Map<number, { meta?: { region: RegionMeta; confState: ConfState; status: RegionState['status'] }; apply?: { appliedIndex: number; appliedTerm: number }; marker?: SnapshotMarker }>();
+    const regions = new Map<number, { meta?: { region: RegionMeta; confState: ConfState; status: RegionState['status']; merging?: MergeState }; apply?: { appliedIndex: number; appliedTerm: number }; marker?: SnapshotMarker }>();
     let sawFormat = false;
     let sawOther = false;
     const it = this.db.iterator({ column: this.meta, fillCache: false });
@@ -203,7 +205,14 @@ export class RocksKvEngine implements KvEngine {
         continue;
       }
       if (r.meta.region.id !== id) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region record ${id} names region ${r.meta.region.id}`);
-      const state: RegionState = { region: r.meta.region, confState: r.meta.confState, appliedIndex: r.apply?.appliedIndex ?? 0, appliedTerm: r.apply?.appliedTerm ?? 0, status: r.meta.status };
+      const state: RegionState = {
+        region: r.meta.region,
+        confState: r.meta.confState,
+        appliedIndex: r.apply?.appliedIndex ?? 0,
+        appliedTerm: r.apply?.appliedTerm ?? 0,
+        status: r.meta.status,
+        ...(r.meta.merging ? { merging: r.meta.merging } : {}),
+      };
       this.regionsById.set(id, { state, durableAppliedIndex: 0 });
       if (r.marker !== undefined) redo.push({ id, marker: r.marker });
       else if (state.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `region ${id}: applying a snapshot without a marker`);
@@ -379,8 +388,8 @@ export class RocksKvEngine implements KvEngine {
     }
     for (const [id, s] of regionChanges) {
       const old = this.lookup(id);
-      if (old === null || old.region !== s.region || old.confState !== s.confState || old.status !== s.status) {
-        const r = encodeRegionRecord(s.region, s.confState, s.status);
+      if (old === null || old.region !== s.region || old.confState !== s.confState || old.status !== s.status || old.merging !== s.merging) {
+        const r = encodeRegionRecord(s, s.status);
         ops.push({ type: 'put', key: r.key, value: r.value, column: meta });
       }
       const a = encodeApplyState(id, s.appliedIndex, s.appliedTerm);
@@ -510,8 +519,8 @@ export class RocksKvEngine implements KvEngine {
     return openSnapshotSource(this.host, regionId);
   }
 
-  applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState> {
-    return applySnapshot(this.host, regionId, frames);
+  applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>, admit?: SnapshotAdmission): Promise<RegionState> {
+    return applySnapshot(this.host, regionId, frames, admit);
   }
 
   async close(): Promise<void> {

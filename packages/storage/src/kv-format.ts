@@ -7,12 +7,12 @@
  * key ‖ value[4..], as in the log):
  *   tag 0 (id 0)  format record
  *   tag 1  apply state:  0 u8 ×3 | appliedIndex u64 | appliedTerm u64
- *   tag 2  region:       status u8 | 0 u16 | region (see writeRegion) | conf (see writeConf)
+ *   tag 2  region:       status u8 | 0 u16 | region (see writeRegion) | conf (see writeConf) | merge
  *   tag 3  snapshot marker (a snapshot is being applied): 0 u8 ×3 | index u64 | term u64 | u32 n | file name (utf8)
  *   tag 255 (id 0) sync marker: 0 u8 ×3 | counter u64
  *
  * Snapshot frame := u32 frameBytes | u32 crc32c(frame[8..]) | u8 version | u8 kind | u16 0 | u32 seq | payload
- *   kind 1 header:  appliedIndex u64 | appliedTerm u64 | region | conf
+ *   kind 1 header:  appliedIndex u64 | appliedTerm u64 | region | conf | merge
  *   kind 2 data:    u32 count | (u32 keyBytes | key | u32 valueBytes | value)*
  *   kind 3 trailer: u64 pairs | u64 bytes | u32 dataFrames
  *
@@ -22,15 +22,18 @@
  *   at least one voter, and votersOutgoing / learnersNext / autoLeave only in a joint
  *   configuration (confStateProblem). A conf section that breaks these is refused as corrupt.
  *
- * Version 2 of both (KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION) added the conf section;
- * version 1 data is refused with FLOTILLA_STORAGE_FORMAT_VERSION.
+ * merge (the region's MergeState, kv-types.ts) := present u8 | 0 u8 ×3 |
+ *   (targetRegionId u64 | targetVersion u64 | targetConfVer u64 | prepareIndex u64 | prepareTerm u64) when present.
+ *
+ * Version 2 of both (KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION) added the conf section,
+ * version 3 the merge section; older data is refused with FLOTILLA_STORAGE_FORMAT_VERSION.
  */
 import type { ConfState } from '@flotilla/raft';
 import { KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION, regionPeersMax, snapshotChunkPairsMax, snapshotFrameBytesMax } from './constants.ts';
 import { crc32c } from './crc32c.ts';
 import { StorageError, assert } from './errors.ts';
 import { checkValue, metaKey, readU32, readU64, sealValue, writeU32, writeU64 } from './log-format.ts';
-import type { PeerRole, RegionMeta, RegionState, RegionStatus } from './kv-types.ts';
+import type { MergeState, PeerRole, RegionMeta, RegionState, RegionStatus } from './kv-types.ts';
 
 export const KV_TAG_FORMAT = 0;
 export const KV_TAG_APPLY_STATE = 1;
@@ -139,6 +142,42 @@ export function readConf(bytes: Uint8Array, at: number, what: string): { confSta
   return { confState, end: p };
 }
 
+// ---- merge state ------------------------------------------------------------------------------
+
+const MERGE_FIELDS_BYTES = 40;
+
+export function mergeBytes(m: MergeState | undefined): number {
+  return 4 + (m === undefined ? 0 : MERGE_FIELDS_BYTES);
+}
+
+export function writeMerge(bytes: Uint8Array, at: number, m: MergeState | undefined): number {
+  bytes[at] = m === undefined ? 0 : 1;
+  bytes[at + 1] = 0;
+  bytes[at + 2] = 0;
+  bytes[at + 3] = 0;
+  if (m === undefined) return at + 4;
+  const fields = [m.targetRegionId, m.targetEpoch.version, m.targetEpoch.confVer, m.prepareIndex, m.prepareTerm];
+  fields.forEach((v, i) => writeU64(bytes, at + 4 + 8 * i, v));
+  return at + 4 + MERGE_FIELDS_BYTES;
+}
+
+export function readMerge(bytes: Uint8Array, at: number, what: string): { merging: MergeState | undefined; end: number } {
+  if (at + 4 > bytes.byteLength) throw corrupt(`${what}: merge state truncated`);
+  const present = bytes[at]!;
+  if (present > 1 || bytes[at + 1] !== 0 || bytes[at + 2] !== 0 || bytes[at + 3] !== 0) throw corrupt(`${what}: merge state flags ${present}`);
+  if (present === 0) return { merging: undefined, end: at + 4 };
+  if (at + 4 + MERGE_FIELDS_BYTES > bytes.byteLength) throw corrupt(`${what}: merge state truncated`);
+  const f = (i: number): number => readU64(bytes, at + 4 + 8 * i);
+  const merging: MergeState = { targetRegionId: f(0), targetEpoch: { version: f(1), confVer: f(2) }, prepareIndex: f(3), prepareTerm: f(4) };
+  if (merging.targetRegionId === 0 || merging.prepareIndex === 0) throw corrupt(`${what}: merge state without a target or prepare index`);
+  return { merging, end: at + 4 + MERGE_FIELDS_BYTES };
+}
+
+/** `merging` as an optional property (absent rather than undefined: exactOptionalPropertyTypes). */
+function withMerge<T extends object>(o: T, merging: MergeState | undefined): T & { merging?: MergeState } {
+  return merging === undefined ? o : { ...o, merging };
+}
+
 // ---- region metadata ------------------------------------------------------------------------
 
 export function regionBytes(r: RegionMeta): number {
@@ -198,25 +237,28 @@ export function readRegion(bytes: Uint8Array, at: number, what: string): { regio
   return { region: { id, startKey, endKey, epoch: { version, confVer }, peers }, end: p };
 }
 
-export function encodeRegionRecord(r: RegionMeta, confState: ConfState, status: RegionStatus): { key: Buffer; value: Buffer } {
+/** The region record of `s` (its metadata, configuration and merge state) with `status`. */
+export function encodeRegionRecord(s: Pick<RegionState, 'region' | 'confState' | 'merging'>, status: RegionStatus): { key: Buffer; value: Buffer } {
+  const { region: r, confState, merging } = s;
   const key = kvMetaKey(KV_TAG_REGION, r.id);
-  const value = Buffer.alloc(8 + regionBytes(r) + confBytes(confState));
+  const value = Buffer.alloc(8 + regionBytes(r) + confBytes(confState) + mergeBytes(merging));
   header(value, STATUSES.indexOf(status));
-  const end = writeConf(value, writeRegion(value, 8, r), confState);
+  const end = writeMerge(value, writeConf(value, writeRegion(value, 8, r), confState), merging);
   assert(end === value.byteLength, 'region record fills its value');
   sealValue(key, value);
   return { key, value };
 }
 
-export function decodeRegionRecord(key: Uint8Array, value: Uint8Array): { region: RegionMeta; confState: ConfState; status: RegionStatus } {
+export function decodeRegionRecord(key: Uint8Array, value: Uint8Array): { region: RegionMeta; confState: ConfState; status: RegionStatus; merging?: MergeState } {
   const what = `region ${readU64(key, 1)}`;
   checkKvValue(key, value, 8 + 40, what);
   const status = STATUSES[value[5]!];
   if (status === undefined) throw corrupt(`${what}: status ${value[5]}`);
   const { region, end: regionEnd } = readRegion(value, 8, what);
-  const { confState, end } = readConf(value, regionEnd, what);
+  const { confState, end: confEnd } = readConf(value, regionEnd, what);
+  const { merging, end } = readMerge(value, confEnd, what);
   if (end !== value.byteLength) throw corrupt(`${what}: trailing bytes`);
-  return { region, confState, status };
+  return withMerge({ region, confState, status }, merging);
 }
 
 export function encodeApplyState(regionId: number, appliedIndex: number, appliedTerm: number): { key: Buffer; value: Buffer } {
@@ -296,10 +338,10 @@ function sealFrame(frame: Uint8Array, kind: number, seq: number): Uint8Array {
 }
 
 export function encodeHeaderFrame(state: RegionState): Uint8Array {
-  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 16 + regionBytes(state.region) + confBytes(state.confState));
+  const frame = new Uint8Array(FRAME_PREFIX_BYTES + 16 + regionBytes(state.region) + confBytes(state.confState) + mergeBytes(state.merging));
   writeU64(frame, 16, state.appliedIndex);
   writeU64(frame, 24, state.appliedTerm);
-  const end = writeConf(frame, writeRegion(frame, 32, state.region), state.confState);
+  const end = writeMerge(frame, writeConf(frame, writeRegion(frame, 32, state.region), state.confState), state.merging);
   assert(end === frame.byteLength, 'header frame filled');
   return sealFrame(frame, FRAME_HEADER, 0);
 }
@@ -350,9 +392,11 @@ export function decodeFrame(frame: Uint8Array, expectSeq: number): DecodedFrame 
   try {
     if (kind === FRAME_HEADER) {
       const { region, end: regionEnd } = readRegion(frame, 32, 'snapshot header');
-      const { confState, end } = readConf(frame, regionEnd, 'snapshot header');
+      const { confState, end: confEnd } = readConf(frame, regionEnd, 'snapshot header');
+      const { merging, end } = readMerge(frame, confEnd, 'snapshot header');
       if (end !== frame.byteLength) throw invalid('header trailing bytes');
-      return { kind: 'header', state: { region, confState, appliedIndex: readU64(frame, 16), appliedTerm: readU64(frame, 24), status: 'normal' } };
+      const state: RegionState = { region, confState, appliedIndex: readU64(frame, 16), appliedTerm: readU64(frame, 24), status: 'normal' };
+      return { kind: 'header', state: withMerge(state, merging) };
     }
     if (kind === FRAME_DATA) {
       const count = readU32(frame, 16);

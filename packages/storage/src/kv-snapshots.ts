@@ -11,10 +11,10 @@ import type { BatchOperation, ColumnFamily, RocksIterator, RocksLevel } from '@n
 import { scanRowsPerStepMax, snapshotFrameBytesMax } from './constants.ts';
 import { StorageError, assert } from './errors.ts';
 import { failpoint } from './failpoints.ts';
-import { snapshotFrames, snapshotRefusal } from './kv-apply.ts';
+import { snapshotFrames, snapshotRefusal, supersededStates } from './kv-apply.ts';
 import { KV_TAG_SNAPSHOT_MARKER, encodeApplyState, encodeRegionRecord, encodeSnapshotMarker, kvMetaKey, readFrames, type SnapshotMarker } from './kv-format.ts';
 import { readU32 } from './log-format.ts';
-import type { KvPair, RegionSnapshotSource, RegionState } from './kv-types.ts';
+import type { KvPair, RegionSnapshotSource, RegionState, SnapshotAdmission } from './kv-types.ts';
 
 /** What the snapshot code needs of the engine. */
 export interface KvSnapshotHost {
@@ -79,7 +79,7 @@ export function openSnapshotSource(host: KvSnapshotHost, regionId: number): Regi
  * 3. clear the range and ingest, 4. in one synced batch: region metadata, apply state, marker
  * removed. A crash after 2 is redone from the staged file on open.
  */
-export async function applySnapshot(host: KvSnapshotHost, regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState> {
+export async function applySnapshot(host: KvSnapshotHost, regionId: number, frames: AsyncIterable<Uint8Array>, admit?: SnapshotAdmission): Promise<RegionState> {
   host.check();
   const before = host.lookup(regionId);
   if (before !== null && before.status === 'applyingSnapshot') throw new StorageError('FLOTILLA_STORAGE_REGION_BUSY', `region ${regionId} is applying a snapshot`);
@@ -130,17 +130,29 @@ export async function applySnapshot(host: KvSnapshotHost, regionId: number, fram
       await rm(path.join(host.snapshotDir, file), { force: true });
       throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: ${refusal}`);
     }
+    const verdict = admit?.(state) ?? { tombstones: [] };
+    if ('refusal' in verdict) {
+      await rm(path.join(host.snapshotDir, file), { force: true });
+      throw new StorageError('FLOTILLA_STORAGE_SNAPSHOT_REFUSED', `region ${regionId}: ${verdict.refusal}`);
+    }
+    const ended = supersededStates(host, regionId, verdict.tombstones);
     const marker: SnapshotMarker = { index: state.appliedIndex, term: state.appliedTerm, file };
     const m = encodeSnapshotMarker(regionId, marker);
-    const r = encodeRegionRecord(state.region, state.confState, 'applyingSnapshot');
+    const r = encodeRegionRecord(state, 'applyingSnapshot');
     await host.db.batch(
       [
         { type: 'put', key: m.key, value: m.value, column: host.meta() },
         { type: 'put', key: r.key, value: r.value, column: host.meta() },
+        ...ended.map((t): BatchOperation => {
+          const record = encodeRegionRecord(t, 'tombstone');
+          return { type: 'put', key: record.key, value: record.value, column: host.meta() };
+        }),
       ],
       { sync: true },
     );
-    const busy: RegionState = { ...(now ?? state), region: state.region, confState: state.confState, status: 'applyingSnapshot' };
+    for (const t of ended) host.setState(t.region.id, { ...t, status: 'tombstone' });
+    const { merging: _replaced, ...kept } = now ?? state;
+    const busy: RegionState = { ...kept, region: state.region, confState: state.confState, status: 'applyingSnapshot', ...(state.merging ? { merging: state.merging } : {}) };
     host.setState(regionId, busy);
     return ingestStaged(host, regionId, marker);
   });
@@ -196,7 +208,7 @@ export async function ingestStaged(host: KvSnapshotHost, regionId: number, marke
     await host.written(host.db.batch(ops, { sync: false }));
     failpoint('kv.snapshot.ingest', ++frames);
   });
-  const r = encodeRegionRecord(state.region, state.confState, 'normal');
+  const r = encodeRegionRecord(state, 'normal');
   const a = encodeApplyState(regionId, state.appliedIndex, state.appliedTerm);
   const write = host.db.batch(
     [

@@ -12,10 +12,26 @@
  * unbounded); `epoch.version` moves on split/merge, `epoch.confVer` on membership changes.
  */
 import type { ConfState } from '@flotilla/raft';
-import type { RegionMeta } from '@flotilla/wire';
+import type { RegionEpoch, RegionMeta } from '@flotilla/wire';
 export type { PeerRole, RegionEpoch, RegionMeta, RegionPeer } from '@flotilla/wire';
 
 export type RegionStatus = 'normal' | 'applyingSnapshot' | 'tombstone';
+
+/**
+ * A region that prepared to merge into its neighbour (TiKV's PrepareMerge): from its prepare
+ * entry on it applies no write, no split and no membership change, and serves no read, until
+ * the target absorbs it (the region ends as a tombstone whose data the target owns) or it
+ * rolls back. Persisted with the region record and carried in snapshots, so a restarted or
+ * newly caught-up replica is frozen too.
+ */
+export interface MergeState {
+  readonly targetRegionId: number;
+  /** The target's epoch when the merge was prepared: the target takes the source only at it. */
+  readonly targetEpoch: RegionEpoch;
+  /** Index and term of the prepare entry in the source's log. */
+  readonly prepareIndex: number;
+  readonly prepareTerm: number;
+}
 
 export interface RegionState {
   readonly region: RegionMeta;
@@ -29,6 +45,8 @@ export interface RegionState {
   readonly appliedIndex: number;
   readonly appliedTerm: number;
   readonly status: RegionStatus;
+  /** Set while the region is frozen for a merge (see MergeState). */
+  readonly merging?: MergeState;
 }
 
 export type KvCommand =
@@ -44,7 +62,15 @@ export type KvCommand =
    * configuration is the one valid once this command's entry is applied. A created region
    * starts at `appliedIndex` (default 0); for an existing one it is ignored.
    */
-  | { readonly op: 'putRegion'; readonly region: RegionMeta; readonly confState: ConfState; readonly appliedIndex?: number; readonly appliedTerm?: number }
+  | {
+      readonly op: 'putRegion';
+      readonly region: RegionMeta;
+      readonly confState: ConfState;
+      readonly appliedIndex?: number;
+      readonly appliedTerm?: number;
+      /** The region's merge state from this entry on; absent: none (a rollback clears it). */
+      readonly merging?: MergeState;
+    }
   /** Admin: marks a region removed from this store (its data stays for whoever owns the range now). */
   | { readonly op: 'tombstoneRegion'; readonly regionId: number }
   /** An entry with no effect on data (empty entry, a conf change applied elsewhere). */
@@ -101,6 +127,14 @@ export interface RegionSnapshotSource {
   frames(): AsyncIterable<Uint8Array>;
 }
 
+/**
+ * The owner's verdict on a received snapshot, asked with its region state right before the
+ * first change: a refusal (FLOTILLA_STORAGE_SNAPSHOT_REFUSED, nothing changed), or the regions
+ * it supersedes — tombstoned in the SAME synced write that commits the install, so no restart
+ * finds both the snapshot's region and a region it absorbed (a merge's source) alive.
+ */
+export type SnapshotAdmission = (incoming: RegionState) => { readonly refusal: string } | { readonly tombstones: readonly number[] };
+
 export interface KvEngine {
   /** Applies the committed commands of many regions as one atomic batch. */
   apply(batch: readonly RegionApply[]): Promise<ApplyResult[]>;
@@ -115,8 +149,12 @@ export interface KvEngine {
   sync(): Promise<void>;
   /** Point-in-time snapshot of a region (its data, metadata and applied index). */
   snapshot(regionId: number): RegionSnapshotSource;
-  /** Replaces the region's range with a received snapshot; crash-safe (redone on restart). */
-  applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState>;
+  /**
+   * Replaces the region's range with a received snapshot; crash-safe (redone on restart).
+   * `admit` (see SnapshotAdmission) decides, once the snapshot's region is known and before
+   * anything changes, whether it may land and which regions it ends.
+   */
+  applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>, admit?: SnapshotAdmission): Promise<RegionState>;
   close(): Promise<void>;
 }
 

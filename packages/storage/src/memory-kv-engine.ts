@@ -7,13 +7,14 @@
 import { kvDeleteRangeKeysMax, kvGetManyKeysMax, kvScanBytesMax, kvScanRowsMax, regionsMax } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { readFrames } from './kv-format.ts';
-import { checkKey, clipRange, regionAfterPut, snapshotFrames, snapshotRefusal, validateApplyBatch } from './kv-apply.ts';
+import { checkKey, clipRange, regionAfterPut, snapshotFrames, snapshotRefusal, supersededStates, validateApplyBatch } from './kv-apply.ts';
 import {
   compareBytes,
   inRange,
   type ApplyResult,
   type CommandResult,
   type KvEngine,
+  type SnapshotAdmission,
   type KvPair,
   type RegionApply,
   type RegionSnapshotSource,
@@ -221,7 +222,7 @@ export class MemoryKvEngine implements KvEngine {
     return { state, frames: () => snapshotFrames(state, one()) };
   }
 
-  async applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>): Promise<RegionState> {
+  async applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>, admit?: SnapshotAdmission): Promise<RegionState> {
     this.check();
     const pairs: KvPair[] = [];
     const state = await readFrames(
@@ -235,6 +236,11 @@ export class MemoryKvEngine implements KvEngine {
     );
     const refusal = snapshotRefusal(this.disk.regions.get(regionId) ?? null, state);
     if (refusal !== null) throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `region ${regionId}: ${refusal}`);
+    const verdict = admit?.(state) ?? { tombstones: [] };
+    if ('refusal' in verdict) throw new StorageError('FLOTILLA_STORAGE_SNAPSHOT_REFUSED', `region ${regionId}: ${verdict.refusal}`);
+    for (const t of supersededStates({ lookup: (id) => this.disk.regions.get(id) ?? null }, regionId, verdict.tombstones)) {
+      this.disk.regions.set(t.region.id, { ...t, status: 'tombstone' });
+    }
     for (const k of this.keysIn(state.region.startKey, state.region.endKey)) this.set(fromKey(k), null);
     for (const p of pairs) this.set(p.key, p.value);
     this.disk.regions.set(regionId, state);

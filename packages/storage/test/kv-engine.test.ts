@@ -19,7 +19,10 @@ import {
   type RegionMeta,
 } from '../src/index.ts';
 import { KV_FORMAT_VERSION } from '../src/constants.ts';
-import { KV_TAG_FORMAT, confBytes, decodeFrame, decodeRegionRecord, encodeHeaderFrame, encodeRegionRecord, kvMetaKey } from '../src/kv-format.ts';
+import { KV_TAG_FORMAT, confBytes, decodeFrame, decodeRegionRecord, encodeHeaderFrame, encodeRegionRecord, kvMetaKey, mergeBytes } from '../src/kv-format.ts';
+
+/** A region record or snapshot header ends with the merge section; without a merge state, this long. */
+const NO_MERGE_BYTES = mergeBytes(undefined);
 import { sealValue, writeU32 } from '../src/log-format.ts';
 import { Prng, confOf, putRegion, tempDir } from './helpers.ts';
 
@@ -322,6 +325,67 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       }
     });
 
+    it('keeps a merge state with the region across restarts and in snapshots; a putRegion without one clears it', async () => {
+      const id = nextId();
+      const r = region(id, 'w', 'x');
+      const merging = { targetRegionId: id + 1000, targetEpoch: { version: 3, confVer: 2 }, prepareIndex: 6, prepareTerm: 2 };
+      const frozen = { ...r, epoch: { version: 2, confVer: 2 } };
+      await kv.apply([{ regionId: id, appliedIndex: 5, appliedTerm: 1, commands: [putRegion(r), { op: 'put', key: b('w1'), value: b('1') }] }]);
+      await kv.apply([{ regionId: id, appliedIndex: 6, appliedTerm: 2, commands: [{ op: 'putRegion', region: frozen, confState: confOf(r), merging }] }]);
+      assert.deepEqual(kv.region(id)!.merging, merging);
+      await restart();
+      assert.deepEqual(kv.region(id)!.merging, merging, 'the merge state survives a restart');
+      const frames = await collect(kv.snapshot(id).frames());
+      const other = await memoryOrFresh(name);
+      try {
+        const installed = await other.kv.applySnapshot(id, replay(frames));
+        assert.deepEqual(installed.merging, merging, 'a snapshot of a merging region carries its merge state');
+        assert.equal(s(await other.kv.get(b('w1'))), '1');
+      } finally {
+        await other.dispose();
+      }
+      // A rollback: the region record without a merge state.
+      await kv.apply([{ regionId: id, appliedIndex: 7, appliedTerm: 2, commands: [{ op: 'putRegion', region: { ...frozen, epoch: { version: 3, confVer: 2 } }, confState: confOf(r) }] }]);
+      assert.equal(kv.region(id)!.merging, undefined);
+      await restart();
+      assert.equal(kv.region(id)!.merging, undefined, 'cleared for good');
+      await assert.rejects(
+        kv.apply([{ regionId: id, appliedIndex: 8, appliedTerm: 2, commands: [{ op: 'putRegion', region: { ...frozen, epoch: { version: 4, confVer: 2 } }, confState: confOf(r), merging: { ...merging, targetRegionId: 0 } }] }]),
+        (e) => isStorageError(e, 'FLOTILLA_STORAGE_CONTRACT_VIOLATION'),
+      );
+    });
+
+    it('asks the admission before a snapshot lands: a refusal changes nothing, tombstones end regions with the install', async () => {
+      const target = nextId();
+      const absorbed = nextId();
+      const donor = await memoryOrFresh(name);
+      let frames: Uint8Array[];
+      try {
+        await donor.kv.apply([{ regionId: target, appliedIndex: 9, appliedTerm: 2, commands: [putRegion(region(target, 'y0', 'y9', 3)), { op: 'put', key: b('y5'), value: b('merged') }] }]);
+        frames = await collect(donor.kv.snapshot(target).frames());
+      } finally {
+        await donor.dispose();
+      }
+      await kv.apply([{ regionId: absorbed, appliedIndex: 4, appliedTerm: 1, commands: [putRegion(region(absorbed, 'y5', 'y9')), { op: 'put', key: b('y5'), value: b('old') }] }]);
+      const seen: number[] = [];
+      await assert.rejects(
+        kv.applySnapshot(target, replay(frames), (incoming) => {
+          seen.push(incoming.region.id);
+          return { refusal: 'overlaps a live region' };
+        }),
+        (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_REFUSED') && /overlaps a live region/.test((e as Error).message),
+      );
+      assert.deepEqual(seen, [target], 'asked with the snapshot region');
+      assert.equal(kv.region(target), null);
+      assert.equal(s(await kv.get(b('y5'))), 'old', 'nothing changed');
+      await kv.applySnapshot(target, replay(frames), () => ({ tombstones: [absorbed] }));
+      assert.equal(kv.region(absorbed)!.status, 'tombstone');
+      assert.equal(s(await kv.get(b('y5'))), 'merged');
+      await restart();
+      assert.equal(kv.region(absorbed)!.status, 'tombstone', 'ended for good');
+      assert.equal(kv.region(target)!.status, 'normal');
+    });
+
     it('keeps the raft configuration with the region and its applied index, across restarts and in snapshots', async () => {
       const id = nextId();
       const r = region(id, 'u', 'v');
@@ -354,7 +418,7 @@ function describeKvEngine(name: string, makeFactory: () => Promise<KvFactory>): 
       const other = await memoryOrFresh(name);
       try {
         // A header whose conf section is damaged (checksum recomputed) is refused, nothing changes.
-        const at = frames[0]!.byteLength - confBytes(LEFT);
+        const at = frames[0]!.byteLength - NO_MERGE_BYTES - confBytes(LEFT);
         for (const bad of BAD_CONFS) {
           const header = Uint8Array.from(frames[0]!);
           bad.damage(header, at);
@@ -432,25 +496,41 @@ describe('kv format: the raft configuration in region records and snapshot heade
   const r = region(7, 'a', 'b');
   it('round-trips every field of a configuration, joint or not', () => {
     for (const conf of [JOINT, LEFT, confOf(r)]) {
-      const { key, value } = encodeRegionRecord(r, conf, 'normal');
+      const { key, value } = encodeRegionRecord({ region: r, confState: conf }, 'normal');
       assert.deepEqual(decodeRegionRecord(key, value), { region: r, confState: conf, status: 'normal' });
       const frame = encodeHeaderFrame({ region: r, confState: conf, appliedIndex: 9, appliedTerm: 3, status: 'normal' });
       assert.deepEqual(decodeFrame(frame, 0), { kind: 'header', state: { region: r, confState: conf, appliedIndex: 9, appliedTerm: 3, status: 'normal' } });
     }
   });
 
+  it('round-trips a merge state, and refuses a damaged one as corruption', () => {
+    const merging = { targetRegionId: 8, targetEpoch: { version: 4, confVer: 2 }, prepareIndex: 31, prepareTerm: 5 };
+    const { key, value } = encodeRegionRecord({ region: r, confState: LEFT, merging }, 'normal');
+    assert.deepEqual(decodeRegionRecord(key, value), { region: r, confState: LEFT, status: 'normal', merging });
+    const state = { region: r, confState: LEFT, appliedIndex: 31, appliedTerm: 5, status: 'normal' as const, merging };
+    assert.deepEqual(decodeFrame(encodeHeaderFrame(state), 0), { kind: 'header', state });
+    const flags = value.byteLength - mergeBytes(merging);
+    value[flags] = 2;
+    sealValue(key, value);
+    assert.throws(() => decodeRegionRecord(key, value), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /merge state/.test((e as Error).message));
+    value[flags] = 1;
+    value.fill(0, flags + 4, flags + 12); // no target region
+    sealValue(key, value);
+    assert.throws(() => decodeRegionRecord(key, value), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION'));
+  });
+
   it('refuses a damaged conf section (checksum recomputed) as corruption', () => {
     for (const bad of BAD_CONFS) {
-      const { key, value } = encodeRegionRecord(r, LEFT, 'normal');
-      bad.damage(value, value.byteLength - confBytes(LEFT));
+      const { key, value } = encodeRegionRecord({ region: r, confState: LEFT }, 'normal');
+      bad.damage(value, value.byteLength - NO_MERGE_BYTES - confBytes(LEFT));
       sealValue(key, value);
       assert.throws(() => decodeRegionRecord(key, value), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION'), bad.what);
       const frame = encodeHeaderFrame({ region: r, confState: LEFT, appliedIndex: 9, appliedTerm: 3, status: 'normal' });
-      bad.damage(frame, frame.byteLength - confBytes(LEFT));
+      bad.damage(frame, frame.byteLength - NO_MERGE_BYTES - confBytes(LEFT));
       assert.throws(() => decodeFrame(resealFrame(frame), 0), (e) => isStorageError(e, 'FLOTILLA_STORAGE_SNAPSHOT_INVALID'), bad.what);
     }
     // Truncated: the record ends inside the conf section.
-    const { key, value } = encodeRegionRecord(r, LEFT, 'normal');
+    const { key, value } = encodeRegionRecord({ region: r, confState: LEFT }, 'normal');
     const short = Buffer.from(value.subarray(0, value.byteLength - 8));
     sealValue(key, short);
     assert.throws(() => decodeRegionRecord(key, short), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION'));
@@ -476,12 +556,12 @@ describe('rocksdb kv engine: the configuration on disk', () => {
       const r = region(3, 'a', 'b');
       await kv.apply([{ regionId: 3, appliedIndex: 5, appliedTerm: 1, commands: [{ op: 'putRegion', region: r, confState: JOINT }] }]);
       await kv.close();
-      const { key, value } = encodeRegionRecord(r, JOINT, 'normal');
-      value[value.byteLength - confBytes(JOINT)] = 2; // the autoLeave flag
+      const { key, value } = encodeRegionRecord({ region: r, confState: JOINT }, 'normal');
+      value[value.byteLength - NO_MERGE_BYTES - confBytes(JOINT)] = 2; // the autoLeave flag
       sealValue(key, value);
       await putMeta(tmp.dir, key, value);
       await assert.rejects(RocksKvEngine.open({ dir: tmp.dir }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /conf state/.test((e as Error).message));
-      const good = encodeRegionRecord(r, JOINT, 'normal');
+      const good = encodeRegionRecord({ region: r, confState: JOINT }, 'normal');
       await putMeta(tmp.dir, good.key, good.value);
       const reopened = await RocksKvEngine.open({ dir: tmp.dir });
       assert.deepEqual(reopened.region(3)!.confState, JOINT);
