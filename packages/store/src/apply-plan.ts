@@ -22,11 +22,15 @@ export interface ApplyBounds {
  * boundary (each part carries the applied index of its own last entry). Lazy: `commandsOf`
  * runs in log order, and an entry past a full batch is looked at only after that batch was
  * taken (applied), as conf changes and splits take effect in `commandsOf`.
+ *
+ * `commandsOf` answers null for an entry that must wait (a merge's target waiting for its
+ * source): that region's entries stop there, and `onHold` learns the last index applied.
  */
 export function* applyBatches<P>(
   groups: Iterable<{ readonly peer: P; readonly entries: readonly Entry[] }>,
-  commandsOf: (peer: P, entry: Entry) => KvCommand[],
+  commandsOf: (peer: P, entry: Entry) => KvCommand[] | null,
   bounds: ApplyBounds,
+  onHold: (peer: P, appliedThrough: number) => void = () => {},
 ): Generator<ApplySegment<P>[]> {
   let pending: ApplySegment<P>[] = [];
   let commandsPending = 0;
@@ -34,6 +38,10 @@ export function* applyBatches<P>(
     let segment: ApplySegment<P> | null = null;
     for (const entry of entries) {
       const commands = commandsOf(peer, entry);
+      if (commands === null) {
+        onHold(peer, entry.index - 1);
+        break;
+      }
       const full = commandsPending + commands.length > bounds.commandsMax || (segment === null && pending.length >= bounds.regionsMax);
       if (full && (segment !== null || pending.length > 0)) {
         if (segment) pending.push(segment);

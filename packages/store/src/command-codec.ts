@@ -1,4 +1,4 @@
-import type { KvCommand, RegionEpoch } from '@flotilla/storage';
+import type { KvCommand, PeerRole, RegionEpoch, RegionMeta } from '@flotilla/storage';
 import { Packr } from 'msgpackr';
 import { StoreError } from './errors.ts';
 
@@ -17,6 +17,9 @@ const enum Op {
   Cas = 3,
   DeleteRange = 4,
   Split = 5,
+  PrepareMerge = 6,
+  CommitMerge = 7,
+  RollbackMerge = 8,
 }
 
 /**
@@ -32,8 +35,41 @@ export interface SplitCommand {
   readonly epoch: RegionEpoch;
 }
 
+/**
+ * Admin, in the SOURCE region of a merge: freeze it (no write, split, membership change or
+ * read from this entry on) to be absorbed by its neighbour `targetRegionId`, whose epoch was
+ * `targetEpoch` when proposed. `epoch` is the source's own epoch when proposed.
+ */
+export interface PrepareMergeCommand {
+  readonly op: 'prepareMerge';
+  readonly targetRegionId: number;
+  readonly targetEpoch: RegionEpoch;
+  readonly epoch: RegionEpoch;
+}
+
+/**
+ * Admin, in the TARGET region of a merge: take the frozen `source` (its metadata after its
+ * prepare entry at `prepareIndex`/`prepareTerm`). Applies only while the target's epoch is
+ * still `targetEpoch`; each replica first waits until its source replica applied the prepare.
+ */
+export interface CommitMergeCommand {
+  readonly op: 'commitMerge';
+  readonly source: RegionMeta;
+  readonly prepareIndex: number;
+  readonly prepareTerm: number;
+  readonly targetEpoch: RegionEpoch;
+}
+
+/** Admin, in the source: the target can no longer take it (its epoch moved on); unfreeze. */
+export interface RollbackMergeCommand {
+  readonly op: 'rollbackMerge';
+  readonly epoch: RegionEpoch;
+}
+
+export type MergeCommand = PrepareMergeCommand | CommitMergeCommand | RollbackMergeCommand;
+
 /** What one entry of a region's log carries. */
-export type EntryCommand = Exclude<KvCommand, { op: 'putRegion' | 'tombstoneRegion' | 'noop' }> | SplitCommand;
+export type EntryCommand = Exclude<KvCommand, { op: 'putRegion' | 'tombstoneRegion' | 'noop' }> | SplitCommand | MergeCommand;
 
 type Tuple = readonly unknown[];
 
@@ -55,6 +91,11 @@ export function commandBytesBound(command: EntryCommand): number {
       return COMMAND_FRAMING_BYTES_MAX + command.start.byteLength + command.end.byteLength;
     case 'split':
       return COMMAND_FRAMING_BYTES_MAX + command.splitKey.byteLength + 16 * command.newPeerIds.length + 32;
+    case 'prepareMerge':
+    case 'rollbackMerge':
+      return COMMAND_FRAMING_BYTES_MAX + 48;
+    case 'commitMerge':
+      return COMMAND_FRAMING_BYTES_MAX + 96 + command.source.startKey.byteLength + command.source.endKey.byteLength + 32 * command.source.peers.length;
   }
 }
 
@@ -71,6 +112,12 @@ export function encodeCommands(commands: readonly EntryCommand[]): Uint8Array {
         return [Op.DeleteRange, c.start, c.end];
       case 'split':
         return [Op.Split, c.splitKey, c.newRegionId, c.newPeerIds, c.epoch.version, c.epoch.confVer];
+      case 'prepareMerge':
+        return [Op.PrepareMerge, c.targetRegionId, c.targetEpoch.version, c.targetEpoch.confVer, c.epoch.version, c.epoch.confVer];
+      case 'commitMerge':
+        return [Op.CommitMerge, regionTuple(c.source), c.prepareIndex, c.prepareTerm, c.targetEpoch.version, c.targetEpoch.confVer];
+      case 'rollbackMerge':
+        return [Op.RollbackMerge, c.epoch.version, c.epoch.confVer];
     }
   });
   // pack() returns a view of a shared buffer: copy before it is kept in the log.
@@ -95,6 +142,23 @@ function id(v: unknown): number {
   return v as number;
 }
 
+const ROLES: readonly PeerRole[] = ['voter', 'learner'];
+
+function regionTuple(r: RegionMeta): Tuple {
+  return [r.id, r.startKey, r.endKey, r.epoch.version, r.epoch.confVer, r.peers.map((p) => [p.id, p.storeId, ROLES.indexOf(p.role)])];
+}
+
+function regionOf(v: unknown): RegionMeta {
+  if (!Array.isArray(v) || !Array.isArray(v[5])) malformed('region');
+  const peers = (v[5] as unknown[]).map((p) => {
+    if (!Array.isArray(p)) malformed('region peer');
+    const role = ROLES[p[2] as number];
+    if (role === undefined) malformed('peer role');
+    return { id: id(p[0]), storeId: id(p[1]), role };
+  });
+  return { id: id(v[0]), startKey: bytes(v[1]), endKey: bytes(v[2]), epoch: { version: id(v[3]), confVer: id(v[4]) }, peers };
+}
+
 export function decodeCommands(data: Uint8Array): EntryCommand[] {
   const decoded: unknown = packr.unpack(data);
   if (!Array.isArray(decoded) || decoded[0] !== FORMAT_VERSION || !Array.isArray(decoded[1])) malformed('bad envelope');
@@ -113,6 +177,12 @@ export function decodeCommands(data: Uint8Array): EntryCommand[] {
         if (!Array.isArray(t[3])) malformed('split peers');
         return { op: 'split', splitKey: bytes(t[1]), newRegionId: id(t[2]), newPeerIds: (t[3] as unknown[]).map(id), epoch: { version: id(t[4]), confVer: id(t[5]) } };
       }
+      case Op.PrepareMerge:
+        return { op: 'prepareMerge', targetRegionId: id(t[1]), targetEpoch: { version: id(t[2]), confVer: id(t[3]) }, epoch: { version: id(t[4]), confVer: id(t[5]) } };
+      case Op.CommitMerge:
+        return { op: 'commitMerge', source: regionOf(t[1]), prepareIndex: id(t[2]), prepareTerm: id(t[3]), targetEpoch: { version: id(t[4]), confVer: id(t[5]) } };
+      case Op.RollbackMerge:
+        return { op: 'rollbackMerge', epoch: { version: id(t[1]), confVer: id(t[2]) } };
       default:
         return malformed(`unknown opcode ${String(t[0])}`);
     }

@@ -63,6 +63,12 @@ export const limits = Object.freeze({
   leaderTransferPollMs: 20,
   /** Tombstones remembered (peers removed from this store) to ignore their stale messages. */
   tombstonesMax: 100_000,
+  /** Every this many ticks, the frozen merge sources led here move their merges on (merge-driver.ts). */
+  mergeDriveTicks: 5,
+  /** Merge sources driven at once (each holds a proposal in flight). */
+  mergesInFlightMax: 64,
+  /** Retry-after hint for requests to a region frozen by a merge (it ends within a few ticks). */
+  mergingRetryAfterMs: 50,
 });
 
 if (limits.heartbeatTicks >= limits.electionTicks) throw new Error('store limits: heartbeatTicks must be < electionTicks');

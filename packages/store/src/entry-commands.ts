@@ -1,9 +1,10 @@
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, decodeConfChange, type Entry } from '@flotilla/raft';
 import type { KvCommand, RegionMeta } from '@flotilla/storage';
-import { decodeCommands } from './command-codec.ts';
+import { decodeCommands, type CommitMergeCommand, type EntryCommand } from './command-codec.ts';
 import type { HostEventLog } from './host-types.ts';
 import { decodeLocations, regionAfterChange } from './membership.ts';
 import type { Peer } from './peer.ts';
+import { commitMergeCommands, commitMergeRefusal, planPrepareMerge, planRollbackMerge } from './merge.ts';
 import { planSplit } from './split.ts';
 
 /** What applying an entry asks of the host once the cycle's KV batches are written. */
@@ -12,6 +13,13 @@ export interface EntryEffects {
   removed(peer: Peer): void;
   /** A split created `child`: start its raft group here after the cycle. */
   split(child: RegionMeta, parentLeads: boolean): void;
+  /** This store's replica of a merge's source, or undefined. */
+  replica(regionId: number): Peer | undefined;
+  /**
+   * A merge's target must wait at its CommitMerge entry until `source` here applied the
+   * prepare entry: the host holds the target's apply and resumes it (entryCommands answers null).
+   */
+  waitForSource(target: Peer, source: Peer | undefined, merge: CommitMergeCommand): void;
   readonly events: HostEventLog;
 }
 
@@ -20,29 +28,85 @@ export interface EntryEffects {
  * configuration here and the region's metadata follows in the same KV batch as the applied
  * index, so both agree after any crash; a split is planned identically at every replica.
  */
-export function entryCommands(peer: Peer, entry: Entry, effects: EntryEffects): KvCommand[] {
+export function entryCommands(peer: Peer, entry: Entry, effects: EntryEffects): KvCommand[] | null {
   if (entry.type === 'confChange') return confChangeCommands(peer, entry, effects);
   if (entry.data.byteLength === 0) return [];
+  const decoded = decodeCommands(entry.data);
+  // A CommitMerge travels alone in its entry (host.commitMerge): the only command that waits.
+  const merge = decoded.length === 1 && decoded[0]!.op === 'commitMerge' ? decoded[0] : undefined;
+  if (merge !== undefined) return commitMerge(peer, merge, effects);
   const commands: KvCommand[] = [];
-  for (const c of decodeCommands(entry.data)) {
-    if (c.op !== 'split') {
-      commands.push(c);
-      continue;
+  for (const c of decoded) for (const k of commandEffects(peer, entry, c, effects)) commands.push(k);
+  return commands;
+}
+
+/** The KV commands of one decoded command (admin commands change the region first). */
+function commandEffects(peer: Peer, entry: Entry, c: EntryCommand, effects: EntryEffects): readonly KvCommand[] {
+  // A frozen source applies nothing but its rollback: every replica refuses the same entries.
+  if (peer.merging !== undefined && c.op !== 'rollbackMerge') return NOOP;
+  switch (c.op) {
+    case 'split': {
+      const plan = planSplit(peer.region, peer.node.confState(), c, BOOTSTRAP_INDEX, BOOTSTRAP_TERM);
+      if (!plan) return NOOP; // refused, identically at every replica
+      peer.region = plan.parent;
+      effects.split(plan.child, peer.isLeader());
+      effects.events.info({ regionId: peer.regionId, newRegionId: plan.child.id, epoch: plan.parent.epoch }, 'region split');
+      return plan.commands;
     }
-    const plan = planSplit(peer.region, peer.node.confState(), c, BOOTSTRAP_INDEX, BOOTSTRAP_TERM);
-    if (!plan) {
-      commands.push({ op: 'noop' }); // refused, identically at every replica
-      continue;
+    case 'prepareMerge': {
+      const plan = planPrepareMerge(peer.region, peer.node.confState(), peer.merging, c, entry.index, entry.term);
+      if (!plan) return NOOP;
+      peer.region = plan.region;
+      peer.merging = plan.merging;
+      effects.events.info({ regionId: peer.regionId, targetRegionId: c.targetRegionId, epoch: plan.region.epoch, prepareIndex: entry.index }, 'region frozen to merge');
+      return plan.commands;
     }
-    peer.region = plan.parent;
-    effects.split(plan.child, peer.isLeader());
-    effects.events.info({ regionId: peer.regionId, newRegionId: plan.child.id, epoch: plan.parent.epoch }, 'region split');
-    for (const k of plan.commands) commands.push(k);
+    case 'rollbackMerge': {
+      const plan = planRollbackMerge(peer.region, peer.node.confState(), peer.merging, c);
+      if (!plan) return NOOP;
+      peer.region = plan.region;
+      peer.merging = undefined;
+      effects.events.warn({ regionId: peer.regionId, epoch: plan.region.epoch }, 'region merge rolled back: the target changed first');
+      return plan.commands;
+    }
+    case 'commitMerge':
+      return NOOP; // only alone in its entry (see entryCommands)
+    default:
+      return [c];
   }
+}
+
+const NOOP: readonly KvCommand[] = [{ op: 'noop' }];
+
+/**
+ * The target takes the source — once the source replica HERE applied its prepare entry (the
+ * data of the source's range in this store's keyspace is then final). Until then the entry
+ * waits (null). The source replica ends in the same KV batch (its tombstone) and is destroyed
+ * after the cycle.
+ */
+function commitMerge(target: Peer, c: CommitMergeCommand, effects: EntryEffects): KvCommand[] | null {
+  const refusal = commitMergeRefusal(target.region, target.node.confState(), c);
+  if (refusal !== null) {
+    effects.events.warn({ regionId: target.regionId, sourceRegionId: c.source.id, refusal }, 'region merge refused by the target');
+    return [{ op: 'noop' }];
+  }
+  const source = effects.replica(c.source.id);
+  if (source === undefined || source.placeholder || source.applied < c.prepareIndex) {
+    effects.waitForSource(target, source, c);
+    return null;
+  }
+  const { region, commands } = commitMergeCommands(target.region, target.node.confState(), c);
+  target.region = region;
+  source.mergedAway = true;
+  effects.removed(source);
+  effects.events.info({ regionId: target.regionId, sourceRegionId: c.source.id, epoch: region.epoch }, 'region merged');
   return commands;
 }
 
 function confChangeCommands(peer: Peer, entry: Entry, effects: EntryEffects): KvCommand[] {
+  // A frozen source changes no membership: the change is not applied, at every replica alike
+  // (the raft configuration stays; the proposer sees a noop).
+  if (peer.merging !== undefined) return [{ op: 'noop' }];
   const cc = decodeConfChange(entry.data);
   const cs = peer.node.applyConfChange(cc);
   const region = regionAfterChange(peer.region, cs, decodeLocations(cc.context));

@@ -27,9 +27,12 @@ import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding
 import { SILENT_EVENTS, type HostEventLog, type HostOptions, type HostStats, type ReplicaStatus } from './host-types.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { logCatchUpWrite } from './log-catch-up.ts';
+import { adjacent, sameStores } from './merge.ts';
+import { MergeDriver } from './merge-driver.ts';
+import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
-import { checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
+import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
 
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
@@ -66,6 +69,12 @@ export class MultiRaftHost implements InboundHandlers {
   /** What applied entries ask of the host after the cycle (entry-commands.ts). */
   private readonly entryEffects: EntryEffects;
   private readonly applyBatchCommandsMax: number;
+  /** Merge targets whose apply waits for their source replica here (merge-waits.ts). */
+  private readonly merges: MergeWaits;
+  /** Moves frozen merge sources led here on: commit in the target, or roll back. */
+  private readonly mergeDriver: MergeDriver;
+  /** Peers whose apply stops this cycle at an entry that must wait -> the last index applied. */
+  private readonly heldThisCycle = new Map<Peer, number>();
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -74,8 +83,12 @@ export class MultiRaftHost implements InboundHandlers {
     this.entryEffects = {
       removed: (peer) => this.removedThisCycle.push(peer),
       split: (child, parentLeads) => this.splitThisCycle.push({ child, parentLeads }),
+      replica: (regionId) => this.peers.get(regionId),
+      waitForSource: (target, source, merge) => this.merges.waitForSource(target, source, merge),
       events: this.events,
     };
+    this.mergeDriver = new MergeDriver(this, this.events);
+    this.merges = new MergeWaits(this.events, (regionId) => this.peers.get(regionId), (peer) => this.markDirty(peer));
     this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
   }
 
@@ -95,7 +108,7 @@ export class MultiRaftHost implements InboundHandlers {
       if (state.status === 'normal') resumed.push(state);
     }
     await this.catchUpLogs(resumed);
-    for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState);
+    for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState).merging = state.merging;
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
     this.ticker.unref();
@@ -232,6 +245,8 @@ export class MultiRaftHost implements InboundHandlers {
   changeMembership(regionId: number, changes: readonly MembershipChange[], transition?: 'auto' | 'implicit' | 'explicit'): Promise<ProposalOutcome> {
     const peer = this.peers.get(regionId);
     if (!peer || peer.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } });
+    // A frozen merge source changes no membership (its replicas must stay where the target's are).
+    if (peer.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.mergingRetryAfterMs } });
     return peer.proposeConfChange(toConfChange(changes, transition));
   }
 
@@ -249,6 +264,48 @@ export class MultiRaftHost implements InboundHandlers {
       return { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId, currentRegions: [peer.region] } };
     }
     return outcome;
+  }
+
+  /**
+   * Freezes region `sourceId` (led here) to be merged into its neighbour `targetId`, whose
+   * replica here gives the epoch the merge is prepared against (merge.ts). Settles when the
+   * prepare entry applied; EpochNotMatch when the regions don't fit or a replica refused it.
+   * The merge driver (merge-driver.ts) then commits it in the target, or rolls it back.
+   */
+  async prepareMerge(sourceId: number, targetId: number): Promise<ProposalOutcome> {
+    const source = this.peers.get(sourceId);
+    const target = this.peers.get(targetId);
+    if (!source || source.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
+    if (!target || target.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } };
+    const mismatch: ProposalOutcome = { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: sourceId, currentRegions: [source.region, target.region] } };
+    if (source.merging !== undefined || !adjacent(source.region, target.region) || !sameStores(source.region, target.region)) return mismatch;
+    const outcome = await source.propose([{ op: 'prepareMerge', targetRegionId: targetId, targetEpoch: target.region.epoch, epoch: source.region.epoch }]);
+    return outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion' ? mismatch : outcome;
+  }
+
+  /**
+   * Proposes the CommitMerge of the frozen source `sourceId` in its target, whose leader must be
+   * this store's replica. Settles when it applied: merged, or EpochNotMatch if the target refused.
+   */
+  async commitMerge(sourceId: number): Promise<ProposalOutcome> {
+    const source = this.peers.get(sourceId);
+    const merging = source?.merging;
+    if (!source || !merging) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
+    const target = this.peers.get(merging.targetRegionId);
+    if (!target || target.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: merging.targetRegionId } };
+    const { prepareIndex, prepareTerm, targetEpoch } = merging;
+    const outcome = await target.propose([{ op: 'commitMerge', source: source.region, prepareIndex, prepareTerm, targetEpoch }]);
+    if (outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion') {
+      return { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: target.regionId, currentRegions: [target.region] } };
+    }
+    return outcome;
+  }
+
+  /** Thaws the frozen source `sourceId` (led here); the driver asks only once no commit can apply. */
+  rollbackMerge(sourceId: number): Promise<ProposalOutcome> {
+    const source = this.peers.get(sourceId);
+    if (!source?.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } });
+    return source.propose([{ op: 'rollbackMerge', epoch: source.region.epoch }]);
   }
 
   /** No ready cycle running, scheduled or owed: every group's work so far is done. */
@@ -361,7 +418,10 @@ export class MultiRaftHost implements InboundHandlers {
       const peer = this.peers.get(envelope.regionId) ?? this.createPeerFromMessage(from, envelope.regionId, envelope.message);
       if (!peer) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId} can't be created here`);
       checkIncomingSnapshot(peer, this.options.log.group(peer.regionId), snapshot);
-      const state = await this.options.kv.applySnapshot(peer.regionId, chunks);
+      const absorbed: Peer[] = [];
+      const state = await this.options.kv.applySnapshot(peer.regionId, chunks, (incoming) => admitSnapshot(peer, incoming, this.peers.values(), absorbed));
+      // Regions the snapshot's region took (merge sources) are tombstones in the KV engine already.
+      for (const source of absorbed) source.mergedAway = true;
       if (state.appliedIndex !== snapshot.metadata.index) {
         throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data at ${state.appliedIndex}, metadata at ${snapshot.metadata.index}`);
       }
@@ -369,9 +429,11 @@ export class MultiRaftHost implements InboundHandlers {
         throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data and metadata at ${state.appliedIndex} carry different configurations`);
       }
       peer.region = state.region;
+      peer.merging = state.merging;
       peer.applied = state.appliedIndex;
       peer.placeholder = false;
       peer.node.step(envelope.message);
+      for (const source of absorbed) await this.destroyPeer(source);
       this.counters.snapshotsReceived++;
       this.events.info({ regionId: peer.regionId, fromStore: from, index: state.appliedIndex, epoch: state.region.epoch }, 'installed a region snapshot');
     } catch (err) {
@@ -462,6 +524,8 @@ export class MultiRaftHost implements InboundHandlers {
 
   private tick(): void {
     this.counters.ticks++;
+    this.merges.retryAll();
+    if (this.counters.ticks % limits.mergeDriveTicks === 0) this.mergeDriver.drive(this.peers.values());
     // A tick that left a group nothing to do (most of them: a hibernating group, a follower
     // counting towards its election timeout) costs no place in the ready cycle.
     for (const peer of this.peers.values()) {
@@ -521,7 +585,7 @@ export class MultiRaftHost implements InboundHandlers {
     for (const { peer, rd } of batch) {
       if (rd.softState && rd.softState.role !== 'leader') peer.onLeadershipLost();
       peer.onReadStates(rd.readStates);
-      peer.node.advance(rd);
+      peer.node.advance(rd, this.heldThisCycle.get(peer));
       peer.releaseReads();
       if (peer.node.hasReady()) this.dirty.add(peer);
     }
@@ -530,8 +594,10 @@ export class MultiRaftHost implements InboundHandlers {
     // are not). Else a power loss could keep the log write and lose the KV one: a child log
     // that moved on under a region the KV engine no longer knows, or a replica's vote history
     // gone while its region came back as 'normal' (which start() would found afresh).
+    this.heldThisCycle.clear();
     if (this.removedThisCycle.length > 0 || this.splitThisCycle.length > 0) await this.syncKv();
     for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
+    this.merges.retryReady();
     for (const split of this.splitThisCycle.splice(0)) await this.startSplitChild(split.child, split.parentLeads);
   }
 
@@ -649,7 +715,8 @@ export class MultiRaftHost implements InboundHandlers {
   private async applyAll(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
     const groups = batch.map(({ peer, rd }) => ({ peer, entries: rd.committedEntries }));
     const bounds = { commandsMax: this.applyBatchCommandsMax, regionsMax: storageLimits.kvApplyRegionsMax };
-    for (const segments of applyBatches(groups, (peer, entry) => entryCommands(peer, entry, this.entryEffects), bounds)) await this.applySegments(segments);
+    const hold = (peer: Peer, appliedThrough: number): void => void this.heldThisCycle.set(peer, appliedThrough);
+    for (const segments of applyBatches(groups, (peer, entry) => entryCommands(peer, entry, this.entryEffects), bounds, hold)) await this.applySegments(segments);
   }
 
   /** One KV batch: each segment's commands with its last entry's index, then its proposals. */

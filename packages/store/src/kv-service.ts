@@ -82,6 +82,8 @@ export class KvService {
     if (epoch.version !== op.regionEpoch.version || epoch.confVer !== op.regionEpoch.confVer) {
       return { error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: op.regionId, currentRegions: [peer.region] } };
     }
+    // Frozen for a merge: nothing is read or written here until the target took the range.
+    if (peer.merging) return { error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.mergingRetryAfterMs } };
     const key = op.op === 'deleteRange' || op.op === 'scan' ? op.start : op.key;
     const { startKey, endKey } = peer.region;
     if (!inRange(key, startKey, endKey)) {
@@ -178,6 +180,10 @@ function toResult(command: EntryCommand, result: CommandResult | undefined, peer
   if (result?.error === 'keyNotInRegion' || result?.error === 'epochNotMatch' || regionMoved) {
     // The region changed (split) between proposing and applying.
     return { op: 'error', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: peer.regionId, currentRegions: [peer.region] } };
+  }
+  if (result?.op === 'noop') {
+    // Refused at apply by every replica (the region froze for a merge first): not written.
+    return { op: 'error', error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.mergingRetryAfterMs } };
   }
   if (result?.error === 'limitExceeded') {
     return { op: 'error', error: { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: 0, opsMax: 0 } };

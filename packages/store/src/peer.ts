@@ -1,5 +1,5 @@
 import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
-import type { CommandResult, RegionMeta } from '@flotilla/storage';
+import type { CommandResult, MergeState, RegionMeta } from '@flotilla/storage';
 import type { KvError, ReadConsistency } from '@flotilla/wire';
 import { encodeCommands, type EntryCommand } from './command-codec.ts';
 import { limits } from './constants.ts';
@@ -30,6 +30,10 @@ export class Peer {
    * snapshot installs the real region, and it serves no client.
    */
   placeholder = false;
+  /** Frozen to be merged into a neighbour (merge.ts): no writes, reads or changes apply. */
+  merging: MergeState | undefined;
+  /** Its merge's target took it in the current cycle: destroyed at the cycle's end. */
+  mergedAway = false;
   /** Proposals waiting for their entry to apply; no Map until the first one (idle regions). */
   private proposals: Map<number, PendingProposal> | null = null;
   /**

@@ -1,5 +1,5 @@
 import { EMPTY_BYTES, type ConfState, type Message, type RaftStorage, type Snapshot } from '@flotilla/raft';
-import type { KvEngine, LogEngine } from '@flotilla/storage';
+import type { KvEngine, LogEngine, RegionMeta, RegionState } from '@flotilla/storage';
 import type { PeerTransport, SnapshotOutcome, StoreId } from '@flotilla/transport';
 import type { RaftEnvelope } from '@flotilla/wire';
 import { StoreError } from './errors.ts';
@@ -127,4 +127,48 @@ export function checkIncomingSnapshot(peer: Peer, storage: RaftStorage, snapshot
   if (storage.lastIndex() >= index && storage.firstIndex() <= index && storage.term(index) === term) {
     refuse('this replica already has the entry it ends at');
   }
+}
+
+function overlaps(a: RegionMeta, b: RegionMeta): boolean {
+  const aBeforeB = a.endKey.byteLength > 0 && Buffer.compare(a.endKey, b.startKey) <= 0;
+  const bBeforeA = b.endKey.byteLength > 0 && Buffer.compare(b.endKey, a.startKey) <= 0;
+  return !aBeforeB && !bBeforeA;
+}
+
+/**
+ * Follower side, once the snapshot's region is known and before any data changes: a snapshot
+ * never lands over another live region of this store. Such a region is stale (a parent that
+ * has not applied its split yet, say) and would re-apply old writes over the snapshot's newer
+ * data, so the snapshot waits until it caught up or was removed (TiKV refuses the same way).
+ *
+ * One overlap proves the other region dead instead, and it ends with the install (its
+ * tombstone in the same write; collected in `absorbed`): the snapshot's region holds the
+ * other's START key at a higher version. A live region always holds its own start key (a
+ * split keeps the left part, a merge only grows it), and every region that later takes a key
+ * from the snapshot's region has a version above the snapshot's — so the other region's
+ * replica here is of a region merged away (a merge source whose peers moved on without it).
+ * Placeholders hold no data and overlap nothing.
+ */
+export function admitSnapshot(
+  peer: Peer,
+  incoming: RegionState,
+  peers: Iterable<Peer>,
+  absorbed: Peer[],
+): { refusal: string } | { tombstones: number[] } {
+  const tombstones: number[] = [];
+  const region = incoming.region;
+  for (const other of peers) {
+    if (other === peer || other.placeholder || !overlaps(other.region, region)) continue;
+    if (holdsKey(region, other.region.startKey) && region.epoch.version > other.region.epoch.version) {
+      tombstones.push(other.regionId);
+      absorbed.push(other);
+      continue;
+    }
+    return { refusal: `it overlaps region ${other.regionId} (version ${other.region.epoch.version}) on this store, which must catch up or be removed first` };
+  }
+  return { tombstones };
+}
+
+function holdsKey(r: RegionMeta, key: Uint8Array): boolean {
+  return Buffer.compare(key, r.startKey) >= 0 && (r.endKey.byteLength === 0 || Buffer.compare(key, r.endKey) < 0);
 }

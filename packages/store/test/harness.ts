@@ -1,7 +1,8 @@
 /** Shared test harness (not a test file): stores on the in-memory twins, and small helpers. */
 import { MemoryKvDisk, MemoryKvEngine, MemoryLogDisk, MemoryLogEngine, type GroupWrite, type KvEngine, type LogEngine, type RegionApply, type RegionMeta } from '@flotilla/storage';
-import { MemoryTransport, type MemoryNetwork } from '@flotilla/transport';
-import type { RegionEpoch } from '@flotilla/wire';
+import assert from 'node:assert/strict';
+import { MemoryNetwork, MemoryTransport } from '@flotilla/transport';
+import type { KvOp, KvOpResult, KvRequest, RegionEpoch } from '@flotilla/wire';
 import { KvService, MultiRaftHost, type HostOptions } from '../src/index.ts';
 
 export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -127,3 +128,48 @@ export function logCrashPoint(at: (writes: readonly GroupWrite[]) => boolean): C
 export function kvCrashPoint(at: (batch: readonly RegionApply[]) => boolean): CrashPoint {
   return new CrashPoint(['apply', 'sync', 'applySnapshot'], (method, args) => method === 'apply' && at(args[0] as readonly RegionApply[]));
 }
+
+/** Stores on the in-memory transport, with in-memory log and KV engines (their twins). */
+export class TestCluster {
+  readonly network = new MemoryNetwork();
+  readonly stores = new Map<number, MemoryStore>();
+
+  constructor(
+    private readonly compactAfterEntries = 10_000,
+    private readonly tickMs = 5,
+    private readonly hibernateAfterTicks = 0,
+  ) {}
+
+  async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }, wrap: EngineWrappers = {}): Promise<MemoryStore> {
+    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks };
+    const store = memoryStore(this.network, id, options, disks, wrap);
+    await store.host.start();
+    this.stores.set(id, store);
+    connectAll(this.stores.values());
+    return store;
+  }
+
+  async stop(id: number): Promise<void> {
+    await this.stores.get(id)?.host.close();
+    this.stores.delete(id);
+  }
+
+  leaderOf(regionId: number): MemoryStore | undefined {
+    return leaderOf(this.stores.values(), regionId);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const id of [...this.stores.keys()]) await this.stop(id);
+  }
+}
+
+let requestIds = 1;
+export async function run(store: MemoryStore, ...ops: KvOp[]): Promise<KvOpResult[]> {
+  const request: KvRequest = { requestId: requestIds++, timeoutMs: 5_000, ops };
+  const response = await store.service.handle(request);
+  assert.ok('results' in response, `request refused: ${JSON.stringify(response)}`);
+  return [...response.results];
+}
+
+export const put = (key: string, value: string, epoch = EPOCH, regionId = 1): KvOp => ({ op: 'put', regionId, regionEpoch: epoch, key: bytes(key), value: bytes(value) });
+export const get = (key: string, epoch = EPOCH, regionId = 1): KvOp => ({ op: 'get', regionId, regionEpoch: epoch, key: bytes(key), consistency: { level: 'linearizable' } });

@@ -1,56 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { MemoryKvDisk, MemoryLogDisk } from '@flotilla/storage';
 import { MemoryNetwork } from '@flotilla/transport';
-import type { KvOp, KvOpResult, KvRequest } from '@flotilla/wire';
-import { EPOCH, REGION, bytes, connectAll, leaderOf, memoryStore, text, waitFor, type MemoryStore } from './harness.ts';
-
-type TestStore = MemoryStore;
-
-/** Stores on the in-memory transport, with in-memory log and KV engines (their twins). */
-class TestCluster {
-  readonly network = new MemoryNetwork();
-  readonly stores = new Map<number, TestStore>();
-
-  constructor(
-    private readonly compactAfterEntries = 10_000,
-    private readonly tickMs = 5,
-    private readonly hibernateAfterTicks = 0,
-  ) {}
-
-  async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }): Promise<TestStore> {
-    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks };
-    const store = memoryStore(this.network, id, options, disks);
-    await store.host.start();
-    this.stores.set(id, store);
-    connectAll(this.stores.values());
-    return store;
-  }
-
-  async stop(id: number): Promise<void> {
-    await this.stores.get(id)?.host.close();
-    this.stores.delete(id);
-  }
-
-  leaderOf(regionId: number): TestStore | undefined {
-    return leaderOf(this.stores.values(), regionId);
-  }
-
-  async closeAll(): Promise<void> {
-    for (const id of [...this.stores.keys()]) await this.stop(id);
-  }
-}
-
-let requestIds = 1;
-async function run(store: TestStore, ...ops: KvOp[]): Promise<KvOpResult[]> {
-  const request: KvRequest = { requestId: requestIds++, timeoutMs: 5_000, ops };
-  const response = await store.service.handle(request);
-  assert.ok('results' in response, `request refused: ${JSON.stringify(response)}`);
-  return [...response.results];
-}
-
-const put = (key: string, value: string, epoch = EPOCH, regionId = 1): KvOp => ({ op: 'put', regionId, regionEpoch: epoch, key: bytes(key), value: bytes(value) });
-const get = (key: string, epoch = EPOCH, regionId = 1): KvOp => ({ op: 'get', regionId, regionEpoch: epoch, key: bytes(key), consistency: { level: 'linearizable' } });
+import type { KvOp } from '@flotilla/wire';
+import { EPOCH, REGION, TestCluster, bytes, connectAll, get, leaderOf, memoryStore, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
 describe('multi-raft host on in-memory twins', () => {
   const cluster = new TestCluster();

@@ -1,6 +1,6 @@
 /**
  * Runs the operator steps PD answers region heartbeats with, on the region's leader here:
- * membership changes, leadership transfers and splits, through the same host calls as the
+ * membership changes, leadership transfers, splits and merges, through the same host calls as the
  * admin API. A step PD repeats while it is still running is not started twice; a step that
  * fails is logged and left to PD, which asks again on the next heartbeat or times it out.
  */
@@ -73,8 +73,34 @@ export class OperatorRunner {
       case 'split':
         return this.split(command, step);
       case 'merge':
-        return 'region merge is not implemented in the store yet';
+        return this.merge(command, step);
     }
+  }
+
+  /**
+   * Freezes the source (this region) to merge into its neighbour. Prepared where the target is
+   * led too, so the target's epoch it records is current and the commit is proposed locally:
+   * if the target is led elsewhere, the source's leadership moves there first and PD sends the
+   * step to the new leader. Once frozen, the host's merge driver finishes it (merge-driver.ts).
+   */
+  private async merge(command: RegionCommand, step: Extract<PdOperatorStep, { type: 'merge' }>): Promise<string | null> {
+    const source = this.host.peer(command.regionId);
+    if (!source) return 'no replica here';
+    if (source.merging !== undefined) return null; // frozen already: the merge driver goes on
+    if (source.region.epoch.version !== command.regionEpoch.version) {
+      return `the region's version is ${source.region.epoch.version}, the operator was made at ${command.regionEpoch.version}: it split or merged since`;
+    }
+    const target = this.host.peer(step.targetRegionId);
+    if (!target || target.placeholder) return `no replica of target region ${step.targetRegionId} on this store: the two regions are not on the same stores`;
+    if (!target.isLeader()) {
+      const leaderStore = target.storeOf(target.node.leader);
+      const there = source.region.peers.find((p) => p.storeId === leaderStore && p.role === 'voter');
+      if (!there) return `target region ${step.targetRegionId} has no leader beside a voter of this region yet`;
+      this.host.transferLeader(command.regionId, there.id);
+      return `moving this region's leadership to store ${leaderStore}, where target region ${step.targetRegionId} is led`;
+    }
+    const outcome = await this.host.prepareMerge(command.regionId, step.targetRegionId);
+    return outcome.kind === 'failed' ? `prepare merge failed: ${outcome.error.code}` : null;
   }
 
   /** Whether the leader's view of `peerId` shows it replicating, past any snapshot, near the log's end. */

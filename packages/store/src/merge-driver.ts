@@ -1,0 +1,82 @@
+import { limits } from './constants.ts';
+import type { HostEventLog } from './host-types.ts';
+import { targetMovedOn } from './merge.ts';
+import type { Peer, ProposalOutcome } from './peer.ts';
+
+/** What the driver needs of the host. */
+export interface MergeDriverHost {
+  peer(regionId: number): Peer | undefined;
+  commitMerge(sourceId: number): Promise<ProposalOutcome>;
+  rollbackMerge(sourceId: number): Promise<ProposalOutcome>;
+  transferLeader(regionId: number, toPeerId: number): boolean;
+}
+
+/** What a frozen source led here does next (see MergeDriver). */
+export type MergeStep =
+  | { readonly kind: 'rollback' }
+  | { readonly kind: 'commit' }
+  | { readonly kind: 'moveLeader'; readonly toPeerId: number }
+  | { readonly kind: 'wait'; readonly why: string };
+
+/**
+ * After PrepareMerge, the source's leader moves the merge on by itself (TiKV's merge check
+ * tick), whether or not PD still watches: PD's operator ends once the source froze.
+ *
+ * - The target's epoch moved past the prepared one (target here shows it): roll back.
+ * - The target is led on another store: hand the source's leadership there, so one store
+ *   leads both and proposes the commit locally (no store-to-store RPC is needed).
+ * - Every source replica holds the prepare entry (match >= prepare index): commit in the
+ *   target. A replica without it could never apply it once its peers merged away.
+ */
+export function nextMergeStep(source: Peer, target: Peer | undefined): MergeStep {
+  const merging = source.merging;
+  if (merging === undefined) return { kind: 'wait', why: 'not frozen' };
+  if (target === undefined || target.placeholder) return { kind: 'wait', why: `no replica of target ${merging.targetRegionId} here` };
+  if (targetMovedOn(target.region, merging)) return { kind: 'rollback' };
+  if (!target.isLeader()) {
+    const leaderStore = target.storeOf(target.node.leader);
+    const there = leaderStore === undefined ? undefined : source.region.peers.find((p) => p.storeId === leaderStore && p.role === 'voter');
+    if (there === undefined || there.id === source.peerId) return { kind: 'wait', why: 'the target has no leader with a source voter beside it' };
+    return { kind: 'moveLeader', toPeerId: there.id };
+  }
+  const progress = source.node.status().progress;
+  const behind = source.region.peers.find((p) => p.id !== source.peerId && (progress.get(p.id)?.match ?? 0) < merging.prepareIndex);
+  if (behind !== undefined) return { kind: 'wait', why: `source replica ${behind.id} does not hold the prepare entry yet` };
+  return { kind: 'commit' };
+}
+
+export class MergeDriver {
+  /** Source regions with a commit or rollback in flight. */
+  private readonly inFlight = new Set<number>();
+
+  constructor(
+    private readonly host: MergeDriverHost,
+    private readonly events: HostEventLog,
+  ) {}
+
+  /** Looks at every frozen source led here (a property check per peer: cheap even at peersMax). */
+  drive(peers: Iterable<Peer>): void {
+    for (const source of peers) {
+      if (source.merging === undefined || source.mergedAway || !source.isLeader() || this.inFlight.has(source.regionId)) continue;
+      if (this.inFlight.size >= limits.mergesInFlightMax) return;
+      const step = nextMergeStep(source, this.host.peer(source.merging.targetRegionId));
+      if (step.kind === 'wait') continue;
+      if (step.kind === 'moveLeader') {
+        this.host.transferLeader(source.regionId, step.toPeerId);
+        continue;
+      }
+      this.run(source.regionId, step.kind);
+    }
+  }
+
+  private run(sourceId: number, kind: 'commit' | 'rollback'): void {
+    this.inFlight.add(sourceId);
+    const work = kind === 'commit' ? this.host.commitMerge(sourceId) : this.host.rollbackMerge(sourceId);
+    void work
+      .then((outcome) => {
+        if (outcome.kind === 'failed') this.events.info({ regionId: sourceId, step: kind, error: outcome.error.code }, 'region merge step did not apply; retried');
+      })
+      .catch((err: unknown) => this.events.warn({ regionId: sourceId, step: kind, err: String(err) }, 'region merge step failed'))
+      .finally(() => this.inFlight.delete(sourceId));
+  }
+}
