@@ -1,7 +1,7 @@
 /**
  * The `flotilla` command's answers to user mistakes, without a cluster: a bad flag, argument or
  * key encoding is one line on stderr and exit code 2; an unreachable PD is one line and exit
- * code 3 — never a stack trace. `flotilla pd|store|dev --help` explain every option and its
+ * code 3 — never a stack trace (load and bench too). `flotilla pd|store|dev|load|bench --help` explain every option and its
  * environment variable; the installed bin runs the same code; `flotilla dev` on a port in use
  * fails with one line and leaves no process behind.
  */
@@ -49,18 +49,35 @@ const CASES: readonly Case[] = [
   { args: ['ctl', 'transfer-leader', 'one', '2'], code: 2, error: /REGION must be a positive integer, got "one"/ },
   { args: ['dev', '--stores', '9'], code: 2, error: /dev: --stores must be an integer in 1\.\.7/ },
   { args: ['dev', '--pd-listen', 'localhost'], code: 2, error: /--pd-listen must be host:port/ },
+  // load and bench: bad flags, before anything is sent.
+  { args: ['load'], code: 2, error: /^flotilla: error: load: give exactly one of --count N and --file PATH \(flotilla load --help\)$/ },
+  { args: ['load', '--count', '10', '--file', 'x.jsonl'], code: 2, error: /give exactly one of --count N and --file PATH/ },
+  { args: ['load', '--count', 'many'], code: 2, error: /^flotilla: error: load: --count must be an integer in 1\.\.100000000, got "many"$/ },
+  { args: ['load', '--count', '10', '--batch', '0'], code: 2, error: /load: --batch must be an integer in 1\.\.10000/ },
+  { args: ['load', '--file', '/nonexistent/pairs.jsonl'], code: 2, error: /^flotilla: error: load: cannot read --file \/nonexistent\/pairs\.jsonl: ENOENT$/ },
+  { args: ['bench', '--workload', 'scan'], code: 2, error: /^flotilla: error: bench: --workload must be one of write, read, mixed, got "scan"$/ },
+  { args: ['bench', '--duration', 'forever'], code: 2, error: /^flotilla: error: bench: --duration must be a duration like 500ms, 10s or 2m/ },
+  { args: ['bench', '--duration', '5s', '--ops', '10'], code: 2, error: /bench: give --duration or --ops, not both/ },
+  { args: ['bench', '--concurrency', '0'], code: 2, error: /bench: --concurrency must be an integer in 1\.\.1024, got "0"/ },
+  { args: ['bench', '--value-size', '-1'], code: 2, error: /^flotilla: error: bench: Option '--value-size' argument is ambiguous \(flotilla bench --help\)$/ },
+  { args: ['bench', '--value-size=-1'], code: 2, error: /bench: --value-size must be an integer in 0\.\.8388608, got "-1"/ },
   // Unreachable PD: one line, exit code 3, within the command's deadline.
   { args: ['get', 'k', '--pd', NOWHERE, '--timeout-ms', '1000'], code: 3, error: /^flotilla: error: get: .*\(PD: http:\/\/127\.0\.0\.1:1; set with --pd or FLOTILLA_PD\)$/ },
   { args: ['put', 'k', 'v', '--timeout-ms', '1000'], env: { FLOTILLA_PD: NOWHERE }, code: 3, error: /^flotilla: error: put: .*\(PD: http:\/\/127\.0\.0\.1:1; set with --pd or FLOTILLA_PD\)$/ },
   { args: ['ctl', 'stores', '--pd', NOWHERE, '--timeout-ms', '1000'], code: 3, error: /^flotilla: error: cannot reach the placement driver \(http:\/\/127\.0\.0\.1:1\) within 1000 ms: .*ECONNREFUSED.* \(check --pd or FLOTILLA_PD\)$/ },
+  { args: ['load', '--count', '10', '--pd', NOWHERE, '--timeout-ms', '1000'], code: 3, error: /^flotilla: error: load: get: .*ECONNREFUSED.*\(PD: http:\/\/127\.0\.0\.1:1; set with --pd or FLOTILLA_PD\) \(0 keys were written before it\)$/ },
+  { args: ['bench', '--ops', '10', '--timeout-ms', '1000'], env: { FLOTILLA_PD: NOWHERE }, code: 3, error: /^flotilla: error: get: .*ECONNREFUSED.*\(PD: http:\/\/127\.0\.0\.1:1; set with --pd or FLOTILLA_PD\)$/ },
   // Help: every option with its environment variable.
   { args: ['--help'], code: 0, stdout: /^usage: flotilla COMMAND[\s\S]*ctl stores/ },
   { args: ['dev', '--help'], code: 0, stdout: /--data-dir DIR[\s\S]*env FLOTILLA_DEV_DATA_DIR[\s\S]*--pd-listen/ },
   { args: ['get', '--help'], code: 0, stdout: /--pd URL\[,URL\][\s\S]*env FLOTILLA_PD/ },
+  { args: ['load', '--help'], code: 0, stdout: /^usage: flotilla load [\s\S]*--count N[\s\S]*--file PATH[\s\S]*--concurrency N/ },
+  { args: ['bench', '--help'], code: 0, stdout: /^usage: flotilla bench [\s\S]*--workload W[\s\S]*--duration D[\s\S]*--ops N[\s\S]*--json/ },
+  { args: ['--help'], code: 0, stdout: /\n  load --count N[\s\S]*\n  bench / },
   { args: ['pd', '--help'], code: 0, stdout: /^flotilla pd: [\s\S]*--member-id[\s\S]*env FLOTILLA_MEMBER_ID[\s\S]*--schedule-interval-ms/ },
   { args: ['store', '--help'], code: 0, stdout: /^flotilla store: [\s\S]*--pd [\s\S]*env FLOTILLA_PD[\s\S]*--region-heartbeat-ms/ },
   // The production processes refuse a bad configuration with exit code 2.
-  { args: ['pd', '--member-id', '1', '--bogus'], code: 2, lines: 2, error: /^Unknown option '--bogus'\n\(flotilla-pd --help lists the flags\)$/ },
+  { args: ['pd', '--member-id', '1', '--bogus'], code: 2, lines: 2, error: /^Unknown option '--bogus'\n\(flotilla pd --help lists the flags\)$/ },
   { args: ['store', '--data-dir', '/nonexistent/x'], code: 2, lines: 2, error: /^--store-id \(or FLOTILLA_STORE_ID\) is required\n/ },
   // The installed bin runs the same code.
   { args: ['--version'], bin: true, code: 0, stdout: /^flotilla \d+\.\d+\.\d+\n$/ },

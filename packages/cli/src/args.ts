@@ -109,6 +109,11 @@ export function parsePdUrls(text: string): string[] {
   });
 }
 
+/** Where a cluster command goes and how long it may take: `--pd` and `--timeout-ms`. */
+export function clusterTarget(args: ParsedArgs): { readonly pdUrls: string[]; readonly timeoutMs: number } {
+  return { pdUrls: parsePdUrls(args.required('pd')), timeoutMs: args.integer('timeout-ms', argLimits.timeoutMs.min, argLimits.timeoutMs.max) };
+}
+
 export function parseEncoding(args: ParsedArgs): KeyEncoding {
   const text = args.required('encoding');
   if (!(KEY_ENCODINGS as readonly string[]).includes(text)) throw usageError(`--encoding must be one of ${KEY_ENCODINGS.join(', ')}, got "${text}"`);
@@ -125,7 +130,8 @@ export function commandHelp(synopsis: string, description: string, specs: Option
   return `usage: ${synopsis}\n\n${description}\n\noptions:\n${rows.join('\n')}\n`;
 }
 
+/** parseArgs' messages run over several lines and sentences; an error is one line. */
 function firstSentence(message: string): string {
-  const cut = message.indexOf('. ');
+  const cut = message.search(/\.\s/);
   return cut > 0 ? message.slice(0, cut) : message;
 }

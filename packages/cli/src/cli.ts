@@ -24,6 +24,10 @@ Data (--pd URL[,URL] or FLOTILLA_PD; default http://127.0.0.1:2379):
   scan [START [END]]       rows in key order (--prefix, --limit, --reverse, --keys-only)
   cas KEY NEW --expect OLD compare-and-swap (--expect-absent, --delete)
 
+Load and measure (a progress line on stderr; --json for scripts):
+  load --count N | --file PATH|-   bulk load generated keys, or JSON lines {"key","value"}
+  bench [--workload write|read|mixed] [--duration D | --ops N]   ops/s and latency percentiles
+
 Operate (tables; --json for scripts):
   ctl stores|store-state|regions|region|operators|schedulers|pause|resume|members|history|split|transfer-leader
 
@@ -74,6 +78,10 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv): Promis
     case 'store':
       await (await import('./commands/servers.ts')).storeCommand(rest, env);
       return 'serving';
+    case 'load':
+      return (await import('./commands/load.ts')).loadCommand(rest, env);
+    case 'bench':
+      return (await import('./commands/bench.ts')).benchCommand(rest, env);
     case 'ctl':
       return (await import('./commands/ctl.ts')).ctlCommand(rest, env);
     default:

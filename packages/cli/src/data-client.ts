@@ -28,6 +28,8 @@ export interface CasOutcome {
 export interface DataClient {
   get(key: Uint8Array): Promise<Uint8Array | null>;
   put(key: Uint8Array, value: Uint8Array): Promise<void>;
+  /** Writes every pair; not atomic across regions (a failure may leave some written). */
+  putMany(pairs: readonly KvPairBytes[]): Promise<void>;
   delete(key: Uint8Array): Promise<void>;
   scan(range: ScanRange): Promise<KvPairBytes[]>;
   compareAndSwap(key: Uint8Array, expected: Uint8Array | null, value: Uint8Array | null): Promise<CasOutcome>;
@@ -39,6 +41,7 @@ export function openDataClient(pdUrls: readonly string[], timeoutMs: number): Da
   return {
     get: (key) => translated(pdUrls, () => client.get(key)),
     put: (key, value) => translated(pdUrls, () => client.put(key, value)),
+    putMany: (pairs) => translated(pdUrls, () => client.putMany(pairs)),
     delete: (key) => translated(pdUrls, () => client.delete(key)),
     scan: (range) => translated(pdUrls, () => client.scan({ start: range.start, end: range.end, limit: range.limit, reverse: range.reverse })),
     compareAndSwap: (key, expected, value) => translated(pdUrls, () => client.compareAndSwap(key, expected, value)),

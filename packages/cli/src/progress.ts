@@ -15,10 +15,14 @@ export class Progress {
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
-    private readonly interactive: boolean = stream.isTTY === true,
+    /** A terminal: the line is redrawn in place, so a label may carry live numbers. */
+    readonly interactive: boolean = stream.isTTY === true,
   ) {}
 
-  /** Shows `label`, with a bar when `total` is given. */
+  /**
+   * Shows `label`, with a bar when `total` is given (a count alone when only `done` is). Off a
+   * terminal only `label` is printed, once per change: keep counts out of it.
+   */
   update(label: string, done?: number, total?: number): void {
     if (!this.interactive) {
       if (label !== this.lastLabel) this.stream.write(`${label}\n`);
@@ -34,8 +38,11 @@ export class Progress {
     if (done !== undefined && total !== undefined && total > 0) {
       const filled = Math.round((Math.min(done, total) / total) * BAR_WIDTH);
       text = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${done}/${total} ${text}`;
+    } else if (done !== undefined) {
+      text = `${done} ${text}`;
     }
-    const width = this.stream.columns ?? 100;
+    // A pseudo-terminal may report 0 columns: then assume a usual width.
+    const width = this.stream.columns || 100;
     this.stream.write(`\r\x1b[2K${text.slice(0, Math.max(10, width - 1))}`);
     this.drawn = true;
   }

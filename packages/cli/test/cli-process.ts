@@ -5,7 +5,7 @@
  * its data directory in /proc, is SIGKILLed) by `stopAll()` or the exit hook.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -138,5 +138,33 @@ export function killEverything(dataDir: string | undefined): void {
     } catch {
       // gone meanwhile
     }
+  }
+}
+
+/**
+ * A `flotilla dev` cluster for a test: started on any free port and awaited until `ready`;
+ * `stop()` (in `after`, also after a failed start) sends SIGINT, SIGKILLs whatever is left of
+ * it, and removes its folder.
+ */
+export class DevCluster {
+  dev: DevProcess | undefined;
+  dataDir: string | undefined;
+  /** PD's URL, once started. */
+  pd = '';
+
+  async start(readyDeadlineMs = 45_000): Promise<void> {
+    this.dev = DevProcess.start(['--pd-listen', '127.0.0.1:0']);
+    this.dataDir = (await this.dev.line(/^data: (.+)$/, readyDeadlineMs))[1]!;
+    this.pd = (await this.dev.line(/^pd: (http:\/\/\S+)$/, readyDeadlineMs))[1]!;
+    await this.dev.line(/^ready$/, readyDeadlineMs);
+  }
+
+  async stop(stopDeadlineMs = 20_000): Promise<void> {
+    if (this.dev && this.dev.child.exitCode === null && this.dev.child.signalCode === null) {
+      this.dev.child.kill('SIGINT');
+      await Promise.race([this.dev.exited, new Promise((resolve) => setTimeout(resolve, stopDeadlineMs).unref())]);
+    }
+    killEverything(this.dataDir);
+    if (this.dataDir) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

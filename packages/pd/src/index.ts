@@ -22,6 +22,7 @@ export type { RegionCommands, RouteDeps } from './server/routes.ts';
 export { schedulingRoutes } from './server/scheduling-routes.ts';
 export { PdMetrics } from './server/metrics.ts';
 export { PdProcess } from './process/pd-process.ts';
+export { runPd } from './main.ts';
 export { parsePdConfig, parseInitialMembers, pdConfigBounds, pdUsage } from './process/config.ts';
 export type { MemberAddress, PdConfig } from './process/config.ts';
 export {

@@ -40,3 +40,4 @@ export { measureRegion, middleKey, sizeScanRowsMax } from './pd/region-size.ts';
 export type { RegionSize } from './pd/region-size.ts';
 export { EXIT_FAILED, EXIT_INVALID_CONFIG, isEntryPoint, runServer } from './process/run-process.ts';
 export type { ServerRecipe } from './process/run-process.ts';
+export { runStore } from './main.ts';

@@ -1,6 +1,6 @@
 /**
  * `flotilla pd …` and `flotilla store …`: the production processes. They run the very code of
- * packages/pd/src/main.ts and packages/store/src/main.ts (`runPd`, `runStore`): the same flags,
+ * `pnpm run pd` / `pnpm run store` (`runPd` from @flotilla/pd, `runStore` from @flotilla/store): the same flags,
  * the same FLOTILLA_* environment variables, JSON logs on stdout, the same exit codes
  * (0 after SIGTERM/SIGINT, 1 failed, 2 invalid configuration). Loaded only when asked for, so
  * the data commands don't load RocksDB.
@@ -21,13 +21,12 @@ Exit codes: 0 after SIGTERM/SIGINT (leaderships handed over first), 1 failed, 2 
 
 export async function pdCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   if (argv.includes('--help')) process.stdout.write(PD_PREAMBLE);
-  // A relative import: @flotilla/pd's index does not name runPd (yet).
-  const { runPd } = await import('../../../pd/src/main.ts');
+  const { runPd } = await import('@flotilla/pd');
   await runPd(argv, env);
 }
 
 export async function storeCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   if (argv.includes('--help')) process.stdout.write(STORE_PREAMBLE);
-  const { runStore } = await import('../../../store/src/main.ts');
+  const { runStore } = await import('@flotilla/store');
   await runStore(argv, env);
 }

@@ -60,7 +60,7 @@ const FLAGS: readonly Flag[] = [
 ];
 
 export function pdUsage(): string {
-  return flagsUsage('flotilla-pd --member-id N --data-dir DIR (--initial-members … | --join URL) [flags]', FLAGS);
+  return flagsUsage('flotilla pd --member-id N --data-dir DIR (--initial-members … | --join URL) [flags]', FLAGS);
 }
 
 /** Throws FLOTILLA_PD_INVALID_CONFIG. */
@@ -129,5 +129,5 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 function invalid(message: string): PdError {
-  return new PdError('FLOTILLA_PD_INVALID_CONFIG', `${message}\n(flotilla-pd --help lists the flags)`);
+  return new PdError('FLOTILLA_PD_INVALID_CONFIG', `${message}\n(flotilla pd --help lists the flags)`);
 }

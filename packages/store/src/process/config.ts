@@ -96,7 +96,7 @@ export function flagsUsage(synopsis: string, flags: readonly Flag[]): string {
 }
 
 export function usage(): string {
-  return flagsUsage('flotilla-store --store-id N --data-dir DIR [flags]', FLAGS);
+  return flagsUsage('flotilla store --data-dir DIR (--pd URL[,URL] | --store-id N [--initial-cluster …]) [flags]', FLAGS);
 }
 
 /** Typed access to parsed flags; every problem becomes the error `invalid` makes. */
@@ -238,5 +238,5 @@ export function parseInteger(flag: string, text: string, min: number, max: numbe
 }
 
 function invalid(message: string): StoreError {
-  return new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `${message}\n(flotilla-store --help lists the flags)`);
+  return new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `${message}\n(flotilla store --help lists the flags)`);
 }
