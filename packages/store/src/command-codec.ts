@@ -20,6 +20,7 @@ const enum Op {
   PrepareMerge = 6,
   CommitMerge = 7,
   RollbackMerge = 8,
+  FenceMerges = 9,
 }
 
 /**
@@ -66,7 +67,17 @@ export interface RollbackMergeCommand {
   readonly epoch: RegionEpoch;
 }
 
-export type MergeCommand = PrepareMergeCommand | CommitMergeCommand | RollbackMergeCommand;
+/**
+ * Admin, in a merge's TARGET: move its version on, so that no CommitMerge prepared against the
+ * current epoch can apply any more — the way out of a merge whose commit can't be made (a
+ * source replica is down without the prepare entry): its source may then roll back.
+ */
+export interface FenceMergesCommand {
+  readonly op: 'fenceMerges';
+  readonly epoch: RegionEpoch;
+}
+
+export type MergeCommand = PrepareMergeCommand | CommitMergeCommand | RollbackMergeCommand | FenceMergesCommand;
 
 /** What one entry of a region's log carries. */
 export type EntryCommand = Exclude<KvCommand, { op: 'putRegion' | 'tombstoneRegion' | 'noop' }> | SplitCommand | MergeCommand;
@@ -93,6 +104,7 @@ export function commandBytesBound(command: EntryCommand): number {
       return COMMAND_FRAMING_BYTES_MAX + command.splitKey.byteLength + 16 * command.newPeerIds.length + 32;
     case 'prepareMerge':
     case 'rollbackMerge':
+    case 'fenceMerges':
       return COMMAND_FRAMING_BYTES_MAX + 48;
     case 'commitMerge':
       return COMMAND_FRAMING_BYTES_MAX + 96 + command.source.startKey.byteLength + command.source.endKey.byteLength + 32 * command.source.peers.length;
@@ -118,6 +130,8 @@ export function encodeCommands(commands: readonly EntryCommand[]): Uint8Array {
         return [Op.CommitMerge, regionTuple(c.source), c.prepareIndex, c.prepareTerm, c.targetEpoch.version, c.targetEpoch.confVer];
       case 'rollbackMerge':
         return [Op.RollbackMerge, c.epoch.version, c.epoch.confVer];
+      case 'fenceMerges':
+        return [Op.FenceMerges, c.epoch.version, c.epoch.confVer];
     }
   });
   // pack() returns a view of a shared buffer: copy before it is kept in the log.
@@ -183,6 +197,8 @@ export function decodeCommands(data: Uint8Array): EntryCommand[] {
         return { op: 'commitMerge', source: regionOf(t[1]), prepareIndex: id(t[2]), prepareTerm: id(t[3]), targetEpoch: { version: id(t[4]), confVer: id(t[5]) } };
       case Op.RollbackMerge:
         return { op: 'rollbackMerge', epoch: { version: id(t[1]), confVer: id(t[2]) } };
+      case Op.FenceMerges:
+        return { op: 'fenceMerges', epoch: { version: id(t[1]), confVer: id(t[2]) } };
       default:
         return malformed(`unknown opcode ${String(t[0])}`);
     }

@@ -67,6 +67,11 @@ export const limits = Object.freeze({
   mergeDriveTicks: 5,
   /** Merge sources driven at once (each holds a proposal in flight). */
   mergesInFlightMax: 64,
+  /**
+   * A frozen merge source whose commit waits this long for a replica to hold the prepare
+   * entry is rolled back (its target fenced first): a dead store must not freeze a range.
+   */
+  mergeCommitWaitMs: 30_000,
   /** Retry-after hint for requests to a region frozen by a merge (it ends within a few ticks). */
   mergingRetryAfterMs: 50,
 });

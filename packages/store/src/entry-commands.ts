@@ -4,7 +4,7 @@ import { decodeCommands, type CommitMergeCommand, type EntryCommand } from './co
 import type { HostEventLog } from './host-types.ts';
 import { decodeLocations, regionAfterChange } from './membership.ts';
 import type { Peer } from './peer.ts';
-import { commitMergeCommands, commitMergeRefusal, planPrepareMerge, planRollbackMerge } from './merge.ts';
+import { commitMergeCommands, commitMergeRefusal, planFenceMerges, planPrepareMerge, planRollbackMerge } from './merge.ts';
 import { planSplit } from './split.ts';
 
 /** What applying an entry asks of the host once the cycle's KV batches are written. */
@@ -67,6 +67,13 @@ function commandEffects(peer: Peer, entry: Entry, c: EntryCommand, effects: Entr
       peer.region = plan.region;
       peer.merging = undefined;
       effects.events.warn({ regionId: peer.regionId, epoch: plan.region.epoch }, 'region merge rolled back: the target changed first');
+      return plan.commands;
+    }
+    case 'fenceMerges': {
+      const plan = planFenceMerges(peer.region, peer.node.confState(), c);
+      if (!plan) return NOOP;
+      peer.region = plan.region;
+      effects.events.warn({ regionId: peer.regionId, epoch: plan.region.epoch }, 'region fenced off the merges prepared against it');
       return plan.commands;
     }
     case 'commitMerge':

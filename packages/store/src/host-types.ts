@@ -15,6 +15,8 @@ export interface HostOptions {
   readonly hibernateAfterTicks?: number;
   /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
   readonly compactAfterEntries?: number;
+  /** How long a merge's commit may wait for a source replica before it is rolled back (limits.mergeCommitWaitMs). */
+  readonly mergeCommitWaitMs?: number;
   /**
    * Called once if the host stops on a failure (a failed log write, a broken invariant), after
    * it closed itself. A store process logs it and exits: a store must fail-stop, not limp on.

@@ -87,7 +87,7 @@ export class MultiRaftHost implements InboundHandlers {
       waitForSource: (target, source, merge) => this.merges.waitForSource(target, source, merge),
       events: this.events,
     };
-    this.mergeDriver = new MergeDriver(this, this.events);
+    this.mergeDriver = new MergeDriver(this, this.events, options.mergeCommitWaitMs);
     this.merges = new MergeWaits(this.events, (regionId) => this.peers.get(regionId), (peer) => this.markDirty(peer));
     this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
   }
@@ -306,6 +306,13 @@ export class MultiRaftHost implements InboundHandlers {
     const source = this.peers.get(sourceId);
     if (!source?.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } });
     return source.propose([{ op: 'rollbackMerge', epoch: source.region.epoch }]);
+  }
+
+  /** Moves the version of region `targetId` (led here) on: merges prepared against its epoch can't commit (merge.ts). */
+  fenceMerges(targetId: number): Promise<ProposalOutcome> {
+    const target = this.peers.get(targetId);
+    if (!target || target.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } });
+    return target.propose([{ op: 'fenceMerges', epoch: target.region.epoch }]);
   }
 
   /** No ready cycle running, scheduled or owed: every group's work so far is done. */

@@ -8,6 +8,7 @@ export interface MergeDriverHost {
   peer(regionId: number): Peer | undefined;
   commitMerge(sourceId: number): Promise<ProposalOutcome>;
   rollbackMerge(sourceId: number): Promise<ProposalOutcome>;
+  fenceMerges(targetId: number): Promise<ProposalOutcome>;
   transferLeader(regionId: number, toPeerId: number): boolean;
 }
 
@@ -16,7 +17,7 @@ export type MergeStep =
   | { readonly kind: 'rollback' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'moveLeader'; readonly toPeerId: number }
-  | { readonly kind: 'wait'; readonly why: string };
+  | { readonly kind: 'wait'; readonly why: string; readonly replicaBehind?: boolean };
 
 /**
  * After PrepareMerge, the source's leader moves the merge on by itself (TiKV's merge check
@@ -26,7 +27,9 @@ export type MergeStep =
  * - The target is led on another store: hand the source's leadership there, so one store
  *   leads both and proposes the commit locally (no store-to-store RPC is needed).
  * - Every source replica holds the prepare entry (match >= prepare index): commit in the
- *   target. A replica without it could never apply it once its peers merged away.
+ *   target. A replica without it could never apply it once its peers merged away. One that
+ *   does not get it for limits.mergeCommitWaitMs (its store is down, say) must not keep the
+ *   source frozen for as long: the driver fences the target (FenceMerges), then rolls back.
  */
 export function nextMergeStep(source: Peer, target: Peer | undefined): MergeStep {
   const merging = source.merging;
@@ -41,37 +44,46 @@ export function nextMergeStep(source: Peer, target: Peer | undefined): MergeStep
   }
   const progress = source.node.status().progress;
   const behind = source.region.peers.find((p) => p.id !== source.peerId && (progress.get(p.id)?.match ?? 0) < merging.prepareIndex);
-  if (behind !== undefined) return { kind: 'wait', why: `source replica ${behind.id} does not hold the prepare entry yet` };
+  if (behind !== undefined) return { kind: 'wait', why: `source replica ${behind.id} does not hold the prepare entry yet`, replicaBehind: true };
   return { kind: 'commit' };
 }
 
 export class MergeDriver {
-  /** Source regions with a commit or rollback in flight. */
+  /** Source regions with a commit, rollback or fence in flight. */
   private readonly inFlight = new Set<number>();
+  /** Frozen sources led here whose commit waits for a replica -> since when (rebuilt each pass). */
+  private behindSince = new Map<number, number>();
 
   constructor(
     private readonly host: MergeDriverHost,
     private readonly events: HostEventLog,
+    private readonly commitWaitMs: number = limits.mergeCommitWaitMs,
   ) {}
 
   /** Looks at every frozen source led here (a property check per peer: cheap even at peersMax). */
-  drive(peers: Iterable<Peer>): void {
+  drive(peers: Iterable<Peer>, nowMs = Date.now()): void {
+    const behind = new Map<number, number>();
     for (const source of peers) {
       if (source.merging === undefined || source.mergedAway || !source.isLeader() || this.inFlight.has(source.regionId)) continue;
-      if (this.inFlight.size >= limits.mergesInFlightMax) return;
+      if (this.inFlight.size >= limits.mergesInFlightMax) break;
       const step = nextMergeStep(source, this.host.peer(source.merging.targetRegionId));
-      if (step.kind === 'wait') continue;
-      if (step.kind === 'moveLeader') {
-        this.host.transferLeader(source.regionId, step.toPeerId);
-        continue;
+      if (step.kind === 'moveLeader') this.host.transferLeader(source.regionId, step.toPeerId);
+      else if (step.kind !== 'wait') this.run(source.regionId, step.kind, () => this.host[step.kind === 'commit' ? 'commitMerge' : 'rollbackMerge'](source.regionId));
+      else if (step.replicaBehind) {
+        const since = this.behindSince.get(source.regionId) ?? nowMs;
+        behind.set(source.regionId, since);
+        if (nowMs - since < this.commitWaitMs) continue;
+        this.events.warn({ regionId: source.regionId, targetRegionId: source.merging.targetRegionId, waitedMs: nowMs - since, why: step.why }, 'region merge can not commit: fencing the target to roll it back');
+        const targetId = source.merging.targetRegionId;
+        this.run(source.regionId, 'fence', () => this.host.fenceMerges(targetId));
       }
-      this.run(source.regionId, step.kind);
     }
+    this.behindSince = behind;
   }
 
-  private run(sourceId: number, kind: 'commit' | 'rollback'): void {
+  private run(sourceId: number, kind: 'commit' | 'rollback' | 'fence', propose: () => Promise<ProposalOutcome>): void {
     this.inFlight.add(sourceId);
-    const work = kind === 'commit' ? this.host.commitMerge(sourceId) : this.host.rollbackMerge(sourceId);
+    const work = propose();
     void work
       .then((outcome) => {
         if (outcome.kind === 'failed') this.events.info({ regionId: sourceId, step: kind, error: outcome.error.code }, 'region merge step did not apply; retried');

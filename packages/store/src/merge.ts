@@ -1,6 +1,6 @@
 import type { ConfState } from '@flotilla/raft';
 import type { KvCommand, MergeState, RegionEpoch, RegionMeta } from '@flotilla/storage';
-import type { CommitMergeCommand, PrepareMergeCommand, RollbackMergeCommand } from './command-codec.ts';
+import type { CommitMergeCommand, FenceMergesCommand, PrepareMergeCommand, RollbackMergeCommand } from './command-codec.ts';
 
 /**
  * Region merge, as TiKV does it, in three admin entries planned identically at every replica:
@@ -14,6 +14,10 @@ import type { CommitMergeCommand, PrepareMergeCommand, RollbackMergeCommand } fr
  * 3. RollbackMerge in the source, only once the target's epoch moved past the one the merge
  *    was prepared against: no CommitMerge of this merge can apply any more, anywhere (each
  *    carries that epoch), so the source may safely thaw.
+ *
+ * A commit that can't be made (a source replica is down without the prepare entry) would
+ * leave the source frozen for as long: the source's leader then fences the target (FenceMerges:
+ * its version moves on, so no commit of this merge can pass), and rolls back (step 3).
  *
  * A merge needs the two regions adjacent and on the same stores, neither in a joint
  * configuration. Every refusal returns null: the entry applies as a noop everywhere.
@@ -94,4 +98,11 @@ export function targetMovedOn(target: RegionMeta, merging: MergeState): boolean 
   const now = target.epoch;
   const then = merging.targetEpoch;
   return now.version >= then.version && now.confVer >= then.confVer && !sameEpoch(now, then);
+}
+
+/** The target's version moves on (no pending merge prepared against it can commit); null when its epoch changed since. */
+export function planFenceMerges(target: RegionMeta, confState: ConfState, c: FenceMergesCommand): { region: RegionMeta; commands: KvCommand[] } | null {
+  if (!sameEpoch(target.epoch, c.epoch)) return null;
+  const region: RegionMeta = { ...target, epoch: { version: target.epoch.version + 1, confVer: target.epoch.confVer } };
+  return { region, commands: [{ op: 'putRegion', region, confState }] };
 }

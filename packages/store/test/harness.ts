@@ -138,10 +138,12 @@ export class TestCluster {
     private readonly compactAfterEntries = 10_000,
     private readonly tickMs = 5,
     private readonly hibernateAfterTicks = 0,
+    /** More host options for every store (they win over the three above). */
+    private readonly extra: MemoryStoreOptions = {},
   ) {}
 
   async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }, wrap: EngineWrappers = {}): Promise<MemoryStore> {
-    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks };
+    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks, ...this.extra };
     const store = memoryStore(this.network, id, options, disks, wrap);
     await store.host.start();
     this.stores.set(id, store);

@@ -154,6 +154,33 @@ describe('region merge', () => {
     }
   });
 
+  test('a source replica that never gets the prepare entry: the target is fenced, the source rolls back', async () => {
+    const cluster = await splitCluster(new TestCluster(10_000, 5, 0, { mergeCommitWaitMs: 300 }));
+    try {
+      cluster.network.partition(3, 1);
+      cluster.network.partition(3, 2);
+      await waitFor('leaders on store 1 or 2', () => [1, 2].every((r) => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(r)!.isLeader())));
+      await prepare(cluster);
+      const fenced = { version: SPLIT_EPOCH.version + 1, confVer: EPOCH.confVer };
+      const rolledBack = { version: FROZEN_EPOCH.version + 1, confVer: EPOCH.confVer };
+      for (const id of [1, 2]) {
+        const host = cluster.stores.get(id)!.host;
+        await waitFor(`store ${id} fenced the target and thawed the source`, () => host.peer(1)!.region.epoch.version === fenced.version && host.peer(2)!.merging === undefined);
+        assert.equal(host.peer(2)!.region.epoch.version, rolledBack.version);
+        assert.equal(text(host.peer(1)!.region.endKey), 'g', 'the target did not take the source');
+      }
+      assert.deepEqual(await run(cluster.leaderOf(2)!, put('k', 'thawed', rolledBack, 2)), [{ op: 'put' }]);
+      cluster.network.heal(3, 1);
+      cluster.network.heal(3, 2);
+      const third = cluster.stores.get(3)!;
+      await waitFor('store 3 caught up', async () => text(await third.kv.get(bytes('k'))) === 'thawed');
+      assert.equal(third.host.peer(2)!.merging, undefined);
+      await waitFor('store 3 applied the fence', () => third.host.peer(1)!.region.epoch.version === fenced.version);
+    } finally {
+      await cluster.closeAll();
+    }
+  });
+
   test('a restart in between: the frozen source stays frozen, the merge completes, and stays done', async () => {
     const cluster = await splitCluster();
     try {
