@@ -61,6 +61,12 @@ export const limits = Object.freeze({
   kvSyncIntervalMs: 1_000,
   /** How often a graceful shutdown re-checks the leaderships it is moving away. */
   leaderTransferPollMs: 20,
+  /** A failed snapshot to a peer is reported to the core after a backoff from this base... */
+  snapshotRetryBaseMs: 200,
+  /** ...doubling per consecutive failure up to this cap (snapshots.ts, SnapshotRetryBackoff). */
+  snapshotRetryMaxMs: 10_000,
+  /** Peers whose snapshot failures are counted at once (the oldest is forgotten past it). */
+  snapshotRetriesTrackedMax: 4_096,
   /** Tombstones remembered (peers removed from this store) to ignore their stale messages. */
   tombstonesMax: 100_000,
   /** Every this many ticks, the frozen merge sources led here move their merges on (merge-driver.ts). */

@@ -32,7 +32,7 @@ import { MergeDriver } from './merge-driver.ts';
 import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
-import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
+import { SnapshotRetryBackoff, admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
 
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
@@ -75,6 +75,8 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly mergeDriver: MergeDriver;
   /** Peers whose apply stops this cycle at an entry that must wait -> the last index applied. */
   private readonly heldThisCycle = new Map<Peer, number>();
+  /** Failed snapshots are reported to the core late, backing off per receiving peer. */
+  private readonly snapshotRetries: SnapshotRetryBackoff;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -87,6 +89,7 @@ export class MultiRaftHost implements InboundHandlers {
       waitForSource: (target, source, merge) => this.merges.waitForSource(target, source, merge),
       events: this.events,
     };
+    this.snapshotRetries = new SnapshotRetryBackoff(this.random);
     this.mergeDriver = new MergeDriver(this, this.events, options.mergeCommitWaitMs);
     this.merges = new MergeWaits(this.events, (regionId) => this.peers.get(regionId), (peer) => this.markDirty(peer));
     this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
@@ -693,10 +696,15 @@ export class MultiRaftHost implements InboundHandlers {
       if (m.type === 'snapshot') {
         this.counters.snapshotsSent++;
         streamSnapshot(this.options.kv, transport, peer, store, m, this.nextSnapshotId++, (outcome) => {
-          this.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome }, 'sent a region snapshot');
-          if (this.closed || this.peers.get(peer.regionId) !== peer) return;
-          peer.node.reportSnapshot(m.to, outcome);
-          this.markDirty(peer);
+          const delayMs = this.snapshotRetries.delayMs(peer.regionId, m.to, outcome);
+          this.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome, ...(delayMs > 0 ? { retryInMs: delayMs } : {}) }, 'sent a region snapshot');
+          const report = (): void => {
+            if (this.closed || this.peers.get(peer.regionId) !== peer) return;
+            peer.node.reportSnapshot(m.to, outcome);
+            this.markDirty(peer);
+          };
+          if (delayMs === 0) report();
+          else setTimeout(report, delayMs).unref();
         });
         continue;
       }

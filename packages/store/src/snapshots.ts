@@ -1,6 +1,8 @@
 import { EMPTY_BYTES, type ConfState, type Message, type RaftStorage, type Snapshot } from '@flotilla/raft';
 import type { KvEngine, LogEngine, RegionMeta, RegionState } from '@flotilla/storage';
-import type { PeerTransport, SnapshotOutcome, StoreId } from '@flotilla/transport';
+import { backoffDelayMs, type PeerTransport, type SnapshotOutcome, type StoreId } from '@flotilla/transport';
+import type { RandomSource } from '@flotilla/raft';
+import { limits } from './constants.ts';
 import type { RaftEnvelope } from '@flotilla/wire';
 import { StoreError } from './errors.ts';
 import type { Peer } from './peer.ts';
@@ -171,4 +173,35 @@ export function admitSnapshot(
 
 function holdsKey(r: RegionMeta, key: Uint8Array): boolean {
   return Buffer.compare(key, r.startKey) >= 0 && (r.endKey.byteLength === 0 || Buffer.compare(key, r.endKey) < 0);
+}
+
+/**
+ * Leader side: how long to sit on a failed snapshot before telling the core. The core sends the
+ * next snapshot as soon as it hears of a failure (on the next heartbeat response), and a
+ * receiver that refuses one (it overlaps a stale region there, say) would get the region's
+ * whole data again every heartbeat. Reporting the failure late keeps the core's progress in
+ * its snapshot state meanwhile: capped exponential backoff with full jitter per receiving
+ * peer, reset by a success. Bounded: the oldest entry is forgotten past snapshotRetriesTrackedMax.
+ */
+export class SnapshotRetryBackoff {
+  private readonly failures = new Map<string, number>();
+
+  constructor(private readonly random: RandomSource) {}
+
+  /** Delay before reporting `outcome` of a snapshot of `regionId` to peer `toPeer` (0 after a success). */
+  delayMs(regionId: number, toPeer: number, outcome: SnapshotOutcome): number {
+    const key = `${regionId}:${toPeer}`;
+    if (outcome !== 'failed') {
+      this.failures.delete(key);
+      return 0;
+    }
+    const failed = (this.failures.get(key) ?? 0) + 1;
+    this.failures.delete(key); // re-inserted last: the map's order is its age
+    if (this.failures.size >= limits.snapshotRetriesTrackedMax) {
+      const oldest = this.failures.keys().next().value;
+      if (oldest !== undefined) this.failures.delete(oldest);
+    }
+    this.failures.set(key, failed);
+    return backoffDelayMs(failed, limits.snapshotRetryBaseMs, limits.snapshotRetryMaxMs, this.random);
+  }
 }
