@@ -3,8 +3,9 @@
  * through PD. The first store founds the cluster; PD's replica checker brings region 1 to 3
  * voters; writes split regions (PD's split checker); the PD leader is SIGKILLed and a new one
  * keeps scheduling; a store is SIGKILLed for longer than the down time and every region it
- * held gets 3 voters back; a new store receives regions. A client writes throughout, and every
- * acknowledged write is read back at the end.
+ * held gets 3 voters back; a new store receives regions; then most keys are deleted and the
+ * small regions merge back (PD's merge checker, the stores' PrepareMerge/CommitMerge). A client
+ * writes throughout, and every acknowledged write (and delete) is read back at the end.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -124,5 +125,33 @@ describe('PD places, repairs and spreads regions over store processes', () => {
     await router.refresh();
     for (const [key, value] of acknowledged) assert.equal(await router.get(key), value, `acknowledged write of ${key}`);
     assert.ok(acknowledged.size >= 2_000, `most writes were acknowledged (${acknowledged.size} of 2,300)`);
+  });
+
+  it('deletes until the small regions merge back, while the client writes and reads', async () => {
+    const before = (await regions()).length;
+    assert.ok(before >= 3, `regions to merge (${before})`);
+    await pd.expect(anyMember(), 'PUT', '/pd/api/v1/config', { ...SCHEDULE_CONFIG, mergeMaxBytes: 24 * 1024, mergeMaxKeys: 150, splitMergeCooldownMs: 1_000 });
+    const deleted = new Set<string>();
+    for (const key of [...acknowledged.keys()]) {
+      if (Number(key.slice(4)) % 20 === 0) continue;
+      if ((await router.delete(key)) === 'ok') {
+        deleted.add(key);
+        acknowledged.delete(key);
+      }
+    }
+    let written = 10_000;
+    await waitFor(`${before} regions merge down to at most ${Math.ceil(before / 2)}`, async () => {
+      await writeKeys(written, 5); // the client keeps writing while regions merge
+      written += 5;
+      return (await regions()).length <= Math.ceil(before / 2);
+    }, 180_000).catch(async (err: unknown) => {
+      const history = await pd.call(anyMember(), 'GET', '/pd/api/v1/history?limit=20');
+      throw new Error(`${(err as Error).message}\nregions: ${(await regions()).length}\n${JSON.stringify(history, null, 1).slice(0, 6_000)}`);
+    });
+    const history = await pd.expect<{ history: { origin: string; event: string }[] }>(anyMember(), 'GET', '/pd/api/v1/history?limit=4096');
+    assert.ok(history.history.some((h) => h.origin === 'merge-checker' && h.event === 'finished'), 'the merge checker finished merges');
+    await router.refresh();
+    for (const [key, value] of acknowledged) assert.equal(await router.get(key), value, `acknowledged write of ${key} after the merges`);
+    for (const key of [...deleted].slice(0, 300)) assert.equal(await router.get(key), null, `acknowledged delete of ${key} after the merges`);
   });
 });

@@ -101,6 +101,12 @@ export class RangeRouter {
     return result === 'unknown' ? 'unknown' : 'ok';
   }
 
+  /** Deletes until acknowledged ('ok') or the outcome is unknown, as put does. */
+  async delete(key: string): Promise<'ok' | 'unknown'> {
+    const result = await this.route(key, (region) => ({ op: 'delete', regionId: region.id, regionEpoch: region.epoch, key: encoder.encode(key) }));
+    return result === 'unknown' ? 'unknown' : 'ok';
+  }
+
   /** A linearizable read through the region's leader. */
   async get(key: string): Promise<string | null> {
     const result = await this.route(key, (region) => ({ op: 'get', regionId: region.id, regionEpoch: region.epoch, key: encoder.encode(key), consistency: { level: 'linearizable' } }));
