@@ -1,5 +1,5 @@
 /**
- * The placement driver running a cluster of real processes: 3 PD members and stores that join
+ * The placement driver running a cluster of real processes: 3 PD members and 5 stores that join
  * through PD. The first store founds the cluster; PD's replica checker brings region 1 to 3
  * voters; writes split regions (PD's split checker); the PD leader is SIGKILLed and a new one
  * keeps scheduling; a store is SIGKILLed for longer than the down time and every region it
@@ -72,7 +72,7 @@ describe('PD places, repairs and spreads regions over store processes', () => {
     await waitFor('three PD voters', async () => (await pd.expect<{ voters: number[] }>(1, 'GET', '/pd/api/v1/members')).voters.length === 3);
     await pd.expect(1, 'PUT', '/pd/api/v1/config', SCHEDULE_CONFIG);
 
-    for (let i = 0; i < 4; i++) await cluster.startNewStore();
+    for (let i = 0; i < 5; i++) await cluster.startNewStore();
     await waitFor('region 1 on three voters', async () => {
       const all = await regions();
       return all.length === 1 && fullyReplicated(all[0]!, liveStores());
@@ -116,7 +116,10 @@ describe('PD places, repairs and spreads regions over store processes', () => {
     assert.equal(stores.stores.find((s) => s.id === victim.id)?.state, 'down');
 
     const fresh = await cluster.startNewStore();
-    await waitFor(`regions spread to the new store ${fresh.id}`, async () => (await regions()).some((r) => r.peers.some((p) => p.storeId === fresh.id)), 90_000);
+    await waitFor(`regions and leaders spread to the new store ${fresh.id}`, async () => {
+      const all = await regions();
+      return all.some((r) => r.peers.some((p) => p.storeId === fresh.id)) && all.some((r) => r.leader?.storeId === fresh.id);
+    }, 90_000);
 
     const history = await pd.expect<{ history: { origin: string; event: string; reason: string }[] }>(anyMember(), 'GET', '/pd/api/v1/history?limit=4096');
     const finished = history.history.filter((h) => h.event === 'finished');
