@@ -252,18 +252,23 @@ describe('RawNode configuration', () => {
   });
 });
 
+/** A single voter that committed three entries after the bootstrap index (its storage holds them). */
+function committedThree(): { storage: MemoryStorage; committed: number } {
+  const { rn, storage } = singleLeader();
+  for (const data of ['a', 'b', 'c']) rn.propose([bytes(data)]);
+  for (let i = 0; i < 5 && rn.hasReady(); i++) {
+    const rd = rn.ready();
+    storage.append(rd.entries);
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    rn.advance(rd);
+  }
+  return { storage, committed: rn.status().commit };
+}
+
 describe('committed entries the storage is still reading from disk', () => {
   test('a restarted node applies nothing, and does not spin, until entriesAvailable()', () => {
     // A single voter commits three entries, then restarts with applied at the bootstrap index.
-    const { rn, storage } = singleLeader();
-    for (const data of ['a', 'b', 'c']) rn.propose([bytes(data)]);
-    for (let i = 0; i < 5 && rn.hasReady(); i++) {
-      const rd = rn.ready();
-      storage.append(rd.entries);
-      if (rd.hardState) storage.setHardState(rd.hardState);
-      rn.advance(rd);
-    }
-    const committed = rn.status().commit;
+    const { storage, committed } = committedThree();
     assert.ok(committed >= BOOTSTRAP_INDEX + 4, `entries committed (${committed})`);
     // The storage answers TEMPORARILY_UNAVAILABLE until its (simulated) disk read finishes.
     let onDisk = true;
@@ -288,18 +293,10 @@ describe('committed entries the storage is still reading from disk', () => {
 });
 
 describe('held applying (a merge target waiting for its source)', () => {
-  /** A restarted single voter with committed entries b, c, d after the bootstrap index. */
-  function withCommitted(): { rn: RawNode; storage: MemoryStorage; committed: number } {
-    const { rn, storage } = singleLeader();
-    for (const data of ['b', 'c', 'd']) rn.propose([bytes(data)]);
-    for (let i = 0; i < 5 && rn.hasReady(); i++) {
-      const rd = rn.ready();
-      storage.append(rd.entries);
-      if (rd.hardState) storage.setHardState(rd.hardState);
-      rn.advance(rd);
-    }
-    const committed = rn.status().commit;
-    return { rn: new RawNode({ id: 1, storage, random: new SeededRandom(1), applied: BOOTSTRAP_INDEX }), storage, committed };
+  /** The node of committedThree(), restarted with nothing applied after the bootstrap index. */
+  function withCommitted(): { rn: RawNode; committed: number } {
+    const { storage, committed } = committedThree();
+    return { rn: new RawNode({ id: 1, storage, random: new SeededRandom(1), applied: BOOTSTRAP_INDEX }), committed };
   }
 
   test('entries after the hold are not applied, not offered again until resumed, then offered from the hold', () => {

@@ -30,6 +30,18 @@ async function splitCluster(cluster = new TestCluster(), wrap: Record<number, En
   return cluster;
 }
 
+/** Store 3 hears nothing and is heard by none; both regions are led on store 1 or 2 after it. */
+async function cutOffStore3(cluster: TestCluster): Promise<void> {
+  cluster.network.partition(3, 1);
+  cluster.network.partition(3, 2);
+  await waitFor('both regions led on store 1 or 2', () => [1, 2].every((r) => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(r)!.isLeader())));
+}
+
+function healStore3(cluster: TestCluster): void {
+  cluster.network.heal(3, 1);
+  cluster.network.heal(3, 2);
+}
+
 function merged(store: MemoryStore): boolean {
   const target = store.host.peer(1);
   return store.host.peer(2) === undefined && target !== undefined && text(target.region.endKey) === 'n' && target.region.epoch.version === MERGED_EPOCH.version;
@@ -103,9 +115,7 @@ describe('region merge', () => {
     const cluster = await splitCluster();
     try {
       // Store 3 cut off: the commit waits for its source replica, so the source stays frozen.
-      cluster.network.partition(3, 1);
-      cluster.network.partition(3, 2);
-      await waitFor('a source leader on store 1 or 2', () => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(2)!.isLeader()));
+      await cutOffStore3(cluster);
       await prepare(cluster);
       const sourceLeader = cluster.leaderOf(2)!;
       for (const op of [put('k', 'x', FROZEN_EPOCH, 2), get('k', FROZEN_EPOCH, 2)]) {
@@ -117,8 +127,7 @@ describe('region merge', () => {
       const ticks = sourceLeader.host.stats().ticks;
       await waitFor('fifty ticks', () => sourceLeader.host.stats().ticks > ticks + 50);
       assert.ok(!merged(cluster.stores.get(1)!), 'no commit while a source replica lacks the prepare entry');
-      cluster.network.heal(3, 1);
-      cluster.network.heal(3, 2);
+      healStore3(cluster);
       for (const store of cluster.stores.values()) await waitFor(`store ${store.id} merged`, () => merged(store));
       assert.equal(await value(cluster.stores.get(3)!, 'k', MERGED_EPOCH), 'right');
     } finally {
@@ -129,9 +138,7 @@ describe('region merge', () => {
   test('the target changed before the commit: the source rolls back and serves again', async () => {
     const cluster = await splitCluster();
     try {
-      cluster.network.partition(3, 1);
-      cluster.network.partition(3, 2);
-      await waitFor('leaders on store 1 or 2', () => [1, 2].every((r) => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(r)!.isLeader())));
+      await cutOffStore3(cluster);
       await prepare(cluster);
       // The target splits first: no CommitMerge prepared against its old epoch can apply now.
       assert.equal((await cluster.leaderOf(1)!.host.split(1, bytes('c'), 3, [31, 32, 33])).kind, 'applied');
@@ -143,8 +150,7 @@ describe('region merge', () => {
         });
       }
       assert.deepEqual(await run(cluster.leaderOf(2)!, put('k', 'again', rolledBack, 2)), [{ op: 'put' }]);
-      cluster.network.heal(3, 1);
-      cluster.network.heal(3, 2);
+      healStore3(cluster);
       const third = cluster.stores.get(3)!;
       await waitFor('store 3 caught up', () => third.host.peer(2)?.merging === undefined && third.host.peer(2)?.region.epoch.version === rolledBack.version);
       await waitFor('store 3 applied the write', async () => text(await third.kv.get(bytes('k'))) === 'again');
@@ -157,9 +163,7 @@ describe('region merge', () => {
   test('a source replica that never gets the prepare entry: the target is fenced, the source rolls back', async () => {
     const cluster = await splitCluster(new TestCluster(10_000, 5, 0, { mergeCommitWaitMs: 300 }));
     try {
-      cluster.network.partition(3, 1);
-      cluster.network.partition(3, 2);
-      await waitFor('leaders on store 1 or 2', () => [1, 2].every((r) => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(r)!.isLeader())));
+      await cutOffStore3(cluster);
       await prepare(cluster);
       const fenced = { version: SPLIT_EPOCH.version + 1, confVer: EPOCH.confVer };
       const rolledBack = { version: FROZEN_EPOCH.version + 1, confVer: EPOCH.confVer };
@@ -170,8 +174,7 @@ describe('region merge', () => {
         assert.equal(text(host.peer(1)!.region.endKey), 'g', 'the target did not take the source');
       }
       assert.deepEqual(await run(cluster.leaderOf(2)!, put('k', 'thawed', rolledBack, 2)), [{ op: 'put' }]);
-      cluster.network.heal(3, 1);
-      cluster.network.heal(3, 2);
+      healStore3(cluster);
       const third = cluster.stores.get(3)!;
       await waitFor('store 3 caught up', async () => text(await third.kv.get(bytes('k'))) === 'thawed');
       assert.equal(third.host.peer(2)!.merging, undefined);
@@ -184,9 +187,7 @@ describe('region merge', () => {
   test('a restart in between: the frozen source stays frozen, the merge completes, and stays done', async () => {
     const cluster = await splitCluster();
     try {
-      cluster.network.partition(3, 1);
-      cluster.network.partition(3, 2);
-      await waitFor('a source leader on store 1 or 2', () => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(2)!.isLeader()));
+      await cutOffStore3(cluster);
       await prepare(cluster);
       const disks = (id: number): { logDisk: MemoryStore['logDisk']; kvDisk: MemoryStore['kvDisk'] } => ({ logDisk: cluster.stores.get(id)!.logDisk, kvDisk: cluster.stores.get(id)!.kvDisk });
       const first = disks(1);
@@ -194,8 +195,7 @@ describe('region merge', () => {
       const restarted = await cluster.startStore(1, first);
       // Back from the KV engine, or from the log (re-applied): frozen either way.
       await waitFor('the restarted source is frozen again', () => restarted.host.peer(2)?.merging !== undefined);
-      cluster.network.heal(3, 1);
-      cluster.network.heal(3, 2);
+      healStore3(cluster);
       for (const store of cluster.stores.values()) await waitFor(`store ${store.id} merged`, () => merged(store));
       for (const id of [1, 2, 3]) {
         const d = disks(id);
