@@ -27,7 +27,7 @@ import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding
 import { SILENT_EVENTS, type HostEventLog, type HostOptions, type HostStats, type ReplicaStatus } from './host-types.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { logCatchUpWrite } from './log-catch-up.ts';
-import { adjacent, sameStores } from './merge.ts';
+import { proposeCommitMerge, proposeFenceMerges, proposePrepareMerge, proposeRollbackMerge } from './merge-proposals.ts';
 import { MergeDriver } from './merge-driver.ts';
 import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
@@ -270,52 +270,24 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   /**
-   * Freezes region `sourceId` (led here) to be merged into its neighbour `targetId`, whose
-   * replica here gives the epoch the merge is prepared against (merge.ts). Settles when the
-   * prepare entry applied; EpochNotMatch when the regions don't fit or a replica refused it.
-   * The merge driver (merge-driver.ts) then commits it in the target, or rolls it back.
+   * Region merge through the leaders here (merge-proposals.ts): freeze a source to merge into
+   * its neighbour, commit a frozen source in its target, roll it back, or fence a target.
+   * Each settles when its entry applied.
    */
-  async prepareMerge(sourceId: number, targetId: number): Promise<ProposalOutcome> {
-    const source = this.peers.get(sourceId);
-    const target = this.peers.get(targetId);
-    if (!source || source.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
-    if (!target || target.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } };
-    const mismatch: ProposalOutcome = { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: sourceId, currentRegions: [source.region, target.region] } };
-    if (source.merging !== undefined || !adjacent(source.region, target.region) || !sameStores(source.region, target.region)) return mismatch;
-    const outcome = await source.propose([{ op: 'prepareMerge', targetRegionId: targetId, targetEpoch: target.region.epoch, epoch: source.region.epoch }]);
-    return outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion' ? mismatch : outcome;
+  prepareMerge(sourceId: number, targetId: number): Promise<ProposalOutcome> {
+    return proposePrepareMerge(this.peers, sourceId, targetId);
   }
 
-  /**
-   * Proposes the CommitMerge of the frozen source `sourceId` in its target, whose leader must be
-   * this store's replica. Settles when it applied: merged, or EpochNotMatch if the target refused.
-   */
-  async commitMerge(sourceId: number): Promise<ProposalOutcome> {
-    const source = this.peers.get(sourceId);
-    const merging = source?.merging;
-    if (!source || !merging) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
-    const target = this.peers.get(merging.targetRegionId);
-    if (!target || target.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: merging.targetRegionId } };
-    const { prepareIndex, prepareTerm, targetEpoch } = merging;
-    const outcome = await target.propose([{ op: 'commitMerge', source: source.region, prepareIndex, prepareTerm, targetEpoch }]);
-    if (outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion') {
-      return { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: target.regionId, currentRegions: [target.region] } };
-    }
-    return outcome;
+  commitMerge(sourceId: number): Promise<ProposalOutcome> {
+    return proposeCommitMerge(this.peers, sourceId);
   }
 
-  /** Thaws the frozen source `sourceId` (led here); the driver asks only once no commit can apply. */
   rollbackMerge(sourceId: number): Promise<ProposalOutcome> {
-    const source = this.peers.get(sourceId);
-    if (!source?.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } });
-    return source.propose([{ op: 'rollbackMerge', epoch: source.region.epoch }]);
+    return proposeRollbackMerge(this.peers, sourceId);
   }
 
-  /** Moves the version of region `targetId` (led here) on: merges prepared against its epoch can't commit (merge.ts). */
   fenceMerges(targetId: number): Promise<ProposalOutcome> {
-    const target = this.peers.get(targetId);
-    if (!target || target.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } });
-    return target.propose([{ op: 'fenceMerges', epoch: target.region.epoch }]);
+    return proposeFenceMerges(this.peers, targetId);
   }
 
   /** No ready cycle running, scheduled or owed: every group's work so far is done. */
