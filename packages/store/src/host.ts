@@ -111,6 +111,7 @@ export class MultiRaftHost implements InboundHandlers {
       if (state.status === 'normal') resumed.push(state);
     }
     await this.catchUpLogs(resumed);
+    await this.destroyLeftoverLogs();
     for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState).merging = state.merging;
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
@@ -134,6 +135,21 @@ export class MultiRaftHost implements InboundHandlers {
       this.events.warn({ regionId: state.region.id, applied: state.appliedIndex, logCommit: log.hardState().commit, logLastIndex: log.lastIndex() }, 'log behind the KV engine after a crash: brought to the applied index');
     }
     for (let i = 0; i < writes.length; i += limits.bootstrapRegionsMax) await this.writeLog(writes.slice(i, i + limits.bootstrapRegionsMax));
+  }
+
+  /**
+   * A replica's log is destroyed only after its tombstone is durable in the KV engine (a
+   * removal, a merged-away source), so a crash in between leaves the log of a tombstone: it is
+   * destroyed now, as the crash cut off. Logs of regions the KV engine does not know are kept
+   * (an unstarted founding, a placeholder's vote history).
+   */
+  private async destroyLeftoverLogs(): Promise<void> {
+    const leftover = this.options.log.groupIds().filter((id) => this.options.kv.region(id)?.status === 'tombstone');
+    if (leftover.length === 0) return;
+    this.events.warn({ regions: leftover.length, first: leftover[0] }, 'destroying the logs of removed replicas a crash left behind');
+    for (let i = 0; i < leftover.length; i += limits.bootstrapRegionsMax) {
+      await this.writeLog(leftover.slice(i, i + limits.bootstrapRegionsMax).map((groupId) => ({ groupId, destroy: true })));
+    }
   }
 
   /** Lifecycle for readiness probes: 'new' until start(), then 'running' until close or failure. */

@@ -251,6 +251,25 @@ describe('a KV write that a log write depends on is durable first', () => {
     assertSyncedBetween(calls, calls.findIndex(isPutRegion(2)), calls.findIndex(isLogWrite(2, (w) => w.snapshot !== undefined)));
   });
 
+  test('a removed replica whose log destroy a crash cut off: the log is destroyed when the store opens again', async () => {
+    const cluster = new Cluster();
+    after(() => cluster.closeAll());
+    const crash = logCrashPoint((writes) => writes.some((w) => w.groupId === 1 && w.destroy === true));
+    await cluster.start(1);
+    await cluster.start(2);
+    await cluster.start(3, undefined, { log: crash });
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader on store 1 or 2', () => cluster.leaderOf(1) !== undefined && cluster.leaderOf(1)!.id !== 3);
+    await waitFor('the removal applies', async () => (await cluster.leaderOf(1)?.host.changeMembership(1, [{ type: 'remove', peerId: 13 }]))?.kind === 'applied');
+    await waitFor('store 3 crashes destroying its log', () => crash.crashed);
+    const crashed = await cluster.kill(3);
+    assert.equal(crashed.kvDisk.regions.get(1)?.status, 'tombstone');
+    assert.ok(crashed.logDisk.groups.has(1), 'the log is left behind');
+    const back = await cluster.start(3, crashed);
+    assert.equal(back.logDisk.groups.has(1), false, 'destroyed on open');
+    assert.equal(back.host.peer(1), undefined);
+  });
+
   test('a removed replica: its log is destroyed after the tombstone is synced', async () => {
     const cluster = new Cluster();
     after(() => cluster.closeAll());
