@@ -14,6 +14,8 @@ export interface OptionSpec {
   readonly fallback?: string;
   /** A value name for the help text (`--limit N`). */
   readonly value?: string;
+  /** The flag may be given several times (read them with `all`). */
+  readonly multiple?: boolean;
 }
 
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
@@ -51,11 +53,13 @@ export interface ParsedArgs {
   required(name: string): string;
   flag(name: string): boolean;
   integer(name: string, min: number, max: number): number;
+  /** Every value of a `multiple` flag, in order (none: empty). */
+  all(name: string): readonly string[];
 }
 
 /** Strict parsing: an unknown flag or a missing value is a usage error naming the command. */
 export function parseCommandArgs(command: string, argv: readonly string[], specs: OptionSpecs, env: NodeJS.ProcessEnv, positionalsMax: number): ParsedArgs {
-  const options = Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, { type: spec.type }]));
+  const options = Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, { type: spec.type, multiple: spec.multiple === true }]));
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
@@ -65,10 +69,11 @@ export function parseCommandArgs(command: string, argv: readonly string[], specs
   if (parsed.positionals.length > positionalsMax) {
     throw usageError(`${command}: unexpected argument "${parsed.positionals[positionalsMax]}" (flotilla ${command} --help)`);
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const string = (name: string): string | undefined => {
     const given = values[name];
     if (typeof given === 'string') return given;
+    if (Array.isArray(given) && given.length > 0) return given[given.length - 1];
     const spec = specs[name];
     const fromEnv = spec?.env === undefined ? undefined : env[spec.env];
     return fromEnv !== undefined && fromEnv !== '' ? fromEnv : spec?.fallback;
@@ -83,6 +88,10 @@ export function parseCommandArgs(command: string, argv: readonly string[], specs
     string,
     required,
     flag: (name) => values[name] === true,
+    all: (name) => {
+      const given = values[name];
+      return Array.isArray(given) ? given : typeof given === 'string' ? [given] : [];
+    },
     integer: (name, min, max) => {
       const text = required(name);
       const n = /^\d+$/.test(text) ? Number(text) : NaN;

@@ -30,6 +30,8 @@ Load and measure (a progress line on stderr; --json for scripts):
 
 Operate (tables; --json for scripts):
   ctl stores|store-state|regions|region|operators|schedulers|pause|resume|members|history|split|transfer-leader
+  ctl backup (--all | --region ID[,ID…]) --out DIR    copy regions, each at one point in time
+  ctl restore --in DIR [--check]                       check a backup, then write its pairs back
 
 Every command takes --help. Keys and values are utf8 unless --encoding hex|base64.
 Exit codes: 0 done, 1 key absent / cas condition false, 2 usage mistake, 3 the cluster could not do it.

@@ -1,7 +1,7 @@
 /** The CLI's pure pieces: key encodings, --pd URLs, tables. (End-to-end tests: test/cli-*.test.ts.) */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parsePdUrls } from '../src/args.ts';
+import { parseCommandArgs, parsePdUrls } from '../src/args.ts';
 import { decodeArg, displayHexKey, displayKey, encodeOut } from '../src/encoding.ts';
 import { EXIT, isCliError } from '../src/errors.ts';
 import { table } from '../src/format.ts';
@@ -44,5 +44,17 @@ describe('tables', () => {
   it('pads every column but the last to its widest cell', () => {
     assert.equal(table(['ID', 'NAME'], [['1', 'a'], ['100', 'bb']]), 'ID   NAME\n1    a\n100  bb\n');
     assert.equal(table(['ID'], [], '(none)'), '(none)\n');
+  });
+});
+
+describe('flags', () => {
+  it('a flag that may be repeated keeps every value in order; string() gives the last', () => {
+    const specs = { region: { type: 'string', multiple: true, help: '' }, out: { type: 'string', help: '' } } as const;
+    const args = parseCommandArgs('ctl backup', ['--region', '2', '--out', 'd', '--region', '7,9'], specs, {}, 0);
+    assert.deepEqual(args.all('region'), ['2', '7,9']);
+    assert.equal(args.string('region'), '7,9');
+    assert.deepEqual(args.all('out'), ['d']);
+    assert.deepEqual(parseCommandArgs('ctl backup', [], specs, {}, 0).all('region'), []);
+    assert.throws(() => parseCommandArgs('ctl backup', ['--out', 'a', '--out'], specs, {}, 0), usage);
   });
 });

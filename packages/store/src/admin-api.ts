@@ -1,4 +1,5 @@
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM } from '@flotilla/raft';
+import { isStorageError, type KvEngine, type RegionSnapshotSource } from '@flotilla/storage';
 import { isTransportError, type PeerTransport } from '@flotilla/transport';
 import type { KvError } from '@flotilla/wire';
 import {
@@ -23,6 +24,7 @@ import type { MultiRaftHost } from './host.ts';
 import type { ReplicaStatus } from './host-types.ts';
 import { membershipChangeProblem } from './membership.ts';
 import type { ProposalOutcome } from './peer.ts';
+import { storeMoment } from './replica-reads.ts';
 import { adminLimits, serverLimits } from './server-limits.ts';
 import { planSplit } from './split.ts';
 
@@ -47,22 +49,41 @@ export const ADMIN_ENDPOINTS = [
   'POST regions/:regionId/split',
   'POST regions/:regionId/snapshot',
   'POST regions/:regionId/campaign',
+  'GET regions/:regionId/backup',
 ] as const;
 export type AdminEndpoint = (typeof ADMIN_ENDPOINTS)[number];
 
 /** What the admin API uses of the host (tests may pass a wrapper). */
 export type AdminHost = Pick<
   MultiRaftHost,
-  'storeId' | 'state' | 'stats' | 'bootstrapRegions' | 'regionStatus' | 'regionIds' | 'changeMembership' | 'transferLeader' | 'split' | 'compactRegionLog' | 'campaign'
+  'storeId' | 'state' | 'stats' | 'bootstrapRegions' | 'regionStatus' | 'regionIds' | 'changeMembership' | 'transferLeader' | 'split' | 'compactRegionLog' | 'campaign' | 'peer'
 >;
 
 /** What it uses of the transport: where stores listen. */
 export type AdminTransport = Pick<PeerTransport, 'address' | 'setPeer' | 'removePeer'>;
 
+/** What it uses of the KV engine: point-in-time region snapshots (backups). */
+export type AdminKv = Pick<KvEngine, 'snapshot'>;
+
 export interface AdminOptions {
   readonly host: AdminHost;
   readonly transport: AdminTransport;
+  readonly kv: AdminKv;
 }
+
+/** Bounds of region backups (GET regions/:regionId/backup). */
+export const backupLimits = Object.freeze({
+  /**
+   * Backups streaming from this store at once; past it: 503 FLOTILLA_SERVER_BUSY. Each holds a
+   * point-in-time view of the KV engine (old data stays until it ends) and a request slot.
+   */
+  streamsMax: 2,
+  /** How long the read barrier before a backup may take (as a linearizable read's deadline). */
+  readBarrierMs: adminLimits.waitMsDefault,
+});
+
+/** The media type of a backup's body: the region's snapshot frames, back to back. */
+export const BACKUP_CONTENT_TYPE = 'application/octet-stream';
 
 /** A routed request: its endpoint, the id in its path (0 when none) and its query. */
 export interface AdminCall {
@@ -71,12 +92,27 @@ export interface AdminCall {
   readonly query: URLSearchParams;
 }
 
-/** An answer for the server to send as JSON. `code` is `OK` or the error's (for metrics). */
+/**
+ * An answer for the server to send: `body` as JSON, or `stream` when present (a backup).
+ * `code` is `OK` or the error's (for metrics).
+ */
 export interface AdminAnswer {
   readonly status: number;
   readonly body: unknown;
   readonly code: 'OK' | ApiErrorCode;
   readonly headers: Readonly<Record<string, string>>;
+  readonly stream?: AdminStream;
+}
+
+/**
+ * A body sent as it is produced, with backpressure (the server pulls the next chunk only once
+ * the connection took the last). The server iterates `chunks` at most once, stops early when
+ * the client goes away, and calls `done()` exactly once when the answer ended, sent or not.
+ */
+export interface AdminStream {
+  readonly contentType: string;
+  readonly chunks: AsyncIterable<Uint8Array>;
+  done(): void;
 }
 
 export type AdminRouting = { readonly call: AdminCall } | { readonly refused: AdminAnswer; readonly endpoint: AdminEndpoint | 'unknown' };
@@ -95,12 +131,16 @@ const ROUTES: readonly Route[] = ADMIN_ENDPOINTS.map((endpoint) => {
 export class AdminApi {
   private readonly host: AdminHost;
   private readonly transport: AdminTransport;
+  private readonly kv: AdminKv;
   /** Regions of the bootstraps under way (see bootstrap()). */
   private readonly bootstrapping = new Set<number>();
+  /** Backups admitted and not yet ended (bounded by backupLimits.streamsMax). */
+  private backupsStreaming = 0;
 
   constructor(options: AdminOptions) {
     this.host = options.host;
     this.transport = options.transport;
+    this.kv = options.kv;
   }
 
   /** Finds the endpoint from the method and path alone (before any body is read). */
@@ -169,6 +209,9 @@ export class AdminApi {
       case 'POST regions/:regionId/campaign':
         parseNoBody(body);
         return this.campaign(call.id);
+      case 'GET regions/:regionId/backup':
+        parseNoBody(body);
+        return this.backup(call.id);
     }
   }
 
@@ -292,6 +335,48 @@ export class AdminApi {
     return ok(regionStatusJson(this.host.regionStatus(regionId) ?? status), 202);
   }
 
+  /**
+   * A point-in-time copy of one region (`flotilla ctl backup`): the KV engine's snapshot frames
+   * (header with the region and its applied index, data chunks, trailer; each starts with its
+   * u32 length and carries a crc32c), streamed as they are read. Only the leader serves it,
+   * after a ReadIndex round started once the request arrived has applied here — the copy holds
+   * every write acknowledged before the request, as a linearizable read would.
+   */
+  private async backup(regionId: number): Promise<AdminAnswer> {
+    const arrival = storeMoment();
+    const leading = this.leaderStatus(regionId);
+    if (isAnswer(leading)) return leading;
+    const peer = this.host.peer(regionId);
+    if (peer === undefined) return regionNotFound(regionId);
+    if (peer.merging) return busy(`region ${regionId} is being merged into region ${peer.merging.targetRegionId}; back up the merged region instead`);
+    if (this.backupsStreaming >= backupLimits.streamsMax) return busy(`${this.backupsStreaming} backups are streaming from this store (at most ${backupLimits.streamsMax} at once)`);
+    this.backupsStreaming++;
+    let admitted = false;
+    try {
+      const stale = await peer.readyToRead({ level: 'linearizable' }, arrival, arrival.ms + backupLimits.readBarrierMs);
+      if (stale !== null) return kvErrorAnswer(stale);
+      // The wait let other work run: the replica may have been replaced meanwhile.
+      if (this.host.peer(regionId) !== peer) return regionNotFound(regionId);
+      const source = this.snapshotSource(regionId);
+      if (isAnswer(source)) return source;
+      admitted = true;
+      const stream: AdminStream = { contentType: BACKUP_CONTENT_TYPE, chunks: source.frames(), done: () => this.backupsStreaming-- };
+      return { ...ok(null), stream };
+    } finally {
+      if (!admitted) this.backupsStreaming--;
+    }
+  }
+
+  private snapshotSource(regionId: number): RegionSnapshotSource | AdminAnswer {
+    try {
+      return this.kv.snapshot(regionId);
+    } catch (err) {
+      if (isStorageError(err, 'FLOTILLA_STORAGE_REGION_NOT_FOUND')) return regionNotFound(regionId);
+      if (isStorageError(err, 'FLOTILLA_STORAGE_REGION_BUSY')) return busy(`region ${regionId}: a snapshot is being installed here`);
+      throw err;
+    }
+  }
+
   /** The replica's status when it leads; else the answer (not found, or NotLeader). */
   private leaderStatus(regionId: number): ReplicaStatus | AdminAnswer {
     const status = this.host.regionStatus(regionId);
@@ -301,8 +386,8 @@ export class AdminApi {
   }
 }
 
-function isAnswer(value: ReplicaStatus | AdminAnswer): value is AdminAnswer {
-  return 'code' in value;
+function isAnswer<T extends object>(value: T | AdminAnswer): value is AdminAnswer {
+  return 'code' in value && 'status' in value;
 }
 
 // ------------------------------------------------------------ answers

@@ -1,9 +1,10 @@
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
-import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions } from './admin-api.ts';
+import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions, type AdminStream } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
 import type { HostStats } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
@@ -378,7 +379,7 @@ export class StoreServer {
     if (this.admin === null) return this.refuseApi(res, 'FLOTILLA_NOT_FOUND', `no endpoint ${path} (this server has no admin API)`);
     const admin = this.admin;
     const routing = admin.route(req.method ?? '', path, search);
-    if ('refused' in routing) return this.sendAdmin(res, started, routing.endpoint, routing.refused);
+    if ('refused' in routing) return void this.sendAdmin(res, started, routing.endpoint, routing.refused);
     const { call } = routing;
     const contentType = req.headers['content-type'];
     // A body must be JSON; a request without one may omit the media type.
@@ -394,10 +395,36 @@ export class StoreServer {
     });
   }
 
-  private sendAdmin(res: ServerResponse, started: number, endpoint: AdminEndpoint | 'unknown', answer: AdminAnswer): void {
+  /** Sends an admin answer; a streamed one (a backup) settles once its body ended, sent or not. */
+  private sendAdmin(res: ServerResponse, started: number, endpoint: AdminEndpoint | 'unknown', answer: AdminAnswer): Promise<void> | void {
     this.metrics.recordAdmin(endpoint, answer.code, seconds(started));
     if (answer.code === 'FLOTILLA_INTERNAL') this.options.log?.error({ endpoint, answer: answer.body }, 'admin request failed on a bug');
+    if (answer.stream !== undefined) return this.sendStream(res, answer.status, answer.stream, answer.headers);
     this.send(res, answer.status, JSON_CONTENT_TYPE, JSON.stringify(answer.body), answer.headers);
+  }
+
+  /**
+   * A body of unknown length (chunked), pulled from the stream only as fast as the connection
+   * takes it. The request keeps its in-flight slot until the body ended, so draining waits for
+   * it. A failure midway (the client left, the source broke) ends the body unfinished: the
+   * client sees a broken body, never a short one that looks whole.
+   */
+  private async sendStream(res: ServerResponse, status: number, stream: AdminStream, headers: Readonly<Record<string, string>>): Promise<void> {
+    try {
+      if (res.headersSent) {
+        res.destroy(); // never two answers to one request
+        return;
+      }
+      this.closeIfDraining(res);
+      res.writeHead(status, { ...headers, 'content-type': stream.contentType });
+      // Pulls the next chunk only below the high-water mark: about one chunk ahead of the socket.
+      await pipeline(Readable.from(stream.chunks, { objectMode: false, highWaterMark: STREAM_BYTES_AHEAD_MAX }), res);
+    } catch (err) {
+      res.destroy();
+      if (!isClientGone(err)) this.options.log?.error({ err: err instanceof Error ? err.message : String(err) }, 'a streamed admin answer failed');
+    } finally {
+      stream.done();
+    }
   }
 
   // ------------------------------------------------------------ POST /v1/kv
@@ -476,10 +503,14 @@ export class StoreServer {
       res.destroy(); // never two answers to one request
       return;
     }
-    if (this.stopping && (this.connectionOf.get(res)?.outstanding ?? 0) <= 1) res.setHeader('connection', 'close');
+    this.closeIfDraining(res);
     const length = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
     res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': length });
     res.end(body);
+  }
+
+  private closeIfDraining(res: ServerResponse): void {
+    if (this.stopping && (this.connectionOf.get(res)?.outstanding ?? 0) <= 1) res.setHeader('connection', 'close');
   }
 
   /**
@@ -498,6 +529,15 @@ export class StoreServer {
     const body = encodeApiError(code, `bad HTTP: ${err.code ?? err.message}`);
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   }
+}
+
+/** Bytes a streamed answer reads ahead of the socket (one more chunk may be in hand). */
+const STREAM_BYTES_AHEAD_MAX = 64 * 1024;
+
+/** The client closed the connection before a streamed answer ended: nothing to report. */
+function isClientGone(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
 }
 
 function bounded(what: string, value: number | undefined, max: number): number {

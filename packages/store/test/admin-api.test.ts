@@ -33,7 +33,7 @@ class AdminCluster {
   async startStore(id: number): Promise<AdminStore> {
     const base = memoryStore(this.network, id, this.options);
     const { host, service, transport } = base;
-    const server = new StoreServer({ service, host, transport, defaultMetrics: false, admin: { host, transport } });
+    const server = new StoreServer({ service, host, transport, defaultMetrics: false, admin: { host, transport, kv: base.kv } });
     const { port } = await server.listen();
     const store: AdminStore = { ...base, server, client: new Pool(`http://127.0.0.1:${port}`, { connections: 2 }) };
     this.stores.set(id, store);
@@ -503,7 +503,7 @@ describe('admin requests share the server bounds', () => {
         return store.service.handle(request);
       },
     };
-    const server = new StoreServer({ service: gated, host: store.host, transport: store.transport, requestsInFlightMax: 1, defaultMetrics: false, admin: { host: store.host, transport: store.transport } });
+    const server = new StoreServer({ service: gated, host: store.host, transport: store.transport, requestsInFlightMax: 1, defaultMetrics: false, admin: { host: store.host, transport: store.transport, kv: store.kv } });
     const origin = `http://127.0.0.1:${(await server.listen()).port}`;
     const kvClient = new Client(origin);
     const adminClient = new Client(origin);

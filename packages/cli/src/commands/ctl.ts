@@ -63,6 +63,11 @@ interface CtlCommand {
   run(ctx: Ctx): Promise<ExitCode>;
 }
 
+/** Backups: `--timeout-ms` bounds each answer and each chunk of a copy, not the whole command. */
+const BACKUP_TIMEOUT_OPTION: OptionSpecs = {
+  'timeout-ms': { ...CLUSTER_OPTIONS['timeout-ms']!, help: 'how long PD or a store may take to answer (for restore: each putMany, retries included)' },
+};
+
 const WAIT_OPTION: OptionSpecs = { 'no-wait': { type: 'boolean', help: 'return once PD accepted the operator, without waiting for its effect' } };
 
 const COMMANDS: Readonly<Record<string, CtlCommand>> = {
@@ -245,6 +250,30 @@ const COMMANDS: Readonly<Record<string, CtlCommand>> = {
       ctx.out(ctx.args.flag('no-wait') ? `transfer of region ${regionId} to store ${storeId} started (operator ${body.operator.id})\n` : `region ${regionId} is led from store ${storeId}\n`);
       return EXIT.ok;
     },
+  },
+  backup: {
+    synopsis: 'backup (--all | --region ID[,ID…]) --out DIR',
+    help: 'copy regions, each at one point in time, from their leaders into DIR (a .snap file per region and manifest.json)',
+    positionals: 0,
+    options: {
+      all: { type: 'boolean', help: 'every region: the whole keyspace' },
+      region: { type: 'string', value: 'ID[,ID…]', multiple: true, help: 'only these regions (may be repeated)' },
+      out: { type: 'string', value: 'DIR', help: 'the folder to write (created if missing; one holding a backup is refused)' },
+      ...BACKUP_TIMEOUT_OPTION,
+    },
+    run: async (ctx) => (await import('./backup.ts')).runBackup(ctx),
+  },
+  restore: {
+    synopsis: 'restore --in DIR [--check]',
+    help: 'check a backup (manifest, every frame\'s checksum), then write all its pairs into the cluster',
+    positionals: 0,
+    options: {
+      in: { type: 'string', value: 'DIR', help: 'a folder ctl backup wrote' },
+      check: { type: 'boolean', help: 'only check the backup; write nothing' },
+      concurrency: { type: 'string', value: 'N', fallback: '4', help: 'putMany batches in flight' },
+      ...BACKUP_TIMEOUT_OPTION,
+    },
+    run: async (ctx) => (await import('./backup.ts')).runRestore(ctx),
   },
 };
 

@@ -97,7 +97,7 @@ export class StoreProcess {
       transport,
       listenHost: config.apiListen.host,
       port: config.apiListen.port,
-      admin: { host, transport },
+      admin: { host, transport, kv },
       log: logger,
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, pdClient && flow ? { client: pdClient, flow } : null);
