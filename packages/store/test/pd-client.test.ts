@@ -67,6 +67,32 @@ describe('PdClient', () => {
   });
 });
 
+describe('PdClient.close', () => {
+  it('aborts a parked watch and asks no other member after it (a SIGTERM waited out the watch)', async () => {
+    const parked: import('node:http').ServerResponse[] = [];
+    const hold = async (): Promise<{ url: string; server: Server; hits: string[] }> => {
+      const hits: string[] = [];
+      const server = createServer((req, res) => {
+        hits.push(req.url ?? '');
+        parked.push(res); // never answered: the watch stays parked
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, hits };
+    };
+    const first = await hold();
+    const second = await hold();
+    const client = new PdClient([first.url, second.url]);
+    const watch = client.watchOperators(4, 60_000);
+    await waitFor('the watch is parked at the first member', () => first.hits.length === 1);
+    await client.close();
+    await assert.rejects(watch, (err) => isStoreError(err, 'FLOTILLA_STORE_PD_UNAVAILABLE'));
+    assert.equal(second.hits.length, 0, 'no member is asked once closed');
+    await assert.rejects(client.storeHeartbeat(HEARTBEAT), /closed/);
+    for (const res of parked) res.destroy();
+    await Promise.all([first, second].map(({ server }) => new Promise((resolve) => server.close(resolve))));
+  });
+});
+
 describe('RegionFlow', () => {
   it('counts successful reads and writes per region and for the store, as rates', async () => {
     let now = 0;

@@ -37,6 +37,7 @@ export const pdClientLimits = Object.freeze({
 
 export class PdClient {
   private readonly pools = new Map<string, Pool>();
+  private closed = false;
   /** The member that answered last: asked first next time. */
   private preferred: string;
 
@@ -64,8 +65,13 @@ export class PdClient {
     return readOperatorWatchResponse(await this.post('/operator-watch', { storeId, timeoutMs }, timeoutMs));
   }
 
-  /** Aborts what is in flight (a parked watch would otherwise hold the close for its timeout). */
+  /**
+   * Aborts what is in flight (a parked watch would otherwise hold the close for its timeout)
+   * and refuses every request after it: a request aborted here must not try the next member
+   * on a fresh pool and park there again (a SIGTERM'd store waited 20 s for that).
+   */
   async close(): Promise<void> {
+    this.closed = true;
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((pool) => pool.destroy()));
@@ -92,6 +98,7 @@ export class PdClient {
         next = hint && !tried.includes(hint) ? hint : this.untried(tried);
       } catch (err) {
         if (err instanceof StoreError) throw err;
+        if (this.closed) throw closedError();
         lastProblem = `${url}: ${(err as Error).message}`;
         next = this.untried(tried);
       }
@@ -104,6 +111,7 @@ export class PdClient {
   }
 
   private async request(url: string, path: string, body: unknown, parkedMs: number): Promise<{ status: number; body: unknown }> {
+    if (this.closed) throw closedError();
     let pool = this.pools.get(url);
     if (!pool) {
       pool = new Pool(url, { connections: pdClientLimits.connectionsPerMember });
@@ -131,4 +139,8 @@ export class PdClient {
 /** Leader changes, elections, overload: worth asking again (elsewhere). */
 function retryable(status: number): boolean {
   return status === 421 || status === 503 || status === 502 || status === 504;
+}
+
+function closedError(): StoreError {
+  return new StoreError('FLOTILLA_STORE_PD_UNAVAILABLE', 'the PD client is closed');
 }
