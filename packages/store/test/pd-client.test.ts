@@ -176,6 +176,12 @@ describe('region size and OperatorRunner', () => {
       assert.match(events.join('\n'), /needs 4/);
       assert.match(events.join('\n'), /does not lead/);
       assert.deepEqual(regionOf(newLeader).endKey, bytes('k5'), 'the region was cut once');
+      // A split at several keys: one region per key, with the ids PD sent for each piece.
+      runner(newLeader).run({ regionId: 1, operatorId: 6, regionEpoch: regionOf(newLeader).epoch, step: { type: 'split', keys: [bytes('k2'), bytes('k3')] }, newIds: [70, 71, 72, 73, 74, 75, 76, 77] });
+      await waitFor('split at both keys', () => newLeader.host.peer(70) !== undefined && newLeader.host.peer(74) !== undefined && regionOf(newLeader).epoch.version === 4);
+      assert.deepEqual(regionOf(newLeader).endKey, bytes('k2'));
+      assert.deepEqual([newLeader.host.peer(70)!.region.startKey, newLeader.host.peer(70)!.region.endKey], [bytes('k2'), bytes('k3')]);
+      assert.deepEqual([newLeader.host.peer(74)!.region.startKey, newLeader.host.peer(74)!.region.endKey], [bytes('k3'), bytes('k5')]);
     } finally {
       await close();
     }

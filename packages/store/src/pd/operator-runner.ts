@@ -123,18 +123,28 @@ export class OperatorRunner {
     return outcome.kind === 'failed' ? `membership change failed: ${outcome.error.code}` : null;
   }
 
+  /**
+   * Splits at PD's keys (or the region's middle key), one region per key with the ids PD sent
+   * (1 + members per piece). Keys are cut from the highest down, so each lies inside what the
+   * region still holds; each split waits for the one before to apply.
+   */
   private async split(command: RegionCommand, step: Extract<PdOperatorStep, { type: 'split' }>): Promise<string | null> {
     const peer = this.host.peer(command.regionId);
     if (!peer) return 'no replica here';
     if (peer.region.epoch.version !== command.regionEpoch.version) {
       return `the region's version is ${peer.region.epoch.version}, the operator was made at ${command.regionEpoch.version}: it split or merged since (a repeated step)`;
     }
-    const peersCount = peer.region.peers.length;
+    const perPiece = 1 + peer.region.peers.length;
+    const keys = step.keys.length > 0 ? step.keys : [await middleKey(this.kv, peer.region)];
+    if (keys[0] === null || keys[0] === undefined) return 'the region has fewer than two keys: nothing to split';
     const ids = command.newIds ?? [];
-    if (ids.length < 1 + peersCount) return `PD sent ${ids.length} new ids, a split of this region needs ${1 + peersCount}`;
-    const key = step.keys[0] ?? (await middleKey(this.kv, peer.region));
-    if (!key) return 'the region has fewer than two keys: nothing to split';
-    const outcome = await this.host.split(command.regionId, key, ids[0]!, ids.slice(1, 1 + peersCount));
-    return outcome.kind === 'failed' ? `split failed: ${outcome.error.code}` : null;
+    if (ids.length < keys.length * perPiece) return `PD sent ${ids.length} new ids, a split of this region at ${keys.length} keys needs ${keys.length * perPiece}`;
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const piece = ids.slice(i * perPiece, (i + 1) * perPiece);
+      const outcome = await this.host.split(command.regionId, keys[i]!, piece[0]!, piece.slice(1));
+      if (outcome.kind === 'failed') return `split at key ${i + 1} of ${keys.length} failed: ${outcome.error.code}`;
+    }
+    return null;
   }
+
 }
