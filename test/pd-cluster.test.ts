@@ -121,6 +121,14 @@ describe('PD places, repairs and spreads regions over store processes', () => {
       return all.some((r) => r.peers.some((p) => p.storeId === fresh.id)) && all.some((r) => r.leader?.storeId === fresh.id);
     }, 90_000);
 
+    const leaderMetrics = await pd.call<string>((await pd.leader())!, 'GET', '/metrics');
+    const health = (problem: string): number | undefined => {
+      const line = leaderMetrics.body.split('\n').find((l) => l.startsWith(`flotilla_pd_region_health{problem="${problem}"}`));
+      return line === undefined ? undefined : Number(line.split(' ').pop());
+    };
+    assert.equal(health('missing_replicas'), 0, 'the leader counts no region short of replicas once repaired');
+    for (const problem of ['down_peers', 'pending_peers', 'no_leader']) assert.notEqual(health(problem), undefined, `flotilla_pd_region_health{problem="${problem}"}`);
+
     const history = await pd.expect<{ history: { origin: string; event: string; reason: string }[] }>(anyMember(), 'GET', '/pd/api/v1/history?limit=4096');
     const finished = history.history.filter((h) => h.event === 'finished');
     assert.ok(finished.some((h) => h.origin === 'replica-checker' && /down/.test(h.reason)), `the new PD leader repaired the dead store's replicas: ${JSON.stringify(finished.slice(0, 5))}`);

@@ -78,22 +78,22 @@ export const ALERT_RULES: readonly AlertRule[] = [
   },
   {
     alert: 'FlotillaRegionsWithoutLeader',
-    expr: `sum by (namespace) (rate(flotilla_store_kv_requests_total{${STORE},code=~"FLOTILLA_NOT_LEADER|FLOTILLA_TIMEOUT"}[5m])) / sum by (namespace) (rate(flotilla_store_kv_requests_total{${STORE}}[5m])) > 0.05`,
-    for: '5m',
+    expr: `max by (namespace) (flotilla_pd_region_health{${PD},problem="no_leader"}) > 0 or sum by (namespace) (flotilla_store_replicas{${STORE},state="without_leader"}) > 0`,
+    for: '2m',
     labels: { severity: 'critical' },
     annotations: {
-      summary: 'Requests keep failing for want of a region leader',
-      description: 'Over 5% of KV requests in {{ $labels.namespace }} answered NOT_LEADER or TIMEOUT for 5 minutes: some regions have no working leader. (Flotilla exports no per-region leader metric; this is the client-visible symptom.)',
+      summary: 'Regions have no leader',
+      description: 'In {{ $labels.namespace }}, PD knows regions whose last heartbeat named no leader, or replicas on the stores have known no leader of their region for 2 minutes (an election that does not end: a lost quorum). Their keys can be neither read nor written.',
     },
   },
   {
     alert: 'FlotillaReplicasMissing',
-    expr: `sum by (namespace) (increase(flotilla_pd_operators_total{${PD},origin="replica-checker",outcome="created"}[15m])) > 0 and on (namespace) max by (namespace) (flotilla_pd_stores{state=~"down|offline"}) > 0`,
+    expr: `max by (namespace) (flotilla_pd_region_health{${PD},problem="missing_replicas"}) > 0`,
     for: '15m',
     labels: { severity: 'warning' },
     annotations: {
       summary: 'Regions are missing replicas',
-      description: 'PD\'s replica checker keeps creating repair operators in {{ $labels.namespace }} while stores are down or offline: some regions run with fewer replicas than maxReplicas. (Flotilla exports no count of under-replicated regions; `flotilla ctl regions` lists them.)',
+      description: '{{ $value }} regions in {{ $labels.namespace }} have had fewer voters than maxReplicas for 15 minutes: PD\'s replica checker could not repair them (no room on other stores? snapshots failing?). `flotilla ctl regions` lists them.',
     },
   },
   {
@@ -119,12 +119,22 @@ export const ALERT_RULES: readonly AlertRule[] = [
   },
   {
     alert: 'FlotillaHighCommitLatency',
-    expr: `histogram_quantile(0.99, sum by (namespace, le) (rate(flotilla_store_kv_request_duration_seconds_bucket{${STORE},op=~"put|delete|cas|deleteRange|mixed"}[5m]))) > 0.5`,
+    expr: `histogram_quantile(0.99, sum by (namespace, le) (rate(flotilla_store_proposal_apply_duration_seconds_bucket{${STORE}}[5m]))) > 0.5`,
     for: '10m',
     labels: { severity: 'warning' },
     annotations: {
       summary: 'Writes take long to commit',
-      description: 'The 99th percentile of write requests in {{ $labels.namespace }} is {{ $value | humanizeDuration }} (a write is answered once committed by a quorum and applied). Slow disks (fsync), an overloaded store or a lagging follower. (Flotilla exports no raft commit histogram of its own.)',
+      description: 'The 99th percentile from proposing a write entry to its apply in {{ $labels.namespace }} is {{ $value | humanizeDuration }}. Slow disks (see flotilla_store_log_write_duration_seconds: one fsync per ready cycle), an overloaded store or a lagging follower.',
+    },
+  },
+  {
+    alert: 'FlotillaSlowLogWrites',
+    expr: `histogram_quantile(0.99, sum by (namespace, pod, le) (rate(flotilla_store_log_write_duration_seconds_bucket{${STORE}}[5m]))) > 0.1`,
+    for: '10m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: 'A store\'s raft log writes (fsyncs) are slow',
+      description: 'The 99th percentile of raft log writes on {{ $labels.pod }} is {{ $value | humanizeDuration }}: the disk under its data volume is slow or saturated.',
     },
   },
   {
@@ -176,6 +186,10 @@ export const DASHBOARD_ROWS: readonly { readonly title: string; readonly panels:
     title: 'Raft and storage (stores)',
     panels: [
       { title: 'Log writes (fsyncs) per second', unit: 'ops', targets: [{ expr: `sum by (pod) (rate(flotilla_store_log_writes_total{${S}}[5m]))`, legend: '{{pod}}' }] },
+      { title: 'Log write (fsync) p99', unit: 's', targets: [{ expr: `histogram_quantile(0.99, sum by (pod, le) (rate(flotilla_store_log_write_duration_seconds_bucket{${S}}[5m])))`, legend: '{{pod}}' }] },
+      { title: 'Proposal to apply p99', unit: 's', targets: [{ expr: `histogram_quantile(0.99, sum by (pod, le) (rate(flotilla_store_proposal_apply_duration_seconds_bucket{${S}}[5m])))`, legend: '{{pod}}' }] },
+      { title: 'Replicas by state', unit: 'short', targets: [{ expr: `sum by (state) (flotilla_store_replicas{${S}})`, legend: '{{state}}' }] },
+      { title: 'Region health (PD)', unit: 'short', targets: [{ expr: `max by (problem) (flotilla_pd_region_health{${P}})`, legend: '{{problem}}' }] },
       { title: 'Apply batches per second', unit: 'ops', targets: [{ expr: `sum by (pod) (rate(flotilla_store_apply_batches_total{${S}}[5m]))`, legend: '{{pod}}' }] },
       { title: 'Raft messages', unit: 'ops', targets: [{ expr: `sum by (pod) (rate(flotilla_store_raft_messages_sent_total{${S}}[5m]))`, legend: 'sent {{pod}}' }, { expr: `sum by (pod) (rate(flotilla_store_raft_messages_dropped_total{${S}}[5m]))`, legend: 'dropped {{pod}}' }] },
       { title: 'Snapshots', unit: 'ops', targets: [{ expr: `sum by (pod) (rate(flotilla_store_snapshots_sent_total{${S}}[5m]))`, legend: 'sent {{pod}}' }, { expr: `sum by (pod) (rate(flotilla_store_snapshots_received_total{${S}}[5m]))`, legend: 'received {{pod}}' }] },

@@ -289,6 +289,11 @@ export class RawNode {
     return this.raft.lead;
   }
 
+  /** Whether the group hibernates now (no ticks, no heartbeats), without building a status. */
+  get hibernating(): boolean {
+    return this.raft.hibernating;
+  }
+
   /** The node's current term, without building a status. */
   get term(): number {
     return this.raft.term;

@@ -26,6 +26,30 @@ export interface HostOptions {
   readonly applyBatchCommandsMax?: number;
   /** Where the host reports what operators care about (regions created, moved, split, snapshots). */
   readonly events?: HostEventLog;
+  /** Timings of the ready loop, for metrics (metrics.ts wires them to histograms). */
+  readonly observer?: HostObserver;
+}
+
+/** What the host measures as it works; each call is cheap (once per cycle, or per proposal). */
+export interface HostObserver {
+  /** One log-engine write (a cycle's entries and hard states: one fsync), in seconds. */
+  logWrite(seconds: number): void;
+  /** One KV apply batch, in seconds. */
+  apply(seconds: number): void;
+  /** A ready cycle with work: how many groups it carried. */
+  cycle(groups: number): void;
+  /** A proposal made here applied: from proposing to applied, in seconds. */
+  proposalApplied(seconds: number): void;
+}
+
+/** The store's replicas by raft role and state, counted at scrape time. */
+export interface ReplicaCounts {
+  readonly leaders: number;
+  readonly hibernating: number;
+  /** Replicas that know no leader of their region (an election, or a region that lost its quorum). */
+  readonly withoutLeader: number;
+  /** Merge sources frozen here. */
+  readonly merging: number;
 }
 
 /** The structured log the host writes to (a pino logger fits); fields first, message second. */

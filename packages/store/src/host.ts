@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import {
   BOOTSTRAP_INDEX,
   EMPTY_CONF_STATE,
@@ -24,7 +25,7 @@ import { limits } from './constants.ts';
 import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
 import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding } from './founding.ts';
-import { SILENT_EVENTS, type HostEventLog, type HostOptions, type HostStats, type ReplicaStatus } from './host-types.ts';
+import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { logCatchUpWrite } from './log-catch-up.ts';
 import { proposeCommitMerge, proposeFenceMerges, proposePrepareMerge, proposeRollbackMerge } from './merge-proposals.ts';
@@ -66,6 +67,7 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private lastKvSync = 0;
   private readonly events: HostEventLog;
+  private observer: HostObserver | undefined;
   /** What applied entries ask of the host after the cycle (entry-commands.ts). */
   private readonly entryEffects: EntryEffects;
   private readonly applyBatchCommandsMax: number;
@@ -82,6 +84,7 @@ export class MultiRaftHost implements InboundHandlers {
     this.storeId = options.storeId;
     this.random = new SeededRandom(options.seed ?? options.storeId);
     this.events = options.events ?? SILENT_EVENTS;
+    this.observer = options.observer;
     this.entryEffects = {
       removed: (peer) => this.removedThisCycle.push(peer),
       split: (child, parentLeads) => this.splitThisCycle.push({ child, parentLeads }),
@@ -343,6 +346,27 @@ export class MultiRaftHost implements InboundHandlers {
     return { peers: this.peers.size, ...this.counters };
   }
 
+  /** Where the ready loop's timings go from now on (the server's metrics; HostOptions.observer). */
+  setObserver(observer: HostObserver): void {
+    this.observer = observer;
+  }
+
+  /** The replicas here by role and state: a walk over every peer (scrape time, not a hot path). */
+  replicaCounts(): ReplicaCounts {
+    let leaders = 0;
+    let hibernating = 0;
+    let withoutLeader = 0;
+    let merging = 0;
+    for (const peer of this.peers.values()) {
+      if (peer.placeholder) continue;
+      if (peer.isLeader()) leaders++;
+      if (peer.node.leader === 0) withoutLeader++;
+      if (peer.node.hibernating) hibernating++;
+      if (peer.merging !== undefined) merging++;
+    }
+    return { leaders, hibernating, withoutLeader, merging };
+  }
+
   // ------------------------------------------------------------ operators (admin-api.ts)
 
   /** This store's replica of the region (a placeholder too), or undefined without one. */
@@ -576,6 +600,7 @@ export class MultiRaftHost implements InboundHandlers {
     this.dirty.clear();
     if (batch.length === 0) return;
     this.counters.readyCycles++;
+    this.observer?.cycle(batch.length);
     await this.persist(batch);
     for (const { peer, rd } of batch) this.sendAll(peer, rd.messages);
     await this.applyAll(batch);
@@ -659,11 +684,17 @@ export class MultiRaftHost implements InboundHandlers {
     await this.writeLog(writes);
   }
 
+  private observeProposal(appliedAfterMs: number | undefined): void {
+    if (appliedAfterMs !== undefined) this.observer?.proposalApplied(appliedAfterMs / 1000);
+  }
+
   /** One log-engine write; a full appender queue pushes back and the write is submitted again. */
   private async writeLog(writes: GroupWrite[]): Promise<void> {
     for (;;) {
       try {
+        const started = performance.now();
         await this.options.log.write(writes);
+        this.observer?.logWrite((performance.now() - started) / 1000);
         this.counters.logWrites++;
         return;
       } catch (err) {
@@ -728,7 +759,9 @@ export class MultiRaftHost implements InboundHandlers {
       const last = entries[entries.length - 1]!;
       return { regionId: peer.regionId, appliedIndex: last.index, appliedTerm: last.term, commands };
     });
+    const started = performance.now();
     const results = await this.options.kv.apply(applies);
+    this.observer?.apply((performance.now() - started) / 1000);
     this.counters.applyBatches++;
     // The engine answers one result per region, in the batch's order.
     let byRegion: Map<number, ApplyResult> | undefined;
@@ -739,12 +772,12 @@ export class MultiRaftHost implements InboundHandlers {
       const regionResults = result?.results ?? [];
       if (entries.length === 1 && regionResults.length === commandCounts[0]) {
         // The common case under spread load: one entry, all of the region's results.
-        peer.onEntryApplied(entries[0]!.index, entries[0]!.term, regionResults);
+        this.observeProposal(peer.onEntryApplied(entries[0]!.index, entries[0]!.term, regionResults));
       } else {
         let at = 0;
         for (let i = 0; i < entries.length; i++) {
           const count = commandCounts[i]!;
-          peer.onEntryApplied(entries[i]!.index, entries[i]!.term, regionResults.slice(at, at + count));
+          this.observeProposal(peer.onEntryApplied(entries[i]!.index, entries[i]!.term, regionResults.slice(at, at + count)));
           at += count;
         }
       }

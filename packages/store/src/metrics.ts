@@ -3,7 +3,7 @@ import { KV_ERROR_CODES, type KvErrorCode, type KvOp, type KvOpName, type KvOpRe
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminEndpoint } from './admin-api.ts';
 import { API_ERROR_CODES, type ApiErrorCode } from './api-errors.ts';
-import type { HostStats } from './host-types.ts';
+import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 
 /**
  * The store's Prometheus metrics, on ONE Registry per store instance (never prom-client's
@@ -27,6 +27,11 @@ export type ResultCode = 'OK' | KvErrorCode | ApiErrorCode;
 /** Once each: the admin API's codes reuse the KvError names they mean (NOT_LEADER, …). */
 const RESULT_CODES: readonly ResultCode[] = [...new Set<ResultCode>(['OK', ...KV_ERROR_CODES, ...API_ERROR_CODES])];
 
+/** Buckets of the ready loop's steps (a log write's fsync, an apply batch), in seconds: 50 µs … 2.5 s. */
+const STEP_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5]);
+/** Groups carried by one ready cycle. */
+const CYCLE_GROUPS_BUCKETS: readonly number[] = Object.freeze([1, 2, 4, 8, 16, 64, 256, 1024, 4096, 16384]);
+
 /** Request latency buckets, in seconds (0.5 ms … 10 s, the default request timeout). */
 export const REQUEST_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 
@@ -36,7 +41,7 @@ const codeIndex = new Map<string, number>(RESULT_CODES.map((c, i) => [c, i]));
 
 /** What the metrics read from the host, the transport and the server at scrape time. */
 export interface MetricsSources {
-  readonly host: { stats(): HostStats };
+  readonly host: { stats(): HostStats; replicaCounts?(): ReplicaCounts };
   readonly transport: { stats(): ReadonlyMap<StoreId, PeerStats> };
   readonly server: () => { readonly requestsInFlight: number; readonly connections: number; readonly bodyBytesInFlight: number };
 }
@@ -57,6 +62,8 @@ export class StoreMetrics {
   private readonly adminRequests: Counter<'endpoint' | 'code'>;
   private readonly adminLatency: Histogram<'endpoint'>;
   private scrape: Promise<string> | null = null;
+  /** The host's timings, into histograms (one observe per cycle step or proposal). */
+  readonly hostObserver: HostObserver;
 
   constructor(sources: MetricsSources, options: StoreMetricsOptions = {}) {
     const registers = [this.registry];
@@ -110,6 +117,23 @@ export class StoreMetrics {
 
     // The host: a gauge for the peer count, counters mirrored from its cumulative stats.
     gauge(registers, 'flotilla_store_peers', 'Region replicas (peers) hosted by this store', () => sources.host.stats().peers);
+    this.hostObserver = hostHistograms(registers);
+    const counts = sources.host.replicaCounts?.bind(sources.host);
+    if (counts) {
+      new Gauge({
+        name: 'flotilla_store_replicas',
+        help: 'Replicas here by state (counted at scrape time): leader, hibernating, without_leader (knows no leader of its region), merging (a frozen merge source)',
+        labelNames: ['state'],
+        registers,
+        collect() {
+          const c = counts();
+          this.set({ state: 'leader' }, c.leaders);
+          this.set({ state: 'hibernating' }, c.hibernating);
+          this.set({ state: 'without_leader' }, c.withoutLeader);
+          this.set({ state: 'merging' }, c.merging);
+        },
+      });
+    }
     const hostCounters: readonly [keyof HostStats, string, string][] = [
       ['readyCycles', 'flotilla_store_ready_cycles_total', 'Ready-loop cycles that had work'],
       ['logWrites', 'flotilla_store_log_writes_total', 'Log-engine writes (one per cycle with entries or hard states: one fsync)'],
@@ -241,4 +265,18 @@ function gauge(registers: Registry[], name: string, help: string, read: () => nu
       this.set(read());
     },
   });
+}
+
+/** The ready loop's histograms: log write (fsync) and apply latency, groups per cycle, proposal to applied. */
+function hostHistograms(registers: Registry[]): HostObserver {
+  const logWrite = new Histogram({ name: 'flotilla_store_log_write_duration_seconds', help: 'One log-engine write of a ready cycle (entries and hard states of every group: one fsync on an appender)', buckets: [...STEP_SECONDS_BUCKETS], registers });
+  const apply = new Histogram({ name: 'flotilla_store_apply_duration_seconds', help: 'One KV apply batch of a ready cycle (committed entries of every group)', buckets: [...STEP_SECONDS_BUCKETS], registers });
+  const groups = new Histogram({ name: 'flotilla_store_ready_cycle_groups', help: 'Raft groups with work in one ready cycle', buckets: [...CYCLE_GROUPS_BUCKETS], registers });
+  const commit = new Histogram({ name: 'flotilla_store_proposal_apply_duration_seconds', help: 'From proposing a write entry here to its apply here (replication, fsyncs, commit and apply)', buckets: [...REQUEST_SECONDS_BUCKETS], registers });
+  return {
+    logWrite: (seconds) => logWrite.observe(seconds),
+    apply: (seconds) => apply.observe(seconds),
+    cycle: (n) => groups.observe(n),
+    proposalApplied: (seconds) => commit.observe(seconds),
+  };
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
 import type { CommandResult, MergeState, RegionMeta } from '@flotilla/storage';
 import type { KvError, ReadConsistency } from '@flotilla/wire';
@@ -12,6 +13,8 @@ export type ProposalOutcome =
 
 interface PendingProposal {
   readonly term: number;
+  /** performance.now() when proposed. */
+  readonly sinceMs: number;
   readonly settle: (outcome: ProposalOutcome) => void;
 }
 
@@ -120,19 +123,27 @@ export class Peer {
     if (position === null) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
     const { firstIndex, term } = position;
     const proposals = (this.proposals ??= new Map());
-    const settled = new Promise<ProposalOutcome>((settle) => proposals.set(firstIndex, { term, settle }));
+    const sinceMs = performance.now();
+    const settled = new Promise<ProposalOutcome>((settle) => proposals.set(firstIndex, { term, sinceMs, settle }));
     this.hasWork();
     return settled;
   }
 
-  /** The entry at `index` applied: settle the proposal that put it there, if any. */
-  onEntryApplied(index: number, term: number, results: readonly CommandResult[]): void {
+  /**
+   * The entry at `index` applied: settle the proposal that put it there, if any. Answers how
+   * long that proposal took to apply (ms), or undefined when none of ours applied here.
+   */
+  onEntryApplied(index: number, term: number, results: readonly CommandResult[]): number | undefined {
     const pending = this.proposals?.get(index);
-    if (!pending) return;
+    if (!pending) return undefined;
     this.proposals!.delete(index);
     // Another leader's entry took the slot: ours was never committed and never will be.
-    if (pending.term !== term) pending.settle({ kind: 'failed', error: this.notLeader() });
-    else pending.settle({ kind: 'applied', results });
+    if (pending.term !== term) {
+      pending.settle({ kind: 'failed', error: this.notLeader() });
+      return undefined;
+    }
+    pending.settle({ kind: 'applied', results });
+    return performance.now() - pending.sinceMs;
   }
 
   /**

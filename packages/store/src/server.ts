@@ -6,7 +6,7 @@ import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
 import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions, type AdminStream } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
-import type { HostStats } from './host-types.ts';
+import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
 import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
 import { serverLimits } from './server-limits.ts';
@@ -24,7 +24,7 @@ export interface KvHandler {
 export interface StoreServerOptions {
   readonly service: KvHandler;
   /** Readiness reads `stoppedBy`; metrics read `stats()` at scrape time. */
-  readonly host: { stats(): HostStats; readonly stoppedBy: unknown; readonly state: MultiRaftHost['state'] };
+  readonly host: { stats(): HostStats; readonly stoppedBy: unknown; readonly state: MultiRaftHost['state']; replicaCounts?(): ReplicaCounts; setObserver?(observer: HostObserver): void };
   /** Readiness: `address()` answers once the transport listens. Metrics read `stats()`. */
   readonly transport: { address(): { host: string; port: number }; stats(): ReadonlyMap<StoreId, PeerStats> };
   /** Default 127.0.0.1 and port 0 (any free port: see address()). */
@@ -129,6 +129,7 @@ export class StoreServer {
       { host: options.host, transport: options.transport, server: () => this.stats() },
       { defaultMetrics: options.defaultMetrics ?? true },
     );
+    options.host.setObserver?.(this.metrics.hostObserver);
     this.server = createServer(
       {
         keepAliveTimeout: serverLimits.keepAliveTimeoutMs,

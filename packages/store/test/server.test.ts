@@ -294,6 +294,15 @@ describe('the client API server in front of a 3-store cluster', () => {
     for (const name of ['ready_cycles', 'log_writes', 'apply_batches', 'raft_messages_sent', 'raft_messages_dropped', 'snapshots_sent', 'snapshots_received', 'log_compactions']) {
       assert.notEqual(sample(after, `flotilla_store_${name}_total`), undefined, `flotilla_store_${name}_total is missing`);
     }
+    // The ready loop's histograms and the replica states.
+    const histogram = (exposition: string, name: string): number => sample(exposition, `${name}_count`) ?? 0;
+    assert.ok(histogram(after, 'flotilla_store_log_write_duration_seconds') > histogram(before, 'flotilla_store_log_write_duration_seconds'), 'log writes timed');
+    assert.ok(histogram(after, 'flotilla_store_apply_duration_seconds') > histogram(before, 'flotilla_store_apply_duration_seconds'), 'apply batches timed');
+    assert.ok(histogram(after, 'flotilla_store_ready_cycle_groups') > 0, 'groups per cycle');
+    assert.ok(histogram(after, 'flotilla_store_proposal_apply_duration_seconds') - histogram(before, 'flotilla_store_proposal_apply_duration_seconds') >= 4, 'every proposal made here timed to its apply');
+    assert.equal(sample(after, 'flotilla_store_replicas', { state: 'leader' }), 1);
+    assert.equal(sample(after, 'flotilla_store_replicas', { state: 'without_leader' }), 0);
+    assert.equal(sample(followerMetrics, 'flotilla_store_replicas', { state: 'leader' }), 0);
     // Transport stats per peer store.
     for (const peer of [...cluster.stores.keys()].filter((id) => id !== store.id)) {
       const labels = { peer_store: String(peer) };

@@ -41,7 +41,7 @@ export class PdProcess {
       onEvent: (entry) => metrics?.operators.inc({ origin: entry.origin, outcome: entry.event }),
     });
     const leadership = new Leadership(member, config.clusterId, logger, scheduling);
-    metrics = new PdMetrics(leadership, () => scheduling.timing());
+    metrics = new PdMetrics(leadership, () => scheduling.timing(), () => scheduling.currentConfig().maxReplicas);
     const routes = pdRoutes({
       member,
       leadership,

@@ -15,7 +15,7 @@ export class PdMetrics {
   readonly heartbeats: Counter<'kind'>;
   readonly operators: Counter<'origin' | 'outcome'>;
 
-  constructor(leadership: Leadership, timing: () => StoreTiming) {
+  constructor(leadership: Leadership, timing: () => StoreTiming, maxReplicas: () => number = () => 3) {
     collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_pd_' });
     this.heartbeats = new Counter({ name: 'flotilla_pd_heartbeats_total', help: 'Heartbeats handled by this member as leader (store: one per store heartbeat; region: one per region report)', labelNames: ['kind'], registers: [this.registry] });
     this.operators = new Counter({ name: 'flotilla_pd_operators_total', help: 'Operators by origin (checker, scheduler, admin) and how they ended (created, finished, timedOut, stale, cancelled)', labelNames: ['origin', 'outcome'], registers: [this.registry] });
@@ -40,6 +40,23 @@ export class PdMetrics {
       registers: [this.registry],
       collect() {
         this.set(serving()?.cluster.regions.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'flotilla_pd_region_health',
+      help: 'Regions by problem, from their leaders\' heartbeats (leader only): missing_replicas (fewer voters than maxReplicas), down_peers, pending_peers, no_leader (no leader in the last heartbeat)',
+      labelNames: ['problem'],
+      registers: [this.registry],
+      collect() {
+        const counts = { missing_replicas: 0, down_peers: 0, pending_peers: 0, no_leader: 0 };
+        const wanted = maxReplicas();
+        for (const region of serving()?.cluster.regions.all() ?? []) {
+          if (region.meta.peers.filter((p) => p.role === 'voter').length < wanted) counts.missing_replicas++;
+          if (region.downPeerIds.length > 0) counts.down_peers++;
+          if (region.pendingPeerIds.length > 0) counts.pending_peers++;
+          if (region.leaderPeerId === 0) counts.no_leader++;
+        }
+        for (const [problem, count] of Object.entries(counts)) this.set({ problem }, count);
       },
     });
     new Gauge({
