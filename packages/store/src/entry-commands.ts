@@ -92,7 +92,8 @@ const NOOP: readonly KvCommand[] = [{ op: 'noop' }];
  * after the cycle.
  */
 function commitMerge(target: Peer, c: CommitMergeCommand, effects: EntryEffects): KvCommand[] | null {
-  const refusal = commitMergeRefusal(target.region, target.node.confState(), c);
+  // A target frozen to merge elsewhere takes nothing (its own merge carries its range as frozen).
+  const refusal = target.merging !== undefined ? 'the target is itself frozen for a merge' : commitMergeRefusal(target.region, target.node.confState(), c);
   if (refusal !== null) {
     effects.events.warn({ regionId: target.regionId, sourceRegionId: c.source.id, refusal }, 'region merge refused by the target');
     return [{ op: 'noop' }];

@@ -346,6 +346,11 @@ export class MultiRaftHost implements InboundHandlers {
     return { peers: this.peers.size, ...this.counters };
   }
 
+  /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */
+  regionState(regionId: number): RegionState | null {
+    return this.options.kv.region(regionId);
+  }
+
   /** Where the ready loop's timings go from now on (the server's metrics; HostOptions.observer). */
   setObserver(observer: HostObserver): void {
     this.observer = observer;

@@ -1,11 +1,14 @@
 import { limits } from './constants.ts';
 import type { HostEventLog } from './host-types.ts';
+import type { RegionState } from '@flotilla/storage';
 import { targetMovedOn } from './merge.ts';
 import type { Peer, ProposalOutcome } from './peer.ts';
 
 /** What the driver needs of the host. */
 export interface MergeDriverHost {
   peer(regionId: number): Peer | undefined;
+  /** The KV engine's record of a region here (a tombstone stays after its replica left). */
+  regionState(regionId: number): RegionState | null;
   commitMerge(sourceId: number): Promise<ProposalOutcome>;
   rollbackMerge(sourceId: number): Promise<ProposalOutcome>;
   fenceMerges(targetId: number): Promise<ProposalOutcome>;
@@ -23,7 +26,11 @@ export type MergeStep =
  * After PrepareMerge, the source's leader moves the merge on by itself (TiKV's merge check
  * tick), whether or not PD still watches: PD's operator ends once the source froze.
  *
- * - The target's epoch moved past the prepared one (target here shows it): roll back.
+ * - The target's epoch moved past the prepared one (target here shows it): roll back. So
+ *   when the target here was merged away itself (its tombstone keeps its merge state): a
+ *   frozen target takes nothing, and had it taken this source first, this replica would be
+ *   gone, so no commit of this merge ever applied or ever will.
+ * - The target is frozen for a merge of its own: wait (its commit would be refused).
  * - The target is led on another store: hand the source's leadership there, so one store
  *   leads both and proposes the commit locally (no store-to-store RPC is needed).
  * - Every source replica holds the prepare entry (match >= prepare index): commit in the
@@ -31,11 +38,13 @@ export type MergeStep =
  *   does not get it for limits.mergeCommitWaitMs (its store is down, say) must not keep the
  *   source frozen for as long: the driver fences the target (FenceMerges), then rolls back.
  */
-export function nextMergeStep(source: Peer, target: Peer | undefined): MergeStep {
+export function nextMergeStep(source: Peer, target: Peer | undefined, targetState: RegionState | null = null): MergeStep {
   const merging = source.merging;
   if (merging === undefined) return { kind: 'wait', why: 'not frozen' };
+  if (target === undefined && targetState?.status === 'tombstone' && targetState.merging !== undefined) return { kind: 'rollback' };
   if (target === undefined || target.placeholder) return { kind: 'wait', why: `no replica of target ${merging.targetRegionId} here` };
   if (targetMovedOn(target.region, merging)) return { kind: 'rollback' };
+  if (target.merging !== undefined) return { kind: 'wait', why: `target ${merging.targetRegionId} is frozen for a merge of its own` };
   if (!target.isLeader()) {
     const leaderStore = target.storeOf(target.node.leader);
     const there = leaderStore === undefined ? undefined : source.region.peers.find((p) => p.storeId === leaderStore && p.role === 'voter');
@@ -66,7 +75,9 @@ export class MergeDriver {
     for (const source of peers) {
       if (source.merging === undefined || source.mergedAway || !source.isLeader() || this.inFlight.has(source.regionId)) continue;
       if (this.inFlight.size >= limits.mergesInFlightMax) break;
-      const step = nextMergeStep(source, this.host.peer(source.merging.targetRegionId));
+      const targetId = source.merging.targetRegionId;
+      const target = this.host.peer(targetId);
+      const step = nextMergeStep(source, target, target === undefined ? this.host.regionState(targetId) : null);
       if (step.kind === 'moveLeader') this.host.transferLeader(source.regionId, step.toPeerId);
       else if (step.kind !== 'wait') this.run(source.regionId, step.kind, () => this.host[step.kind === 'commit' ? 'commitMerge' : 'rollbackMerge'](source.regionId));
       else if (step.replicaBehind) {
@@ -74,7 +85,6 @@ export class MergeDriver {
         behind.set(source.regionId, since);
         if (nowMs - since < this.commitWaitMs) continue;
         this.events.warn({ regionId: source.regionId, targetRegionId: source.merging.targetRegionId, waitedMs: nowMs - since, why: step.why }, 'region merge can not commit: fencing the target to roll it back');
-        const targetId = source.merging.targetRegionId;
         this.run(source.regionId, 'fence', () => this.host.fenceMerges(targetId));
       }
     }

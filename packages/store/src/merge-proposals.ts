@@ -18,7 +18,7 @@ export async function proposePrepareMerge(peers: ReadonlyMap<number, Peer>, sour
   if (!source || source.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
   if (!target || target.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } };
   const mismatch: ProposalOutcome = { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: sourceId, currentRegions: [source.region, target.region] } };
-  if (source.merging !== undefined || !adjacent(source.region, target.region) || !sameStores(source.region, target.region)) return mismatch;
+  if (source.merging !== undefined || target.merging !== undefined || !adjacent(source.region, target.region) || !sameStores(source.region, target.region)) return mismatch;
   const outcome = await source.propose([{ op: 'prepareMerge', targetRegionId: targetId, targetEpoch: target.region.epoch, epoch: source.region.epoch }]);
   return outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion' ? mismatch : outcome;
 }

@@ -184,6 +184,41 @@ describe('region merge', () => {
     }
   });
 
+  test('a source whose target froze for a merge of its own waits, then rolls back once the target merged away', async () => {
+    const cluster = await splitCluster();
+    try {
+      // Region 2 = [g, k), region 3 = [k, n).
+      assert.equal((await cluster.leaderOf(2)!.host.split(2, bytes('k'), 3, [31, 32, 33])).kind, 'applied');
+      await waitFor('every store runs region 3', () => [...cluster.stores.values()].every((s) => s.host.peer(3) !== undefined && !s.host.peer(3)!.placeholder));
+      await cutOffStore3(cluster);
+      await waitFor('region 3 led on store 1 or 2', () => [1, 2].some((id) => cluster.stores.get(id)!.host.peer(3)!.isLeader()));
+      const leads = (regionId: number): MemoryStore => cluster.leaderOf(regionId)!;
+      // Both prepared while store 3 can't hold the prepare entries: neither commits yet.
+      await waitFor('regions 2 and 3 led on one store', () => {
+        const [source, target] = [cluster.leaderOf(3), cluster.leaderOf(2)];
+        if (!source || !target) return false;
+        if (source.id === target.id) return true;
+        source.host.transferLeader(3, 30 + target.id);
+        return false;
+      });
+      assert.equal((await leads(3).host.prepareMerge(3, 2)).kind, 'applied', 'region 3 freezes to merge into region 2');
+      assert.equal((await leads(2).host.prepareMerge(2, 3)).kind, 'failed', 'a region can not merge into a frozen one');
+      await prepare(cluster); // region 2 into region 1
+      healStore3(cluster);
+      for (const store of cluster.stores.values()) {
+        await waitFor(`store ${store.id}: region 1 took region 2, region 3 thawed`, () => {
+          const third = store.host.peer(3);
+          return store.host.peer(2) === undefined && text(store.host.peer(1)!.region.endKey) === 'k' && third !== undefined && third.merging === undefined;
+        });
+      }
+      const thawed = cluster.stores.get(1)!.host.peer(3)!.region.epoch;
+      assert.deepEqual(await run(cluster.leaderOf(3)!, put('m', 'after', thawed, 3)), [{ op: 'put' }]);
+      assert.equal(await value(cluster.leaderOf(1)!, 'b', cluster.stores.get(1)!.host.peer(1)!.region.epoch), 'left');
+    } finally {
+      await cluster.closeAll();
+    }
+  });
+
   test('a restart in between: the frozen source stays frozen, the merge completes, and stays done', async () => {
     const cluster = await splitCluster();
     try {
