@@ -170,11 +170,18 @@ describe('1,000 regions on 3 store processes', () => {
     const removed = peerId(region, 1);
     const leaderNow = await leaderStore(region);
     if (leaderNow === 1) await cluster.expectAdmin(1, 'POST', `/v1/admin/regions/${region}/transfer-leader`, { toPeerId: peerId(region, 2) });
-    await cluster.expectAdmin(await leaderStore(region), 'POST', `/v1/admin/regions/${region}/members`, {
-      changes: [
-        { type: 'addVoter', peerId: newPeer, storeId: 4 },
-        { type: 'remove', peerId: removed, storeId: 1 },
-      ],
+    // A leader takes a conf change once it applied an entry of its term (503 SERVER_BUSY until then).
+    await waitFor('the joint change is taken', async () => {
+      const leaderStoreId = await leaderStore(region);
+      const answer = await cluster.admin(leaderStoreId, 'POST', `/v1/admin/regions/${region}/members`, {
+        changes: [
+          { type: 'addVoter', peerId: newPeer, storeId: 4 },
+          { type: 'remove', peerId: removed, storeId: 1 },
+        ],
+      });
+      if (answer.status === 503) return false;
+      assert.equal(answer.status, 200, `store ${leaderStoreId}: ${JSON.stringify(answer.body)}`);
+      return true;
     });
     await waitFor('store 1 no longer hosts the region', async () => (await cluster.admin(1, 'GET', `/v1/admin/regions/${region}`)).status === 404);
     const final = await cluster.expectAdmin<RegionStatus>(await leaderStore(region), 'GET', `/v1/admin/regions/${region}`);
