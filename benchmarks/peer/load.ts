@@ -1,0 +1,207 @@
+/**
+ * The closed-loop load generator, the same for both systems: N virtual clients, each with one
+ * operation in flight, issuing the next as soon as the last one answered. Operations that
+ * complete during the warm-up are discarded; during the measured window every completion is
+ * counted and its latency recorded in an HDR histogram (µs, 3 significant digits). Around
+ * the window it reads the CPU used by this process (process.cpuUsage), by every server
+ * process (/proc/PID/stat) and by the whole machine, and the systems' fsync counters.
+ */
+import { performance } from 'node:perf_hooks';
+import * as hdr from 'hdr-histogram-js';
+import { cpuMs, machineCpuMs } from '../cluster/proc.ts';
+import type { KvAdapter, SystemName } from './adapters.ts';
+import { sleep } from './processes.ts';
+import { VALUE_BYTES, type Operation, type WorkloadName } from './workloads.ts';
+
+/** A system as the load generator sees it: a client, the processes serving it, a sync counter. */
+export interface SystemUnderTest {
+  readonly name: SystemName;
+  readonly adapter: KvAdapter;
+  /** Every server process (name, pid), read again at each point (stores may be restarted). */
+  processes(): readonly { readonly name: string; readonly pid: number }[];
+  /** Cumulative counters of the system's metrics, each summed over its processes. */
+  counters(): Promise<ReadonlyMap<string, number>>;
+  /** The counter of syncs to disk (a key of counters()). */
+  readonly syncMetric: string;
+}
+
+export interface PointSpec {
+  readonly workload: WorkloadName;
+  readonly concurrency: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  /** Processes of the other system, idle meanwhile: their CPU is reported, not counted. */
+  readonly bystanders: readonly { readonly name: string; readonly pid: number }[];
+}
+
+export interface ProcessCpu {
+  readonly name: string;
+  /** % of one core. */
+  readonly cpuPct: number;
+}
+
+export interface PointResult {
+  readonly system: SystemName;
+  readonly workload: WorkloadName;
+  readonly concurrency: number;
+  readonly seconds: number;
+  readonly ops: number;
+  readonly opsPerS: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly maxMs: number;
+  readonly errors: number;
+  /** The first few distinct error messages (diagnosis). */
+  readonly errorSamples: readonly string[];
+  /** Reads of preloaded keys that found nothing (a correctness check; counted in errors). */
+  readonly missing: number;
+  readonly opsByKind: Readonly<Record<string, number>>;
+  readonly loadGeneratorCpuPct: number;
+  readonly servers: readonly ProcessCpu[];
+  readonly serversCpuPct: number;
+  /** Everything else on the machine (the other system, other engineers' processes): machine − servers − generator. */
+  readonly othersCpuPct: number;
+  /** CPU of the other system's processes during the point (they should idle). */
+  readonly bystandersCpuPct: number;
+  readonly syncsPerS: number;
+  readonly syncMetric: string;
+  /** Every counter of counters(): its increase during the measured window. */
+  readonly counterDeltas: Readonly<Record<string, number>>;
+}
+
+const ERROR_SAMPLES_MAX = 5;
+/** Histogram bound: 120 s in µs (a call's deadline is 10 s). */
+const HISTOGRAM_MAX_US = 120_000_000;
+
+class ClosedLoop {
+  private stopped = false;
+  private measuring = false;
+  readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HISTOGRAM_MAX_US, numberOfSignificantValueDigits: 3 });
+  ops = 0;
+  errors = 0;
+  missing = 0;
+  readonly errorSamples = new Set<string>();
+  readonly opsByKind: Record<string, number> = {};
+
+  constructor(
+    private readonly adapter: KvAdapter,
+    private readonly next: () => Operation,
+    private readonly value: Buffer,
+  ) {}
+
+  run(concurrency: number): Promise<void[]> {
+    return Promise.all(Array.from({ length: concurrency }, () => this.client()));
+  }
+
+  measure(on: boolean): void {
+    this.measuring = on;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private async client(): Promise<void> {
+    while (!this.stopped) {
+      const op = this.next();
+      const started = performance.now();
+      let failure: string | undefined;
+      try {
+        const rows = await this.adapter.run(op, this.value);
+        if (op.kind === 'read' && rows === 0) failure = `read of preloaded key ${op.key} found nothing`;
+      } catch (err) {
+        failure = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      }
+      if (!this.measuring) continue;
+      if (failure !== undefined) {
+        this.errors++;
+        if (failure.startsWith('read of preloaded')) this.missing++;
+        if (this.errorSamples.size < ERROR_SAMPLES_MAX) this.errorSamples.add(failure.slice(0, 300));
+        continue;
+      }
+      this.histogram.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
+      this.ops++;
+      this.opsByKind[op.kind] = (this.opsByKind[op.kind] ?? 0) + 1;
+    }
+  }
+}
+
+interface Snapshot {
+  readonly atMs: number;
+  readonly self: NodeJS.CpuUsage;
+  readonly servers: readonly number[];
+  readonly bystandersMs: number;
+  readonly machineMs: number;
+  readonly counters: ReadonlyMap<string, number>;
+}
+
+async function snapshot(sut: SystemUnderTest, pids: readonly number[], bystanders: readonly number[]): Promise<Snapshot> {
+  const counters = await sut.counters();
+  return { atMs: performance.now(), self: process.cpuUsage(), servers: pids.map(cpuMs), bystandersMs: sumCpuMs(bystanders), machineMs: machineCpuMs(), counters };
+}
+
+/** CPU ms of processes that may have exited meanwhile (those count 0). */
+function sumCpuMs(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      sum += cpuMs(pid);
+    } catch {
+      // gone
+    }
+  }
+  return sum;
+}
+
+/** One point: warm-up, then a measured window of fixed length, then the clients drain. */
+export async function runPoint(sut: SystemUnderTest, next: () => Operation, spec: PointSpec): Promise<PointResult> {
+  const value = Buffer.alloc(VALUE_BYTES, 0x61);
+  const loop = new ClosedLoop(sut.adapter, next, value);
+  const processes = sut.processes();
+  const pids = processes.map((p) => p.pid);
+  const running = loop.run(spec.concurrency);
+  await sleep(spec.warmupMs);
+  const bystanders = spec.bystanders.map((p) => p.pid);
+  const before = await snapshot(sut, pids, bystanders);
+  loop.measure(true);
+  await sleep(spec.durationMs);
+  loop.measure(false);
+  const after = await snapshot(sut, pids, bystanders);
+  loop.stop();
+  await running;
+  const elapsedMs = after.atMs - before.atMs;
+  const pct = (ms: number): number => (ms / elapsedMs) * 100;
+  const selfUs = after.self.user - before.self.user + after.self.system - before.self.system;
+  const servers = processes.map((p, i) => ({ name: p.name, cpuPct: pct(after.servers[i]! - before.servers[i]!) }));
+  const serversCpuPct = servers.reduce((sum, s) => sum + s.cpuPct, 0);
+  const loadGeneratorCpuPct = pct(selfUs / 1000);
+  const h = loop.histogram;
+  const ms = (us: number): number => us / 1000;
+  const result: PointResult = {
+    system: sut.name,
+    workload: spec.workload,
+    concurrency: spec.concurrency,
+    seconds: elapsedMs / 1000,
+    ops: loop.ops,
+    opsPerS: loop.ops / (elapsedMs / 1000),
+    p50Ms: ms(h.getValueAtPercentile(50)),
+    p99Ms: ms(h.getValueAtPercentile(99)),
+    p999Ms: ms(h.getValueAtPercentile(99.9)),
+    maxMs: ms(h.maxValue),
+    errors: loop.errors,
+    errorSamples: [...loop.errorSamples],
+    missing: loop.missing,
+    opsByKind: loop.opsByKind,
+    loadGeneratorCpuPct,
+    servers,
+    serversCpuPct,
+    othersCpuPct: Math.max(0, pct(after.machineMs - before.machineMs) - serversCpuPct - loadGeneratorCpuPct),
+    bystandersCpuPct: pct(after.bystandersMs - before.bystandersMs),
+    syncsPerS: ((after.counters.get(sut.syncMetric) ?? NaN) - (before.counters.get(sut.syncMetric) ?? NaN)) / (elapsedMs / 1000),
+    syncMetric: sut.syncMetric,
+    counterDeltas: Object.fromEntries([...after.counters].map(([name, v]) => [name, v - (before.counters.get(name) ?? 0)])),
+  };
+  h.destroy();
+  return result;
+}
