@@ -130,7 +130,8 @@ describe('the pods', () => {
       assert.equal(envValue(storeContainer, 'FLOTILLA_RAFT_ADVERTISE_HOST'), `$(POD_NAME).${STORE.peerService}`);
       assert.equal(envValue(pdContainer, 'FLOTILLA_RAFT_ADVERTISE_HOST'), `$(POD_NAME).${PD.peerService}`);
       assert.equal(envValue(pdContainer, 'FLOTILLA_ADVERTISE_CLIENT_URL'), `http://$(POD_NAME).${PD.peerService}:${PD.clientPort}`);
-      assert.equal(envValue(storeContainer, 'FLOTILLA_API_LISTEN'), `$(POD_IP):${STORE.apiPort}`, 'the store reports its API listener to PD (no advertise flag): never a wildcard');
+      assert.equal(envValue(storeContainer, 'FLOTILLA_API_LISTEN'), `0.0.0.0:${STORE.apiPort}`);
+      assert.equal(envValue(storeContainer, 'FLOTILLA_API_ADVERTISE_HOST'), `$(POD_NAME).${STORE.peerService}`, 'a wildcard API listener advertises its stable name to PD');
       assert.equal(store.spec!.serviceName, STORE.peerService);
       for (const set of [pd, store]) {
         assert.equal(set.spec!.podManagementPolicy, 'Parallel', `${set.metadata!.name}: pods start together (PD needs a quorum to be ready)`);

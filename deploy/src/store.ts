@@ -65,15 +65,15 @@ export function storeStatefulSet(profile: Profile): StatefulSet {
           command: ['/bin/sh', '-c', STORE_START_SCRIPT],
           env: [
             fieldEnv('POD_NAME', 'metadata.name'),
-            fieldEnv('POD_IP', 'status.podIP'),
             ...env({
               FLOTILLA_PD: pdMemberUrls(profile).join(','),
               FLOTILLA_DATA_DIR: STORE.dataDir,
               FLOTILLA_RAFT_LISTEN: `0.0.0.0:${STORE.raftPort}`,
               FLOTILLA_RAFT_ADVERTISE_HOST: `$(POD_NAME).${STORE.peerService}`,
-              // The store reports the API's listening address to PD, and clients dial what
-              // PD says: it listens on the pod IP (there is no API advertise flag yet).
-              FLOTILLA_API_LISTEN: `$(POD_IP):${STORE.apiPort}`,
+              // Clients dial what PD says: the store's stable name, while it listens on every
+              // interface (so `kubectl port-forward` reaches it too).
+              FLOTILLA_API_LISTEN: `0.0.0.0:${STORE.apiPort}`,
+              FLOTILLA_API_ADVERTISE_HOST: `$(POD_NAME).${STORE.peerService}`,
               FLOTILLA_SHUTDOWN_TIMEOUT_MS: String(STORE.shutdownTimeoutMs),
               FLOTILLA_LOG_LEVEL: 'info',
             }),

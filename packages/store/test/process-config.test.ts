@@ -37,6 +37,10 @@ describe('store process configuration', () => {
     assert.equal(config.appender, 'worker');
     assert.equal(config.initialCluster, undefined);
     assert.equal(config.raftAdvertiseHost, undefined);
+    assert.equal(config.apiAdvertiseHost, undefined);
+    const advertised = parseStoreConfig(['--store-id', '3', '--api-listen', '0.0.0.0:8080'], { FLOTILLA_DATA_DIR: '/data', FLOTILLA_API_ADVERTISE_HOST: 'store-0.peers' });
+    assert.ok(advertised !== 'help');
+    assert.equal(advertised.apiAdvertiseHost, 'store-0.peers');
   });
 
   test('--help, and every flag in the usage text with its environment variable', () => {

@@ -24,6 +24,8 @@ export interface StoreConfig {
   readonly raftAdvertiseHost: string | undefined;
   /** Where the client and admin HTTP API listens. */
   readonly apiListen: HostPort;
+  /** The host PD hands clients for this store's API (default: the listening host). */
+  readonly apiAdvertiseHost: string | undefined;
   /**
    * A static cluster (until the placement driver exists): every store's raft address. On its
    * first start each listed store bootstraps region 1 over all keys with one voter per store.
@@ -71,6 +73,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'raft-listen', help: 'host:port of the raft transport', fallback: '127.0.0.1:20160' },
   { name: 'raft-advertise-host', help: 'host other stores dial (default: the listening host)' },
   { name: 'api-listen', help: 'host:port of the client and admin HTTP API', fallback: '127.0.0.1:20180' },
+  { name: 'api-advertise-host', help: 'host clients dial for the API, as PD tells them (default: the listening host; set it when listening on 0.0.0.0)' },
   { name: 'initial-cluster', help: 'static cluster, e.g. 1=10.0.0.1:20160,2=10.0.0.2:20160,3=10.0.0.3:20160' },
   { name: 'log-level', help: `one of ${LOG_LEVELS.join(', ')}`, fallback: 'info' },
   { name: 'tick-ms', help: 'length of one raft tick', fallback: String(limits.tickMs) },
@@ -160,6 +163,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     raftListen: flags.hostPort('raft-listen'),
     raftAdvertiseHost: advertise === undefined || advertise === '' ? undefined : advertise,
     apiListen: flags.hostPort('api-listen'),
+    apiAdvertiseHost: flags.value('api-advertise-host') || undefined,
     initialCluster: initialCluster === undefined || initialCluster === '' || storeId === undefined ? undefined : parseInitialCluster(initialCluster, storeId),
     logLevel: logLevel as LogLevel,
     tickMs: flags.integer('tick-ms', configBounds.tickMs.min, configBounds.tickMs.max),

@@ -141,7 +141,7 @@ export class StoreProcess {
       token: this.identity.token ?? '',
       storeId: this.storeId,
       raftAddress: `${bracketed(raft.host)}:${raft.port}`,
-      apiAddress: `${bracketed(api.host)}:${api.port}`,
+      apiAddress: `${bracketed(this.config.apiAdvertiseHost ?? api.host)}:${api.port}`,
       labels: this.config.labels,
     };
   }
@@ -225,7 +225,7 @@ async function claimDataDir(config: StoreConfig, pd: PdClient | null, logger: Lo
   let identity: Identity;
   if (pd) {
     const token = randomUUID();
-    const first = await joinWithRetry(pd, { clusterId: config.clusterId, token, raftAddress: `${bracketed(config.raftListen.host)}:${config.raftListen.port}`, apiAddress: `${bracketed(config.apiListen.host)}:${config.apiListen.port}`, labels: config.labels }, logger);
+    const first = await joinWithRetry(pd, { clusterId: config.clusterId, token, raftAddress: `${bracketed(config.raftListen.host)}:${config.raftListen.port}`, apiAddress: `${bracketed(config.apiAdvertiseHost ?? config.apiListen.host)}:${config.apiListen.port}`, labels: config.labels }, logger);
     identity = { storeId: first.storeId, clusterId: config.clusterId, token };
   } else {
     identity = { storeId: config.storeId!, clusterId: config.clusterId };
