@@ -63,6 +63,8 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly tombstones = new Map<number, number>();
   /** Peers whose own removal applied in the current cycle: destroyed at its end. */
   private readonly removedThisCycle: Peer[] = [];
+  /** Split children whose founding log write runs now: their messages are dropped meanwhile. */
+  private readonly foundingChildren = new Set<number>();
   /** Regions created by splits applied in the current cycle: their groups start at its end. */
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private lastKvSync = 0;
@@ -500,6 +502,7 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   private stepInto(from: StoreId, regionId: number, message: Message): void {
+    if (this.foundingChildren.has(regionId)) return; // see startSplitChild
     const peer = this.peers.get(regionId) ?? this.createPeerFromMessage(from, regionId, message);
     if (!peer) return;
     if (peer.placeholder && peer.storeOf(message.from) === undefined) {
@@ -648,9 +651,18 @@ export class MultiRaftHost implements InboundHandlers {
     // child was created by a snapshot and removed since). Nothing to start.
     if (state === null || state.status !== 'normal') return;
     const write = logCatchUpWrite(state, this.options.log.group(child.id));
-    if (write !== null) await this.writeLog([write]);
-    // Only now is the placeholder replaced (or one a message created during the write): until
-    // the peer is in the map, a message for the region would create yet another placeholder.
+    // While the founding write runs, the region's messages are dropped (Raft retransmits): a
+    // placeholder's raft log was built on the empty group, and stepping it while the log
+    // engine already shows the founded one appended at a stale offset (chaos seed 2: "commit
+    // 9 beyond last index 4", a fail-stop).
+    this.foundingChildren.add(child.id);
+    try {
+      if (write !== null) await this.writeLog([write]);
+    } finally {
+      this.foundingChildren.delete(child.id);
+    }
+    // Only now is the placeholder replaced: until the peer is in the map, a message for the
+    // region would create yet another placeholder.
     const replaced = this.peers.get(child.id);
     if (replaced) {
       this.peers.delete(child.id);
