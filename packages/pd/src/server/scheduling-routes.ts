@@ -21,7 +21,7 @@ import { PdError } from '../errors.ts';
 import type { Leadership } from '../member/leadership.ts';
 import type { CheckerName, ScheduleConfig, SchedulerName } from '../scheduling/config.ts';
 import { buildAddReplica, buildMerge, buildMovePeer, buildRemoveReplica, buildSplit, buildTransferLeader, leaderCandidates, type OperatorMeta } from '../scheduling/operators.ts';
-import { PRIORITY } from '../scheduling/types.ts';
+import { PRIORITY, leaderStoreId } from '../scheduling/types.ts';
 import type { SchedulingService } from '../service/scheduling-service.ts';
 import type { PdAnswer, PdRequest, Route } from './http-server.ts';
 import { API } from './routes.ts';
@@ -92,7 +92,7 @@ async function switchScheduler(service: SchedulingService, leadership: Leadershi
 }
 
 /** Builds the requested operator; a request the builders' invariants refuse is a 400, not a bug. */
-function manualOperator(spec: Record<string, unknown>, region: RegionInfo, meta: OperatorMeta, allocateId: () => number, regionOf: (id: number) => RegionInfo | undefined): Operator {
+export function manualOperator(spec: Record<string, unknown>, region: RegionInfo, meta: OperatorMeta, allocateId: () => number, regionOf: (id: number) => RegionInfo | undefined): Operator {
   const onStore = (storeId: number): boolean => region.meta.peers.some((p) => p.storeId === storeId);
   const refuse = (why: string): never => {
     throw new PdError('FLOTILLA_PD_INVALID_ARGUMENT', why);
@@ -102,6 +102,10 @@ function manualOperator(spec: Record<string, unknown>, region: RegionInfo, meta:
     case 'transferLeader': {
       const to = positive(spec, 'toStoreId');
       if (!region.meta.peers.some((p) => p.storeId === to && p.role === 'voter')) refuse(`store ${to} holds no voter of region ${region.meta.id}`);
+      // Both can change between a client's read of the region and this request: a 400, not a broken assertion.
+      const from = leaderStoreId(region);
+      if (from === 0) refuse(`region ${region.meta.id} has no known leader right now; try again`);
+      if (from === to) refuse(`store ${to} leads region ${region.meta.id} already`);
       return buildTransferLeader(region, to, meta, allocateId);
     }
     case 'movePeer': {
