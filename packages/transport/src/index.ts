@@ -6,6 +6,8 @@ export { MemoryNetwork, MEMORY_HOST } from './memory-network.ts';
 export type { MemoryAddress, MemoryNetworkOptions } from './memory-network.ts';
 export { MemoryTransport } from './memory-transport.ts';
 export type { MemoryTransportOptions } from './memory-transport.ts';
+export { FaultSwitch, parseFaultRules, watchFaultControlFile, FAULT_CONTROL_POLL_MS } from './fault-switch.ts';
+export type { FaultRules } from './fault-switch.ts';
 export { TransportError, isTransportError } from './errors.ts';
 export type { TransportErrorCode, TransportErrorHook } from './errors.ts';
 export { TUNING_DEFAULTS, TUNING_CEILINGS } from './constants.ts';

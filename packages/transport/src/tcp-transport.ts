@@ -17,6 +17,7 @@ import { encodeFrame, type Heartbeat, type HeartbeatResponse, type RaftEnvelope 
 import { mathRandom } from './backoff.ts';
 import { inboundPendingMax, storesMax, type TransportTuning } from './constants.ts';
 import { TransportError, invalidArgument, type TransportErrorHook } from './errors.ts';
+import type { FaultSwitch } from './fault-switch.ts';
 import { checkEnvelope, checkSnapshotEnvelope, checkStore, type Outbox } from './outbox.ts';
 import { describeRemote, type TcpContext } from './tcp-context.ts';
 import { InboundConnection, type InboundRegistry } from './tcp-inbound.ts';
@@ -38,6 +39,8 @@ export interface TcpTransportOptions {
   /** Operating errors, already handled (connections refused or closed, streams failed): for logs. */
   readonly onError?: TransportErrorHook;
   readonly tuning?: Partial<TransportTuning>;
+  /** Tests only (fault-switch.ts): drops traffic to and from the stores it names. */
+  readonly faults?: FaultSwitch;
 }
 
 const NO_HANDLERS: InboundHandlers = {
@@ -53,6 +56,7 @@ export class TcpTransport implements PeerTransport {
   private readonly listenHost: string;
   private readonly listenPort: number;
   private readonly advertiseHost: string | undefined;
+  private readonly faults: FaultSwitch | undefined;
   private server: Server | null = null;
   private started = false;
   private readonly links = new Map<StoreId, PeerLink>();
@@ -75,6 +79,7 @@ export class TcpTransport implements PeerTransport {
     this.listenHost = options.listen?.host ?? '127.0.0.1';
     this.listenPort = options.listen?.port ?? 0;
     this.advertiseHost = options.advertiseHost;
+    this.faults = options.faults;
     const onError = options.onError ?? (() => {});
     const sockets = this.sockets;
     this.ctx = {
@@ -106,7 +111,7 @@ export class TcpTransport implements PeerTransport {
   async start(handlers: InboundHandlers): Promise<void> {
     if (this.started || this.ctx.closed) throw new TransportError('FLOTILLA_TRANSPORT_NOT_STARTED', this.started ? 'start() called twice' : 'start() after close()');
     this.started = true;
-    this.ctx.handlers = handlers;
+    this.ctx.handlers = this.faults?.filterInbound(handlers) ?? handlers;
     const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     server.maxConnections = storesMax + inboundPendingMax + this.ctx.tuning.snapshotReceivesMax;
     this.server = server;
@@ -164,7 +169,7 @@ export class TcpTransport implements PeerTransport {
     checkSnapshotEnvelope(envelope);
     if (this.ctx.closed) return 'failed';
     const link = this.links.get(to);
-    if (link === undefined || !this.started) return 'failed';
+    if (link === undefined || !this.started || this.faults?.dropsOutbound(to)) return 'failed';
     if (this.snapshotSends.size >= this.ctx.tuning.snapshotSendsMax) {
       this.ctx.report(new TransportError('FLOTILLA_TRANSPORT_LIMIT_EXCEEDED', `snapshot to store ${to} not started: ${this.ctx.tuning.snapshotSendsMax} streams already`, { store: to }));
       return 'failed';
@@ -210,6 +215,8 @@ export class TcpTransport implements PeerTransport {
     if (this.ctx.closed) return 'closed';
     const link = this.links.get(to);
     if (link === undefined) return 'peerUnknown';
+    // Injected partition: accepted and lost, as on a network that drops everything.
+    if (this.faults?.dropsOutbound(to)) return null;
     if (!offer(link.outbox)) {
       link.refusedQueueFull++;
       return 'queueFull';

@@ -45,6 +45,8 @@ export interface StoreConfig {
   readonly labels: Readonly<Record<string, string>>;
   readonly storeHeartbeatMs: number;
   readonly regionHeartbeatMs: number;
+  /** Tests only: the fault-injection control file the transport follows (undefined: off). */
+  readonly faultControl: string | undefined;
 }
 
 /** Bounds of the flags that take numbers. */
@@ -85,6 +87,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'labels', help: 'location labels reported to PD, e.g. zone=z1,host=h7' },
   { name: 'store-heartbeat-ms', help: 'interval of store heartbeats to PD', fallback: '10000' },
   { name: 'region-heartbeat-ms', help: 'longest interval between heartbeats of a led region to PD (changes are reported at once)', fallback: '60000' },
+  { name: 'fault-control', help: 'TESTS ONLY: a JSON file {"dropTo":[ids],"dropFrom":[ids]} the raft transport polls to drop traffic to/from those stores (off unless given)' },
 ];
 
 /** The environment variable of a flag: --store-id → FLOTILLA_STORE_ID. */
@@ -175,6 +178,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     labels: parseLabels(flags.value('labels') ?? ''),
     storeHeartbeatMs: flags.integer('store-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
     regionHeartbeatMs: flags.integer('region-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
+    faultControl: flags.value('fault-control') || undefined,
   };
 }
 

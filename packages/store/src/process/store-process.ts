@@ -3,7 +3,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
-import { TcpTransport } from '@flotilla/transport';
+import { FaultSwitch, TcpTransport, watchFaultControlFile } from '@flotilla/transport';
 import type { JoinRequest, JoinResponse } from '@flotilla/wire';
 import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
@@ -32,6 +32,8 @@ export const INITIAL_REGION_ID = 1;
 export class StoreProcess {
   private stopping: Promise<void> | null = null;
   private pdWorker: PdWorker | null = null;
+  /** The fault-injection control file's watcher (tests only, --fault-control). */
+  private faultControl: { stop(): void } | null = null;
 
   private constructor(
     readonly config: StoreConfig,
@@ -66,6 +68,7 @@ export class StoreProcess {
     logger.info({ recovery: log.recovery }, 'raft log engine open');
     kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
     logger.info({ recovery: kv.recovery }, 'kv engine open');
+    const faults = config.faultControl === undefined ? undefined : new FaultSwitch();
     const transport = new TcpTransport({
       localStore: storeId,
       clusterId: config.clusterId,
@@ -73,6 +76,7 @@ export class StoreProcess {
       ...(config.raftAdvertiseHost !== undefined ? { advertiseHost: config.raftAdvertiseHost } : {}),
       random: new SeededRandom(Date.now()),
       onError: (err) => logger.warn(errorFields(err), 'transport'),
+      ...(faults ? { faults } : {}),
     });
     host = new MultiRaftHost({
       storeId,
@@ -101,6 +105,7 @@ export class StoreProcess {
       log: logger,
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, pdClient && flow ? { client: pdClient, flow } : null);
+    if (faults && config.faultControl !== undefined) store.followFaultControl(faults, config.faultControl);
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
@@ -146,6 +151,17 @@ export class StoreProcess {
     };
   }
 
+  /** Tests only: the transport drops what the control file says, as long as the store runs. */
+  private followFaultControl(faults: FaultSwitch, file: string): void {
+    this.logger.warn({ file }, 'fault injection enabled: the raft transport follows the fault control file');
+    this.faultControl = watchFaultControlFile(
+      file,
+      faults,
+      (err) => this.logger.warn(errorFields(err), 'fault control'),
+      (rules) => this.logger.info({ dropTo: rules.dropTo, dropFrom: rules.dropFrom }, 'fault rules applied'),
+    );
+  }
+
   /**
    * A static cluster: learn every listed store's address, and on this store's first start
    * (no region at all, not even a removed one) bootstrap region 1 as one of its founders.
@@ -171,6 +187,7 @@ export class StoreProcess {
   private async stop(reason: string): Promise<void> {
     const started = Date.now();
     this.logger.info({ reason }, 'shutting down');
+    this.faultControl?.stop();
     this.server.markStopping();
     const stillLeading = await this.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
     this.logger.info({ stillLeading, ms: Date.now() - started }, 'leaderships moved away');

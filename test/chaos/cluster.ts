@@ -1,0 +1,295 @@
+/**
+ * The system under test: 3 PD members and 5 PD-placed stores as real processes (through
+ * test/support), with the handles the nemeses need: kill -9 and restart on the same data (PD
+ * members on the same ports, so every PD URL stays valid), SIGSTOP/SIGCONT, and partitions
+ * through each store's fault control file (`--fault-control`, the transport's FaultSwitch).
+ *
+ * PD calls here carry a timeout: a paused member must not hang the harness.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ProcessCluster, waitFor, type HostPort } from '../support/cluster.ts';
+import { PdProcesses } from '../support/pd.ts';
+
+export const PD_MEMBERS = 3;
+export const STORES = 5;
+/** One PD request from the harness (a paused member would otherwise hang it). */
+const PD_CALL_TIMEOUT_MS = 3_000;
+/** A store reads its fault control file every 50 ms; a loaded machine may take far longer. */
+const FAULT_RULES_DEADLINE_MS = 15_000;
+/** The store's log message when its transport takes new fault rules. */
+const FAULT_RULES_APPLIED = 'fault rules applied';
+
+/**
+ * Short times so PD reacts within a run: a store down for 8 s has its replicas replaced (a
+ * membership change); leaders and regions are balanced (more transfers and peer moves). PD's
+ * own merges are off: the nemesis merges on purpose.
+ */
+const SCHEDULE_CONFIG = {
+  maxReplicas: 3,
+  storeDisconnectMs: 2_000,
+  storeDownMs: 8_000,
+  regionMaxBytes: 256 * 1024,
+  regionMaxKeys: 2_000,
+  regionSplitBytes: 192 * 1024,
+  regionSplitKeys: 1_500,
+  mergeMaxBytes: 0,
+  mergeMaxKeys: 0,
+  schedulers: { balanceRegion: { intervalMs: 2_000 }, balanceLeader: { intervalMs: 1_000 }, hotRegion: { enabled: false } },
+};
+const STORE_ARGS = ['--store-heartbeat-ms', '300', '--region-heartbeat-ms', '1000'];
+
+export interface PdRegion {
+  readonly id: number;
+  readonly startKey: string;
+  readonly endKey: string;
+  readonly peers: readonly { readonly id: number; readonly storeId: number; readonly role: string }[];
+  readonly leader: { readonly peerId: number; readonly storeId: number } | null;
+}
+
+/** What one member of a partition may not reach. */
+export interface DropRules {
+  readonly dropTo: readonly number[];
+  readonly dropFrom: readonly number[];
+}
+
+export class ChaosCluster {
+  readonly pd = new PdProcesses(['--schedule-interval-ms', '200']);
+  readonly stores = new ProcessCluster({ tickMs: 50, pd: () => this.pdUrls(), args: STORE_ARGS });
+  /** Every store id the run started, running or not. */
+  readonly storeIds: number[] = [];
+  readonly pdIds: number[] = [];
+  /** PD members' ports, kept for restarts (store and client PD lists name them). */
+  private readonly pdPorts = new Map<number, { raft: HostPort; client: number }>();
+  private readonly faultFiles = new Map<number, string>();
+  /** Processes stopped with SIGSTOP, by kind and id. */
+  readonly paused = new Set<string>();
+  private faultDir: string | undefined;
+
+  pdUrls(): string[] {
+    return this.pdIds.map((id) => `http://127.0.0.1:${this.pdPorts.get(id)!.client}`);
+  }
+
+  /** Starts everything; resolves once region 1 has three voters and a leader. */
+  async start(log: (line: string) => void): Promise<void> {
+    this.faultDir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-chaos-faults-'));
+    for (let id = 1; id <= PD_MEMBERS; id++) {
+      const member = await this.pd.start(id);
+      const raft = member.started.raftAddress as HostPort;
+      this.pdPorts.set(id, { raft, client: Number(new URL(member.url).port) });
+      this.pdIds.push(id);
+      if (id === 1) await waitFor('PD member 1 to lead', async () => (await this.pdLeader()) === 1);
+    }
+    await waitFor(`${PD_MEMBERS} PD voters`, async () => ((await this.pdCall<{ voters: number[] }>('GET', '/pd/api/v1/members')).body?.voters.length ?? 0) === PD_MEMBERS, 60_000);
+    await this.pdExpect('PUT', '/pd/api/v1/config', SCHEDULE_CONFIG);
+    log(`pd: ${this.pdUrls().join(', ')}`);
+    for (let i = 1; i <= STORES; i++) {
+      const file = path.join(this.faultDir, `store-new-${i}.json`);
+      const store = await this.stores.startNewStore(['--fault-control', file]);
+      this.faultFiles.set(store.id, file);
+      this.storeIds.push(store.id);
+    }
+    log(`stores: ${this.storeIds.join(', ')}`);
+    await waitFor('region 1 on three voters with a leader', async () => {
+      const regions = await this.regions();
+      return regions.length >= 1 && regions.every((r) => r.leader !== null && r.peers.filter((p) => p.role === 'voter').length === 3);
+    }, 90_000);
+  }
+
+  // ---- PD ---------------------------------------------------------------------------------------
+
+  /** One PD request to the first member that answers (followers forward to the leader). */
+  async pdCall<T = unknown>(method: string, pathname: string, body?: unknown): Promise<{ status: number; body: T | undefined }> {
+    let last: unknown;
+    for (const id of this.livePdIds()) {
+      try {
+        const member = this.pd.running(id);
+        const res = await member.pool.request({
+          method: method as 'GET',
+          path: pathname,
+          headers: { 'content-type': 'application/json' },
+          signal: AbortSignal.timeout(PD_CALL_TIMEOUT_MS),
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        const text = await res.body.text();
+        if (res.statusCode === 421 || res.statusCode === 503) {
+          last = new Error(`pd ${id}: ${method} ${pathname} answered ${res.statusCode} ${text}`);
+          continue;
+        }
+        return { status: res.statusCode, body: (text === '' ? undefined : JSON.parse(text)) as T };
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last instanceof Error ? last : new Error(`no PD member answered ${method} ${pathname}`);
+  }
+
+  async pdExpect<T = unknown>(method: string, pathname: string, body?: unknown): Promise<T> {
+    const answer = await this.pdCall<T>(method, pathname, body);
+    if (answer.status < 200 || answer.status > 299) throw new Error(`PD: ${method} ${pathname} answered ${answer.status} ${JSON.stringify(answer.body)}`);
+    return answer.body as T;
+  }
+
+  /** The member that serves as PD leader, asking only running, unpaused members. */
+  async pdLeader(): Promise<number | undefined> {
+    for (const id of this.livePdIds()) {
+      const res = await this.pd.running(id).pool.request({ method: 'GET', path: '/ready', signal: AbortSignal.timeout(PD_CALL_TIMEOUT_MS) }).catch(() => undefined);
+      const body = res ? ((await res.body.json().catch(() => ({}))) as { leader?: number }) : {};
+      if (res?.statusCode === 200 && body.leader === id) return id;
+    }
+    return undefined;
+  }
+
+  async regions(): Promise<PdRegion[]> {
+    return (await this.pdExpect<{ regions: PdRegion[] }>('GET', '/pd/api/v1/regions?limit=10000')).regions;
+  }
+
+  private livePdIds(): number[] {
+    return [...this.pd.members.values()].filter((m) => !this.paused.has(`pd-${m.id}`) && !exited(m.child)).map((m) => m.id);
+  }
+
+  /** Stores running (not exited, paused or not). */
+  liveStoreIds(): number[] {
+    return this.storeIds.filter((id) => {
+      const store = this.stores.stores.get(id);
+      return store !== undefined && !exited(store.child);
+    });
+  }
+
+  /**
+   * Processes that exited on their own (a crash is a bug: it fails the run), each with the
+   * first line and the last `linesEach` lines of its report.
+   */
+  crashes(linesEach: number): string[] {
+    return [...this.stores.crashes, ...this.pd.crashes].map((crash) => {
+      const lines = crash.split('\n');
+      return [lines[0]!, ...lines.slice(Math.max(1, lines.length - linesEach))].join('\n');
+    });
+  }
+
+  /** Drops the handles of processes that crashed, so healAll restarts them (their crash stays recorded). */
+  private async forgetCrashed(): Promise<void> {
+    for (const store of [...this.stores.stores.values()]) if (exited(store.child) && !store.stopping) await this.stores.kill9(store.id);
+    for (const member of [...this.pd.members.values()]) if (exited(member.child) && !member.stopping) await this.pd.kill9(member.id);
+  }
+
+  // ---- faults -----------------------------------------------------------------------------------
+
+  async killStore(id: number): Promise<void> {
+    await this.resume('store', id);
+    await this.stores.kill9(id);
+  }
+
+  async restartStore(id: number): Promise<void> {
+    await this.stores.startStore(id, ['--fault-control', this.faultFiles.get(id)!]);
+  }
+
+  async killPd(id: number): Promise<void> {
+    await this.resume('pd', id);
+    await this.pd.kill9(id);
+  }
+
+  /** Restarts a PD member on its data and its old ports (the cluster's PD URLs name them). */
+  async restartPd(id: number): Promise<void> {
+    const ports = this.pdPorts.get(id)!;
+    await this.pd.start(id, ['--raft-listen', `${ports.raft.host}:${ports.raft.port}`, '--client-listen', `127.0.0.1:${ports.client}`]);
+  }
+
+  pause(kind: 'store' | 'pd', id: number): void {
+    const child = kind === 'store' ? this.stores.running(id).child : this.pd.running(id).child;
+    this.paused.add(`${kind}-${id}`);
+    child.kill('SIGSTOP');
+  }
+
+  /** SIGCONT, if it was paused and still runs. */
+  async resume(kind: 'store' | 'pd', id: number): Promise<void> {
+    if (!this.paused.delete(`${kind}-${id}`)) return;
+    const child = kind === 'store' ? this.stores.stores.get(id)?.child : this.pd.members.get(id)?.child;
+    child?.kill('SIGCONT');
+  }
+
+  /**
+   * Sets every store's drop rules (stores not named: none), each file replaced atomically, and
+   * waits until every running, unpaused store logged them as applied: the partition is real.
+   * Answers the stores that did not confirm within FAULT_RULES_DEADLINE_MS (none: all did).
+   */
+  async partition(rules: ReadonlyMap<number, DropRules>): Promise<number[]> {
+    const wanted = new Map<number, string>();
+    for (const [id, file] of this.faultFiles) {
+      const rule = rules.get(id) ?? { dropTo: [], dropFrom: [] };
+      await writeFile(`${file}.tmp`, JSON.stringify(rule));
+      await rename(`${file}.tmp`, file);
+      wanted.set(id, rulesKey(rule));
+    }
+    const lagging = (): number[] => [...this.stores.stores.values()].filter((s) => !this.paused.has(`store-${s.id}`) && !exited(s.child) && appliedRules(s.logs) !== wanted.get(s.id)).map((s) => s.id);
+    await waitFor('every store to apply its fault rules', () => lagging().length === 0, FAULT_RULES_DEADLINE_MS).catch(() => {});
+    return lagging();
+  }
+
+  /** Every fault undone: partitions healed, paused processes resumed, stopped ones restarted. */
+  async healAll(): Promise<void> {
+    await this.forgetCrashed();
+    const lagging = await this.partition(new Map());
+    if (lagging.length > 0) throw new Error(`stores ${lagging.join(', ')} did not confirm the healed fault rules within ${FAULT_RULES_DEADLINE_MS} ms`);
+    for (const key of [...this.paused]) {
+      const [kind, id] = key.split('-') as ['store' | 'pd', string];
+      await this.resume(kind, Number(id));
+    }
+    for (const id of this.pdIds) if (!this.pd.members.has(id)) await this.restartPd(id);
+    for (const id of this.storeIds) if (!this.stores.stores.has(id)) await this.restartStore(id);
+  }
+
+  /**
+   * Stops every process (resumed first, so none is left stopped), and deletes the data. Crashes
+   * are not thrown here: the run reads them through crashes() and fails on them.
+   */
+  async close(): Promise<void> {
+    for (const key of [...this.paused]) {
+      const [kind, id] = key.split('-') as ['store' | 'pd', string];
+      await this.resume(kind, Number(id));
+    }
+    try {
+      await this.stores.close().catch((err: unknown) => {
+        if (this.stores.crashes.length === 0) throw err;
+      });
+    } finally {
+      try {
+        await this.pd.close().catch((err: unknown) => {
+          if (this.pd.crashes.length === 0) throw err;
+        });
+      } finally {
+        if (this.faultDir) await rm(this.faultDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** The last log lines of every process, for failure reports. */
+  logs(linesPerProcess: number): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    for (const [id, store] of this.stores.stores) out[`store-${id}`] = store.logs.slice(-linesPerProcess);
+    for (const [id, member] of this.pd.members) out[`pd-${id}`] = member.logs.slice(-linesPerProcess);
+    return out;
+  }
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+function rulesKey(rules: DropRules): string {
+  const sorted = (ids: readonly number[]): number[] => [...ids].sort((a, b) => a - b);
+  return JSON.stringify([sorted(rules.dropTo), sorted(rules.dropFrom)]);
+}
+
+/** The rules a store last logged as applied (none before its first change). */
+function appliedRules(logs: readonly string[]): string {
+  for (let i = logs.length - 1; i >= 0; i--) {
+    const line = logs[i]!;
+    if (!line.includes(FAULT_RULES_APPLIED)) continue;
+    const entry = JSON.parse(line) as { msg?: string; dropTo?: number[]; dropFrom?: number[] };
+    if (entry.msg === FAULT_RULES_APPLIED) return rulesKey({ dropTo: entry.dropTo ?? [], dropFrom: entry.dropFrom ?? [] });
+  }
+  return rulesKey({ dropTo: [], dropFrom: [] });
+}
