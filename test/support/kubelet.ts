@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 import type { Container, EnvVar, PodSpec, StatefulSet } from '../../deploy/src/kube-types.ts';
 import { SERVICE_ACCOUNT_DIR } from '../../deploy/src/constants.ts';
 import type { FakeKubeApi } from './kube-api.ts';
+import { waitFor } from '../../packages/store/test/harness.ts';
 import { REPO, deadline } from './process.ts';
 
 /** Log lines kept per container for failure reports. */
@@ -291,16 +292,9 @@ export class RunningPod {
   }
 }
 
-/**
- * Polls `condition` every `intervalMs` until it holds (conditions here ask PD over HTTP: a
- * tighter loop would only load the 2-core machine the pods share).
- */
-export async function pollUntil(what: string, condition: () => Promise<boolean>, ms: number, intervalMs = READINESS_POLL_MS): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+/** waitFor polling every READINESS_POLL_MS: conditions here ask PD over HTTP, and a tighter loop would only load the machine the pods share. */
+export function pollUntil(what: string, condition: () => Promise<boolean>, ms: number, intervalMs = READINESS_POLL_MS): Promise<void> {
+  return waitFor(what, condition, ms, intervalMs);
 }
 
 /** Kubelet's `$(NAME)` expansion: a defined NAME is replaced, `$$` is a `$`, anything else stays. */

@@ -29,6 +29,13 @@ async function leaderTerm(now: () => number) {
   return { meta, cluster, close: () => store.host.close() };
 }
 
+/** A leader term with a SchedulingService on it (passes driven by hand); close stops both. */
+async function serviceTerm(now: () => number) {
+  const term = await leaderTerm(now);
+  const service = new SchedulingService(term.meta, SILENT, { now, scheduleIntervalMs: 60_000 });
+  return { ...term, service, close: () => (service.stop(), term.close()) };
+}
+
 /** A store joining with token `t` (addresses derived from it). */
 const joinAs = (cluster: Cluster, t: string) => cluster.join({ clusterId: 7, token: t, raftAddress: `${t}:1`, apiAddress: `${t}:2`, labels: {} });
 
@@ -41,8 +48,7 @@ const storeBeat = (storeId: number) => ({ storeId, capacityBytes: 100 * 2 ** 30,
 describe('SchedulingService', () => {
   it('adds replicas step by step as heartbeats report progress, and records why', async () => {
     let now = 1_000;
-    const { meta, cluster, close } = await leaderTerm(() => now);
-    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    const { cluster, service, close } = await serviceTerm(() => now);
     try {
       const founder = await joinAs(cluster, 'a');
       const others = [await joinAs(cluster, 'b'), await joinAs(cluster, 'c')];
@@ -85,15 +91,13 @@ describe('SchedulingService', () => {
       await service.pass();
       assert.equal(service.recentHistory(1)[0]!.event, 'timedOut', 'an operator nobody advances times out');
     } finally {
-      service.stop();
       await close();
     }
   });
 
   it('manual operators, one per region; cancel; config persisted and validated', async () => {
     const now = 1_000;
-    const { meta, cluster, close } = await leaderTerm(() => now);
-    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    const { meta, cluster, service, close } = await serviceTerm(() => now);
     try {
       const founder = await joinAs(cluster, 'a');
       const b = await joinAs(cluster, 'b');
@@ -125,15 +129,13 @@ describe('SchedulingService', () => {
       assert.equal(reloaded.currentConfig().schedulers.balanceLeader.enabled, false);
       reloaded.stop();
     } finally {
-      service.stop();
       await close();
     }
   });
 
   it('ends an operator whose target store stopped answering instead of holding its region until the timeout', async () => {
     let now = 1_000;
-    const { meta, cluster, close } = await leaderTerm(() => now);
-    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    const { cluster, service, close } = await serviceTerm(() => now);
     try {
       const founder = await joinAs(cluster, 'a');
       const b = await joinAs(cluster, 'b');
@@ -152,15 +154,13 @@ describe('SchedulingService', () => {
       assert.equal(ended.event, 'stale');
       assert.match(ended.detail ?? '', /target store \d+ is disconnected/);
     } finally {
-      service.stop();
       await close();
     }
   });
 
   it('takes enough fresh ids for every operator its limits allow in one pass', async () => {
     const now = 1_000;
-    const { meta, cluster, close } = await leaderTerm(() => now);
-    const service = new SchedulingService(meta, SILENT, { now: () => now, scheduleIntervalMs: 60_000 });
+    const { cluster, service, close } = await serviceTerm(() => now);
     try {
       const joined: Awaited<ReturnType<Cluster['join']>>[] = [];
       for (const t of ['a', 'b', 'c']) joined.push(await joinAs(cluster, t));
@@ -183,7 +183,6 @@ describe('SchedulingService', () => {
       assert.equal(made.length, 256, 'one pass starts as many repairs as its limit allows');
       assert.equal(new Set(made.map((op) => op.id)).size, 256);
     } finally {
-      service.stop();
       await close();
     }
   });

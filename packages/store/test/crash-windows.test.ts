@@ -54,6 +54,15 @@ class Cluster {
     return store;
   }
 
+  /** Stores 1, 2 and 3 (store 3 with `crash`), region 1 founded on all, led by store 1 or 2. */
+  async foundedWithStore3(crash: { log?: CrashPoint; kv?: CrashPoint }): Promise<void> {
+    await this.start(1);
+    await this.start(2);
+    await this.start(3, undefined, crash);
+    for (const store of this.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader on store 1 or 2', () => this.leaderOf(1) !== undefined && this.leaderOf(1)!.id !== 3);
+  }
+
   leaderOf(regionId: number): MemoryStore | undefined {
     return leaderOf(this.stores.values(), regionId);
   }
@@ -89,11 +98,7 @@ describe('a crash between the KV engine and the log engine', () => {
     const cluster = new Cluster(20);
     after(() => cluster.closeAll());
     const crash = logCrashPoint((writes) => writes.some((w) => w.groupId === 1 && (w.snapshot?.index ?? 0) > 5));
-    await cluster.start(1);
-    await cluster.start(2);
-    await cluster.start(3, undefined, { log: crash });
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined && cluster.leaderOf(1)!.id !== 3);
+    await cluster.foundedWithStore3({ log: crash });
     const leader = cluster.leaderOf(1)!;
     // Store 3 hears nothing while the leader writes and compacts past it.
     cluster.network.drop(leader.id, 3, 1);
@@ -153,11 +158,7 @@ describe('a crash between the KV engine and the log engine', () => {
     const cluster = new Cluster();
     after(() => cluster.closeAll());
     const crash = logCrashPoint((writes) => writes.some((w) => w.groupId === 2));
-    await cluster.start(1);
-    await cluster.start(2);
-    await cluster.start(3, undefined, { log: crash });
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('a leader', () => cluster.leaderOf(1) !== undefined && cluster.leaderOf(1)!.id !== 3);
+    await cluster.foundedWithStore3({ log: crash });
     assert.deepEqual(await run(cluster.leaderOf(1)!, put('k-right', 'R')), [{ op: 'put' }]);
     const outcome = await cluster.leaderOf(1)!.host.split(1, bytes('h'), 2, [21, 22, 23]);
     assert.equal(outcome.kind, 'applied');
@@ -255,11 +256,7 @@ describe('a KV write that a log write depends on is durable first', () => {
     const cluster = new Cluster();
     after(() => cluster.closeAll());
     const crash = logCrashPoint((writes) => writes.some((w) => w.groupId === 1 && w.destroy === true));
-    await cluster.start(1);
-    await cluster.start(2);
-    await cluster.start(3, undefined, { log: crash });
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('a leader on store 1 or 2', () => cluster.leaderOf(1) !== undefined && cluster.leaderOf(1)!.id !== 3);
+    await cluster.foundedWithStore3({ log: crash });
     await waitFor('the removal applies', async () => (await cluster.leaderOf(1)?.host.changeMembership(1, [{ type: 'remove', peerId: 13 }]))?.kind === 'applied');
     await waitFor('store 3 crashes destroying its log', () => crash.crashed);
     const crashed = await cluster.kill(3);
@@ -275,11 +272,7 @@ describe('a KV write that a log write depends on is durable first', () => {
     after(() => cluster.closeAll());
     const calls: { what: string; args: unknown }[] = [];
     const record = recorder(calls);
-    await cluster.start(1);
-    await cluster.start(2);
-    await cluster.start(3, undefined, { log: record, kv: record });
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('a leader on store 1 or 2', () => cluster.leaderOf(1) !== undefined && cluster.leaderOf(1)!.id !== 3);
+    await cluster.foundedWithStore3({ log: record, kv: record });
     // A new leader takes a conf change once it applied an entry of its term: retried until then.
     await waitFor('the removal applies', async () => (await cluster.leaderOf(1)?.host.changeMembership(1, [{ type: 'remove', peerId: 13 }]))?.kind === 'applied');
     await waitFor('store 3 drops its replica', () => cluster.stores.get(3)!.host.peer(1) === undefined);

@@ -8,12 +8,15 @@ import { KvService, MultiRaftHost, type HostOptions } from '../src/index.ts';
 export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
 
-/** Polls a condition until it holds or the deadline passes (no fixed sleeps). */
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000): Promise<void> {
+/**
+ * Polls a condition until it holds or the deadline passes (no fixed sleeps). `intervalMs`: a
+ * condition that costs a network round trip (asking PD over HTTP) polls less often.
+ */
+export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000, intervalMs = 5): Promise<void> {
   const until = Date.now() + deadlineMs;
   while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
