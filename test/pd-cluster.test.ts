@@ -35,6 +35,8 @@ const SCHEDULE_CONFIG = {
   regionSplitKeys: 300,
   mergeMaxBytes: 0,
   mergeMaxKeys: 0,
+  // A handful of regions: balance to within one leader, so the new store always leads one.
+  tolerantSizeRatio: 0.5,
   schedulers: { balanceRegion: { intervalMs: 200 }, balanceLeader: { intervalMs: 200 }, hotRegion: { enabled: false } },
 };
 const STORE_ARGS = ['--store-heartbeat-ms', '300', '--region-heartbeat-ms', '1000'];
@@ -55,6 +57,25 @@ describe('PD places, repairs and spreads regions over store processes', () => {
   const fullyReplicated = (r: PdRegion, liveStores: ReadonlySet<number>): boolean =>
     r.peers.length === 3 && r.peers.every((p) => p.role === 'voter' && liveStores.has(p.storeId)) && new Set(r.peers.map((p) => p.storeId)).size === 3;
   const liveStores = (): Set<number> => new Set(cluster.stores.keys());
+
+  /** What a failed wait prints: the regions not fully replicated, placement per store, PD's operators and history, the stores' snapshot warnings. */
+  const clusterState = async (): Promise<string> => {
+    const all = await regions();
+    const unhealthy = all.filter((r) => !fullyReplicated(r, liveStores()));
+    const adminView = async (storeId: number | undefined, regionId: number): Promise<unknown> =>
+      storeId !== undefined && cluster.stores.has(storeId) ? (await cluster.admin(storeId, 'GET', `/v1/admin/regions/${regionId}`)).body : null;
+    const state = {
+      placement: all.map((r) => `r${r.id} leader s${r.leader?.storeId ?? '?'} ${r.peers.map((p) => `${p.role[0]}@s${p.storeId}`).join(' ')}`),
+      unhealthy,
+      operators: await pd.call(anyMember(), 'GET', '/pd/api/v1/operators'),
+      history: await pd.call(anyMember(), 'GET', '/pd/api/v1/history?limit=12'),
+      stores: await pd.call(anyMember(), 'GET', '/pd/api/v1/stores'),
+      leaderViews: await Promise.all(unhealthy.slice(0, 3).map((r) => adminView(r.leader?.storeId, r.id))),
+      learnerViews: await Promise.all(unhealthy.slice(0, 3).map((r) => adminView(r.peers.find((p) => p.role === 'learner')?.storeId, r.id))),
+      storeLogs: [...cluster.stores.values()].map((st) => ({ id: st.id, warnings: st.logs.filter((l) => /refus|reject|SNAPSHOT/i.test(l) && !l.includes('dial to')).slice(-6).map((l) => l.slice(0, 700)) })),
+    };
+    return JSON.stringify(state, null, 1);
+  };
 
   const writeKeys = async (from: number, count: number): Promise<void> => {
     for (let i = from; i < from + count; i++) {
@@ -100,18 +121,7 @@ describe('PD places, repairs and spreads regions over store processes', () => {
     await waitFor(`every region of dead store ${victim.id} back to 3 voters on live stores`, async () => {
       const all = await regions();
       return all.every((r) => fullyReplicated(r, liveStores()));
-    }, 90_000).catch(async (err: unknown) => {
-      const state = {
-        regions: (await regions()).filter((r) => !fullyReplicated(r, liveStores())),
-        operators: await pd.call(anyMember(), 'GET', '/pd/api/v1/operators'),
-        history: await pd.call(anyMember(), 'GET', '/pd/api/v1/history?limit=12'),
-        stores: await pd.call(anyMember(), 'GET', '/pd/api/v1/stores'),
-        leaderViews: await Promise.all((await regions()).filter((r) => !fullyReplicated(r, liveStores())).slice(0, 3).map(async (r) => r.leader && cluster.stores.has(r.leader.storeId) ? (await cluster.admin(r.leader.storeId, 'GET', `/v1/admin/regions/${r.id}`)).body : null)),
-        learnerViews: await Promise.all((await regions()).filter((r) => !fullyReplicated(r, liveStores())).slice(0, 3).map(async (r) => { const l = r.peers.find((p) => p.role === 'learner'); return l && cluster.stores.has(l.storeId) ? (await cluster.admin(l.storeId, 'GET', `/v1/admin/regions/${r.id}`)).body : null; })),
-        storeLogs: [...cluster.stores.values()].map((st) => ({ id: st.id, warnings: st.logs.filter((l) => /refus|reject|SNAPSHOT/i.test(l) && !l.includes('dial to')).slice(-6).map((l) => l.slice(0, 700)) })),
-      };
-      throw new Error(`${(err as Error).message}\n${JSON.stringify(state, null, 1)}`);
-    });
+    }, 90_000).catch(async (err: unknown) => { throw new Error(`${(err as Error).message}\n${await clusterState()}`); });
     const stores = await pd.expect<{ stores: PdStore[] }>(anyMember(), 'GET', '/pd/api/v1/stores');
     assert.equal(stores.stores.find((s) => s.id === victim.id)?.state, 'down');
 
@@ -119,7 +129,7 @@ describe('PD places, repairs and spreads regions over store processes', () => {
     await waitFor(`regions and leaders spread to the new store ${fresh.id}`, async () => {
       const all = await regions();
       return all.some((r) => r.peers.some((p) => p.storeId === fresh.id)) && all.some((r) => r.leader?.storeId === fresh.id);
-    }, 90_000);
+    }, 90_000).catch(async (err: unknown) => { throw new Error(`${(err as Error).message}\n${await clusterState()}`); });
 
     const leaderMetrics = await pd.call<string>((await pd.leader())!, 'GET', '/metrics');
     const health = (problem: string): number | undefined => {

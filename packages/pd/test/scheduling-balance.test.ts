@@ -59,6 +59,13 @@ describe('balance-leader', () => {
     assert.deepEqual(renderAll(ops), ['r1 balance-leader: transferLeader s1->s2', 'r2 balance-leader: transferLeader s1->s3', 'r3 balance-leader: transferLeader s1->s2']);
   });
 
+  it('at tolerantSizeRatio 0.5 a gap of 2 moves: a new store leads one of 2/2/2/0', () => {
+    const regions = Array.from({ length: 6 }, (_, i) => region(i + 1, { voters: [1 + (i % 3), 1 + ((i + 1) % 3), 4], leader: 1 + (i % 3), bytes: 50 * MIB, last: i === 5 }));
+    assert.deepEqual(renderAll(balanceLeaders(view(stores(4), regions), config, allocator(), 8)), [], 'a gap of 2 is within the default tolerance');
+    const even = scheduleConfig({ tolerantSizeRatio: 0.5 });
+    assert.deepEqual(renderAll(balanceLeaders(view(stores(4), regions), even, allocator(), 8)), ['r1 balance-leader: transferLeader s1->s4']);
+  });
+
   it('never to a pending peer or a store that is not up', () => {
     const storeList = [store(1), store(2), store(3, { state: 'disconnected', silentMs: 30_000 })];
     const regions = many(6, [1, 2, 3], 1).map((r) => ({ ...r, pendingPeerIds: [r.meta.peers[1]!.id] }));
