@@ -2,7 +2,8 @@
  * The system under test: 3 PD members and 5 PD-placed stores as real processes (through
  * test/support), with the handles the nemeses need: kill -9 and restart on the same data (PD
  * members on the same ports, so every PD URL stays valid), SIGSTOP/SIGCONT, and partitions
- * through each store's fault control file (`--fault-control`, the transport's FaultSwitch).
+ * and wall-clock jumps through each process's fault control file (`--fault-control`: the
+ * transport's FaultSwitch and the process's Date.now).
  *
  * PD calls here carry a timeout: a paused member must not hang the harness.
  */
@@ -10,6 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { FAULT_RULES_APPLIED } from '../../packages/store/src/index.ts';
 import { ProcessCluster, waitFor, type HostPort } from '../support/cluster.ts';
 import { PdProcesses } from '../support/pd.ts';
 
@@ -17,10 +19,8 @@ export const PD_MEMBERS = 3;
 export const STORES = 5;
 /** One PD request from the harness (a paused member would otherwise hang it). */
 const PD_CALL_TIMEOUT_MS = 3_000;
-/** A store reads its fault control file every 50 ms; a loaded machine may take far longer. */
+/** A process reads its fault control file every 50 ms; a loaded machine may take far longer. */
 const FAULT_RULES_DEADLINE_MS = 15_000;
-/** The store's log message when its transport takes new fault rules. */
-const FAULT_RULES_APPLIED = 'fault rules applied';
 
 /**
  * Short times so PD reacts within a run: a store down for 8 s has its replicas replaced (a
@@ -55,6 +55,16 @@ export interface DropRules {
   readonly dropFrom: readonly number[];
 }
 
+/** Everything a process's fault control file says. */
+interface FaultSetting extends DropRules {
+  readonly clockOffsetMs: number;
+}
+
+const NO_FAULT: FaultSetting = { dropTo: [], dropFrom: [], clockOffsetMs: 0 };
+type ProcessKind = 'store' | 'pd';
+/** A process's key in the fault maps and in `paused`: `store-3`, `pd-1`. */
+const processKey = (kind: ProcessKind, id: number): string => `${kind}-${id}`;
+
 export class ChaosCluster {
   readonly pd = new PdProcesses(['--schedule-interval-ms', '200']);
   readonly stores = new ProcessCluster({ tickMs: 50, pd: () => this.pdUrls(), args: STORE_ARGS });
@@ -63,7 +73,9 @@ export class ChaosCluster {
   readonly pdIds: number[] = [];
   /** PD members' ports, kept for restarts (store and client PD lists name them). */
   private readonly pdPorts = new Map<number, { raft: HostPort; client: number }>();
-  private readonly faultFiles = new Map<number, string>();
+  /** Each process's fault control file and what it says now, by processKey. */
+  private readonly faultFiles = new Map<string, string>();
+  private readonly faultSettings = new Map<string, FaultSetting>();
   /** Processes stopped with SIGSTOP, by kind and id. */
   readonly paused = new Set<string>();
   private faultDir: string | undefined;
@@ -76,7 +88,7 @@ export class ChaosCluster {
   async start(log: (line: string) => void): Promise<void> {
     this.faultDir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-chaos-faults-'));
     for (let id = 1; id <= PD_MEMBERS; id++) {
-      const member = await this.pd.start(id);
+      const member = await this.pd.start(id, ['--fault-control', this.faultFile('pd', id)]);
       const raft = member.started.raftAddress as HostPort;
       this.pdPorts.set(id, { raft, client: Number(new URL(member.url).port) });
       this.pdIds.push(id);
@@ -88,7 +100,7 @@ export class ChaosCluster {
     for (let i = 1; i <= STORES; i++) {
       const file = path.join(this.faultDir, `store-new-${i}.json`);
       const store = await this.stores.startNewStore(['--fault-control', file]);
-      this.faultFiles.set(store.id, file);
+      this.faultFiles.set(processKey('store', store.id), file);
       this.storeIds.push(store.id);
     }
     log(`stores: ${this.storeIds.join(', ')}`);
@@ -147,7 +159,7 @@ export class ChaosCluster {
   }
 
   private livePdIds(): number[] {
-    return [...this.pd.members.values()].filter((m) => !this.paused.has(`pd-${m.id}`) && !exited(m.child)).map((m) => m.id);
+    return [...this.pd.members.values()].filter((m) => !this.paused.has(processKey('pd', m.id)) && !exited(m.child)).map((m) => m.id);
   }
 
   /** Stores running (not exited, paused or not). */
@@ -183,7 +195,7 @@ export class ChaosCluster {
   }
 
   async restartStore(id: number): Promise<void> {
-    await this.stores.startStore(id, ['--fault-control', this.faultFiles.get(id)!]);
+    await this.stores.startStore(id, ['--fault-control', this.faultFile('store', id)]);
   }
 
   async killPd(id: number): Promise<void> {
@@ -194,47 +206,88 @@ export class ChaosCluster {
   /** Restarts a PD member on its data and its old ports (the cluster's PD URLs name them). */
   async restartPd(id: number): Promise<void> {
     const ports = this.pdPorts.get(id)!;
-    await this.pd.start(id, ['--raft-listen', `${ports.raft.host}:${ports.raft.port}`, '--client-listen', `127.0.0.1:${ports.client}`]);
+    await this.pd.start(id, ['--raft-listen', `${ports.raft.host}:${ports.raft.port}`, '--client-listen', `127.0.0.1:${ports.client}`, '--fault-control', this.faultFile('pd', id)]);
   }
 
-  pause(kind: 'store' | 'pd', id: number): void {
+  pause(kind: ProcessKind, id: number): void {
     const child = kind === 'store' ? this.stores.running(id).child : this.pd.running(id).child;
-    this.paused.add(`${kind}-${id}`);
+    this.paused.add(processKey(kind, id));
     child.kill('SIGSTOP');
   }
 
   /** SIGCONT, if it was paused and still runs. */
-  async resume(kind: 'store' | 'pd', id: number): Promise<void> {
-    if (!this.paused.delete(`${kind}-${id}`)) return;
+  async resume(kind: ProcessKind, id: number): Promise<void> {
+    if (!this.paused.delete(processKey(kind, id))) return;
     const child = kind === 'store' ? this.stores.stores.get(id)?.child : this.pd.members.get(id)?.child;
     child?.kill('SIGCONT');
   }
 
   /**
-   * Sets every store's drop rules (stores not named: none), each file replaced atomically, and
-   * waits until every running, unpaused store logged them as applied: the partition is real.
-   * Answers the stores that did not confirm within FAULT_RULES_DEADLINE_MS (none: all did).
+   * Sets the drop rules of every store (or every PD member: their own raft group; those not
+   * named: none), and waits until every running, unpaused one logged them as applied: the
+   * partition is real. Answers the processes that did not confirm within
+   * FAULT_RULES_DEADLINE_MS (none: all did).
    */
-  async partition(rules: ReadonlyMap<number, DropRules>): Promise<number[]> {
-    const wanted = new Map<number, string>();
-    for (const [id, file] of this.faultFiles) {
-      const rule = rules.get(id) ?? { dropTo: [], dropFrom: [] };
-      await writeFile(`${file}.tmp`, JSON.stringify(rule));
-      await rename(`${file}.tmp`, file);
-      wanted.set(id, rulesKey(rule));
+  partition(rules: ReadonlyMap<number, DropRules>, kind: ProcessKind = 'store'): Promise<string[]> {
+    const changes = new Map<string, FaultSetting>();
+    for (const id of kind === 'store' ? this.storeIds : this.pdIds) {
+      const key = processKey(kind, id);
+      const rule = rules.get(id) ?? NO_FAULT;
+      changes.set(key, { ...this.setting(key), dropTo: rule.dropTo, dropFrom: rule.dropFrom });
     }
-    const lagging = (): number[] => [...this.stores.stores.values()].filter((s) => !this.paused.has(`store-${s.id}`) && !exited(s.child) && appliedRules(s.logs) !== wanted.get(s.id)).map((s) => s.id);
-    await waitFor('every store to apply its fault rules', () => lagging().length === 0, FAULT_RULES_DEADLINE_MS).catch(() => {});
+    return this.applyFaults(changes);
+  }
+
+  /** Moves a process's wall clock `offsetMs` from the real one (0: back); answers as partition() does. */
+  jumpClock(kind: ProcessKind, id: number, offsetMs: number): Promise<string[]> {
+    const key = processKey(kind, id);
+    return this.applyFaults(new Map([[key, { ...this.setting(key), clockOffsetMs: offsetMs }]]));
+  }
+
+  /** Writes the changed control files (each replaced atomically) and waits for the processes to confirm them. */
+  private async applyFaults(changes: ReadonlyMap<string, FaultSetting>): Promise<string[]> {
+    for (const [key, setting] of changes) {
+      const file = this.faultFiles.get(key)!;
+      await writeFile(`${file}.tmp`, JSON.stringify(setting));
+      await rename(`${file}.tmp`, file);
+      this.faultSettings.set(key, setting);
+    }
+    const lagging = (): string[] =>
+      [...changes.keys()].filter((key) => {
+        const proc = this.process(key);
+        return proc !== undefined && !this.paused.has(key) && !exited(proc.child) && appliedSetting(proc.logs) !== settingKey(changes.get(key)!);
+      });
+    await waitFor('every process to apply its fault rules', () => lagging().length === 0, FAULT_RULES_DEADLINE_MS).catch(() => {});
     return lagging();
+  }
+
+  private setting(key: string): FaultSetting {
+    return this.faultSettings.get(key) ?? NO_FAULT;
+  }
+
+  /** The process's control file (its name is fixed at its first start). */
+  private faultFile(kind: ProcessKind, id: number): string {
+    const key = processKey(kind, id);
+    let file = this.faultFiles.get(key);
+    if (file === undefined) {
+      file = path.join(this.faultDir!, `${key}.json`);
+      this.faultFiles.set(key, file);
+    }
+    return file;
+  }
+
+  private process(key: string): { readonly child: ChildProcess; readonly logs: readonly string[] } | undefined {
+    const [kind, id] = key.split('-') as [ProcessKind, string];
+    return kind === 'store' ? this.stores.stores.get(Number(id)) : this.pd.members.get(Number(id));
   }
 
   /** Every fault undone: partitions healed, paused processes resumed, stopped ones restarted. */
   async healAll(): Promise<void> {
     await this.forgetCrashed();
-    const lagging = await this.partition(new Map());
-    if (lagging.length > 0) throw new Error(`stores ${lagging.join(', ')} did not confirm the healed fault rules within ${FAULT_RULES_DEADLINE_MS} ms`);
+    const lagging = await this.applyFaults(new Map([...this.faultFiles.keys()].map((key) => [key, NO_FAULT])));
+    if (lagging.length > 0) throw new Error(`${lagging.join(', ')} did not confirm the healed fault rules within ${FAULT_RULES_DEADLINE_MS} ms`);
     for (const key of [...this.paused]) {
-      const [kind, id] = key.split('-') as ['store' | 'pd', string];
+      const [kind, id] = key.split('-') as [ProcessKind, string];
       await this.resume(kind, Number(id));
     }
     for (const id of this.pdIds) if (!this.pd.members.has(id)) await this.restartPd(id);
@@ -247,7 +300,7 @@ export class ChaosCluster {
    */
   async close(): Promise<void> {
     for (const key of [...this.paused]) {
-      const [kind, id] = key.split('-') as ['store' | 'pd', string];
+      const [kind, id] = key.split('-') as [ProcessKind, string];
       await this.resume(kind, Number(id));
     }
     try {
@@ -278,18 +331,18 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-function rulesKey(rules: DropRules): string {
+function settingKey(setting: FaultSetting): string {
   const sorted = (ids: readonly number[]): number[] => [...ids].sort((a, b) => a - b);
-  return JSON.stringify([sorted(rules.dropTo), sorted(rules.dropFrom)]);
+  return JSON.stringify([sorted(setting.dropTo), sorted(setting.dropFrom), setting.clockOffsetMs]);
 }
 
-/** The rules a store last logged as applied (none before its first change). */
-function appliedRules(logs: readonly string[]): string {
+/** The setting a process last logged as applied (none before its first change). */
+function appliedSetting(logs: readonly string[]): string {
   for (let i = logs.length - 1; i >= 0; i--) {
     const line = logs[i]!;
     if (!line.includes(FAULT_RULES_APPLIED)) continue;
-    const entry = JSON.parse(line) as { msg?: string; dropTo?: number[]; dropFrom?: number[] };
-    if (entry.msg === FAULT_RULES_APPLIED) return rulesKey({ dropTo: entry.dropTo ?? [], dropFrom: entry.dropFrom ?? [] });
+    const entry = JSON.parse(line) as { msg?: string; dropTo?: number[]; dropFrom?: number[]; clockOffsetMs?: number };
+    if (entry.msg === FAULT_RULES_APPLIED) return settingKey({ dropTo: entry.dropTo ?? [], dropFrom: entry.dropFrom ?? [], clockOffsetMs: entry.clockOffsetMs ?? 0 });
   }
-  return rulesKey({ dropTo: [], dropFrom: [] });
+  return settingKey(NO_FAULT);
 }

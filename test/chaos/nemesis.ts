@@ -20,7 +20,10 @@ export type FaultKind =
   | 'partition-majority-minority'
   | 'partition-one-way'
   | 'partition-ring'
-  | 'partition-isolate-region-leader';
+  | 'partition-isolate-region-leader'
+  | 'partition-isolate-pd-leader'
+  | 'clock-jump-store'
+  | 'clock-jump-pd-leader';
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   'kill-store',
@@ -32,7 +35,17 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'partition-one-way',
   'partition-ring',
   'partition-isolate-region-leader',
+  'partition-isolate-pd-leader',
+  'clock-jump-store',
+  'clock-jump-pd-leader',
 ];
+
+/**
+ * Wall-clock jumps (an NTP step) either way: a few seconds (PD's store-down time), tens of
+ * seconds (leader-transfer operators' and the stores' merge-commit timeouts), ten minutes (every
+ * other operator timeout). Raft ticks ride on the monotonic clock and do not move.
+ */
+const CLOCK_JUMPS_MS: readonly number[] = [-600_000, -40_000, -5_000, 5_000, 40_000, 600_000];
 
 /** PD operators the nemesis asks for; move-peer is a membership change (add learner, promote, remove). */
 export type PdOperationKind = 'transfer-leader' | 'split' | 'merge' | 'move-peer';
@@ -176,6 +189,16 @@ export class Nemesis {
       }
       case 'partition-ring':
         return this.partition(event, ring(shuffle(this.faultRandom, this.cluster.storeIds)));
+      case 'partition-isolate-pd-leader': {
+        // PD's own raft group: its leader cut off from the other members (stores still reach it).
+        const id = await this.pdLeaderOrAny();
+        event.note = 'pd';
+        return this.partition(event, isolate(id, this.cluster.pdIds), 'pd');
+      }
+      case 'clock-jump-store':
+        return this.jumpClock(event, 'store', this.faultRandom.pick(stores));
+      case 'clock-jump-pd-leader':
+        return this.jumpClock(event, 'pd', await this.pdLeaderOrAny());
       case 'partition-isolate-region-leader': {
         const regions = (await this.cluster.regions()).filter((r) => r.leader !== null);
         const region = regions.length > 0 ? this.faultRandom.pick(regions) : undefined;
@@ -186,13 +209,24 @@ export class Nemesis {
     }
   }
 
-  private async partition(event: TimelineEvent, rules: ReadonlyMap<number, DropRules>): Promise<() => Promise<void>> {
+  private async partition(event: TimelineEvent, rules: ReadonlyMap<number, DropRules>, kind: 'store' | 'pd' = 'store'): Promise<() => Promise<void>> {
     event.note = `${event.note} ${describeRules(rules)}`.trim();
-    const lagging = await this.cluster.partition(rules);
-    if (lagging.length > 0) this.anomaly(event, `stores ${lagging.join(', ')} did not confirm their fault rules in time`, this.storeLogs(lagging));
+    const lagging = await this.cluster.partition(rules, kind);
+    if (lagging.length > 0) this.anomaly(event, `${lagging.join(', ')} did not confirm their fault rules in time`, this.processLogs(lagging));
     return async () => {
-      const stillLagging = await this.cluster.partition(new Map());
-      if (stillLagging.length > 0) throw new Error(`stores ${stillLagging.join(', ')} did not confirm the heal in time`);
+      const stillLagging = await this.cluster.partition(new Map(), kind);
+      if (stillLagging.length > 0) throw new Error(`${stillLagging.join(', ')} did not confirm the heal in time`);
+    };
+  }
+
+  private async jumpClock(event: TimelineEvent, kind: 'store' | 'pd', id: number): Promise<() => Promise<void>> {
+    const offsetMs = this.faultRandom.pick(CLOCK_JUMPS_MS);
+    event.note = `${kind} ${id} ${offsetMs > 0 ? '+' : ''}${offsetMs / 1000} s`;
+    const lagging = await this.cluster.jumpClock(kind, id, offsetMs);
+    if (lagging.length > 0) this.anomaly(event, `${lagging.join(', ')} did not confirm the clock jump in time`, this.processLogs(lagging));
+    return async () => {
+      const stillLagging = await this.cluster.jumpClock(kind, id, 0);
+      if (stillLagging.length > 0) throw new Error(`${stillLagging.join(', ')} did not confirm the clock's return in time`);
     };
   }
 
@@ -201,9 +235,9 @@ export class Nemesis {
     if (this.anomalies.length < ANOMALIES_MAX) this.anomalies.push([`${event.startS.toFixed(1)}s ${event.kind}: ${what}`, ...logs].join('\n'));
   }
 
-  /** The last log lines of these stores (an anomaly's context; the buffers move on). */
-  private storeLogs(ids: readonly number[]): string[] {
-    return ids.flatMap((id) => (this.cluster.stores.stores.get(id)?.logs.slice(-ANOMALY_LOG_LINES) ?? []).map((line) => `store ${id}: ${line}`));
+  /** The last log lines of these processes (`store-3`, `pd-1`: an anomaly's context; the buffers move on). */
+  private processLogs(keys: readonly string[]): string[] {
+    return keys.flatMap((key) => (this.cluster.logs(ANOMALY_LOG_LINES)[key] ?? []).map((line) => `${key}: ${line}`));
   }
 
   private async pdOperation(kind: PdOperationKind, event: TimelineEvent): Promise<void> {

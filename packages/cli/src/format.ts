@@ -25,7 +25,7 @@ export function bytes(n: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
 }
 
-/** `3s ago`, `2m ago` from a PD clock reading (same epoch as Date.now on PD's machine). */
+/** `3s ago`, `2m ago` from a PD clock reading (Unix-epoch milliseconds, as Date.now). */
 export function ago(ms: number, nowMs = Date.now()): string {
   if (!Number.isFinite(ms) || ms <= 0) return '-';
   const seconds = Math.max(0, Math.round((nowMs - ms) / 1000));

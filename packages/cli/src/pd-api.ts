@@ -51,7 +51,7 @@ export class PdApi {
 
   /** One call to the leader (or any member for what any member answers); 2xx or a CliError. */
   async call<T>(method: Method, path: string, body?: unknown): Promise<T> {
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = performance.now() + this.timeoutMs;
     let lastProblem = '';
     for (;;) {
       const queue = [this.preferred, ...this.urls.filter((u) => u !== this.preferred)];
@@ -60,7 +60,7 @@ export class PdApi {
         const url = queue.shift()!;
         if (tried.has(url)) continue;
         tried.add(url);
-        const remaining = deadline - Date.now();
+        const remaining = deadline - performance.now();
         if (remaining <= 0) break;
         const answer = await this.attempt(url, method, path, body, remaining);
         if (answer.kind === 'ok') {
@@ -71,7 +71,7 @@ export class PdApi {
         lastProblem = answer.message;
         if (answer.leaderUrl !== undefined && !tried.has(answer.leaderUrl)) queue.unshift(answer.leaderUrl);
       }
-      if (Date.now() + pdApiLimits.retryPauseMs >= deadline) break;
+      if (performance.now() + pdApiLimits.retryPauseMs >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, pdApiLimits.retryPauseMs));
     }
     throw clusterError(`cannot reach the placement driver (${this.urls.join(', ')}) within ${this.timeoutMs} ms: ${lastProblem} (check --pd or FLOTILLA_PD)`);

@@ -11,7 +11,7 @@ export class Progress {
   private lastLabel = '';
   private lastDrawMs = 0;
   private drawn = false;
-  private readonly startedMs = Date.now();
+  private readonly startedMs = performance.now();
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -29,7 +29,7 @@ export class Progress {
       this.lastLabel = label;
       return;
     }
-    const now = Date.now();
+    const now = performance.now();
     if (label === this.lastLabel && now - this.lastDrawMs < REDRAW_MS && done !== total) return;
     this.lastLabel = label;
     this.lastDrawMs = now;

@@ -18,7 +18,8 @@ import { SchedulingService } from '../src/service/scheduling-service.ts';
 const SILENT = { info: () => {}, warn: () => {}, error: () => {}, fatal: () => {}, debug: () => {}, trace: () => {}, child: () => SILENT } as never;
 const RATES = { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0 };
 
-async function leaderTerm(now: () => number) {
+/** A one-member metadata group led by member 1 and the cluster on it, timed by `now` (undefined: the default clock). */
+async function leaderTerm(now: (() => number) | undefined) {
   const store = memoryStore(new MemoryNetwork(), 1);
   await store.host.start();
   await store.host.bootstrapRegion(metaRegion([1]));
@@ -92,6 +93,40 @@ describe('SchedulingService', () => {
       assert.equal(service.recentHistory(1)[0]!.event, 'timedOut', 'an operator nobody advances times out');
     } finally {
       await close();
+    }
+  });
+
+  it('a wall-clock step either way fires no timeout: stores stay up, a running operator keeps running', async () => {
+    // A wall clock that can be stepped, in place before anything reads or keeps Date.now.
+    const realDateNow = Date.now;
+    let stepMs = 0;
+    Date.now = () => realDateNow() + stepMs;
+    // The default clocks, as a PD process runs them (Leadership loads the cluster without one).
+    const term = await leaderTerm(undefined);
+    const service = new SchedulingService(term.meta, SILENT, { scheduleIntervalMs: 60_000 });
+    try {
+      const founder = await joinAs(term.cluster, 'a');
+      const b = await joinAs(term.cluster, 'b');
+      for (const s of [founder, b]) term.cluster.storeHeartbeat(storeBeat(s.storeId));
+      const region = { ...founder.bootstrapRegion!, peers: [...founder.bootstrapRegion!.peers, { id: 99, storeId: b.storeId, role: 'voter' as const }] };
+      await term.cluster.regionHeartbeats(founder.storeId, [beat(region, region.peers[0]!.id)]);
+      service.start({ term: 1, cluster: term.cluster, sinceMs: service.nowMs() });
+      await service.patchConfig({ maxReplicas: 2 });
+      const meta = { origin: 'admin' as const, reason: 'test', priority: 60, nowMs: service.nowMs(), timeouts: service.currentConfig().operatorTimeoutMs };
+      const op = await service.addOperator((id) => buildTransferLeader(term.cluster.regions.get(region.id)!, b.storeId, meta, id));
+      for (const step of [2 * 3_600_000, -2 * 3_600_000]) {
+        stepMs = step; // an NTP step of two hours: the wall clock alone moves
+        await service.pass();
+        assert.deepEqual(term.cluster.storeInfos(service.timing()).map((s) => s.state), ['up', 'up'], `no store down after a step of ${step} ms`);
+        assert.deepEqual(service.operators().map((o) => o.operator.id), [op.id], 'the leader transfer (30 s timeout) still runs');
+      }
+      assert.ok(!service.recentHistory(10).some((h) => h.event === 'timedOut'), 'nothing timed out');
+      const reloaded = await Cluster.load(term.meta, 7);
+      assert.deepEqual(reloaded.bootstrapped, term.cluster.bootstrapped, 'what the default clock stamped reads back (a fractional stamp made PD metadata unreadable)');
+    } finally {
+      Date.now = realDateNow;
+      service.stop();
+      await term.close();
     }
   });
 

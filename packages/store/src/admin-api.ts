@@ -19,6 +19,7 @@ import {
   regionStatusJson,
 } from './admin-codec.ts';
 import { API_ERROR_STATUS, apiErrorBody, type ApiErrorCode } from './api-errors.ts';
+import { monotonicNowMs } from './clock.ts';
 import { isStoreError } from './errors.ts';
 import type { MultiRaftHost } from './host.ts';
 import type { ReplicaStatus } from './host-types.ts';
@@ -280,7 +281,7 @@ export class AdminApi {
   /** Hands leadership to `toPeerId` and waits until it leads (as seen here) or the deadline. */
   private async transferLeader(regionId: number, body: unknown): Promise<AdminAnswer> {
     const { toPeerId, timeoutMs } = parseTransfer(body);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monotonicNowMs() + timeoutMs;
     const leading = this.leaderStatus(regionId);
     if (isAnswer(leading)) return leading;
     const { raft } = leading;
@@ -298,7 +299,7 @@ export class AdminApi {
         return timedOut(`region ${regionId}: the leader gave up the transfer to peer ${toPeerId} (not caught up within an election timeout); a TimeoutNow already sent may still make it lead`);
       }
       if (now.raft.role !== 'leader' && now.raft.leader !== 0) return notLeader(now, regionId);
-      const left = deadline - Date.now();
+      const left = deadline - monotonicNowMs();
       if (left <= 0) return timedOut(`region ${regionId}: peer ${toPeerId} does not lead after ${timeoutMs} ms; it may still`);
       await sleep(Math.min(adminLimits.transferPollMs, left));
     }

@@ -21,6 +21,7 @@ import {
   type RaftEnvelope,
 } from '@flotilla/wire';
 import { applyBatches, type ApplySegment } from './apply-plan.ts';
+import { monotonicNowMs } from './clock.ts';
 import { limits } from './constants.ts';
 import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
@@ -812,14 +813,14 @@ export class MultiRaftHost implements InboundHandlers {
     const keep = Math.min(limits.compactKeepEntries, Math.floor(threshold / 2));
     const due = peers.filter((p) => p.applied - this.options.log.group(p.regionId).firstIndex() >= threshold);
     if (due.length === 0) return;
-    if (Date.now() - this.lastKvSync >= limits.kvSyncIntervalMs) await this.syncKv();
+    if (monotonicNowMs() - this.lastKvSync >= limits.kvSyncIntervalMs) await this.syncKv();
     await this.compactLogs(due, keep);
   }
 
   /** Makes everything applied so far durable: moves the KV engine's durable applied indexes. */
   private async syncKv(): Promise<void> {
     await this.options.kv.sync();
-    this.lastKvSync = Date.now();
+    this.lastKvSync = monotonicNowMs();
   }
 
   /**

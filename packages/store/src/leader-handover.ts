@@ -1,3 +1,4 @@
+import { monotonicNowMs } from './clock.ts';
 import { limits } from './constants.ts';
 import type { Peer } from './peer.ts';
 
@@ -15,7 +16,7 @@ export interface HandoverHost {
  * voter is active) or the deadline passes.
  */
 export async function handOverLeaderships(host: HandoverHost, electionTimeoutMs: number, deadlineMs: number): Promise<number> {
-  const started = Date.now();
+  const started = monotonicNowMs();
   const until = started + deadlineMs;
   // The core abandons a transfer after an election timeout: ask again after that long.
   const askedAt = new Map<number, number>();
@@ -25,7 +26,7 @@ export async function handOverLeaderships(host: HandoverHost, electionTimeoutMs:
     for (const peer of host.peers()) {
       if (!peer.isLeader()) continue;
       leading++;
-      if (Date.now() - (askedAt.get(peer.regionId) ?? -Infinity) < electionTimeoutMs) {
+      if (monotonicNowMs() - (askedAt.get(peer.regionId) ?? -Infinity) < electionTimeoutMs) {
         moving++;
         continue;
       }
@@ -33,15 +34,15 @@ export async function handOverLeaderships(host: HandoverHost, electionTimeoutMs:
       const target = transferTarget(peer);
       if (target === undefined) {
         // Followers prove themselves active within an election timeout (after waking).
-        if (Date.now() - started < electionTimeoutMs) moving++;
+        if (monotonicNowMs() - started < electionTimeoutMs) moving++;
         continue;
       }
-      askedAt.set(peer.regionId, Date.now());
+      askedAt.set(peer.regionId, monotonicNowMs());
       peer.node.transferLeader(target);
       host.markDirty(peer);
       moving++;
     }
-    if (moving === 0 || Date.now() >= until || host.closed()) return leading;
+    if (moving === 0 || monotonicNowMs() >= until || host.closed()) return leading;
     await new Promise((resolve) => setTimeout(resolve, limits.leaderTransferPollMs));
   }
 }

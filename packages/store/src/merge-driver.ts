@@ -1,3 +1,4 @@
+import { monotonicNowMs } from './clock.ts';
 import { limits } from './constants.ts';
 import type { HostEventLog } from './host-types.ts';
 import type { RegionState } from '@flotilla/storage';
@@ -70,7 +71,7 @@ export class MergeDriver {
   ) {}
 
   /** Looks at every frozen source led here (a property check per peer: cheap even at peersMax). */
-  drive(peers: Iterable<Peer>, nowMs = Date.now()): void {
+  drive(peers: Iterable<Peer>, nowMs = monotonicNowMs()): void {
     const behind = new Map<number, number>();
     for (const source of peers) {
       if (source.merging === undefined || source.mergedAway || !source.isLeader() || this.inFlight.has(source.regionId)) continue;

@@ -1,3 +1,4 @@
+import { monotonicNowMs } from './clock.ts';
 import type { CommitMergeCommand } from './command-codec.ts';
 import type { HostEventLog } from './host-types.ts';
 import type { Peer } from './peer.ts';
@@ -33,10 +34,10 @@ export class MergeWaits {
   waitForSource(target: Peer, source: Peer | undefined, merge: CommitMergeCommand): void {
     let wait = this.waiting.get(target);
     if (wait === undefined) {
-      wait = { sourceRegionId: merge.source.id, prepareIndex: merge.prepareIndex, prepareTerm: merge.prepareTerm, sinceMs: Date.now(), warned: false };
+      wait = { sourceRegionId: merge.source.id, prepareIndex: merge.prepareIndex, prepareTerm: merge.prepareTerm, sinceMs: monotonicNowMs(), warned: false };
       this.waiting.set(target, wait);
       this.events.info({ regionId: target.regionId, sourceRegionId: merge.source.id, prepareIndex: merge.prepareIndex, sourceApplied: source?.applied ?? null }, 'region merge waits for the source replica here');
-    } else if (!wait.warned && Date.now() - wait.sinceMs > MERGE_WAIT_WARN_MS) {
+    } else if (!wait.warned && monotonicNowMs() - wait.sinceMs > MERGE_WAIT_WARN_MS) {
       wait.warned = true;
       this.events.warn({ regionId: target.regionId, sourceRegionId: merge.source.id, prepareIndex: merge.prepareIndex, sourceApplied: source?.applied ?? null, placeholder: source?.placeholder ?? null }, 'region merge still waits for the source replica here');
     }

@@ -6,6 +6,7 @@ import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
 import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions, type AdminStream } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
+import { monotonicNowMs } from './clock.ts';
 import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
 import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
@@ -222,10 +223,10 @@ export class StoreServer {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // The others close once their last outstanding response is flushed (see onRequest).
     for (const connection of this.connections.values()) if (connection.outstanding === 0) connection.socket.end();
-    const deadline = Date.now() + this.drainTimeoutMs;
+    const deadline = monotonicNowMs() + this.drainTimeoutMs;
     const timer = setTimeout(() => this.wake(), this.drainTimeoutMs);
     try {
-      while (Date.now() < deadline && (this.inFlight > 0 || this.connections.size > 0)) {
+      while (monotonicNowMs() < deadline && (this.inFlight > 0 || this.connections.size > 0)) {
         await new Promise<void>((resolve) => this.waiters.push(resolve));
       }
     } finally {

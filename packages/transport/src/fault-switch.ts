@@ -2,7 +2,8 @@
  * Fault injection for tests on real processes (test/chaos): a switch TcpTransport consults to
  * drop everything to or from chosen stores — a network partition, full or one-way, without
  * touching the machine's network. It is compiled in but inert: a transport only has one when
- * its creator passes `faults` (the store does so only with `--fault-control FILE`).
+ * its creator passes `faults` (a store or PD member does so only with `--fault-control FILE`).
+ * The same control file can also jump the process's wall clock (fault-clock.ts).
  *
  * Dropping is silent, as a partitioned network is: messages to a blocked store are accepted
  * and discarded, messages from one are discarded on arrival, snapshots to or from it fail.
@@ -10,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { storesMax } from './constants.ts';
+import { WALL_CLOCK_OFFSET_MAX_MS, setWallClockOffset, wallClockOffsetMs } from './fault-clock.ts';
 import { TransportError, type TransportErrorHook } from './errors.ts';
 import type { InboundHandlers, StoreId } from './types.ts';
 
@@ -20,6 +22,15 @@ export interface FaultRules {
   /** Stores whose messages to this one are dropped. */
   readonly dropFrom: readonly StoreId[];
 }
+
+/** Everything a control file sets: drop rules and a wall-clock jump. */
+export interface FaultControl extends FaultRules {
+  /** How far `Date.now()` is moved from the real wall clock (0: not at all). */
+  readonly clockOffsetMs: number;
+}
+
+const NO_FAULTS: FaultControl = { dropTo: [], dropFrom: [], clockOffsetMs: 0 };
+const CONTROL_FIELDS = new Set(['dropTo', 'dropFrom', 'clockOffsetMs']);
 
 /** How often a control file is read again (a partition starts or heals within this). */
 export const FAULT_CONTROL_POLL_MS = 50;
@@ -80,10 +91,10 @@ export class FaultSwitch {
 }
 
 /**
- * Parses a control file: `{"dropTo": [ids], "dropFrom": [ids]}` (either may be absent: none).
- * Throws FLOTILLA_TRANSPORT_INVALID_ARGUMENT on anything else.
+ * Parses a control file: `{"dropTo": [ids], "dropFrom": [ids], "clockOffsetMs": ms}` (each may
+ * be absent: none). Throws FLOTILLA_TRANSPORT_INVALID_ARGUMENT on anything else.
  */
-export function parseFaultRules(text: string): FaultRules {
+export function parseFaultRules(text: string): FaultControl {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -92,9 +103,17 @@ export function parseFaultRules(text: string): FaultRules {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', 'fault control: expected a JSON object');
   const fields = parsed as Record<string, unknown>;
-  const unknown = Object.keys(fields).filter((k) => k !== 'dropTo' && k !== 'dropFrom');
+  const unknown = Object.keys(fields).filter((k) => !CONTROL_FIELDS.has(k));
   if (unknown.length > 0) throw new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', `fault control: unknown fields ${unknown.join(', ')}`);
-  return { dropTo: storeIds(fields['dropTo'], 'dropTo'), dropFrom: storeIds(fields['dropFrom'], 'dropFrom') };
+  return { dropTo: storeIds(fields['dropTo'], 'dropTo'), dropFrom: storeIds(fields['dropFrom'], 'dropFrom'), clockOffsetMs: clockOffset(fields['clockOffsetMs']) };
+}
+
+function clockOffset(value: unknown): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value) || Math.abs(value as number) > WALL_CLOCK_OFFSET_MAX_MS) {
+    throw new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', `fault control: clockOffsetMs must be an integer of at most ${WALL_CLOCK_OFFSET_MAX_MS} ms either way`);
+  }
+  return value as number;
 }
 
 function storeIds(value: unknown, field: string): StoreId[] {
@@ -105,12 +124,12 @@ function storeIds(value: unknown, field: string): StoreId[] {
 }
 
 /**
- * Keeps `faults` in step with a control file, read every FAULT_CONTROL_POLL_MS: its rules
- * once it holds valid ones, none while it is absent; `onChange` hears each new set of rules.
- * An invalid file is reported through `onError` and leaves the rules as they were. The timer
- * does not keep the process alive.
+ * Keeps `faults` and this process's wall clock in step with a control file, read every
+ * FAULT_CONTROL_POLL_MS: its rules once it holds valid ones, none while it is absent;
+ * `onChange` hears each new setting. An invalid file is reported through `onError` and leaves
+ * everything as it was. The timer does not keep the process alive; stop() puts the clock back.
  */
-export function watchFaultControlFile(file: string, faults: FaultSwitch, onError: TransportErrorHook, onChange: (rules: FaultRules) => void = () => {}): { stop(): void } {
+export function watchFaultControlFile(file: string, faults: FaultSwitch, onError: TransportErrorHook, onChange: (control: FaultControl) => void = () => {}): { stop(): void } {
   let lastText: string | null = null;
   let reading = false;
   const poll = async (): Promise<void> => {
@@ -119,9 +138,11 @@ export function watchFaultControlFile(file: string, faults: FaultSwitch, onError
     try {
       const text = await readControlFile(file);
       if (text === lastText) return;
-      lastText = text;
-      faults.set(text === null ? { dropTo: [], dropFrom: [] } : parseFaultRules(text));
-      onChange(faults.rules());
+      lastText = text; // a bad file is reported once, not at every poll
+      const control = text === null ? NO_FAULTS : parseFaultRules(text);
+      faults.set(control);
+      setWallClockOffset(control.clockOffsetMs);
+      onChange({ ...faults.rules(), clockOffsetMs: wallClockOffsetMs() });
     } catch (err) {
       onError(err instanceof TransportError ? err : new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', `fault control: ${(err as Error).message}`, { cause: err }));
     } finally {
@@ -131,7 +152,12 @@ export function watchFaultControlFile(file: string, faults: FaultSwitch, onError
   const timer = setInterval(() => void poll(), FAULT_CONTROL_POLL_MS);
   timer.unref();
   void poll();
-  return { stop: () => clearInterval(timer) };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      setWallClockOffset(0);
+    },
+  };
 }
 
 /** The file's text; null when it does not exist. */

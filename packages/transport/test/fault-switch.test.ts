@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { SeededRandom } from '@flotilla/raft';
-import { FaultSwitch, TcpTransport, isTransportError, parseFaultRules, watchFaultControlFile, type FaultRules, type TransportError } from '../src/index.ts';
+import { FaultSwitch, TcpTransport, WALL_CLOCK_OFFSET_MAX_MS, isTransportError, parseFaultRules, wallClockOffsetMs, watchFaultControlFile, type FaultControl, type TransportError } from '../src/index.ts';
 import { Recorder, beat, bytesOf, chunksOf, seqMessage, snapshotEnvelope, waitFor } from './helpers.ts';
 
 const CLUSTER = 7;
@@ -105,9 +105,11 @@ describe('fault control files', () => {
   });
 
   it('parses rules and refuses anything else with a typed error', () => {
-    assert.deepEqual(parseFaultRules('{"dropTo":[3,1],"dropFrom":[2]}'), { dropTo: [3, 1], dropFrom: [2] });
-    assert.deepEqual(parseFaultRules('{}'), { dropTo: [], dropFrom: [] });
-    for (const bad of ['nope', '[]', '{"dropTo":[0]}', '{"dropTo":[1.5]}', '{"dropFrom":"2"}', '{"drop":[1]}']) {
+    assert.deepEqual(parseFaultRules('{"dropTo":[3,1],"dropFrom":[2]}'), { dropTo: [3, 1], dropFrom: [2], clockOffsetMs: 0 });
+    assert.deepEqual(parseFaultRules('{}'), { dropTo: [], dropFrom: [], clockOffsetMs: 0 });
+    assert.deepEqual(parseFaultRules('{"clockOffsetMs":-90000}'), { dropTo: [], dropFrom: [], clockOffsetMs: -90_000 });
+    const tooFar = JSON.stringify({ clockOffsetMs: WALL_CLOCK_OFFSET_MAX_MS + 1 });
+    for (const bad of ['nope', '[]', '{"dropTo":[0]}', '{"dropTo":[1.5]}', '{"dropFrom":"2"}', '{"drop":[1]}', '{"clockOffsetMs":1.5}', '{"clockOffsetMs":"1"}', tooFar]) {
       assert.throws(() => parseFaultRules(bad), (err: unknown) => isTransportError(err, 'FLOTILLA_TRANSPORT_INVALID_ARGUMENT'), bad);
     }
   });
@@ -117,7 +119,7 @@ describe('fault control files', () => {
     const file = path.join(dir, 'faults.json');
     const faults = new FaultSwitch();
     const errors: TransportError[] = [];
-    const changes: FaultRules[] = [];
+    const changes: FaultControl[] = [];
     const watcher = watchFaultControlFile(file, faults, (err) => errors.push(err), (rules) => changes.push(rules));
     try {
       const write = async (text: string): Promise<void> => {
@@ -132,9 +134,29 @@ describe('fault control files', () => {
       assert.deepEqual(faults.rules(), { dropTo: [2, 4], dropFrom: [5] });
       await rm(file);
       await waitFor('healed once the file is gone', () => faults.rules().dropTo.length === 0 && faults.rules().dropFrom.length === 0, 10_000);
-      assert.deepEqual(changes, [{ dropTo: [2, 4], dropFrom: [5] }, { dropTo: [], dropFrom: [] }], 'every change heard, the bad file not');
+      assert.deepEqual(changes, [{ dropTo: [2, 4], dropFrom: [5], clockOffsetMs: 0 }, { dropTo: [], dropFrom: [], clockOffsetMs: 0 }], 'every change heard, the bad file not');
     } finally {
       watcher.stop();
     }
+  });
+
+  it('jumps the wall clock (Date.now only, not the monotonic clock) and puts it back', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-faults-'));
+    const file = path.join(dir, 'faults.json');
+    const hourMs = 3_600_000;
+    const watcher = watchFaultControlFile(file, new FaultSwitch(), (err) => assert.fail(err.message));
+    try {
+      await writeFile(file, JSON.stringify({ clockOffsetMs: hourMs }));
+      await waitFor('the clock jumped', () => wallClockOffsetMs() === hourMs, 10_000);
+      const [wall, monotonic] = [Date.now(), performance.timeOrigin + performance.now()];
+      assert.ok(wall - monotonic > hourMs - 1_000 && wall - monotonic < hourMs + 1_000, `Date.now() is an hour ahead of the monotonic clock (${wall - monotonic} ms)`);
+      await writeFile(file, JSON.stringify({ clockOffsetMs: -hourMs }));
+      await waitFor('the clock jumped back', () => wallClockOffsetMs() === -hourMs, 10_000);
+      assert.ok(Date.now() < performance.timeOrigin + performance.now() - hourMs + 1_000, 'and now an hour behind');
+    } finally {
+      watcher.stop();
+    }
+    assert.equal(wallClockOffsetMs(), 0, 'stop() restores the real clock');
+    assert.ok(Math.abs(Date.now() - (performance.timeOrigin + performance.now())) < 1_000);
   });
 });

@@ -371,7 +371,7 @@ function positiveInt(text: string, what: string): number {
 
 /** Polls `done` until true; a CliError at the command's deadline. */
 async function waitUntil(ctx: Ctx, what: string, done: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ctx.timeoutMs;
+  const deadline = performance.now() + ctx.timeoutMs;
   let problem = '';
   for (;;) {
     try {
@@ -381,7 +381,7 @@ async function waitUntil(ctx: Ctx, what: string, done: () => Promise<boolean>): 
       if (!isCliError(err)) throw err;
       problem = `; last answer: ${err.message}`;
     }
-    if (Date.now() + WAIT_POLL_MS > deadline) throw clusterError(`PD accepted the operator, but it did not see ${what} within ${ctx.timeoutMs} ms${problem} (flotilla ctl operators; flotilla ctl history)`);
+    if (performance.now() + WAIT_POLL_MS > deadline) throw clusterError(`PD accepted the operator, but it did not see ${what} within ${ctx.timeoutMs} ms${problem} (flotilla ctl operators; flotilla ctl history)`);
     await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
 }

@@ -19,7 +19,7 @@ export interface ReadinessStep {
 
 /** Resolves when the cluster serves; throws the last problem seen at the deadline. */
 export async function waitUntilServing(pd: PdApi, client: DataClient, stores: number, deadlineMs: number, onStep: (step: ReadinessStep) => void): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
+  const deadline = performance.now() + deadlineMs;
   const voters = Math.min(3, stores);
   const total = 4;
   let problem = 'not checked yet';
@@ -37,7 +37,7 @@ export async function waitUntilServing(pd: PdApi, client: DataClient, stores: nu
       problem = err.message;
       onStep({ label: `waiting: ${err.message}`, done: 0, total });
     }
-    if (Date.now() + POLL_MS > deadline) throw new Error(`the cluster did not become ready within ${deadlineMs} ms: ${problem}`);
+    if (performance.now() + POLL_MS > deadline) throw new Error(`the cluster did not become ready within ${deadlineMs} ms: ${problem}`);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }

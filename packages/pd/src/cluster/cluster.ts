@@ -5,6 +5,7 @@
  * BEFORE it is acknowledged or acted on. Heartbeat statistics (rates, sizes, leaders) are kept
  * in memory only, as TiKV's PD does: the next heartbeats bring them back.
  */
+import { monotonicNowMs } from '@flotilla/store';
 import type {
   JoinRequest,
   JoinResponse,
@@ -73,8 +74,10 @@ export class Cluster {
   /**
    * Everything the metadata group holds, read linearizably: the first thing a new leader does.
    * Stores count as just heard from, so a leader change declares no store down by itself.
+   * `now` times every silence and age (default: the monotonic clock, so a wall-clock step never
+   * declares a store down).
    */
-  static async load(meta: MetaStore, clusterId: number, now: () => number): Promise<Cluster> {
+  static async load(meta: MetaStore, clusterId: number, now: () => number = monotonicNowMs): Promise<Cluster> {
     const stored = await meta.get(CLUSTER_KEY);
     const record = stored ? decodeCluster(stored) : null;
     if (record && record.clusterId !== clusterId) {

@@ -5,7 +5,7 @@
  * and only then serves. When it stops leading it drops that state at once: a later term may
  * have changed the metadata, and the next time it leads it loads it again.
  */
-import { errorFields, type Logger } from '@flotilla/store';
+import { errorFields, monotonicNowMs, type Logger } from '@flotilla/store';
 import { Cluster } from '../cluster/cluster.ts';
 import { PdError } from '../errors.ts';
 import type { PdMember } from './pd-member.ts';
@@ -36,7 +36,7 @@ export class Leadership {
     private readonly clusterId: number,
     private readonly logger: Logger,
     private readonly work: TermWork,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNowMs,
   ) {}
 
   start(): void {

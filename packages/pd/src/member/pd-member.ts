@@ -7,8 +7,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
-import { KvService, MultiRaftHost, errorFields, type Logger } from '@flotilla/store';
-import { TcpTransport } from '@flotilla/transport';
+import { KvService, MultiRaftHost, errorFields, monotonicNowMs, type Logger } from '@flotilla/store';
+import { TcpTransport, type FaultSwitch } from '@flotilla/transport';
 import { PdError } from '../errors.ts';
 import { META_REGION_ID, MetaStore, prefixEnd, type MetaLeadership } from '../meta/meta-store.ts';
 import { MEMBER_PREFIX, decodeMember, encodeMember, memberKey, type MemberRecord } from '../meta/records.ts';
@@ -40,7 +40,8 @@ export class PdMember {
     this.meta = new MetaStore(host, new KvService(host, kv));
   }
 
-  static async open(config: PdConfig, logger: Logger, clientUrl: () => string, onFailure: (err: unknown) => void): Promise<PdMember> {
+  /** `faults`: tests only, the switch the member-to-member transport consults (see --fault-control). */
+  static async open(config: PdConfig, logger: Logger, clientUrl: () => string, onFailure: (err: unknown) => void, faults?: FaultSwitch): Promise<PdMember> {
     await mkdir(config.dataDir, { recursive: true });
     let host: MultiRaftHost | undefined;
     let kv: RocksKvEngine | undefined;
@@ -59,6 +60,7 @@ export class PdMember {
       ...(config.raftAdvertiseHost !== undefined ? { advertiseHost: config.raftAdvertiseHost } : {}),
       random: new SeededRandom(Date.now()),
       onError: (err) => logger.warn(errorFields(err), 'pd transport'),
+      ...(faults ? { faults } : {}),
     });
     host = new MultiRaftHost({
       storeId: config.memberId,
@@ -205,12 +207,12 @@ export class PdMember {
   }
 
   private async waitCaughtUp(memberId: number): Promise<void> {
-    const deadline = Date.now() + memberCatchUpTimeoutMs;
+    const deadline = monotonicNowMs() + memberCatchUpTimeoutMs;
     for (;;) {
       const status = this.host.regionStatus(META_REGION_ID);
       const match = status?.raft.progress.get(memberId)?.match ?? 0;
       if (status && match >= status.raft.commit) return;
-      if (Date.now() > deadline) throw new PdError('FLOTILLA_PD_META_WRITE_FAILED', `member ${memberId} did not catch up within ${memberCatchUpTimeoutMs} ms; it stays a learner, retry the join`);
+      if (monotonicNowMs() > deadline) throw new PdError('FLOTILLA_PD_META_WRITE_FAILED', `member ${memberId} did not catch up within ${memberCatchUpTimeoutMs} ms; it stays a learner, retry the join`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

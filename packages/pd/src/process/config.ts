@@ -30,6 +30,8 @@ export interface PdConfig {
   readonly shutdownTimeoutMs: number;
   /** How often the leader runs the checkers and schedulers. */
   readonly scheduleIntervalMs: number;
+  /** Tests only: the fault-injection control file (raft drops between members, wall-clock jumps); undefined: off. */
+  readonly faultControl: string | undefined;
 }
 
 /** Bounds of the flags that take numbers (the store's where they mean the same). */
@@ -57,6 +59,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'appender', help: 'raft log appenders: worker (threads) or inline (main thread)', fallback: 'inline' },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
   { name: 'schedule-interval-ms', help: 'how often the leader runs the checkers and schedulers', fallback: '1000' },
+  { name: 'fault-control', help: 'TESTS ONLY: a JSON file {"dropTo":[ids],"dropFrom":[ids],"clockOffsetMs":n} polled to drop raft traffic to/from those members and to jump the wall clock (off unless given)' },
 ];
 
 export function pdUsage(): string {
@@ -91,6 +94,7 @@ export function parsePdConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
     appender,
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', pdConfigBounds.shutdownTimeoutMs.min, pdConfigBounds.shutdownTimeoutMs.max),
     scheduleIntervalMs: flags.integer('schedule-interval-ms', pdConfigBounds.scheduleIntervalMs.min, pdConfigBounds.scheduleIntervalMs.max),
+    faultControl: nonEmpty(flags.value('fault-control')),
   };
 }
 

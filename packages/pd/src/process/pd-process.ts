@@ -3,7 +3,8 @@
  * schedulers that run while this member leads, and the HTTP API — started in that order,
  * stopped in the reverse one. `main.ts` runs one per process; tests start real processes of it.
  */
-import { errorFields, type Logger } from '@flotilla/store';
+import { errorFields, followFaultControl, monotonicNowMs, type Logger } from '@flotilla/store';
+import { FaultSwitch } from '@flotilla/transport';
 import { request } from 'undici';
 import { PdError } from '../errors.ts';
 import { Leadership } from '../member/leadership.ts';
@@ -22,6 +23,8 @@ const JOIN_RETRY_MS = { first: 100, max: 2_000 };
 export class PdProcess {
   private stopping: Promise<void> | null = null;
   private joined: Promise<void> | null = null;
+  /** The fault-injection control file's watcher (tests only, --fault-control). */
+  private faultControl: { stop(): void } | null = null;
 
   private constructor(
     readonly config: PdConfig,
@@ -34,7 +37,8 @@ export class PdProcess {
 
   static async start(config: PdConfig, logger: Logger, onFailure: (err: unknown) => void): Promise<PdProcess> {
     let clientUrl = config.advertiseClientUrl ?? '';
-    const member = await PdMember.open(config, logger, () => clientUrl, onFailure);
+    const faults = config.faultControl === undefined ? undefined : new FaultSwitch();
+    const member = await PdMember.open(config, logger, () => clientUrl, onFailure, faults);
     let metrics: PdMetrics | undefined;
     const scheduling = new SchedulingService(member.meta, logger, {
       scheduleIntervalMs: config.scheduleIntervalMs,
@@ -54,6 +58,7 @@ export class PdProcess {
     const api = await server.listen(config.clientListen.host, config.clientListen.port);
     clientUrl ||= `http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}`;
     const pd = new PdProcess(config, logger, member, leadership, server, clientUrl);
+    if (faults && config.faultControl !== undefined) pd.faultControl = followFaultControl(config.faultControl, faults, logger);
     member.watchMembers();
     await pd.enterGroup();
     leadership.start();
@@ -115,15 +120,16 @@ export class PdProcess {
   }
 
   private async stop(reason: string): Promise<void> {
-    const started = Date.now();
+    const started = monotonicNowMs();
     this.logger.info({ reason }, 'shutting down');
+    this.faultControl?.stop();
     this.leadership.stop();
     const stillLeading = await this.member.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
-    this.logger.info({ stillLeading, ms: Date.now() - started }, 'PD leadership handed over');
+    this.logger.info({ stillLeading, ms: Math.round(monotonicNowMs() - started) }, 'PD leadership handed over');
     await this.server.close();
     await this.joined?.catch(() => {});
     await this.member.close();
-    this.logger.info({ ms: Date.now() - started }, 'stopped');
+    this.logger.info({ ms: Math.round(monotonicNowMs() - started) }, 'stopped');
   }
 }
 

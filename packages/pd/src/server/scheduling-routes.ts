@@ -43,7 +43,7 @@ export function schedulingRoutes(service: SchedulingService, leadership: Leaders
         const spec = object(req.body);
         const region = cluster.regions.get(positive(spec, 'regionId'));
         if (!region) throw new PdError('FLOTILLA_PD_REGION_NOT_FOUND', `PD knows no region ${String(spec['regionId'])}`);
-        const meta: OperatorMeta = { origin: 'admin', reason: `requested through the API: ${JSON.stringify(spec)}`, priority: PRIORITY.admin, nowMs: Date.now(), timeouts: service.currentConfig().operatorTimeoutMs };
+        const meta: OperatorMeta = { origin: 'admin', reason: `requested through the API: ${JSON.stringify(spec)}`, priority: PRIORITY.admin, nowMs: service.nowMs(), timeouts: service.currentConfig().operatorTimeoutMs };
         const op = await service.addOperator((allocateId) => manualOperator(spec, region, meta, allocateId, (id) => cluster.regions.get(id)));
         return ok({ operator: op }, 201);
       },

@@ -8,7 +8,7 @@
  * Operators live in the leader's memory only (as in TiKV's PD): a new leader starts with
  * none, and the checkers make again whatever is still needed.
  */
-import type { Logger } from '@flotilla/store';
+import { monotonicNowMs, type Logger } from '@flotilla/store';
 import type { RegionCommand } from '@flotilla/wire';
 import type { Cluster, StoreTiming } from '../cluster/cluster.ts';
 import type { Operator, OperatorStep, RegionInfo, StoreInfo } from '../cluster/types.ts';
@@ -72,6 +72,7 @@ interface Running {
 
 export interface SchedulingOptions {
   readonly scheduleIntervalMs?: number;
+  /** The clock of every age and timeout here (default: the monotonic clock, immune to wall-clock steps). */
   readonly now?: () => number;
   /** Told of every operator event (metrics). */
   readonly onEvent?: (entry: HistoryEntry) => void;
@@ -95,7 +96,12 @@ export class SchedulingService implements TermWork, RegionCommands {
     private readonly logger: Logger,
     private readonly options: SchedulingOptions = {},
   ) {
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? monotonicNowMs;
+  }
+
+  /** A reading of this service's clock (an operator built elsewhere is stamped with it). */
+  nowMs(): number {
+    return this.now();
   }
 
   timing(): StoreTiming {

@@ -13,6 +13,7 @@ import { statfs } from 'node:fs/promises';
 import type { KvEngine } from '@flotilla/storage';
 import type { TcpTransport } from '@flotilla/transport';
 import { pdLimits, type RegionHeartbeat } from '@flotilla/wire';
+import { monotonicNowMs } from '../clock.ts';
 import type { HostEventLog } from '../host-types.ts';
 import type { MultiRaftHost } from '../host.ts';
 import type { Peer } from '../peer.ts';
@@ -156,7 +157,7 @@ export class PdWorker {
   }
 
   private async sendRegionHeartbeats(): Promise<void> {
-    const nowMs = Date.now();
+    const nowMs = monotonicNowMs();
     const due: Peer[] = [];
     const live = new Set<number>();
     for (const id of this.regionIdsHere()) {

@@ -5,6 +5,7 @@
  * the request path itself stays untouched.
  */
 import type { FlowRatesJson, KvOp, KvOpResult, KvRequest, KvResponse } from '@flotilla/wire';
+import { monotonicNowMs } from '../clock.ts';
 import type { KvHandler } from '../server.ts';
 
 /** Keys and bytes per second (the PD protocol's shape). */
@@ -30,7 +31,7 @@ export class RegionFlow implements KvHandler {
 
   constructor(
     private readonly inner: KvHandler,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNowMs,
   ) {
     this.store = fresh(now());
   }

@@ -87,7 +87,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'labels', help: 'location labels reported to PD, e.g. zone=z1,host=h7' },
   { name: 'store-heartbeat-ms', help: 'interval of store heartbeats to PD', fallback: '10000' },
   { name: 'region-heartbeat-ms', help: 'longest interval between heartbeats of a led region to PD (changes are reported at once)', fallback: '60000' },
-  { name: 'fault-control', help: 'TESTS ONLY: a JSON file {"dropTo":[ids],"dropFrom":[ids]} the raft transport polls to drop traffic to/from those stores (off unless given)' },
+  { name: 'fault-control', help: 'TESTS ONLY: a JSON file {"dropTo":[ids],"dropFrom":[ids],"clockOffsetMs":n} polled to drop raft traffic to/from those stores and to jump the wall clock (off unless given)' },
 ];
 
 /** The environment variable of a flag: --store-id → FLOTILLA_STORE_ID. */

@@ -3,8 +3,9 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
-import { FaultSwitch, TcpTransport, watchFaultControlFile } from '@flotilla/transport';
+import { FaultSwitch, TcpTransport } from '@flotilla/transport';
 import type { JoinRequest, JoinResponse } from '@flotilla/wire';
+import { monotonicNowMs } from '../clock.ts';
 import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
 import { KvService } from '../kv-service.ts';
@@ -13,6 +14,7 @@ import { PdWorker } from '../pd/pd-worker.ts';
 import { RegionFlow } from '../pd/region-flow.ts';
 import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
+import { followFaultControl } from './fault-control.ts';
 import { errorFields, type Logger } from './logger.ts';
 
 /** The data directory's identity file: a directory belongs to one store of one cluster. */
@@ -105,7 +107,7 @@ export class StoreProcess {
       log: logger,
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, pdClient && flow ? { client: pdClient, flow } : null);
-    if (faults && config.faultControl !== undefined) store.followFaultControl(faults, config.faultControl);
+    if (faults && config.faultControl !== undefined) store.faultControl = followFaultControl(config.faultControl, faults, logger);
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
@@ -151,17 +153,6 @@ export class StoreProcess {
     };
   }
 
-  /** Tests only: the transport drops what the control file says, as long as the store runs. */
-  private followFaultControl(faults: FaultSwitch, file: string): void {
-    this.logger.warn({ file }, 'fault injection enabled: the raft transport follows the fault control file');
-    this.faultControl = watchFaultControlFile(
-      file,
-      faults,
-      (err) => this.logger.warn(errorFields(err), 'fault control'),
-      (rules) => this.logger.info({ dropTo: rules.dropTo, dropFrom: rules.dropFrom }, 'fault rules applied'),
-    );
-  }
-
   /**
    * A static cluster: learn every listed store's address, and on this store's first start
    * (no region at all, not even a removed one) bootstrap region 1 as one of its founders.
@@ -185,19 +176,19 @@ export class StoreProcess {
   }
 
   private async stop(reason: string): Promise<void> {
-    const started = Date.now();
+    const started = monotonicNowMs();
     this.logger.info({ reason }, 'shutting down');
     this.faultControl?.stop();
     this.server.markStopping();
     const stillLeading = await this.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
-    this.logger.info({ stillLeading, ms: Date.now() - started }, 'leaderships moved away');
+    this.logger.info({ stillLeading, ms: Math.round(monotonicNowMs() - started) }, 'leaderships moved away');
     await this.pdWorker?.stop();
     await this.pd?.client.close();
     await this.server.close();
     await this.host.close();
     await this.log.close();
     await this.kv.close();
-    this.logger.info({ ms: Date.now() - started }, 'stopped');
+    this.logger.info({ ms: Math.round(monotonicNowMs() - started) }, 'stopped');
   }
 }
 
