@@ -519,6 +519,11 @@ export class RocksKvEngine implements KvEngine {
     return openSnapshotSource(this.host, regionId);
   }
 
+  /** Snapshot sources still holding an engine view (each pins RocksDB's versions until closed). */
+  openSnapshotViews(): number {
+    return this.openIterators.size;
+  }
+
   applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>, admit?: SnapshotAdmission): Promise<RegionState> {
     return applySnapshot(this.host, regionId, frames, admit);
   }

@@ -51,17 +51,28 @@ export function openSnapshotSource(host: KvSnapshotHost, regionId: number): Regi
   const it = host.db.iterator({ column: host.data(), ...(startKey.byteLength > 0 ? { gte: startKey } : {}), ...(endKey.byteLength > 0 ? { lt: endKey } : {}), fillCache: false });
   host.openIterators.add(it);
   let used = false;
-  async function* batches(): AsyncGenerator<readonly KvPair[]> {
-    try {
-      for (;;) {
-        host.check();
-        const rows = await it.nextv(scanRowsPerStepMax);
-        if (rows.length === 0) return;
-        yield rows.map(([key, value]) => ({ key, value }));
-      }
-    } finally {
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
       host.openIterators.delete(it);
       await it.close();
+    })();
+    return closing;
+  };
+  async function* batches(): AsyncGenerator<readonly KvPair[]> {
+    for (;;) {
+      host.check();
+      const rows = await it.nextv(scanRowsPerStepMax);
+      if (rows.length === 0) return;
+      yield rows.map(([key, value]) => ({ key, value }));
+    }
+  }
+  // The view goes once the frames end, fail or their reader stops (even before the data).
+  async function* frames(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* snapshotFrames(state, batches());
+    } finally {
+      await close();
     }
   }
   return {
@@ -69,8 +80,9 @@ export function openSnapshotSource(host: KvSnapshotHost, regionId: number): Regi
     frames: () => {
       assert(!used, 'a snapshot source is iterated once');
       used = true;
-      return snapshotFrames(state, batches());
+      return frames();
     },
+    close,
   };
 }
 

@@ -120,11 +120,18 @@ export interface ScanResult {
   readonly more: boolean;
 }
 
-/** A region snapshot being generated: metadata known up front, data streamed as checked frames. */
+/**
+ * A region snapshot being generated: metadata known up front, data streamed as checked frames.
+ * It holds a point-in-time view of the engine (a RocksDB iterator pins every version it sees)
+ * until its frames were iterated to the end or close() was called: whoever opens one closes it,
+ * also when the frames were never read (a send refused before its first byte).
+ */
 export interface RegionSnapshotSource {
   readonly state: RegionState;
   /** Frames (header, data chunks, trailer), each bounded and checksummed; iterate once. */
   frames(): AsyncIterable<Uint8Array>;
+  /** Releases the view; idempotent, and harmless after the frames ran to the end. */
+  close(): Promise<void>;
 }
 
 /**

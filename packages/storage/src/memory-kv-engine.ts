@@ -219,7 +219,7 @@ export class MemoryKvEngine implements KvEngine {
     async function* one(): AsyncGenerator<readonly KvPair[]> {
       yield pairs;
     }
-    return { state, frames: () => snapshotFrames(state, one()) };
+    return { state, frames: () => snapshotFrames(state, one()), close: async () => {} };
   }
 
   async applySnapshot(regionId: number, frames: AsyncIterable<Uint8Array>, admit?: SnapshotAdmission): Promise<RegionState> {

@@ -361,7 +361,11 @@ export class AdminApi {
       const source = this.snapshotSource(regionId);
       if (isAnswer(source)) return source;
       admitted = true;
-      const stream: AdminStream = { contentType: BACKUP_CONTENT_TYPE, chunks: source.frames(), done: () => this.backupsStreaming-- };
+      const done = (): void => {
+        this.backupsStreaming--;
+        void source.close().catch(() => {}); // the client may have gone before the first frame
+      };
+      const stream: AdminStream = { contentType: BACKUP_CONTENT_TYPE, chunks: source.frames(), done };
       return { ...ok(null), stream };
     } finally {
       if (!admitted) this.backupsStreaming--;

@@ -109,7 +109,12 @@ export function streamSnapshot(
     data: EMPTY_BYTES,
   };
   const envelope: RaftEnvelope = { regionId: peer.regionId, fromPeer: m.from, toPeer: m.to, regionEpoch: state.region.epoch, snapshotId, message: { ...m, snapshot } };
-  transport.sendSnapshot(toStore, envelope, source.frames()).then(report, () => report('failed'));
+  // A send refused before it read a frame (a peer limit, a dead link) never runs the frames to
+  // their end: the source is closed either way, so it pins no engine view.
+  transport
+    .sendSnapshot(toStore, envelope, source.frames())
+    .then(report, () => report('failed'))
+    .finally(() => void source.close().catch(() => {}));
 }
 
 /**

@@ -77,7 +77,7 @@ class GatedKv implements AdminKv {
 
   snapshot(regionId: number): RegionSnapshotSource {
     const source = this.kv.snapshot(regionId);
-    return { state: source.state, frames: () => ({ [Symbol.asyncIterator]: () => this.gated(source.frames()[Symbol.asyncIterator]()) }) };
+    return { state: source.state, frames: () => ({ [Symbol.asyncIterator]: () => this.gated(source.frames()[Symbol.asyncIterator]()) }), close: () => source.close() };
   }
 
   private gated(inner: AsyncIterator<Uint8Array>): AsyncIterator<Uint8Array> {
