@@ -21,8 +21,8 @@ export interface FlotillaOptions {
   readonly appender: 'worker' | 'inline';
 }
 
-/** The counter the store exports for its raft-log writes (one fsync each, at most). */
-export const FLOTILLA_SYNC_METRIC = 'flotilla_store_log_writes_total';
+/** The counter of the raft log's fsyncs the store exports (etcd's column counts its WAL fsyncs). */
+export const FLOTILLA_SYNC_METRIC = 'flotilla_store_log_syncs_total';
 /**
  * Read at every point: log writes, the work per operation they cost (cycles, messages), and the
  * time spent in log writes, applies and from proposal to apply (histogram sums and counts;

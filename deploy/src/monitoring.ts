@@ -185,7 +185,14 @@ export const DASHBOARD_ROWS: readonly { readonly title: string; readonly panels:
   {
     title: 'Raft and storage (stores)',
     panels: [
-      { title: 'Log writes (fsyncs) per second', unit: 'ops', targets: [{ expr: `sum by (pod) (rate(flotilla_store_log_writes_total{${S}}[5m]))`, legend: '{{pod}}' }] },
+      {
+        title: 'Log writes and fsyncs per second',
+        unit: 'ops',
+        targets: [
+          { expr: `sum by (pod) (rate(flotilla_store_log_writes_total{${S}}[5m]))`, legend: '{{pod}} writes' },
+          { expr: `sum by (pod) (rate(flotilla_store_log_syncs_total{${S}}[5m]))`, legend: '{{pod}} fsyncs' },
+        ],
+      },
       { title: 'Log write (fsync) p99', unit: 's', targets: [{ expr: `histogram_quantile(0.99, sum by (pod, le) (rate(flotilla_store_log_write_duration_seconds_bucket{${S}}[5m])))`, legend: '{{pod}}' }] },
       { title: 'Proposal to apply p99', unit: 's', targets: [{ expr: `histogram_quantile(0.99, sum by (pod, le) (rate(flotilla_store_proposal_apply_duration_seconds_bucket{${S}}[5m])))`, legend: '{{pod}}' }] },
       { title: 'Replicas by state', unit: 'short', targets: [{ expr: `sum by (state) (flotilla_store_replicas{${S}})`, legend: '{{state}}' }] },

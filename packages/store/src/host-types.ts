@@ -78,6 +78,8 @@ export interface HostStats {
   readonly ticks: number;
   readonly readyCycles: number;
   readonly logWrites: number;
+  /** fsyncs of the raft log engine (group commit: one covers log writes of several cycles and shards' batches). */
+  readonly logSyncs: number;
   readonly applyBatches: number;
   readonly messagesSent: number;
   readonly messagesDropped: number;

@@ -346,7 +346,7 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   stats(): HostStats {
-    return { peers: this.peers.size, ...this.counters };
+    return { peers: this.peers.size, ...this.counters, logSyncs: this.options.log.stats().syncs };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */

@@ -136,7 +136,8 @@ export class StoreMetrics {
     }
     const hostCounters: readonly [keyof HostStats, string, string][] = [
       ['readyCycles', 'flotilla_store_ready_cycles_total', 'Ready-loop cycles that had work'],
-      ['logWrites', 'flotilla_store_log_writes_total', 'Log-engine writes (one per cycle with entries or hard states: one fsync)'],
+      ['logWrites', 'flotilla_store_log_writes_total', 'Log-engine writes (one per cycle with entries or hard states)'],
+      ['logSyncs', 'flotilla_store_log_syncs_total', 'fsyncs of the raft log engine (each makes the appends and hard states of many groups durable)'],
       ['applyBatches', 'flotilla_store_apply_batches_total', 'KV-engine apply batches (one per cycle with committed entries)'],
       ['messagesSent', 'flotilla_store_raft_messages_sent_total', 'Raft messages handed to the transport'],
       ['messagesDropped', 'flotilla_store_raft_messages_dropped_total', 'Raft messages the transport refused or that had no known store (Raft retransmits)'],
