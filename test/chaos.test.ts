@@ -1,6 +1,7 @@
 /**
  * A short chaos run on real processes (test/chaos): 3 PD members and 5 stores, register and set
- * workloads through the SDK, kills, pauses, partitions and PD operations drawn from a random
+ * workloads through the SDK, kills, power losses (lossyfs, where FUSE is available), pauses,
+ * partitions, clock jumps and PD operations drawn from a random
  * seed (printed; `pnpm chaos --seed S --duration 40s` replays the schedule), then the heal and
  * the checks: linearizable per key, no acknowledged write lost, every region led and writable
  * within 30 s. runChaos stops every process, also when it fails.

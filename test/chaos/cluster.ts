@@ -3,17 +3,20 @@
  * test/support), with the handles the nemeses need: kill -9 and restart on the same data (PD
  * members on the same ports, so every PD URL stays valid), SIGSTOP/SIGCONT, and partitions
  * and wall-clock jumps through each process's fault control file (`--fault-control`: the
- * transport's FaultSwitch and the process's Date.now).
+ * transport's FaultSwitch and the process's Date.now), and power loss: where this machine can
+ * run FUSE, every store's data directory is a lossyfs mount (test/chaos/lossyfs), which keeps
+ * what the store did not fsync in memory and drops it on command.
  *
  * PD calls here carry a timeout: a paused member must not hang the harness.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { FAULT_RULES_APPLIED } from '../../packages/store/src/index.ts';
 import { ProcessCluster, waitFor, type HostPort } from '../support/cluster.ts';
 import { PdProcesses } from '../support/pd.ts';
+import { LossyMount, ensureLossyFs } from './lossyfs/lossyfs.ts';
 
 export const PD_MEMBERS = 3;
 export const STORES = 5;
@@ -79,6 +82,10 @@ export class ChaosCluster {
   /** Processes stopped with SIGSTOP, by kind and id. */
   readonly paused = new Set<string>();
   private faultDir: string | undefined;
+  /** Each store's lossyfs mount (none where lossyfs is unavailable: see powerLossUnavailable). */
+  private readonly disks = new Map<number, LossyMount>();
+  /** Why stores run on plain directories, if they do (power loss is then skipped). */
+  powerLossUnavailable: string | null = null;
 
   pdUrls(): string[] {
     return this.pdIds.map((id) => `http://127.0.0.1:${this.pdPorts.get(id)!.client}`);
@@ -97,9 +104,14 @@ export class ChaosCluster {
     await waitFor(`${PD_MEMBERS} PD voters`, async () => ((await this.pdCall<{ voters: number[] }>('GET', '/pd/api/v1/members')).body?.voters.length ?? 0) === PD_MEMBERS, 60_000);
     await this.pdExpect('PUT', '/pd/api/v1/config', SCHEDULE_CONFIG);
     log(`pd: ${this.pdUrls().join(', ')}`);
+    const lossy = await ensureLossyFs();
+    this.powerLossUnavailable = 'unavailable' in lossy ? lossy.unavailable : null;
+    log(this.powerLossUnavailable === null ? 'stores: data on lossyfs mounts (power loss on)' : `stores: plain data directories, power loss off (${this.powerLossUnavailable})`);
     for (let i = 1; i <= STORES; i++) {
       const file = path.join(this.faultDir, `store-new-${i}.json`);
-      const store = await this.stores.startNewStore(['--fault-control', file]);
+      const disk = 'binary' in lossy ? await LossyMount.mount(lossy.binary, await mkdirIn(this.faultDir, `disk-${i}`), await mkdirIn(this.faultDir, `mnt-${i}`)) : undefined;
+      const store = await this.stores.startNewStore(['--fault-control', file, ...(disk ? ['--data-dir', disk.mountpoint] : [])]);
+      if (disk) this.disks.set(store.id, disk);
       this.faultFiles.set(processKey('store', store.id), file);
       this.storeIds.push(store.id);
     }
@@ -195,7 +207,19 @@ export class ChaosCluster {
   }
 
   async restartStore(id: number): Promise<void> {
-    await this.stores.startStore(id, ['--fault-control', this.faultFile('store', id)]);
+    const disk = this.disks.get(id);
+    await this.stores.startStore(id, ['--fault-control', this.faultFile('store', id), ...(disk ? ['--data-dir', disk.mountpoint] : [])]);
+  }
+
+  /**
+   * Power loss of one store: kill -9, then its disk drops every write the store had not
+   * fsynced (lossyfs). Answers what was dropped. Restart it with restartStore.
+   */
+  async powerLoss(id: number): Promise<{ bytes: number; files: number }> {
+    const disk = this.disks.get(id);
+    if (!disk) throw new Error(`store ${id} has no lossyfs disk (${this.powerLossUnavailable ?? 'unknown store'})`);
+    await this.killStore(id);
+    return disk.powerLoss();
   }
 
   async killPd(id: number): Promise<void> {
@@ -308,13 +332,17 @@ export class ChaosCluster {
         if (this.stores.crashes.length === 0) throw err;
       });
     } finally {
+      // A mount left behind would outlive the run: every one is tried, the first failure thrown at the end.
+      const unmounted = await Promise.allSettled([...this.disks.values()].map((disk) => disk.unmount()));
+      const unmountFailure = unmounted.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       try {
         await this.pd.close().catch((err: unknown) => {
           if (this.pd.crashes.length === 0) throw err;
         });
       } finally {
-        if (this.faultDir) await rm(this.faultDir, { recursive: true, force: true });
+        if (this.faultDir && unmountFailure === undefined) await rm(this.faultDir, { recursive: true, force: true });
       }
+      if (unmountFailure) throw unmountFailure.reason;
     }
   }
 
@@ -325,6 +353,12 @@ export class ChaosCluster {
     for (const [id, member] of this.pd.members) out[`pd-${id}`] = member.logs.slice(-linesPerProcess);
     return out;
   }
+}
+
+async function mkdirIn(parent: string, name: string): Promise<string> {
+  const dir = path.join(parent, name);
+  await mkdir(dir);
+  return dir;
 }
 
 function exited(child: ChildProcess): boolean {

@@ -13,6 +13,7 @@ import { registerKey } from './workloads.ts';
 
 export type FaultKind =
   | 'kill-store'
+  | 'power-loss-store'
   | 'kill-pd-leader'
   | 'pause-store'
   | 'pause-pd-leader'
@@ -27,6 +28,7 @@ export type FaultKind =
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   'kill-store',
+  'power-loss-store',
   'kill-pd-leader',
   'pause-store',
   'pause-pd-leader',
@@ -154,6 +156,17 @@ export class Nemesis {
         const id = this.faultRandom.pick(stores);
         event.note = `store ${id}`;
         await this.cluster.killStore(id);
+        return () => this.cluster.restartStore(id);
+      }
+      case 'power-loss-store': {
+        // kill -9, and the store's disk (lossyfs) drops whatever it had not fsynced.
+        const id = this.faultRandom.pick(stores);
+        if (this.cluster.powerLossUnavailable !== null) {
+          event.note = `skipped: ${this.cluster.powerLossUnavailable}`;
+          return async () => {};
+        }
+        const dropped = await this.cluster.powerLoss(id);
+        event.note = `store ${id}: ${dropped.bytes} unsynced bytes of ${dropped.files} files dropped`;
         return () => this.cluster.restartStore(id);
       }
       case 'kill-pd-leader': {
