@@ -60,7 +60,7 @@ export class PdApi {
         const url = queue.shift()!;
         if (tried.has(url)) continue;
         tried.add(url);
-        const remaining = deadline - performance.now();
+        const remaining = Math.ceil(deadline - performance.now()); // whole ms: timers and undici take integers
         if (remaining <= 0) break;
         const answer = await this.attempt(url, method, path, body, remaining);
         if (answer.kind === 'ok') {

@@ -152,8 +152,10 @@ export class LocalCluster {
     if (this.stopping) throw clusterError('stopped while starting');
     const logFile = path.join(this.logDir, `${name}.log`);
     const log = createWriteStream(logFile, { flags: 'a' });
+    // The IPC channel is the children's lifeline: if `flotilla dev` dies without stopping them
+    // (SIGKILL, a crash), it closes and each child shuts down by itself (see runServer).
     const child = spawn(process.execPath, ['--import', tsxLoaderUrl(), CLI_MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: childEnv(process.env),
     });
     this.children.push(child);

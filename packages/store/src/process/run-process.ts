@@ -66,6 +66,13 @@ export async function runServer<C extends { readonly logLevel: LogLevel }, S ext
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // Started by a supervisor with an IPC channel (`flotilla dev`): when the supervisor dies
+  // without stopping us, the channel closes; shut down rather than run on orphaned. The channel
+  // must not keep the process alive by itself.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => stop('the supervising process is gone'));
+  }
 }
 
 /** True when the module at `moduleUrl` is the process's entry point (not imported, e.g. by the CLI). */
