@@ -12,7 +12,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { PD, STORE } from '../deploy/src/constants.ts';
+import { PD, STORE, STORE_MALLOC_ENV } from '../deploy/src/constants.ts';
 import type { Container, StatefulSet } from '../deploy/src/kube-types.ts';
 import { overlayObjects, type KubeObject } from '../deploy/src/kustomize.ts';
 import { ALERT_RULES, allQueries, metricNames } from '../deploy/src/monitoring.ts';
@@ -21,6 +21,7 @@ import { RENDERED_DIR, renderAll } from '../deploy/src/render.ts';
 import { buildRendered, parseManifests, readLayout } from '../deploy/src/rendered.ts';
 import { typecheckObjects, validateWithSchemas } from '../deploy/src/validate.ts';
 import { pdUsage } from '../packages/pd/src/process/config.ts';
+import { storeMallocEnv } from '../packages/store/src/constants.ts';
 import { usage as storeUsage } from '../packages/store/src/process/config.ts';
 import { NODE_TOPOLOGY_SCRIPT, PD_CONFIG_SCRIPT, PD_START_SCRIPT, STORE_START_SCRIPT } from '../deploy/src/scripts.ts';
 import { expandVariables } from './support/kubelet.ts';
@@ -248,5 +249,14 @@ describe('deploy/Dockerfile', () => {
     assert.ok(link, 'flotilla on PATH');
     assert.ok(readFileSync(path.join(REPO, link[1]!), 'utf8').startsWith('#!/usr/bin/env node'), `${link[1]} is the CLI's bin`);
     assert.match(readFileSync(path.join(REPO, 'deploy/Dockerfile.dockerignore'), 'utf8'), /^\*\*\/node_modules$/m);
+  });
+
+  it('starts stores with the store\'s malloc settings, in the image and in the store manifest', () => {
+    assert.deepEqual(STORE_MALLOC_ENV, storeMallocEnv, 'deploy/src/constants.ts keeps the store\'s values');
+    for (const [name, value] of Object.entries(storeMallocEnv)) {
+      assert.match(dockerfile, new RegExp(`^ENV .*\\b${name}=${value}\\b`, 'm'), `the image sets ${name}=${value}`);
+      const container = statefulSet(built[0]!.objects, STORE.name).spec!.template.spec!.containers[0]!;
+      assert.equal(container.env?.find((e) => e.name === name)?.value, value, `the store container sets ${name}`);
+    }
   });
 });

@@ -10,7 +10,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster, waitFor } from '../../test/support/cluster.ts';
-import { cpuMs, fmt, machineLine, scrape } from './proc.ts';
+import { cpuMs, fmt, machineLine, scrape, useStoreMallocEnv } from './proc.ts';
 import { STORES, grow, regionRoles } from './regions.ts';
 
 const quick = process.argv.includes('--quick');
@@ -47,6 +47,7 @@ async function measure(cluster: ProcessCluster, regions: number): Promise<Row> {
 }
 
 async function main(): Promise<void> {
+  useStoreMallocEnv();
   const cluster = new ProcessCluster({ tickMs: TICK_MS, args: ['--hibernate-after-ticks', '0'] });
   const rows: Row[] = [];
   try {

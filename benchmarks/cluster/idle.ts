@@ -16,11 +16,12 @@
  * and its RSS are read. Right after bootstrapping and electing thousands of regions, most of
  * the heap is garbage not yet collected, and RSS holds V8's heap headroom, the RocksDB
  * memtables and freed malloc memory. The target is judged on the settled RSS; the heap in use
- * shows how much of it is Flotilla's own objects.
+ * shows how much of it is Flotilla's own objects. The stores get the glibc malloc settings of
+ * every production launch (`useStoreMallocEnv`); `idle-memory.ts` takes a store's RSS apart.
  */
 import { performance } from 'node:perf_hooks';
 import { ProcessCluster, waitFor } from '../../test/support/cluster.ts';
-import { cpuMs, fmt, machineCpuMs, machineLine, rssBytes, scrape } from './proc.ts';
+import { cpuMs, fmt, machineCpuMs, machineLine, rssBytes, scrape, useStoreMallocEnv } from './proc.ts';
 import { STORES, grow, regionRoles } from './regions.ts';
 
 const quick = process.argv.includes('--quick');
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
   // The store processes inherit the environment: expose gc() and run it on SIGUSR2.
   const gcImport = `data:text/javascript;base64,${Buffer.from(GC_ON_SIGNAL).toString('base64')}`;
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --expose-gc --import=${gcImport}`.trim();
+  useStoreMallocEnv();
   const cluster = new ProcessCluster({ tickMs: TICK_MS });
   const rows: Row[] = [];
   try {
@@ -129,7 +131,7 @@ function report(rows: readonly Row[]): void {
     `- command: node --import tsx benchmarks/cluster/idle.ts${quick ? ' --quick' : ''} --window-s=${windowS}`,
     `- node: ${process.version} (${process.platform}/${process.arch})`,
     `- machine: ${machineLine()}`,
-    `- config: 3 store processes on loopback, every region with one voter on each store; tick ${TICK_MS} ms, hibernation after 20 ticks; ${windowS} s measured per size once every region was led and hibernating; RocksDB log with 1 appender shard`,
+    `- config: 3 store processes on loopback, every region with one voter on each store; tick ${TICK_MS} ms, hibernation after 20 ticks; ${windowS} s measured per size once every region was led and hibernating; RocksDB log with 1 appender shard; stores started with MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '(glibc default)'} MALLOC_MMAP_THRESHOLD_=${process.env.MALLOC_MMAP_THRESHOLD_ ?? '(glibc default)'} (storeMallocEnv)`,
     '',
     '| regions per store | settle s | CPU % of a core (stores 1/2/3) | RSS MiB (1/2/3) | after a full GC: heap used MiB | after a full GC: RSS MiB | frames/s (all stores) | raft messages/s (all) | bytes/s (all) | others' + "'" + ' CPU % |',
     '|---:|---:|---|---|---|---|---:|---:|---:|---:|',

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { storeMallocEnv } from '../../packages/store/src/constants.ts';
 import type { StoreHandle } from '../../test/support/cluster.ts';
 
 const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
@@ -50,4 +51,17 @@ export function machineLine(): string {
 
 export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+/**
+ * Store processes inherit this process's environment (test/support/process.ts spawns them
+ * without an `env`): give them the malloc settings every production launch sets
+ * (packages/store/src/constants.ts, storeMallocEnv), so the benchmarks measure the stores as
+ * they run. A value already set in the environment wins. FLOTILLA_BENCH_GLIBC_MALLOC=1 leaves
+ * glibc's defaults (to compare; any MALLOC_MMAP_THRESHOLD_ at all turns off glibc's dynamic
+ * threshold, so the defaults cannot be spelled as values).
+ */
+export function useStoreMallocEnv(): void {
+  if (process.env.FLOTILLA_BENCH_GLIBC_MALLOC === '1') return;
+  for (const [name, value] of Object.entries(storeMallocEnv)) process.env[name] ??= value;
 }

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest } from '@flotilla/wire';
 import { ProcessCluster, waitFor, type StoreHandle } from '../../test/support/cluster.ts';
-import { cpuMs, fmt, machineCpuMs, machineLine, scrape } from './proc.ts';
+import { cpuMs, fmt, machineCpuMs, machineLine, scrape, useStoreMallocEnv } from './proc.ts';
 
 const quick = process.argv.includes('--quick');
 const seconds = Number(process.argv.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? (quick ? 3 : 8));
@@ -237,6 +237,7 @@ async function sumMetric(stores: readonly StoreHandle[], name: string): Promise<
 }
 
 async function main(): Promise<void> {
+  useStoreMallocEnv();
   const cluster = new ProcessCluster({ tickMs: TICK_MS });
   const pools = new Map<number, Pool>();
   const rows: Row[] = [];

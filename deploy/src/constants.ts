@@ -37,6 +37,16 @@ export const STORE = Object.freeze({
   nodeReaderRole: 'flotilla-node-reader',
 });
 
+/**
+ * glibc malloc settings of the store container: the same as `storeMallocEnv` in
+ * packages/store/src/constants.ts (why, and the measurements: there; the Dockerfile sets them
+ * too, for a store started from the image by hand). This package does not depend on the store's.
+ */
+export const STORE_MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze({
+  MALLOC_ARENA_MAX: '2',
+  MALLOC_MMAP_THRESHOLD_: '131072',
+});
+
 /** The location labels stores report (PD's locationLabels, widest failure domain first). */
 export const LOCATION_LABELS: readonly string[] = ['zone', 'host'];
 

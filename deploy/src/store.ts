@@ -8,7 +8,7 @@ import type { StatefulSet } from 'kubernetes-types/apps/v1.js';
 import type { Service, ServiceAccount } from 'kubernetes-types/core/v1.js';
 import type { PodDisruptionBudget } from 'kubernetes-types/policy/v1.js';
 import type { ClusterRole, ClusterRoleBinding } from 'kubernetes-types/rbac/v1.js';
-import { IMAGE, STORE } from './constants.ts';
+import { IMAGE, STORE, STORE_MALLOC_ENV } from './constants.ts';
 import { pdMemberUrls } from './pd.ts';
 import { CONTAINER_SECURITY, DATA_VOLUME, POD_SECURITY, TMP_MOUNT, TMP_VOLUME, disruptionBudget, env, fieldEnv, labels, meta, probes, selectorLabels, spread, statefulSet } from './pod-parts.ts';
 import type { Profile } from './profile.ts';
@@ -76,6 +76,8 @@ export function storeStatefulSet(profile: Profile): StatefulSet {
               FLOTILLA_API_ADVERTISE_HOST: `$(POD_NAME).${STORE.peerService}`,
               FLOTILLA_SHUTDOWN_TIMEOUT_MS: String(STORE.shutdownTimeoutMs),
               FLOTILLA_LOG_LEVEL: 'info',
+              // Read by glibc when the process starts: fewer arenas, no dynamic mmap threshold.
+              ...STORE_MALLOC_ENV,
             }),
           ],
           ports: [

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { storeMallocEnv } from '../../packages/store/src/constants.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Log lines kept per process for failure reports. */
@@ -31,7 +32,9 @@ process.once('exit', () => {
 
 /** Spawns `node [nodeArgs] --import tsx main args` and waits for the log line `startedMessage`. */
 export async function launchProcess(label: string, main: string, args: readonly string[], startedMessage: string, nodeArgs: readonly string[] = []): Promise<ChildHandle> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', main, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The malloc settings every production launch gives a store (this environment's values win).
+  const env = { ...storeMallocEnv, ...process.env };
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', main, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env });
   live.add(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     // 'close' comes after 'exit' once stdout and stderr are drained: the logs are complete.

@@ -88,3 +88,32 @@ if (limits.compactKeepEntries >= limits.compactAfterEntries) throw new Error('st
 if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');
 if (limits.staleReadRefreshFraction <= 0 || limits.staleReadRefreshFraction > 1) throw new Error('store limits: staleReadRefreshFraction must be in (0, 1]');
 if (limits.entryBytesMax > storageLimits.entryDataBytesMax) throw new Error('store limits: an entry above the log engine\'s entryDataBytesMax');
+
+/**
+ * glibc malloc settings every store process must start with (they are read from the environment
+ * when the process starts, so whoever launches a store sets them: the container image, the
+ * Kubernetes manifests, `flotilla dev`, the test and benchmark harnesses).
+ *
+ * Measured with benchmarks/cluster/idle-memory.ts (10,000 idle regions per store, after a full
+ * GC): with glibc's defaults a store kept 73-80 MiB in 16 arenas, 44-50 MiB of it FREE chunks
+ * (malloc_trim(0) then gave 16-20 MiB of RSS back). Once a large mmapped chunk is freed, glibc
+ * raises its dynamic mmap threshold (up to 32 MiB): the election storm's later large transient
+ * allocations are then carved out of the arenas, and their space stays resident after free()
+ * behind long-lived allocations made in between; and 8 arenas per core each keep leftovers.
+ * With a fixed threshold of 128 KiB (setting it also turns off the dynamic trim threshold) and
+ * 2 arenas, the same store kept 21-27 MiB of arenas (5-11 MiB free) plus 15-20 MiB of live
+ * mmapped blocks: ~35 MiB, 3.5 KB per idle region, less (benchmarks/RESULTS.md, idle section).
+ * - 128 KiB, not less: libuv reads sockets into 64 KiB buffers, which must stay in the arenas
+ *   (64 KiB measured the same here).
+ * - 2 arenas: MALLOC_ARENA_MAX=2 alone did not help (26-33 MiB of free chunks stayed); the two
+ *   together were measured, the threshold alone was not.
+ * - The price on the write path (benchmarks/cluster/write.ts, alternating runs): ~10-13% more
+ *   store CPU per put at 256 active regions, within the noise at 1, 16 and 4,096 (an mmap/munmap
+ *   pair per allocation of 128 KiB or more).
+ */
+export const MALLOC_MMAP_THRESHOLD_BYTES = 128 * 1024;
+export const MALLOC_ARENAS_MAX = 2;
+export const storeMallocEnv: Readonly<Record<string, string>> = Object.freeze({
+  MALLOC_ARENA_MAX: String(MALLOC_ARENAS_MAX),
+  MALLOC_MMAP_THRESHOLD_: String(MALLOC_MMAP_THRESHOLD_BYTES),
+});

@@ -6,7 +6,7 @@ export { Peer } from './peer.ts';
 export type { ProposalOutcome } from './peer.ts';
 export { StoreError, isStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';
-export { limits } from './constants.ts';
+export { limits, storeMallocEnv, MALLOC_ARENAS_MAX, MALLOC_MMAP_THRESHOLD_BYTES } from './constants.ts';
 export { encodeCommands, decodeCommands } from './command-codec.ts';
 export type { EntryCommand, SplitCommand } from './command-codec.ts';
 export { planSplit } from './split.ts';

@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { storeMallocEnv } from '@flotilla/store';
 import { clusterError } from '../errors.ts';
 
 /** The CLI's entry point, which children run as `flotilla pd|store`. */
@@ -207,11 +208,12 @@ function tsxLoaderUrl(): string {
 }
 
 /**
- * The parent's environment without FLOTILLA_* variables: the children get every setting as a
- * flag, and a stray FLOTILLA_STORE_ID or FLOTILLA_DATA_DIR must not change them.
+ * The parent's environment without FLOTILLA_* variables (the children get every setting as a
+ * flag, and a stray FLOTILLA_STORE_ID or FLOTILLA_DATA_DIR must not change them), over the
+ * malloc settings every store starts with (storeMallocEnv; the parent's own values win).
  */
 function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('FLOTILLA_')));
+  return { ...storeMallocEnv, ...Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('FLOTILLA_'))) };
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
