@@ -12,8 +12,6 @@ import {
 import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type RegionApply, type RegionMeta, type RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
-  coalesceHeartbeat,
-  coalesceHeartbeatResponse,
   expandHeartbeat,
   expandHeartbeatResponse,
   type Heartbeat,
@@ -21,7 +19,6 @@ import {
   type RaftEnvelope,
 } from '@flotilla/wire';
 import { applyBatches, type ApplySegment } from './apply-plan.ts';
-import { monotonicNowMs } from './clock.ts';
 import { limits } from './constants.ts';
 import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
@@ -29,12 +26,14 @@ import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding
 import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { logCatchUpWrite } from './log-catch-up.ts';
+import { LogCompaction } from './log-compaction.ts';
 import { proposeCommitMerge, proposeFenceMerges, proposePrepareMerge, proposeRollbackMerge } from './merge-proposals.ts';
 import { MergeDriver } from './merge-driver.ts';
 import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
+import { Outbound } from './outbound.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
-import { SnapshotRetryBackoff, admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor, streamSnapshot } from './snapshots.ts';
+import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor } from './snapshots.ts';
 
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
@@ -54,12 +53,11 @@ export class MultiRaftHost implements InboundHandlers {
   private closed = false;
   private started = false;
   private failure: unknown;
-  private counters = { ticks: 0, readyCycles: 0, logWrites: 0, applyBatches: 0, messagesSent: 0, messagesDropped: 0, snapshotsSent: 0, snapshotsReceived: 0, compactions: 0 };
+  private counters = { ticks: 0, readyCycles: 0, logWrites: 0, applyBatches: 0, snapshotsReceived: 0 };
   /** Received snapshots are installed one at a time, never during a ready cycle. */
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
   private readonly cycleIdleWaiters: (() => void)[] = [];
-  private nextSnapshotId = 1;
   /** Regions whose replica left this store -> the removed peer id (bounded, oldest forgotten). */
   private readonly tombstones = new Map<number, number>();
   /** Peers whose own removal applied in the current cycle: destroyed at its end. */
@@ -68,7 +66,6 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly foundingChildren = new Set<number>();
   /** Regions created by splits applied in the current cycle: their groups start at its end. */
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
-  private lastKvSync = 0;
   private readonly events: HostEventLog;
   private observer: HostObserver | undefined;
   /** What applied entries ask of the host after the cycle (entry-commands.ts). */
@@ -80,8 +77,10 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly mergeDriver: MergeDriver;
   /** Peers whose apply stops this cycle at an entry that must wait -> the last index applied. */
   private readonly heldThisCycle = new Map<Peer, number>();
-  /** Failed snapshots are reported to the core late, backing off per receiving peer. */
-  private readonly snapshotRetries: SnapshotRetryBackoff;
+  /** Messages out to the transport (snapshots streamed, failures reported after a backoff). */
+  private readonly outbound: Outbound;
+  /** Log compaction and the KV syncs it needs. */
+  private readonly compaction: LogCompaction;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -95,7 +94,17 @@ export class MultiRaftHost implements InboundHandlers {
       waitForSource: (target, source, merge) => this.merges.waitForSource(target, source, merge),
       events: this.events,
     };
-    this.snapshotRetries = new SnapshotRetryBackoff(this.random);
+    this.outbound = new Outbound(
+      {
+        kv: options.kv,
+        transport: options.transport,
+        events: this.events,
+        isCurrent: (peer) => !this.closed && this.peers.get(peer.regionId) === peer,
+        markDirty: (peer) => this.markDirty(peer),
+      },
+      this.random,
+    );
+    this.compaction = new LogCompaction(options.kv, options.log, options.compactAfterEntries);
     this.mergeDriver = new MergeDriver(this, this.events, options.mergeCommitWaitMs);
     this.merges = new MergeWaits(this.events, (regionId) => this.peers.get(regionId), (peer) => this.markDirty(peer));
     this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
@@ -232,7 +241,7 @@ export class MultiRaftHost implements InboundHandlers {
     await this.options.kv.apply(regions.map(foundingApply));
     // Durable before any node runs: a power loss must not keep a log that moved on (votes,
     // entries) while losing the KV record, or the region would be founded over it again.
-    await this.syncKv();
+    await this.compaction.syncKv();
     for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX, foundingConfState(region));
     this.events.info({ regions: regions.length, first: regions[0]?.id }, 'bootstrapped founding regions');
   }
@@ -346,7 +355,8 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   stats(): HostStats {
-    return { peers: this.peers.size, ...this.counters, logSyncs: this.options.log.stats().syncs };
+    const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
+    return { peers: this.peers.size, ...this.counters, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */
@@ -407,8 +417,8 @@ export class MultiRaftHost implements InboundHandlers {
     return this.betweenCycles(async () => {
       const peer = this.peers.get(regionId);
       if (!peer || peer.placeholder || this.closed) return null;
-      await this.syncKv();
-      await this.compactLogs([peer], 0);
+      await this.compaction.syncKv();
+      await this.compaction.compactLogs([peer], 0);
       const group = this.options.log.group(regionId);
       const index = group.truncatedIndex();
       return { index, term: group.term(index) };
@@ -611,9 +621,9 @@ export class MultiRaftHost implements InboundHandlers {
     this.counters.readyCycles++;
     this.observer?.cycle(batch.length);
     await this.persist(batch);
-    for (const { peer, rd } of batch) this.sendAll(peer, rd.messages);
+    for (const { peer, rd } of batch) this.outbound.send(peer, rd.messages);
     await this.applyAll(batch);
-    await this.compact(batch.map((b) => b.peer));
+    await this.compaction.compactDue(batch.map((b) => b.peer));
     for (const { peer, rd } of batch) {
       if (rd.softState && rd.softState.role !== 'leader') peer.onLeadershipLost();
       peer.onReadStates(rd.readStates);
@@ -627,7 +637,7 @@ export class MultiRaftHost implements InboundHandlers {
     // that moved on under a region the KV engine no longer knows, or a replica's vote history
     // gone while its region came back as 'normal' (which start() would found afresh).
     this.heldThisCycle.clear();
-    if (this.removedThisCycle.length > 0 || this.splitThisCycle.length > 0) await this.syncKv();
+    if (this.removedThisCycle.length > 0 || this.splitThisCycle.length > 0) await this.compaction.syncKv();
     for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
     this.merges.retryReady();
     for (const split of this.splitThisCycle.splice(0)) await this.startSplitChild(split.child, split.parentLeads);
@@ -722,42 +732,6 @@ export class MultiRaftHost implements InboundHandlers {
     }
   }
 
-  private sendAll(peer: Peer, messages: readonly Message[]): void {
-    const transport = this.options.transport;
-    for (const m of messages) {
-      const store = peer.storeOf(m.to);
-      if (store === undefined) {
-        this.counters.messagesDropped++;
-        continue;
-      }
-      if (m.type === 'snapshot') {
-        this.counters.snapshotsSent++;
-        streamSnapshot(this.options.kv, transport, peer, store, m, this.nextSnapshotId++, (outcome) => {
-          const delayMs = this.snapshotRetries.delayMs(peer.regionId, m.to, outcome);
-          this.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome, ...(delayMs > 0 ? { retryInMs: delayMs } : {}) }, 'sent a region snapshot');
-          const report = (): void => {
-            if (this.closed || this.peers.get(peer.regionId) !== peer) return;
-            peer.node.reportSnapshot(m.to, outcome);
-            this.markDirty(peer);
-          };
-          if (delayMs === 0) report();
-          else setTimeout(report, delayMs).unref();
-        });
-        continue;
-      }
-      const beat = m.type === 'heartbeat' ? coalesceHeartbeat(peer.regionId, m) : null;
-      const response = m.type === 'heartbeatResponse' ? coalesceHeartbeatResponse(peer.regionId, m) : null;
-      const refused = beat
-        ? transport.sendHeartbeat(store, beat)
-        : response
-          ? transport.sendHeartbeatResponse(store, response)
-          : transport.send(store, { regionId: peer.regionId, fromPeer: m.from, toPeer: m.to, regionEpoch: peer.region.epoch, message: m });
-      // A refused message is a lost message: Raft retransmits what matters.
-      if (refused === null) this.counters.messagesSent++;
-      else this.counters.messagesDropped++;
-    }
-  }
-
   /**
    * Committed entries of every group in as few KV batches as the engine's bounds allow —
    * normally ONE (kvApplyRegionsMax regions, kvApplyCommandsMax commands per batch); then
@@ -801,43 +775,6 @@ export class MultiRaftHost implements InboundHandlers {
       }
       peer.applied = entries[entries.length - 1]!.index;
     }
-  }
-
-  /**
-   * Discards applied log entries of groups past the threshold. Never past the KV engine's
-   * durable applied index: after a crash the KV engine re-applies from there, and the log must
-   * still hold those entries. The KV engine is synced (rarely) to move that index forward.
-   */
-  private async compact(peers: readonly Peer[]): Promise<void> {
-    const threshold = this.options.compactAfterEntries ?? limits.compactAfterEntries;
-    const keep = Math.min(limits.compactKeepEntries, Math.floor(threshold / 2));
-    const due = peers.filter((p) => p.applied - this.options.log.group(p.regionId).firstIndex() >= threshold);
-    if (due.length === 0) return;
-    if (monotonicNowMs() - this.lastKvSync >= limits.kvSyncIntervalMs) await this.syncKv();
-    await this.compactLogs(due, keep);
-  }
-
-  /** Makes everything applied so far durable: moves the KV engine's durable applied indexes. */
-  private async syncKv(): Promise<void> {
-    await this.options.kv.sync();
-    this.lastKvSync = monotonicNowMs();
-  }
-
-  /**
-   * Discards each peer's log up to `keep` entries below its applied index. Never past the
-   * durable applied index (see compact()), nor past the persisted commit: a snapshot installed
-   * since the last cycle moves `applied` ahead of the log until the next cycle persists it.
-   */
-  private async compactLogs(peers: readonly Peer[], keep: number): Promise<void> {
-    const requests: { groupId: number; compactTo: number }[] = [];
-    for (const peer of peers) {
-      const group = this.options.log.group(peer.regionId);
-      const compactTo = Math.min(peer.applied - keep, this.options.kv.durableAppliedIndex(peer.regionId), group.hardState().commit);
-      if (compactTo >= group.firstIndex()) requests.push({ groupId: peer.regionId, compactTo });
-    }
-    if (requests.length === 0) return;
-    await this.options.log.compact(requests);
-    this.counters.compactions += requests.length;
   }
 
   /**

@@ -1,0 +1,77 @@
+import type { Message, SeededRandom } from '@flotilla/raft';
+import type { KvEngine } from '@flotilla/storage';
+import type { PeerTransport } from '@flotilla/transport';
+import { coalesceHeartbeat, coalesceHeartbeatResponse } from '@flotilla/wire';
+import type { HostEventLog } from './host-types.ts';
+import type { Peer } from './peer.ts';
+import { SnapshotRetryBackoff, streamSnapshot } from './snapshots.ts';
+
+/** What the sender needs of its host. */
+export interface OutboundHost {
+  readonly kv: KvEngine;
+  readonly transport: PeerTransport;
+  readonly events: HostEventLog;
+  /** Whether `peer` is still the host's replica of its region (not replaced, destroyed or closed). */
+  isCurrent(peer: Peer): boolean;
+  markDirty(peer: Peer): void;
+}
+
+/**
+ * A Ready's messages, out to the transport: heartbeats and their responses coalesced per store
+ * pair, snapshots streamed on their own channel (a failure reported to the core after a
+ * capped, jittered backoff per receiving peer), everything else as raft envelopes. A message
+ * the transport refuses is a lost message: Raft retransmits what matters.
+ */
+export class Outbound {
+  messagesSent = 0;
+  messagesDropped = 0;
+  snapshotsSent = 0;
+  private nextSnapshotId = 1;
+  private readonly snapshotRetries: SnapshotRetryBackoff;
+
+  constructor(
+    private readonly host: OutboundHost,
+    random: SeededRandom,
+  ) {
+    this.snapshotRetries = new SnapshotRetryBackoff(random);
+  }
+
+  send(peer: Peer, messages: readonly Message[]): void {
+    const transport = this.host.transport;
+    for (const m of messages) {
+      const store = peer.storeOf(m.to);
+      if (store === undefined) {
+        this.messagesDropped++;
+        continue;
+      }
+      if (m.type === 'snapshot') {
+        this.sendSnapshot(peer, store, m);
+        continue;
+      }
+      const beat = m.type === 'heartbeat' ? coalesceHeartbeat(peer.regionId, m) : null;
+      const response = m.type === 'heartbeatResponse' ? coalesceHeartbeatResponse(peer.regionId, m) : null;
+      const refused = beat
+        ? transport.sendHeartbeat(store, beat)
+        : response
+          ? transport.sendHeartbeatResponse(store, response)
+          : transport.send(store, { regionId: peer.regionId, fromPeer: m.from, toPeer: m.to, regionEpoch: peer.region.epoch, message: m });
+      if (refused === null) this.messagesSent++;
+      else this.messagesDropped++;
+    }
+  }
+
+  private sendSnapshot(peer: Peer, store: number, m: Message): void {
+    this.snapshotsSent++;
+    streamSnapshot(this.host.kv, this.host.transport, peer, store, m, this.nextSnapshotId++, (outcome) => {
+      const delayMs = this.snapshotRetries.delayMs(peer.regionId, m.to, outcome);
+      this.host.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome, ...(delayMs > 0 ? { retryInMs: delayMs } : {}) }, 'sent a region snapshot');
+      const report = (): void => {
+        if (!this.host.isCurrent(peer)) return;
+        peer.node.reportSnapshot(m.to, outcome);
+        this.host.markDirty(peer);
+      };
+      if (delayMs === 0) report();
+      else setTimeout(report, delayMs).unref();
+    });
+  }
+}
