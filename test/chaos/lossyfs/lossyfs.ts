@@ -21,7 +21,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,12 +122,32 @@ async function installBuildTools(): Promise<string | null> {
 let building: Promise<{ binary: string } | { unavailable: string }> | null = null;
 
 /**
- * The lossyfs binary, built (once per source version) when this machine can run it; otherwise
- * why not. Never throws.
+ * The lossyfs binary, built (once per source version) and tried once (a container may have
+ * /dev/fuse without the right to mount) when this machine can run it; otherwise why not.
+ * Never throws.
  */
 export function ensureLossyFs(): Promise<{ binary: string } | { unavailable: string }> {
-  building ??= build().catch((err: unknown) => ({ unavailable: `lossyfs build failed: ${String(err)}` }));
+  building ??= build()
+    .then(async (built) => ('binary' in built ? ((await probeMount(built.binary)) ?? built) : built))
+    .catch((err: unknown) => ({ unavailable: `lossyfs build failed: ${String(err)}` }));
   return building;
+}
+
+/** Mounts and unmounts an empty lossyfs once: null when that works, else why not. */
+async function probeMount(binary: string): Promise<{ unavailable: string } | null> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-lossyfs-probe-'));
+  try {
+    const [backing, mountpoint] = [path.join(dir, 'backing'), path.join(dir, 'mnt')];
+    await mkdir(backing);
+    await mkdir(mountpoint);
+    const mount = await LossyMount.mount(binary, backing, mountpoint);
+    await mount.unmount();
+    return null;
+  } catch (err) {
+    return { unavailable: `a trial FUSE mount failed: ${(err as Error).message.split('\n')[0]}` };
+  } finally {
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
 }
 
 async function build(): Promise<{ binary: string } | { unavailable: string }> {
