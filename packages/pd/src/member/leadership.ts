@@ -12,6 +12,8 @@ import type { PdMember } from './pd-member.ts';
 
 /** How often a member looks at its replica's role. */
 export const leadershipCheckMs = 50;
+/** After a failed load, the next try waits this long, doubling per failure up to the max. */
+export const loadRetryMs = { first: 100, max: 5_000 };
 
 /** The leader's state for one term. */
 export interface LeaderTerm {
@@ -30,6 +32,9 @@ export class Leadership {
   private current: LeaderTerm | null = null;
   private loading: { term: number; done: Promise<void> } | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Loads failed in a row (reset by a success), and when the next may start. */
+  private loadFailures = 0;
+  private nextLoadMs = 0;
 
   constructor(
     private readonly member: PdMember,
@@ -68,10 +73,17 @@ export class Leadership {
     return this.current !== null;
   }
 
-  private check(): void {
+  /** One look at the replica's role (the timer's work): end a lost term, load a new one. */
+  check(): void {
     const leadership = this.member.leadership();
     if (this.current && (!leadership.leader || leadership.term !== this.current.term)) this.end(`lost the lead (term ${leadership.term})`);
-    if (leadership.leader && !this.current && this.loading?.term !== leadership.term) this.load(leadership.term);
+    const due = this.now() >= this.nextLoadMs;
+    if (leadership.leader && !this.current && this.loading?.term !== leadership.term && due) this.load(leadership.term);
+  }
+
+  /** Resolves once the load running now (if any) ended. */
+  async settled(): Promise<void> {
+    await this.loading?.done;
   }
 
   private load(term: number): void {
@@ -82,10 +94,16 @@ export class Leadership {
         const now = this.member.leadership();
         if (!now.leader || now.term !== term) return; // lost it while loading
         this.current = { term, cluster, sinceMs: this.now() };
+        this.loadFailures = 0;
         this.logger.info({ term, stores: cluster.storeAddresses().length, regions: cluster.regions.size }, 'PD leader: serving');
         this.work.start(this.current);
       } catch (err) {
-        this.logger.warn({ ...errorFields(err), term }, 'PD leader could not load the cluster; retrying');
+        // Backed off, not retried at every check: a load that keeps failing (unreadable
+        // metadata, a busy group) must not become 20 linearizable reads and warnings a second.
+        this.loadFailures++;
+        const retryInMs = Math.min(loadRetryMs.max, loadRetryMs.first * 2 ** (this.loadFailures - 1));
+        this.nextLoadMs = this.now() + retryInMs;
+        this.logger.warn({ ...errorFields(err), term, failures: this.loadFailures, retryInMs }, 'PD leader could not load the cluster; retrying');
       } finally {
         if (this.loading?.term === term) this.loading = null;
       }
