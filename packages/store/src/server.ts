@@ -115,7 +115,10 @@ export class StoreServer {
   private refusedTooLarge = 0;
   private refusedBusy = 0;
   private pipelinedMax = 0;
+  /** Refusing new KV requests (503, retryable): from markStopping() on. */
   private stopping = false;
+  /** Closing connections: from close() on (stopping only refuses, on connections kept open). */
+  private draining = false;
   private closing: Promise<void> | null = null;
   /** Woken when a request is answered or a connection closes (drain waits on them). */
   private waiters: (() => void)[] = [];
@@ -199,9 +202,12 @@ export class StoreServer {
   }
 
   /**
-   * Readiness turns to 503 and every later KV request is refused (503, connection closed);
-   * requests already admitted are still served. A shutdown calls this first, then moves
-   * leaderships away, then close().
+   * Readiness turns to 503 and every later KV request is refused (503, retryable); requests
+   * already admitted are still served. Connections stay open meanwhile: a client pipelines
+   * several requests per connection, and one the server closed under them loses the requests
+   * already on the wire ("other side closed": their outcome unknown to the client, once in a
+   * rolling restart). Refused, the client goes elsewhere and its connections fall quiet by
+   * close(). A shutdown calls this first, then moves leaderships away, then close().
    */
   markStopping(): void {
     this.stopping = true;
@@ -219,6 +225,7 @@ export class StoreServer {
 
   private async drain(): Promise<void> {
     this.stopping = true;
+    this.draining = true;
     // Stops listening and closes the connections node:http sees as idle.
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // The others close once their last outstanding response is flushed (see onRequest).
@@ -253,7 +260,7 @@ export class StoreServer {
       res.once('close', () => {
         connection.outstanding--;
         // Draining: a connection closes once its last answer is flushed (FIN after the data).
-        if (this.stopping && connection.outstanding === 0) connection.socket.end();
+        if (this.draining && connection.outstanding === 0) connection.socket.end();
         this.wake();
       });
     }
@@ -512,7 +519,7 @@ export class StoreServer {
   }
 
   private closeIfDraining(res: ServerResponse): void {
-    if (this.stopping && (this.connectionOf.get(res)?.outstanding ?? 0) <= 1) res.setHeader('connection', 'close');
+    if (this.draining && (this.connectionOf.get(res)?.outstanding ?? 0) <= 1) res.setHeader('connection', 'close');
   }
 
   /**

@@ -380,6 +380,28 @@ describe('draining', () => {
     }
   });
 
+  test('stopping refuses on connections it keeps open: requests pipelined behind a refusal are answered, not cut off', async () => {
+    const leader = cluster.leaderOf(1)!; // the cluster the first test started
+    const server = new StoreServer({ service: leader.service, host: leader.host, transport: leader.transport, defaultMetrics: false });
+    const { port } = await server.listen();
+    const client = new Client(`http://127.0.0.1:${port}`, { pipelining: 4 });
+    try {
+      assert.equal((await postKv(client, request(put('before-stop', 'x')))).status, 200);
+      server.markStopping();
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => postKv(client, request(get(`k${i}`)))));
+      for (const answer of answers) {
+        assert.equal(answer.status, 503, 'refused, retryable');
+        assert.notEqual(answer.headers['connection'], 'close', 'the connection is not closed under pipelined requests');
+      }
+      assert.equal(server.stats().connections, 1, 'one connection carried all of them');
+      await server.close();
+      assert.equal(server.stats().connections, 0, 'close() then closes it');
+    } finally {
+      await client.destroy();
+      await server.close();
+    }
+  });
+
   test('a bug while serving is a 500 with a typed JSON error, reported to the log; the server keeps serving', async () => {
     const leader = cluster.leaderOf(1)!; // the cluster the test above started
     const logged: { fields: object; message: string }[] = [];
