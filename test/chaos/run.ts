@@ -19,6 +19,8 @@ import { SET_PREFIX, Workloads, finalRegisterRead, registerKey, type WorkloadOpt
 const PROBE_SUFFIX = '\u0000liveness';
 /** After the heal, every region must have a leader and take a write within this. */
 export const LIVENESS_DEADLINE_MS = 30_000;
+/** Between two liveness probes after the heal. */
+const LIVENESS_POLL_MS = 200;
 /** The final reads (every register key, the set) must all answer within this. */
 const FINAL_READS_DEADLINE_MS = 60_000;
 /** Final register reads in flight at once. */
@@ -184,7 +186,7 @@ async function checkLiveness(cluster: ChaosCluster, client: FlotillaClient): Pro
   while (performance.now() < deadline) {
     problem = await livenessProblem(cluster, client, Math.max(1, Math.min(5_000, deadline - performance.now())));
     if (problem === '') return { ok: true, ms: performance.now() - started, problem: null };
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, LIVENESS_POLL_MS));
   }
   return { ok: false, ms: performance.now() - started, problem };
 }

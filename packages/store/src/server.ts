@@ -117,8 +117,7 @@ export class StoreServer {
   private pipelinedMax = 0;
   /** Refusing new KV requests (503, retryable): from markStopping() on. */
   private stopping = false;
-  /** Closing connections: from close() on (stopping only refuses, on connections kept open). */
-  private draining = false;
+  /** Set by close(): from then on connections are closed (stopping only refuses, on open ones). */
   private closing: Promise<void> | null = null;
   /** Woken when a request is answered or a connection closes (drain waits on them). */
   private waiters: (() => void)[] = [];
@@ -225,7 +224,6 @@ export class StoreServer {
 
   private async drain(): Promise<void> {
     this.stopping = true;
-    this.draining = true;
     // Stops listening and closes the connections node:http sees as idle.
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // The others close once their last outstanding response is flushed (see onRequest).
@@ -260,7 +258,7 @@ export class StoreServer {
       res.once('close', () => {
         connection.outstanding--;
         // Draining: a connection closes once its last answer is flushed (FIN after the data).
-        if (this.draining && connection.outstanding === 0) connection.socket.end();
+        if (this.closing !== null && connection.outstanding === 0) connection.socket.end();
         this.wake();
       });
     }
@@ -519,7 +517,7 @@ export class StoreServer {
   }
 
   private closeIfDraining(res: ServerResponse): void {
-    if (this.draining && (this.connectionOf.get(res)?.outstanding ?? 0) <= 1) res.setHeader('connection', 'close');
+    if (this.closing !== null && (this.connectionOf.get(res)?.outstanding ?? 0) <= 1) res.setHeader('connection', 'close');
   }
 
   /**

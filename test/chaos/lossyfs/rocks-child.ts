@@ -18,8 +18,9 @@ const [dir, syncedText, unsyncedText] = process.argv.slice(2);
 if (dir === undefined || syncedText === undefined || unsyncedText === undefined) throw new Error('usage: rocks-child <dir> <synced> <unsynced>');
 const synced = Number(syncedText);
 const unsynced = Number(unsyncedText);
-// Never outlive a parent that forgot us.
-setTimeout(() => process.exit(3), 60_000).unref();
+/** Never outlive a parent that forgot us: exit after this long whatever happens. */
+const ORPHAN_DEADLINE_MS = 60_000;
+setTimeout(() => process.exit(3), ORPHAN_DEADLINE_MS).unref();
 
 const GROUP = 1;
 const enc = new TextEncoder();
