@@ -92,7 +92,8 @@ function alive(pid: number): boolean {
 describe('pnpm bench:peer --quick', () => {
   it('runs every workload against etcd and Flotilla, prints the ratios, writes JSON and charts', async (t) => {
     const dir = await outDir();
-    const run = startBench(['--quick', `--out-dir=${dir}`]);
+    // The `--` is what `pnpm bench:peer -- --quick` (benchmarks/README.md) passes on.
+    const run = startBench(['--', '--quick', `--out-dir=${dir}`]);
     const exit = await deadline(run.exited, RUN_DEADLINE_MS, 'the quick benchmark to finish');
     if (skippedForEtcd(t, run)) return;
     assert.equal(exit.code, 0, `exit ${exit.code ?? exit.signal}\n${run.stderr}`);

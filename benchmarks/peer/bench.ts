@@ -49,6 +49,8 @@ function parseOptions(argv: readonly string[]): Options {
   const known = new Set(['quick', 'seconds', 'warmup-seconds', 'concurrency', 'workloads', 'records', 'regions', 'no-curves', 'only-curves', 'out-dir']);
   const flags = new Map<string, string>();
   for (const arg of argv) {
+    // `pnpm bench:peer -- --quick` (the documented form) hands the script the `--` too.
+    if (arg === '--') continue;
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (!match || !known.has(match[1]!)) throw new BenchError('BENCH_BAD_ARGUMENT', `unknown argument ${arg}; known: ${[...known].map((k) => `--${k}`).join(' ')}`);
     flags.set(match[1]!, match[2] ?? 'true');
