@@ -11,6 +11,7 @@ export type {
   LogEngine,
   LogEngineHooks,
   LogEngineStats,
+  LogWriteOptions,
   LogRecoveryReport,
 } from './log-types.ts';
 export { RocksLogEngine, openLogEngine } from './log-engine.ts';

@@ -191,12 +191,12 @@ export class LogBatch {
     this.batch._del(key, this.meta);
   }
 
-  /** Writes the batch with ONE fsync (only batch writes honour `sync`). */
-  async write(): Promise<void> {
+  /** Writes the batch with ONE fsync, or none (only batch writes honour `sync`). */
+  async write(sync: boolean): Promise<void> {
     // An empty chained batch "writes" without syncing: a task always carries a record.
     assert(this.batch.length > 0, 'a task writes at least one record');
     this.closed = true;
-    await this.batch.write({ sync: true });
+    await this.batch.write({ sync });
   }
 
   close(): void {

@@ -36,6 +36,7 @@ import {
   type LogEngineHooks,
   type LogEngineStats,
   type LogRecoveryReport,
+  type LogWriteOptions,
 } from './log-types.ts';
 import { openShardClient, type AppenderMode, type ShardClient } from './shard-client.ts';
 
@@ -227,15 +228,15 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
     return this.write(requests.map((r) => ({ groupId: r.groupId, compactTo: r.compactTo })));
   }
 
-  write(writes: readonly GroupWrite[]): Promise<void> {
+  write(writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void> {
     try {
-      return this.writeNow(writes);
+      return this.writeNow(writes, options?.sync ?? true);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private writeNow(writes: readonly GroupWrite[]): Promise<void> {
+  private writeNow(writes: readonly GroupWrite[], sync: boolean): Promise<void> {
     this.checkUsable();
     if (writes.length === 0) return RESOLVED;
     // 1. Validate everything before changing anything.
@@ -309,7 +310,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
     for (const lane of lanes) {
       const writer = writers[lane.index];
       if (writer === null || writer === undefined) continue;
-      const p = lane.add(writer.finish(), lane.needBytes, lane.needEntries, lane.needPieces);
+      const p = lane.add(writer.finish(), lane.needBytes, lane.needEntries, lane.needPieces, sync);
       this.scheduleFlush(lane);
       if (done === null) done = p;
       else (more ??= [done]).push(p);
@@ -430,7 +431,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
     if (lane.pending.length === 0 || this.state === 'failed') return;
     assert(lane.canSeal(), 'room to submit the open task');
     const task = lane.seal();
-    lane.client.append(task.seq, task.chunks, task.alone).then(
+    lane.client.append(task.seq, task.chunks, task.alone, task.sync).then(
       () => {
         lane.settled(task);
         lane.tasks++;

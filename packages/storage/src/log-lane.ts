@@ -36,6 +36,8 @@ export interface SealedTask {
   readonly pieces: number;
   /** The task destroys a group: it must end its batch. */
   readonly alone: boolean;
+  /** Some write in it asked for an fsync (LogWriteOptions); else it is written without one. */
+  readonly sync: boolean;
   readonly done: Deferred;
 }
 
@@ -45,6 +47,8 @@ export class Lane {
   pendingPieces = 0;
   pendingBytes = 0;
   pendingEntries = 0;
+  /** Whether a write in the open task asked for an fsync. */
+  pendingSync = false;
   pendingDone: Deferred = deferred();
   /** Groups destroyed in the open task: a later write to one of them needs a new task. */
   readonly pendingDestroyed = new Set<number>();
@@ -103,8 +107,9 @@ export class Lane {
   }
 
   /** Adds an encoded chunk to the open task; returns the promise of the task's durability. */
-  add(chunk: Uint8Array, bytes: number, entries: number, pieces: number): Promise<void> {
+  add(chunk: Uint8Array, bytes: number, entries: number, pieces: number, sync: boolean): Promise<void> {
     this.pending.push(chunk);
+    if (sync) this.pendingSync = true;
     this.pendingPieces += pieces;
     this.pendingBytes += bytes;
     this.pendingEntries += entries;
@@ -121,8 +126,10 @@ export class Lane {
       bytes: this.pendingBytes,
       pieces: this.pendingPieces,
       alone: this.pendingDestroyed.size > 0,
+      sync: this.pendingSync,
       done: this.pendingDone,
     };
+    this.pendingSync = false;
     this.pending = [];
     this.pendingPieces = 0;
     this.pendingBytes = 0;

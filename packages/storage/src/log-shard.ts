@@ -162,9 +162,10 @@ export class LogShard {
 
   /**
    * Writes tasks `seq`..`lastSeq` (consecutive; their chunks in order) as ONE batch with ONE
-   * sync. A worker passes every task that arrived while the previous batch was written.
+   * sync (none when `sync` is false: LogWriteOptions). A worker passes every task that arrived
+   * while the previous batch was written.
    */
-  async append(seq: number, chunks: readonly Uint8Array[], lastSeq = seq): Promise<void> {
+  async append(seq: number, chunks: readonly Uint8Array[], lastSeq = seq, sync = true): Promise<void> {
     assert(this.recovered, 'append after recovery');
     if (seq !== this.seq + 1) fail(`task sequence: expected ${this.seq + 1}, got ${seq}`);
     if (!(lastSeq >= seq)) fail(`task sequence: batch of tasks ${seq}..${lastSeq}`);
@@ -191,14 +192,14 @@ export class LogShard {
     try {
       plan.putStateRecords(batch);
       plan.putEntries(batch);
-      await batch.write();
+      await batch.write(sync);
     } finally {
       batch.close();
     }
     this.tasks++;
-    this.syncs++;
+    if (sync) this.syncs++;
     this.entries += plan.entryCount;
-    // Garbage collection of discarded entries: ordered after the synced batch in the WAL.
+    // Garbage collection of discarded entries: ordered after the batch in the WAL.
     for (const groupId of plan.destroyed) await this.clearLog(groupId, 0, Number.MAX_SAFE_INTEGER);
     for (const groupId of plan.touched) {
       const owned = this.groups.get(groupId);

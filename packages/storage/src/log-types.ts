@@ -48,6 +48,18 @@ export interface LogRecoveryReport {
   readonly staleEntries: number;
 }
 
+/**
+ * How a write reaches the disk. `sync: false` is for writes whose loss a crash may cost: a
+ * Ready that only moved the commit index (the core's `mustSync` is false). Such a write is
+ * ordered with every other write of its groups and resolves once written, without an fsync of
+ * its own; the next synced write of its shard makes it durable, a power loss before that may
+ * drop it, and nothing written after it survives without it.
+ */
+export interface LogWriteOptions {
+  /** Default true: resolve only once the write is fsynced. */
+  readonly sync?: boolean;
+}
+
 export interface LogEngineStats {
   readonly groups: number;
   readonly tasks: number;
@@ -63,7 +75,8 @@ export interface LogEngineStats {
  * The raft log engine of a store: every group's log, hard state, conf state and truncation.
  *
  * Writes are batch-first: one `write` carries the Ready output of many groups (at most one
- * GroupWrite per group) and resolves once all of it is durable. The views returned by `group()`
+ * GroupWrite per group) and resolves once all of it is durable (or, with `sync: false`, written:
+ * LogWriteOptions). The views returned by `group()`
  * reflect a write as soon as `write` returns (the core reads its own unstable entries anyway);
  * a failed write is fatal to the engine (every later call rejects with FLOTILLA_STORAGE_FAILED).
  *
@@ -75,7 +88,7 @@ export interface LogEngine {
   hasGroup(groupId: number): boolean;
   /** The group's view; a group never written to reads as an empty log. */
   group(groupId: number): GroupLog;
-  write(writes: readonly GroupWrite[]): Promise<void>;
+  write(writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void>;
   /** Sugar for write() with compactTo only. */
   compact(requests: readonly { readonly groupId: number; readonly compactTo: number }[]): Promise<void>;
   /** Reads entries, waiting for disk when they are not cached (hosts and tests; the core uses entries()). */

@@ -29,11 +29,15 @@ export interface AppendMessage {
   readonly chunks: readonly Uint8Array[];
   /** The task ends its batch (it destroys a group: its range delete must not meet later puts). */
   readonly alone: boolean;
+  /** The task asks for an fsync; a batch of tasks that all say false is written without one. */
+  readonly sync: boolean;
 }
 
-/** worker -> main: every task up to `seq` is durable (one sync), or the shard failed. */
+/** worker -> main: every task up to `seq` is written (durable if `synced`), or the shard failed. */
 export interface AppendAck {
   readonly seq: number;
+  /** The batch that ended at `seq` was fsynced (it made every task before it durable too). */
+  readonly synced?: boolean;
   readonly failed?: { readonly message: string; readonly code?: string };
 }
 
@@ -87,7 +91,10 @@ function scheduleDrain(): void {
   setImmediate(drain);
 }
 
-/** One batch, one sync: every queued task, up to the first one that must end its batch. */
+/**
+ * One batch, at most one sync: every queued task, up to the first one that must end its batch.
+ * The batch syncs when any of its tasks asks to.
+ */
 function drain(): void {
   drainScheduled = false;
   if (writing !== null || queue.length === 0 || failed) return;
@@ -103,9 +110,11 @@ function drain(): void {
   }
   const first = tasks[0]!.seq;
   const last = tasks[tasks.length - 1]!.seq;
+  let sync = false;
+  for (const t of tasks) if (t.sync) sync = true;
   let appended: Promise<void>;
   try {
-    appended = owned().append(first, chunks, last);
+    appended = owned().append(first, chunks, last, sync);
   } catch (err) {
     fault(err);
     return;
@@ -113,7 +122,7 @@ function drain(): void {
   writing = appended.then(
     () => {
       writing = null;
-      const ack: AppendAck = { seq: last };
+      const ack: AppendAck = { seq: last, synced: sync };
       port?.postMessage(ack);
       scheduleDrain();
     },

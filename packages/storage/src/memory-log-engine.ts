@@ -26,6 +26,7 @@ import {
   type LogEngineHooks,
   type LogEngineStats,
   type LogRecoveryReport,
+  type LogWriteOptions,
 } from './log-types.ts';
 
 interface MemoryGroup {
@@ -92,6 +93,7 @@ function emptyGroup(): MemoryGroup {
 export class MemoryLogEngine implements LogEngine {
   private closed = false;
   private writes = 0;
+  private syncedWrites = 0;
   private entriesWritten = 0;
   readonly recovery: LogRecoveryReport;
 
@@ -126,7 +128,8 @@ export class MemoryLogEngine implements LogEngine {
     return new MemoryGroupLog(groupId, this.disk.groups.get(groupId) ?? emptyGroup(), this);
   }
 
-  async write(writes: readonly GroupWrite[]): Promise<void> {
+  /** Everything written survives a reopen (a process crash); `sync` only counts fsyncs. */
+  async write(writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void> {
     this.checkUsable();
     const seen = new Set<number>();
     const plans = [];
@@ -162,6 +165,7 @@ export class MemoryLogEngine implements LogEngine {
       if (w.compactTo !== undefined) g.storage.compact(w.compactTo);
     }
     this.writes++;
+    if (options?.sync ?? true) this.syncedWrites++;
   }
 
   compact(requests: readonly { readonly groupId: number; readonly compactTo: number }[]): Promise<void> {
@@ -178,7 +182,7 @@ export class MemoryLogEngine implements LogEngine {
     return {
       groups: this.disk.groups.size,
       tasks: this.writes,
-      syncs: this.writes,
+      syncs: this.syncedWrites,
       entriesWritten: this.entriesWritten,
       cacheBytes: 0,
       cacheHits: 0,

@@ -34,10 +34,11 @@ export interface ShardClient {
   /**
    * Resolves once the task is durable: written in one batch with one sync, possibly together
    * with the tasks submitted right before or after it. `alone`: the task must end its batch (it
-   * destroys a group, whose range delete must not meet later writes). The chunks' buffers are
-   * transferred.
+   * destroys a group, whose range delete must not meet later writes). `sync` false: resolves
+   * once written; the batch syncs only if one of its tasks asks to (LogWriteOptions). The
+   * chunks' buffers are transferred.
    */
-  append(seq: number, chunks: readonly Uint8Array[], alone: boolean): Promise<void>;
+  append(seq: number, chunks: readonly Uint8Array[], alone: boolean, sync: boolean): Promise<void>;
   read(groupId: number, lo: number, hi: number, maxBytes: number): Promise<Uint8Array>;
   stats(): Promise<ShardStats>;
   close(): Promise<void>;
@@ -57,9 +58,9 @@ export class InlineShardClient implements ShardClient {
     return this.shard.recover();
   }
 
-  async append(seq: number, chunks: readonly Uint8Array[]): Promise<void> {
-    await this.shard.append(seq, chunks);
-    this.syncs++;
+  async append(seq: number, chunks: readonly Uint8Array[], _alone: boolean, sync: boolean): Promise<void> {
+    await this.shard.append(seq, chunks, seq, sync);
+    if (sync) this.syncs++;
   }
 
   read(groupId: number, lo: number, hi: number, maxBytes: number): Promise<Uint8Array> {
@@ -148,12 +149,12 @@ export class WorkerShardClient implements ShardClient {
     return (await this.call({ op: 'recover' })) as ShardRecovery;
   }
 
-  append(seq: number, chunks: readonly Uint8Array[], alone: boolean): Promise<void> {
+  append(seq: number, chunks: readonly Uint8Array[], alone: boolean, sync: boolean): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => {
       if (this.waiting.length === this.waitingHead) this.port.ref();
       this.waiting.push({ seq, resolve, reject });
-      const message: AppendMessage = { seq, chunks, alone };
+      const message: AppendMessage = { seq, chunks, alone, sync };
       this.port.postMessage(
         message,
         chunks.map((c) => c.buffer as ArrayBuffer),
@@ -161,7 +162,7 @@ export class WorkerShardClient implements ShardClient {
     });
   }
 
-  /** The worker made every task up to `ack.seq` durable (one sync), or failed. */
+  /** The worker wrote every task up to `ack.seq` (with one sync if one of them asked), or failed. */
   private onAck(ack: AppendAck): void {
     if (ack.failed !== undefined) {
       const f = ack.failed;
@@ -172,7 +173,7 @@ export class WorkerShardClient implements ShardClient {
       this.port.unref();
       return;
     }
-    this.syncs++;
+    if (ack.synced === true) this.syncs++;
     const waiting = this.waiting;
     let head = this.waitingHead;
     while (head < waiting.length && waiting[head]!.seq <= ack.seq) waiting[head++]!.resolve();

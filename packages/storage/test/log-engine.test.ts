@@ -117,6 +117,21 @@ function describeLogEngine(name: string, makeFactory: FactoryMaker): void {
       }
     });
 
+    it('writes without an fsync when asked (a commit-only hard state), in order with synced writes', async () => {
+      const g = nextGroup();
+      await engine.write([{ groupId: g, entries: [entry(1, 1), entry(2, 1)], hardState: { term: 1, vote: 1, commit: 0 } }]);
+      const syncsBefore = engine.stats().syncs;
+      await engine.write([{ groupId: g, hardState: { term: 1, vote: 1, commit: 2 } }], { sync: false });
+      assert.equal(engine.stats().syncs, syncsBefore, 'an unsynced write costs no fsync');
+      assert.deepEqual(engine.group(g).hardState(), { term: 1, vote: 1, commit: 2 });
+      // A synced write after it (another group's, same shard or not) counts one fsync.
+      await engine.write([{ groupId: nextGroup(), entries: [entry(1, 1)] }]);
+      assert.equal(engine.stats().syncs - syncsBefore >= 1, true);
+      await restart();
+      assert.deepEqual(engine.group(g).initialState().hardState, { term: 1, vote: 1, commit: 2 });
+      assert.equal(engine.group(g).lastIndex(), 2);
+    });
+
     it('replaces a conflicting suffix', async () => {
       const g = nextGroup();
       await engine.write([{ groupId: g, entries: Array.from({ length: 10 }, (_, i) => entry(i + 1, 1)), hardState: { term: 1, vote: 0, commit: 3 } }]);

@@ -696,11 +696,21 @@ export class MultiRaftHost implements InboundHandlers {
     await this.writeLog([{ groupId: peer.regionId, destroy: true }]);
   }
 
-  /** All groups' entries, hard states and snapshots: one write, one fsync. */
+  /**
+   * All groups' entries, hard states and snapshots: one write, one fsync — none when no group
+   * needs one. A Ready that only moved the commit index does not (the core's `mustSync`): the
+   * entries it commits are durable already, so applying them before the new commit is, as the
+   * core allows. A crash may lose that unsynced commit while the KV engine keeps what was
+   * applied under it; start() moves the log's commit up to the applied index again
+   * (log-catch-up.ts). Sparing that fsync takes one of the three a write waited for in series
+   * (leader's append, follower's append, leader's commit) off its path.
+   */
   private async persist(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
     const writes: GroupWrite[] = [];
+    let sync = false;
     for (const { peer, rd } of batch) {
       if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
+      if (rd.mustSync || rd.snapshot) sync = true;
       writes.push({
         groupId: peer.regionId,
         ...(rd.snapshot ? { snapshot: rd.snapshot.metadata } : {}),
@@ -709,7 +719,7 @@ export class MultiRaftHost implements InboundHandlers {
       });
     }
     if (writes.length === 0) return;
-    await this.writeLog(writes);
+    await this.writeLog(writes, sync);
   }
 
   private observeProposal(appliedAfterMs: number | undefined): void {
@@ -717,11 +727,11 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   /** One log-engine write; a full appender queue pushes back and the write is submitted again. */
-  private async writeLog(writes: GroupWrite[]): Promise<void> {
+  private async writeLog(writes: GroupWrite[], sync = true): Promise<void> {
     for (;;) {
       try {
         const started = performance.now();
-        await this.options.log.write(writes);
+        await this.options.log.write(writes, { sync });
         this.observer?.logWrite((performance.now() - started) / 1000);
         this.counters.logWrites++;
         return;
