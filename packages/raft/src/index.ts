@@ -18,6 +18,7 @@ export {
   EMPTY_HARD_STATE,
   NO_NODE,
   message,
+  sendableBeforePersist,
 } from './types.ts';
 export type {
   ConfChange,

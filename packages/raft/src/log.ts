@@ -197,6 +197,14 @@ export class RaftLog {
     this.applying = Math.max(this.applying, index);
   }
 
+  /**
+   * The last index the host has persisted that is still part of this log (entries from the
+   * unstable offset on are not yet durable). 0 while a received snapshot waits to be persisted.
+   */
+  persistedIndex(): number {
+    return this.unstable.snapshot ? 0 : this.unstable.offset - 1;
+  }
+
   unstableEntries(): Entry[] {
     return this.unstable.entries;
   }

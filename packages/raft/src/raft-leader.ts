@@ -130,12 +130,23 @@ export function appendEntries(r: Raft, proposed: readonly Pick<Entry, 'type' | '
     if (e.type === 'confChange') r.pendingConfIndex = index;
     return { index, term: r.term, type: e.type, data: e.data };
   });
-  const last = r.log.append(entries);
-  // The leader's own copy counts once persisted; the contract guarantees it is before any
-  // follower's ack can arrive (messages leave only after the Ready's entries are durable).
-  r.tracker.progress.get(r.id)?.maybeUpdate(last);
-  maybeCommit(r);
+  r.log.append(entries);
+  // The leader's own copy counts only once persisted (leaderPersisted, from advance()): the
+  // host may send these entries to the followers while it writes them (types.ts, Ready).
   return true;
+}
+
+/**
+ * The host persisted the leader's log up to its persisted index: the leader's own copy counts
+ * towards the commit from now on. Counting it at append time would let a quorum form of one
+ * follower's durable copy and the leader's volatile one, which a power loss of the leader
+ * then loses while a follower without the entry may win the next election.
+ */
+export function leaderPersisted(r: Raft): void {
+  const self = r.tracker.progress.get(r.id);
+  if (self === undefined || !self.maybeUpdate(r.log.persistedIndex())) return;
+  const committedBefore = r.log.committed;
+  if (maybeCommit(r)) broadcastCommit(r, committedBefore, undefined);
 }
 
 export function maybeCommit(r: Raft): boolean {

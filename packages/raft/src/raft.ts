@@ -24,7 +24,7 @@ import { bytesEqual } from './util.ts';
 import { hup, TRANSFER_CONTEXT, stepCandidate } from './raft-election.ts';
 import { stepFollower } from './raft-follower.ts';
 import { maybeHibernate, wakesOnMessage } from './raft-hibernation.ts';
-import { appendEntries, maybeCommit, stepLeader } from './raft-leader.ts';
+import { appendEntries, leaderPersisted, maybeCommit, stepLeader } from './raft-leader.ts';
 import { broadcastAppend, broadcastHeartbeat, maybeSendAppend } from './raft-replication.ts';
 
 
@@ -192,7 +192,8 @@ export class Raft {
     const lastIndex = this.log.lastIndex();
     for (const [id, old] of this.tracker.progress) {
       const pr = this.tracker.newProgress(lastIndex + 1, old.isLearner);
-      if (id === this.id) pr.match = lastIndex;
+      // Our own copy counts only as far as it is durable (leaderPersisted).
+      if (id === this.id) pr.match = this.log.persistedIndex();
       this.tracker.progress.set(id, pr);
     }
     this.pendingConfIndex = 0;
@@ -463,6 +464,11 @@ export class Raft {
     }
     if (this.leadTransferee !== NO_NODE && !this.tracker.config.voters.ids().has(this.leadTransferee)) this.abortLeaderTransfer();
     return cs;
+  }
+
+  /** The host persisted a Ready's entries (RawNode.advance): a leader counts its own copy now. */
+  onPersisted(): void {
+    if (this.role === 'leader') leaderPersisted(this);
   }
 
   /** The host applied entries up to `index`. Leaves a joint configuration automatically. */

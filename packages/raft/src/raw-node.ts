@@ -244,6 +244,7 @@ export class RawNode {
       assert(storage.lastIndex() >= last.index, `advance: entry ${last.index} was not persisted (storage ends at ${storage.lastIndex()})`);
       assert(storage.term(last.index) === last.term, `advance: entry ${last.index} persisted with another term`);
       r.log.stableTo(last.index, last.term);
+      r.onPersisted();
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied && appliedThrough !== undefined && appliedThrough < lastApplied.index) {

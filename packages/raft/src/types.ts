@@ -174,9 +174,12 @@ export interface SoftState {
 /**
  * One batch of work for the host. The contract (see README.md, asserted by RawNode):
  * 1. persist `snapshot`, then `entries`, then `hardState` — durably when `mustSync`;
- * 2. only then send `messages` (they may depend on what was persisted);
+ * 2. only then send `messages` (they may depend on what was persisted) — except the messages
+ *    `sendableBeforePersist` accepts: a leader's appends and heartbeats may leave before or
+ *    while step 1 runs, so the followers write in parallel with the leader (Raft thesis
+ *    §10.2.1). The leader counts its own copy towards the commit only at advance();
  * 3. apply `committedEntries` (may overlap 1 and 2 for entries already durable);
- * 4. call `advance(ready)` with this very object.
+ * 4. call `advance(ready)` with this very object, once step 1 is durable.
  */
 export interface Ready {
   readonly softState: SoftState | null;
@@ -188,4 +191,16 @@ export interface Ready {
   readonly messages: readonly Message[];
   /** True when hardState or entries changed such that they must be fsynced before sending. */
   readonly mustSync: boolean;
+}
+
+/**
+ * Whether a Ready's message may leave before the Ready is persisted: a leader's appends and
+ * heartbeats. They carry the leader's term, durable since it campaigned (its vote requests
+ * left only after that), entries a follower may store and acknowledge whether or not the
+ * leader keeps them (the leader's own copy counts only once persisted), and a commit index that
+ * counts only durable copies. Everything else — votes, responses, a snapshot, a transfer's
+ * timeout-now — states what this node has persisted, and waits.
+ */
+export function sendableBeforePersist(m: Message): boolean {
+  return m.type === 'append' || m.type === 'heartbeat';
 }

@@ -80,14 +80,23 @@ describe('RawNode Ready/advance contract', () => {
     assert.equal(rn.hasReady(), true);
     const rd = rn.ready();
     assert.deepEqual(rd.softState, { leader: 1, role: 'leader', hibernating: false });
-    assert.deepEqual(rd.hardState, { term: BOOTSTRAP_TERM + 1, vote: 1, commit: BOOTSTRAP_INDEX + 1 });
+    assert.deepEqual(rd.hardState, { term: BOOTSTRAP_TERM + 1, vote: 1, commit: BOOTSTRAP_INDEX });
     assert.deepEqual(rd.entries.map((e) => [e.index, e.term, e.type, e.data.byteLength]), [[6, 6, 'normal', 0]]);
-    assert.deepEqual(rd.committedEntries.map((e) => e.index), [6], 'a single voter commits at once');
+    assert.deepEqual(rd.committedEntries, [], 'the leader counts its own copy only once it is persisted');
     assert.equal(rd.mustSync, true);
     assert.deepEqual(rd.messages, []);
     storage.append(rd.entries);
     storage.setHardState(rd.hardState!);
     rn.advance(rd);
+    // Persisted: the single voter's copy is the quorum.
+    assert.equal(rn.hasReady(), true);
+    const committed = rn.ready();
+    assert.deepEqual(committed.hardState, { term: BOOTSTRAP_TERM + 1, vote: 1, commit: 6 });
+    assert.deepEqual(committed.committedEntries.map((e) => e.index), [6]);
+    assert.deepEqual(committed.entries, []);
+    assert.equal(committed.mustSync, false, 'only the commit moved');
+    storage.setHardState(committed.hardState!);
+    rn.advance(committed);
     assert.equal(rn.hasReady(), false);
     assert.equal(rn.status().applied, 6);
 
@@ -95,10 +104,47 @@ describe('RawNode Ready/advance contract', () => {
     assert.deepEqual(position, { firstIndex: 7, lastIndex: 8, term: 6 });
     const rd2 = rn.ready();
     assert.equal(rd2.softState, null, 'unchanged soft state is not repeated');
-    assert.deepEqual(rd2.hardState, { term: 6, vote: 1, commit: 8 });
+    assert.equal(rd2.hardState, null, 'nothing committed before the entries are persisted');
     assert.equal(rd2.mustSync, true);
     storage.append(rd2.entries);
     rn.advance(rd2);
+    const rd3 = rn.ready();
+    assert.deepEqual(rd3.hardState, { term: 6, vote: 1, commit: 8 });
+    assert.deepEqual(rd3.committedEntries.map((e) => e.index), [7, 8]);
+    rn.advance(rd3);
+  });
+
+  test('the leader counts its own copy only once persisted: one follower ack alone commits nothing', () => {
+    const c = new TestCluster([1, 2, 3]);
+    c.campaign(1);
+    c.stabilize();
+    const leader = c.get(1);
+    const committedBefore = leader.node.status().commit;
+    leader.node.propose([bytes('x')]);
+    // The host may send the leader's appends before its own write is durable (the Ready
+    // contract): take the Ready, deliver its append to node 2 only, and hold back the advance.
+    const rd = leader.node.ready();
+    assert.equal(rd.entries.length, 1);
+    const index = rd.entries[0]!.index;
+    for (const m of rd.messages) if (m.to === 2) c.queue.push(m);
+    c.deliver();
+    c.processReadyOf(c.get(2));
+    c.deliver(); // node 2's durable ack reaches the leader
+    assert.equal(leader.node.status().commit, committedBefore, "node 2's copy and the leader's volatile one are not a quorum");
+    leader.storage.append(rd.entries);
+    leader.node.advance(rd);
+    assert.equal(leader.node.status().commit, index, 'persisted: the leader and node 2 are');
+    // The other way round: the leader persisted first, a follower's ack completes the quorum.
+    leader.node.propose([bytes('y')]);
+    const rd2 = leader.node.ready();
+    leader.storage.append(rd2.entries);
+    leader.node.advance(rd2);
+    assert.equal(leader.node.status().commit, index, 'the leader alone is not a quorum');
+    for (const m of rd2.messages) if (m.to === 2) c.queue.push(m);
+    c.deliver();
+    c.processReadyOf(c.get(2));
+    c.deliver();
+    assert.equal(leader.node.status().commit, rd2.entries[0]!.index);
   });
 
   test('mustSync is false when only the commit index moved', () => {
