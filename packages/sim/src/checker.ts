@@ -43,6 +43,10 @@ export class InvariantChecker {
   private readonly confAt = new Map<number, string>();
   private confIndexes: number[] = [];
   private readonly commitOfIncarnation = new Map<number, number>();
+  /** Per host (this incarnation): the highest in-memory leader commit checked (onLeaderState). */
+  private readonly leaderCommitChecked = new Map<number, number>();
+  /** Per host (this incarnation): the term in which onLeaderState last saw it lead. */
+  private readonly leaderTermSeen = new Map<number, number>();
   /**
    * Term of every index some leader committed, and the voters it committed under (checked
    * durable then). Followers may only commit what a leader committed.
@@ -68,6 +72,8 @@ export class InvariantChecker {
   /** A host restarted: its commit index starts again from what its disk held. */
   onRestart(hostId: number): void {
     this.commitOfIncarnation.delete(hostId);
+    this.leaderCommitChecked.delete(hostId);
+    this.leaderTermSeen.delete(hostId);
     this.leaderReadySeen.delete(hostId);
     this.lastPersistedIndex.delete(hostId);
   }
@@ -81,6 +87,34 @@ export class InvariantChecker {
     const last = rd.entries[rd.entries.length - 1];
     if (last) this.lastPersistedIndex.set(host.id, last.index);
     if (rd.snapshot) this.lastPersistedIndex.set(host.id, rd.snapshot.metadata.index);
+  }
+
+  /**
+   * A leader's commit index as it stands in memory, checked after every event that touched the
+   * node: the moment it moves. Its Ready may surface it only later (asyncPersist: not while a
+   * write is being fsynced), in messages sent early or after the leader stepped down — by then
+   * no Ready shows it as a leader's commit.
+   */
+  onLeaderState(host: SimHost): void {
+    const status = host.node.status();
+    if (status.role !== 'leader') return;
+    const before = this.leaderCommitChecked.get(host.id) ?? 0;
+    const live = host.disk.live;
+    if (this.leaderTermSeen.get(host.id) !== status.term) {
+      // Just elected: its commit index is what it learnt as a follower (a new leader commits
+      // nothing before its own entry is persisted and acknowledged). Check it as a follower's,
+      // when its entries are on the page cache already (else its persisted hard state will be).
+      this.leaderTermSeen.set(host.id, status.term);
+      if (status.commit > before && status.commit >= live.firstIndex() && status.commit <= live.lastIndex()) {
+        this.checkFollowerCommit(host, status.commit, live.term(status.commit));
+      }
+      this.leaderCommitChecked.set(host.id, Math.max(before, status.commit));
+      return;
+    }
+    if (status.commit <= before) return;
+    this.leaderCommitChecked.set(host.id, status.commit);
+    if (status.commit < live.firstIndex()) return; // inside an installed snapshot
+    this.checkLeaderCommit(host, Math.max(before, live.firstIndex() - 1), status.commit);
   }
 
   private onBecameLeader(host: SimHost, term: number): void {
@@ -143,8 +177,10 @@ export class InvariantChecker {
     if (commit <= before) return;
     const live = host.disk.live;
     if (commit < live.firstIndex()) return; // inside an installed snapshot
-    if (host.node.status().role === 'leader') this.checkLeaderCommit(host, Math.max(before, live.firstIndex() - 1), commit);
-    else this.checkFollowerCommit(host, commit, live.term(commit));
+    if (host.node.status().role !== 'leader') this.checkFollowerCommit(host, commit, live.term(commit));
+    // A leader's commit was checked the moment it moved (onLeaderState), with the
+    // configuration of that moment; only one that moved unseen is checked here.
+    else if (commit > (this.leaderCommitChecked.get(host.id) ?? 0)) this.checkLeaderCommit(host, Math.max(before, live.firstIndex() - 1), commit);
   }
 
   /**

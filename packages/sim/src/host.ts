@@ -10,6 +10,7 @@ import {
   type ReadOnlyOption,
   type Ready,
   type Snapshot,
+  sendableBeforePersist,
 } from '@flotilla/raft';
 import type { SimDisk } from './disk.ts';
 import type { KvInput, KvOutput } from './kv-model.ts';
@@ -29,6 +30,14 @@ export interface HostOptions {
   readonly faults: InjectedFaults;
   /** Host bug for the teeth test: entries are written unsynced and messages leave at once. */
   readonly ackBeforePersist: boolean;
+  /**
+   * Persist as the store does: a Ready that must be synced is written, and completes (the rest
+   * of its messages sent, its entries applied, advance) only when the fsync returns, a random
+   * moment later; the leader's appends and heartbeats leave at once (sendableBeforePersist),
+   * and the node steps messages meanwhile. A crash in between loses the write. Off: each Ready
+   * is persisted, sent, applied and advanced in one step.
+   */
+  readonly asyncPersist: boolean;
   /** Bound on client requests a host tracks at once; beyond it requests are refused. */
   readonly pendingRequestsMax: number;
   readonly appendBytesMax: number;
@@ -58,6 +67,8 @@ export interface HostEnvironment {
   onConfApplied(host: SimHost, index: number): void;
   onSnapshotInstalled(host: SimHost, snapshot: Snapshot): void;
   scheduleSync(host: SimHost): void;
+  /** Calls host.persisted() a random moment later, unless the host crashed meanwhile. */
+  schedulePersisted(host: SimHost): void;
 }
 
 interface PendingWrite {
@@ -82,6 +93,8 @@ export class SimHost {
   kv = new KvStateMachine();
   applied = 0;
   alive = false;
+  /** The Ready whose write is being fsynced (asyncPersist): no other Ready until it completes. */
+  private persisting: Ready | null = null;
   private pendingWrites = new Map<string, PendingWrite>();
   private pendingReads = new Map<string, PendingRead>();
   private readonly storageView: RaftStorage;
@@ -103,6 +116,7 @@ export class SimHost {
     this.applied = snapshot.metadata.index;
     this.pendingWrites = new Map();
     this.pendingReads = new Map();
+    this.persisting = null;
     this.node = new RawNode({
       id: this.id,
       storage: this.storageView,
@@ -125,6 +139,7 @@ export class SimHost {
 
   crash(): void {
     this.alive = false;
+    this.persisting = null;
     this.disk.crash();
   }
 
@@ -160,7 +175,7 @@ export class SimHost {
   /** Handles every Ready the node has: persist, send, apply, advance. */
   processReady(): void {
     let rounds = 0;
-    while (this.alive && this.node.hasReady()) {
+    while (this.alive && this.persisting === null && this.node.hasReady()) {
       if (++rounds > 100) throw new Error(`host ${this.id}: Ready loop does not settle`);
       this.handleReady(this.node.ready());
     }
@@ -168,13 +183,45 @@ export class SimHost {
   }
 
   private handleReady(rd: Ready): void {
+    if (this.options.asyncPersist && !this.options.ackBeforePersist && (rd.mustSync || rd.snapshot)) {
+      this.startPersist(rd);
+      return;
+    }
     const synced = !this.options.ackBeforePersist;
     if (rd.snapshot) this.disk.write({ kind: 'snapshot', snapshot: rd.snapshot }, true);
     if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, synced && rd.mustSync);
     if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, synced && rd.mustSync);
     if (!synced && this.disk.hasUnsynced) this.env.scheduleSync(this);
+    this.completeReady(rd, rd.messages);
+  }
+
+  /** asyncPersist: the write goes to the page cache now; the leader's appends leave at once. */
+  private startPersist(rd: Ready): void {
+    if (rd.snapshot) this.disk.write({ kind: 'snapshot', snapshot: rd.snapshot }, false);
+    if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, false);
+    if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, false);
+    for (const m of rd.messages) if (sendableBeforePersist(m)) this.env.send(m);
+    this.persisting = rd;
+    this.env.schedulePersisted(this);
+  }
+
+  /** The fsync of the Ready being persisted returned: complete it, then take the next ones. */
+  persisted(): void {
+    const rd = this.persisting;
+    if (!this.alive || rd === null) return;
+    this.persisting = null;
+    this.disk.sync();
+    this.completeReady(
+      rd,
+      rd.messages.filter((m) => !sendableBeforePersist(m)),
+    );
+    this.processReady();
+  }
+
+  /** A persisted Ready: send (what is left of) its messages, apply, advance. */
+  private completeReady(rd: Ready, messages: readonly Message[]): void {
     this.env.onPersisted(this, rd);
-    for (const m of rd.messages) this.env.send(m);
+    for (const m of messages) this.env.send(m);
     if (rd.snapshot) this.installSnapshot(rd.snapshot);
     for (const entry of rd.committedEntries) this.applyEntry(entry.index, entry.term, entry.type, entry.data);
     for (const rs of rd.readStates) {

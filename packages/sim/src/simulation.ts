@@ -63,6 +63,7 @@ export type SimEvent =
   | { readonly kind: 'clientTimeout'; readonly clientId: number; readonly seq: number }
   | { readonly kind: 'clientNext'; readonly clientId: number }
   | { readonly kind: 'sync'; readonly host: NodeId }
+  | { readonly kind: 'persisted'; readonly host: NodeId; readonly incarnation: number }
   | { readonly kind: 'control'; readonly run: () => void };
 
 const TICK_MS = 10;
@@ -72,6 +73,9 @@ export const SAFETY_PHASE_MS_MAX = 600_000;
 const LIVENESS_ELECTION_TIMEOUTS_MAX = 40;
 const LIVENESS_OPS_PER_CLIENT = 3;
 const SYNC_DELAY_MS = 5;
+/** An fsync of a Ready (asyncPersist) takes between these (network delays are comparable). */
+const PERSIST_DELAY_MS_MIN = 0.2;
+const PERSIST_DELAY_MS_MAX = 4;
 
 /** Per-seed configuration, drawn from the seed so every run explores a different corner. */
 function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptions & { clockSkew: number[]; leaderChurnRate: number } {
@@ -87,6 +91,8 @@ function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptio
     compactAfterEntries: 20 + random.nextInt(200),
     faults: options.faults ?? {},
     ackBeforePersist: options.ackBeforePersist === true,
+    // Mostly as the store persists; sometimes all in one step, the order the core also allows.
+    asyncPersist: random.chance(0.8),
     pendingRequestsMax: 256,
     // Small appends and windows make followers acknowledge partial logs: the corner where
     // commit rules (figure 8) and flow control break.
@@ -243,6 +249,11 @@ export class Simulation implements HostEnvironment, ClientActions {
     this.queue.push(this.now + SYNC_DELAY_MS, { kind: 'sync', host: host.id });
   }
 
+  schedulePersisted(host: SimHost): void {
+    const after = PERSIST_DELAY_MS_MIN + this.random.next() * (PERSIST_DELAY_MS_MAX - PERSIST_DELAY_MS_MIN);
+    this.queue.push(this.now + after, { kind: 'persisted', host: host.id, incarnation: this.incarnationOf(host.id) });
+  }
+
   // ------------------------------------------------------------ ClientActions
 
   pickNode(preferred: NodeId): NodeId | undefined {
@@ -315,6 +326,13 @@ export class Simulation implements HostEnvironment, ClientActions {
       case 'sync':
         this.hosts.get(event.host)?.disk.sync();
         return;
+      case 'persisted': {
+        const host = this.hosts.get(event.host);
+        if (!host || !host.alive || this.incarnations.get(host.id) !== event.incarnation) return;
+        host.persisted();
+        this.dirty.add(host);
+        return;
+      }
       case 'control':
         event.run();
         return;
@@ -342,11 +360,17 @@ export class Simulation implements HostEnvironment, ClientActions {
   /** Scripted scenarios: act on a host's node now and handle the Ready it produces. */
   drive(host: SimHost, action: (node: SimHost['node']) => void): void {
     action(host.node);
+    this.checker.onLeaderState(host);
     host.processReady();
   }
 
   private flushDirty(): void {
-    for (const host of this.dirty) if (host.alive) host.processReady();
+    this.checker.now = this.now;
+    for (const host of this.dirty) {
+      if (!host.alive) continue;
+      this.checker.onLeaderState(host);
+      host.processReady();
+    }
     this.dirty.clear();
   }
 
