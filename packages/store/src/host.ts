@@ -37,10 +37,11 @@ import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescript
 
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
- * collects the Ready of every group that has one, persists all their entries and hard states
- * in ONE log-engine write (one fsync on an appender worker), then sends every message (the
- * transport coalesces them per destination store), applies every group's committed entries
- * in ONE KV batch, and answers the clients waiting on them.
+ * collects the Ready of every group that has one, sends the leaders' appends and heartbeats,
+ * persists all their entries and hard states in ONE log-engine write (one fsync on an appender
+ * worker; none when only commit indexes moved), then sends every other message (the transport
+ * coalesces them per destination store), applies every group's committed entries in ONE KV
+ * batch, and answers the clients waiting on them.
  */
 export class MultiRaftHost implements InboundHandlers {
   readonly storeId: StoreId;
@@ -620,8 +621,12 @@ export class MultiRaftHost implements InboundHandlers {
     if (batch.length === 0) return;
     this.counters.readyCycles++;
     this.observer?.cycle(batch.length);
+    // A leader's appends and heartbeats leave now: the followers write while the leader does
+    // (its own copy counts towards the commit only at advance(), once durable). Every other
+    // message states what this store persisted, and waits for the write.
+    for (const { peer, rd } of batch) if (rd.messages.length > 0) this.outbound.send(peer, rd.messages, 'early');
     await this.persist(batch);
-    for (const { peer, rd } of batch) this.outbound.send(peer, rd.messages);
+    for (const { peer, rd } of batch) if (rd.messages.length > 0) this.outbound.send(peer, rd.messages, 'late');
     await this.applyAll(batch);
     await this.compaction.compactDue(batch.map((b) => b.peer));
     for (const { peer, rd } of batch) {

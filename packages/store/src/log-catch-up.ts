@@ -28,7 +28,8 @@ import { StoreError } from './errors.ts';
  * The hard state never goes back: its term and vote stay unless the applied term is newer
  * (then no vote was cast in that term here). A vote cast is never forgotten, so a placeholder
  * that voted before the crash still counts as having voted. Nothing the crashed process sent
- * depended on the lost write: the host sends only after its log write is durable.
+ * depended on the lost write: the host sends only after its log write is durable (but a
+ * leader's appends and heartbeats, which promise nothing about its own log).
  *
  * The same write founds a split child in the normal course (host.ts, startSplitChild), so the
  * restart path is the everyday path. Answers null when the log is not behind.

@@ -1,4 +1,4 @@
-import type { Message, SeededRandom } from '@flotilla/raft';
+import { sendableBeforePersist, type Message, type SeededRandom } from '@flotilla/raft';
 import type { KvEngine } from '@flotilla/storage';
 import type { PeerTransport } from '@flotilla/transport';
 import { coalesceHeartbeat, coalesceHeartbeatResponse } from '@flotilla/wire';
@@ -36,9 +36,15 @@ export class Outbound {
     this.snapshotRetries = new SnapshotRetryBackoff(random);
   }
 
-  send(peer: Peer, messages: readonly Message[]): void {
+  /**
+   * Sends a Ready's messages: all of them, or the part that may leave before its log write is
+   * durable ('early': a leader's appends and heartbeats, sendableBeforePersist) or the part that
+   * must wait for it ('late': every other).
+   */
+  send(peer: Peer, messages: readonly Message[], part: 'all' | 'early' | 'late' = 'all'): void {
     const transport = this.host.transport;
     for (const m of messages) {
+      if (part !== 'all' && sendableBeforePersist(m) !== (part === 'early')) continue;
       const store = peer.storeOf(m.to);
       if (store === undefined) {
         this.messagesDropped++;

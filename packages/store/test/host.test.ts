@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { MemoryNetwork } from '@flotilla/transport';
+import type { GroupWrite, LogEngine, LogWriteOptions, MemoryLogEngine } from '@flotilla/storage';
 import type { KvOp } from '@flotilla/wire';
 import { EPOCH, REGION, TestCluster, bytes, connectAll, get, leaderOf, memoryStore, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
@@ -393,5 +394,72 @@ describe('KV apply batches stay under the engine bound', () => {
     await waitFor('every replica applied them', () => stores.every((s) => s.host.peer(1)!.applied === leader.host.peer(1)!.applied));
     assert.ok(Math.max(...batchSizes) <= BOUND, `largest apply batch: ${Math.max(...batchSizes)} commands`);
     assert.ok(batchSizes.filter((n) => n === 600).length >= 5, 'the entries were applied whole');
+  });
+});
+
+/**
+ * Holds a log engine's writes that carry entries after they reached the engine (the page
+ * cache): as if their fsync had not returned yet, until release().
+ */
+class FsyncGate {
+  armed = false;
+  private readonly held: (() => void)[] = [];
+
+  wrap(engine: MemoryLogEngine): LogEngine {
+    return new Proxy(engine, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        if (prop !== 'write') return (value as (...args: unknown[]) => unknown).bind(target);
+        return (writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void> => {
+          const written = target.write(writes, options);
+          if (!this.armed || !writes.some((w) => (w.entries?.length ?? 0) > 0)) return written;
+          return written.then(() => new Promise<void>((resolve) => this.held.push(resolve)));
+        };
+      },
+    });
+  }
+
+  release(): void {
+    this.armed = false;
+    for (const resolve of this.held.splice(0)) resolve();
+  }
+}
+
+describe("a leader's appends leave before its own log write is durable", () => {
+  const network = new MemoryNetwork();
+  const stores: MemoryStore[] = [];
+  const gates = new Map<number, FsyncGate>();
+  after(async () => {
+    for (const gate of gates.values()) gate.release();
+    for (const store of stores) await store.host.close();
+  });
+
+  test('the followers write while the leader does; the write completes once the leader is durable', async () => {
+    for (const id of [1, 2, 3]) {
+      const gate = new FsyncGate();
+      gates.set(id, gate);
+      stores.push(memoryStore(network, id, {}, undefined, { log: (log) => gate.wrap(log) }));
+    }
+    for (const store of stores) await store.host.start();
+    connectAll(stores);
+    for (const store of stores) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => leaderOf(stores, 1) !== undefined);
+    const leader = leaderOf(stores, 1)!;
+    assert.deepEqual(await run(leader, put('early', '1')), [{ op: 'put' }]);
+    const lastIndex = (store: MemoryStore): number => store.logDisk.groups.get(1)?.storage.lastIndex() ?? 0;
+    const before = lastIndex(leader);
+
+    gates.get(leader.id)!.armed = true; // the leader's next fsync does not return
+    let settled = false;
+    const pending = run(leader, put('early', '2')).then((r) => ((settled = true), r));
+    const followers = stores.filter((s) => s !== leader);
+    // Sent after the leader's fsync, the append would never reach them.
+    await waitFor('both followers to persist the entry', () => followers.every((f) => lastIndex(f) > before));
+    assert.equal(settled, false, "nothing is answered before the leader's cycle completes");
+    gates.get(leader.id)!.release();
+    assert.deepEqual(await pending, [{ op: 'put' }]);
+    const [read] = await run(leader, get('early'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), '2');
   });
 });
