@@ -29,11 +29,15 @@ export const appenderShardsMax = 16;
  */
 export const appenderShardsDefault = 2;
 /**
- * Nice value of appender threads (Linux): they do throughput work and yield the CPU to the main
- * thread's event loop and V8's GC helpers (measured against 0: event-loop p99 4.9 -> 3.3 ms at 256
- * groups, 20 -> 12 ms at 4,096, scavenges half as long, same throughput).
+ * Nice value of appender threads (Linux; a store's `--appender-nice`). 0, chosen by measurement
+ * in the 3-store cluster (bench:peer inserts, 2026-11-23, alternate runs): against 10, the log
+ * write a commit waits for took 0.8-1.1 ms instead of 1.6 ms at one client, and inserts/s rose
+ * 30-78% at C=1, 9-38% at C=16, 18-37% at C=64, 2-3% at C=256 — a niced appender waits for a
+ * core behind the busy main threads every time it wakes. 10 favours the main thread's event
+ * loop instead (storage benchmark alone: event-loop p99 4.9 -> 3.3 ms at 256 groups, 20 -> 12 ms
+ * at 4,096, scavenges half as long, same throughput).
  */
-export const appenderNiceDefault = 10;
+export const appenderNiceDefault = 0;
 /**
  * Append tasks in flight per INLINE shard (submitted, not yet durable). Writes arriving meanwhile
  * coalesce into the shard's one open task (group commit); when that task is full too, write()

@@ -53,8 +53,8 @@ export interface RocksLogEngineOptions extends LogEngineHooks {
   readonly taskBytesMax?: number;
   /**
    * Nice value (0..19) of the appender worker threads and the RocksDB threads they start (Linux
-   * only; default appenderNiceDefault). The main thread keeps its priority: when both want the
-   * CPU, the event loop wins. 0 leaves them as they are.
+   * only; default appenderNiceDefault, 0: they run as the main thread does). Above 0, when both
+   * want the CPU, the event loop wins — and every fsync a commit waits for starts later.
    */
   readonly appenderNice?: number;
 }

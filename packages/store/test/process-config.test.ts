@@ -35,6 +35,7 @@ describe('store process configuration', () => {
     assert.deepEqual(config.raftListen, { host: '127.0.0.1', port: 20160 });
     assert.equal(config.clusterId, 1);
     assert.equal(config.appender, 'worker');
+    assert.equal(config.appenderNice, 0);
     assert.equal(config.initialCluster, undefined);
     assert.equal(config.raftAdvertiseHost, undefined);
     assert.equal(config.apiAdvertiseHost, undefined);
@@ -60,6 +61,7 @@ describe('store process configuration', () => {
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--api-listen', 'h:70000'], {}), /--api-listen must be an integer in 0\.\.65535/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--log-level', 'loud'], {}), /--log-level must be one of/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender', 'fast'], {}), /--appender/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender-nice', '20'], {}), /--appender-nice must be an integer in 0\.\.19/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--tick-ms', '1'], {}), /--tick-ms/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--hibernate-after-ticks', '-1'], {}), /--hibernate-after-ticks/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--bogus', 'x'], {}), /bogus/);

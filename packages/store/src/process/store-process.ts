@@ -64,6 +64,7 @@ export class StoreProcess {
       dir: path.join(config.dataDir, 'log'),
       mode: config.appender,
       shards: config.logShards,
+      appenderNice: config.appenderNice,
       onFetched: (groupId) => host?.onLogFetched(groupId),
       compactLimit: (groupId) => kv?.durableAppliedIndex(groupId) ?? 0,
     });
