@@ -49,7 +49,7 @@ export interface LogRecoveryReport {
 }
 
 /**
- * How a write reaches the disk. `sync: false` is for writes whose loss a crash may cost: a
+ * How a write reaches the disk. `sync: false` is for writes a crash may lose without harm: a
  * Ready that only moved the commit index (the core's `mustSync` is false). Such a write is
  * ordered with every other write of its groups and resolves once written, without an fsync of
  * its own; the next synced write of its shard makes it durable, a power loss before that may

@@ -704,8 +704,8 @@ export class MultiRaftHost implements InboundHandlers {
   /**
    * All groups' entries, hard states and snapshots: one write, one fsync — none when no group
    * needs one. A Ready that only moved the commit index does not (the core's `mustSync`): the
-   * entries it commits are durable already, so applying them before the new commit is, as the
-   * core allows. A crash may lose that unsynced commit while the KV engine keeps what was
+   * entries it commits are durable already, so they may be applied while the new commit index
+   * is not. A crash may lose that unsynced commit while the KV engine keeps what was
    * applied under it; start() moves the log's commit up to the applied index again
    * (log-catch-up.ts). Sparing that fsync takes one of the three a write waited for in series
    * (leader's append, follower's append, leader's commit) off its path.
