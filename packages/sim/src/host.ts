@@ -38,6 +38,8 @@ export interface HostOptions {
    * is persisted, sent, applied and advanced in one step.
    */
   readonly asyncPersist: boolean;
+  /** Host bug for a teeth test (asyncPersist): every message leaves before the fsync, responses too. */
+  readonly sendAllBeforePersist: boolean;
   /** Bound on client requests a host tracks at once; beyond it requests are refused. */
   readonly pendingRequestsMax: number;
   readonly appendBytesMax: number;
@@ -200,7 +202,7 @@ export class SimHost {
     if (rd.snapshot) this.disk.write({ kind: 'snapshot', snapshot: rd.snapshot }, false);
     if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, false);
     if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, false);
-    for (const m of rd.messages) if (sendableBeforePersist(m)) this.env.send(m);
+    for (const m of rd.messages) if (this.options.sendAllBeforePersist || sendableBeforePersist(m)) this.env.send(m);
     this.persisting = rd;
     this.env.schedulePersisted(this);
   }
@@ -213,7 +215,7 @@ export class SimHost {
     this.disk.sync();
     this.completeReady(
       rd,
-      rd.messages.filter((m) => !sendableBeforePersist(m)),
+      this.options.sendAllBeforePersist ? [] : rd.messages.filter((m) => !sendableBeforePersist(m)),
     );
     this.processReady();
   }

@@ -93,6 +93,7 @@ function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptio
     ackBeforePersist: options.ackBeforePersist === true,
     // Mostly as the store persists; sometimes all in one step, the order the core also allows.
     asyncPersist: random.chance(0.8),
+    sendAllBeforePersist: false,
     pendingRequestsMax: 256,
     // Small appends and windows make followers acknowledge partial logs: the corner where
     // commit rules (figure 8) and flow control break.

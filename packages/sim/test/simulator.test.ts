@@ -45,6 +45,19 @@ test('teeth: acknowledging before persisting is caught', () => {
   assert.ok(rules.includes('commit ahead of quorum-persisted log') || rules.includes('assertion'), rules.join(', '));
 });
 
+test('teeth: a host persisting asynchronously that sends responses before its fsync is caught', () => {
+  const rules = firstViolation({ nodes: 5, ops: 1000, hostOverrides: { asyncPersist: true, sendAllBeforePersist: true } }, 20);
+  // A follower's acknowledgement counted towards a commit before its entry was durable.
+  assert.ok(rules.includes('commit ahead of quorum-persisted log') || rules.includes('acknowledged before durable on a quorum'), rules.join(', '));
+});
+
+test('the same asynchronous host sending only the leader\'s appends early is correct', () => {
+  for (const seed of [1, 2, 3]) {
+    const result = runSimulation({ seed, nodes: 5, ops: 500, hostOverrides: { asyncPersist: true } });
+    assert.deepEqual(result.violations, [], `seed ${seed}`);
+  }
+});
+
 test('teeth: installing a snapshot with a stale configuration is caught', () => {
   const rules = firstViolation({ nodes: 5, ops: 1000, faults: { snapshotIgnoresConfState: true } }, 20);
   assert.ok(rules.includes('snapshot configuration'), rules.join(', '));
