@@ -31,8 +31,16 @@ export const clientLimits = Object.freeze({
   batchOpsMax: 4_096,
   /** Estimated bytes (keys and values) of one coalesced request, below the wire's 32 MiB. */
   batchBytesMax: 8 * 1024 * 1024,
-  /** Requests in flight to one store; past it, operations wait and coalesce into the next. */
-  requestsInFlightPerStoreMax: 32,
+  /**
+   * Write requests in flight to one store; past it, write operations wait and coalesce into
+   * the next. Each holds a connection of its own (writes are never pipelined): a request the
+   * HTTP client had to queue for a connection would lock its operations into a small batch
+   * while later ones pile up behind it (at 256 calls in flight, 3.8 operations per request
+   * instead of ~20, and a third of the throughput; benchmarks/RESULTS.md).
+   */
+  writeRequestsInFlightPerStoreMax: 4,
+  /** Read requests in flight to one store (pipelined on their own connections). */
+  readRequestsInFlightPerStoreMax: 32,
   /** Operations waiting to be sent to one store; past it, a call fails with FLOTILLA_CLIENT_BUSY. */
   queuedOpsPerStoreMax: 100_000,
   /** A request's timeout at the store when its operations allow more (one attempt's bound). */
@@ -41,9 +49,9 @@ export const clientLimits = Object.freeze({
   answerGraceMs: 1_000,
 
   // ---- Connections ---------------------------------------------------------------------------
-  /** undici connections per store. */
-  connectionsPerStore: 4,
-  /** Requests pipelined per connection (reads only: writes never share a connection's pipeline). */
+  /** undici connections per store for reads; writes have writeRequestsInFlightPerStoreMax more. */
+  readConnectionsPerStore: 4,
+  /** Read requests pipelined per connection (writes never share a connection's pipeline). */
   pipeliningPerConnection: 8,
   /** Idle keep-alive of a connection. */
   keepAliveTimeoutMs: 20_000,
@@ -89,6 +97,8 @@ function check(condition: boolean, what: string): void {
 }
 check(clientLimits.batchOpsMax <= wire.kvRequestOpsMax, 'a coalesced request fits the wire bound of operations');
 check(clientLimits.batchBytesMax + wire.kvKeyBytesMax + wire.kvValueBytesMax + 64 * 1024 <= wire.kvRequestPayloadBytesMax, 'a full batch plus one maximal op fits the request payload');
+check(clientLimits.readRequestsInFlightPerStoreMax <= clientLimits.readConnectionsPerStore * clientLimits.pipeliningPerConnection, 'every read request in flight has a place in a pipeline (none waits inside undici)');
+check(clientLimits.writeRequestsInFlightPerStoreMax >= 1 && clientLimits.readRequestsInFlightPerStoreMax >= 1, 'at least one request of each kind in flight');
 check(clientLimits.attemptTimeoutMsMax <= wire.kvTimeoutMsMax, 'an attempt timeout is a valid request timeout');
 check(clientLimits.backoffMsBase > 0 && clientLimits.backoffMsBase <= clientLimits.backoffMsMax, 'backoff base within (0, max]');
 check(clientLimits.scanPageRowsDefault <= clientLimits.scanPageRowsMax, 'default page within the bound');

@@ -1,11 +1,15 @@
 /**
  * Request coalescing to one store. Operations of any calls and regions queue per store; once per
  * event-loop turn (setImmediate) everything queued goes out as one KvRequest (`POST /v1/kv`),
- * cut at batchOpsMax / batchBytesMax, with at most requestsInFlightPerStoreMax requests in flight
- * (ops queued meanwhile coalesce into the next). Reads and writes never share a request: read
- * requests are pipelined (undici re-sends them if a connection breaks, which is harmless), write
- * requests are sent `idempotent: false`, so undici never pipelines them behind another request
- * and never re-sends them.
+ * cut at batchOpsMax / batchBytesMax. Reads and writes never share a request, nor a connection:
+ * - read requests are pipelined on their own pool (undici re-sends them if a connection breaks,
+ *   which is harmless), at most readRequestsInFlightPerStoreMax in flight;
+ * - write requests are sent `idempotent: false` on a pool with one connection per write in
+ *   flight (writeRequestsInFlightPerStoreMax), so undici never pipelines them behind another
+ *   request, never re-sends them, and never queues one waiting for a connection.
+ * Operations queued while their kind is at its bound coalesce into the next request — which is
+ * how batches grow with load. A request queued inside undici instead would have been cut while
+ * few operations waited, and held them there.
  */
 import { performance } from 'node:perf_hooks';
 import { Pool, errors as undiciErrors } from 'undici';
@@ -38,7 +42,8 @@ export interface ChannelOptions {
   readonly stats?: ChannelStats;
   readonly batchOpsMax?: number;
   readonly batchBytesMax?: number;
-  readonly requestsInFlightMax?: number;
+  readonly readRequestsInFlightMax?: number;
+  readonly writeRequestsInFlightMax?: number;
   readonly queuedOpsMax?: number;
   readonly attemptTimeoutMsMax?: number;
 }
@@ -77,16 +82,19 @@ export function isWriteOp(op: KvOp): boolean {
 export class StoreChannel {
   readonly stats: ChannelStats;
   private retiring = false;
-  private readonly pool: Pool;
+  private readonly readPool: Pool;
+  private readonly writePool: Pool;
   private readonly reads: PendingOp[] = [];
   private readonly writes: PendingOp[] = [];
   private queued = 0;
-  private inFlight = 0;
+  private readsInFlight = 0;
+  private writesInFlight = 0;
   private flushScheduled = false;
   private closed = false;
   private readonly batchOpsMax: number;
   private readonly batchBytesMax: number;
-  private readonly requestsInFlightMax: number;
+  private readonly readRequestsInFlightMax: number;
+  private readonly writeRequestsInFlightMax: number;
   private readonly queuedOpsMax: number;
   private readonly attemptTimeoutMsMax: number;
 
@@ -101,12 +109,18 @@ export class StoreChannel {
     this.stats = options.stats ?? { requests: 0, ops: 0 };
     this.batchOpsMax = options.batchOpsMax ?? clientLimits.batchOpsMax;
     this.batchBytesMax = options.batchBytesMax ?? clientLimits.batchBytesMax;
-    this.requestsInFlightMax = options.requestsInFlightMax ?? clientLimits.requestsInFlightPerStoreMax;
+    this.readRequestsInFlightMax = options.readRequestsInFlightMax ?? clientLimits.readRequestsInFlightPerStoreMax;
+    this.writeRequestsInFlightMax = options.writeRequestsInFlightMax ?? clientLimits.writeRequestsInFlightPerStoreMax;
     this.queuedOpsMax = options.queuedOpsMax ?? clientLimits.queuedOpsPerStoreMax;
     this.attemptTimeoutMsMax = options.attemptTimeoutMsMax ?? clientLimits.attemptTimeoutMsMax;
-    this.pool = new Pool(`http://${address}`, {
-      connections: clientLimits.connectionsPerStore,
+    this.readPool = new Pool(`http://${address}`, {
+      connections: clientLimits.readConnectionsPerStore,
       pipelining: clientLimits.pipeliningPerConnection,
+      keepAliveTimeout: clientLimits.keepAliveTimeoutMs,
+    });
+    this.writePool = new Pool(`http://${address}`, {
+      connections: this.writeRequestsInFlightMax,
+      pipelining: 1,
       keepAliveTimeout: clientLimits.keepAliveTimeoutMs,
     });
   }
@@ -156,7 +170,7 @@ export class StoreChannel {
       }
     }
     this.queued = 0;
-    await this.pool.destroy();
+    await Promise.all([this.readPool.destroy(), this.writePool.destroy()]);
   }
 
   /**
@@ -169,9 +183,10 @@ export class StoreChannel {
   }
 
   private closeIfIdle(): void {
-    if (this.retiring && !this.closed && this.inFlight === 0 && this.queued === 0) {
+    if (this.retiring && !this.closed && this.readsInFlight + this.writesInFlight === 0 && this.queued === 0) {
       this.closed = true;
-      void this.pool.close().catch(() => {});
+      void this.readPool.close().catch(() => {});
+      void this.writePool.close().catch(() => {});
     }
   }
 
@@ -185,13 +200,16 @@ export class StoreChannel {
   }
 
   private flush(): void {
-    while (this.inFlight < this.requestsInFlightMax && !this.closed) {
-      // Writes first: a write waits for its connection to be free of other requests anyway.
-      const batch = this.take(this.writes) ?? this.take(this.reads);
+    while (!this.closed) {
+      const batch =
+        (this.writesInFlight < this.writeRequestsInFlightMax ? this.take(this.writes) : undefined) ??
+        (this.readsInFlight < this.readRequestsInFlightMax ? this.take(this.reads) : undefined);
       if (!batch) return;
-      this.inFlight++;
+      if (batch.write) this.writesInFlight++;
+      else this.readsInFlight++;
       void this.send(batch.ops, batch.write).finally(() => {
-        this.inFlight--;
+        if (batch.write) this.writesInFlight--;
+        else this.readsInFlight--;
         if (this.reads.length > 0 || this.writes.length > 0) this.schedule();
         else this.closeIfIdle();
       });
@@ -232,7 +250,7 @@ export class StoreChannel {
     let payload: Buffer;
     try {
       const body = encodeKvRequest({ requestId, timeoutMs, ops: ops.map((o) => o.op) });
-      const res = await this.pool.request({
+      const res = await (write ? this.writePool : this.readPool).request({
         method: 'POST',
         path: '/v1/kv',
         headers: { 'content-type': MSGPACK },
@@ -296,7 +314,7 @@ export class StoreChannel {
 
   /** Statistics: what is queued and in flight now. */
   load(): { queued: number; inFlight: number } {
-    return { queued: this.queued, inFlight: this.inFlight };
+    return { queued: this.queued, inFlight: this.readsInFlight + this.writesInFlight };
   }
 }
 

@@ -87,6 +87,36 @@ describe('the client against fake stores', () => {
     assert.equal(store2.requests.length, 0);
   });
 
+  it('holds writes past the in-flight bound in the client, where they coalesce; reads pass meanwhile', async () => {
+    const bounded = createClient({ pd: [], regionSource: pd, random: () => 0.5, channel: { writeRequestsInFlightMax: 2 } });
+    clients.push(bounded);
+    await bounded.put('warm', 'x');
+    store1.requests.length = 0;
+    const held: (() => void)[] = [];
+    const answer = serve(data);
+    store1.handler = (request) => (request.ops[0]!.op === 'put' ? new Promise((resolve) => held.push(() => resolve(answer(request)))) : answer(request));
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const writes: Promise<void>[] = [];
+    // One put per event-loop turn: each would be a request of its own.
+    for (let i = 0; i < 12; i++) {
+      writes.push(bounded.put(`h${i}`, 'v'));
+      await turn();
+    }
+    await until('both write connections busy', () => held.length === 2);
+    assert.equal((await bounded.get('warm'))?.toString(), 'x', 'a read is answered while every write connection is held');
+    for (let i = 0; i < 6; i++) await turn();
+    assert.equal(held.length, 2, 'no third write request reached the store');
+    while (held.length > 0) held.shift()!();
+    store1.handler = answer;
+    await Promise.all(writes);
+    const puts = store1.requests.filter((r) => r.ops[0]!.op === 'put').map((r) => r.ops.length);
+    // Two requests went out; everything queued while they were held went as ONE request (had
+    // the client sent them, the HTTP client would have held several small ones).
+    assert.equal(puts.length, 3, `write requests of ${puts.join(', ')} puts`);
+    assert.equal(puts[0]! + puts[1]! + puts[2]!, 12);
+    assert.ok(puts[2]! >= 6, `the coalesced request carries every later put (${puts.join(', ')})`);
+  });
+
   it('follows a NotLeader hint at once and remembers the leader', async () => {
     store1.handler = serve(data, (op) => (op.regionId === 1 ? { code: 'FLOTILLA_NOT_LEADER', regionId: 1, leader: { peerId: 12, storeId: 2 } } : undefined));
     await client.put('b', 'bee');
@@ -161,3 +191,12 @@ describe('the client against fake stores', () => {
     await assert.rejects(client.get('k'), (err: unknown) => isClientError(err, 'FLOTILLA_CLIENT_CLOSED') && !isRetryable(err));
   });
 });
+
+/** Waits for a condition, polling once per event-loop turn, with a deadline. */
+async function until(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
