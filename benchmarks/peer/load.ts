@@ -112,6 +112,10 @@ class ClosedLoop {
         if (op.kind === 'read' && rows === 0) failure = `read of preloaded key ${op.key} found nothing`;
       } catch (err) {
         failure = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        // A system that fails every call at once (stopped, its client closed) would otherwise
+        // spin these loops on microtasks alone, starving the timers that end the point and the
+        // child-process exits an interrupted run waits for.
+        await new Promise((resolve) => setImmediate(resolve));
       }
       if (!this.measuring) continue;
       if (failure !== undefined) {
