@@ -471,6 +471,10 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
     for (const w of waiters) w();
   }
 
+  hasRoom(): boolean {
+    return this.state === 'open' && this.lanes.every((l) => l.hasRoom());
+  }
+
   writable(): Promise<void> {
     if (this.state !== 'open' || this.lanes.every((l) => l.hasRoom())) return Promise.resolve();
     return new Promise((resolve) => this.writableWaiters.push(resolve));

@@ -95,6 +95,13 @@ export interface LogEngine {
   loadEntries(groupId: number, lo: number, hi: number, maxBytes: number): Promise<Entry[]>;
   /** Resolves when every shard has room for another task. */
   writable(): Promise<void>;
+  /**
+   * Whether every shard has room for another task now (writable() would resolve at once): a
+   * write() made right after, in the same synchronous run, is not refused with
+   * FLOTILLA_STORAGE_QUEUE_FULL (unless it alone exceeds one task's bounds). A caller that
+   * does not await its write relies on this to keep its writes in order.
+   */
+  hasRoom(): boolean;
   stats(): LogEngineStats;
   readonly recovery: LogRecoveryReport;
   close(): Promise<void>;

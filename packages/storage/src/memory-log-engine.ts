@@ -178,6 +178,11 @@ export class MemoryLogEngine implements LogEngine {
 
   async writable(): Promise<void> {}
 
+  /** No queue: a write is never refused for room. */
+  hasRoom(): boolean {
+    return true;
+  }
+
   stats(): LogEngineStats {
     return {
       groups: this.disk.groups.size,

@@ -59,6 +59,8 @@ export class MultiRaftHost implements InboundHandlers {
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
   private readonly cycleIdleWaiters: (() => void)[] = [];
+  /** Commit-only log writes the cycles did not wait for (persist()), until they settle. */
+  private readonly unawaitedWrites = new Set<Promise<void>>();
   /** Regions whose replica left this store -> the removed peer id (bounded, oldest forgotten). */
   private readonly tombstones = new Map<number, number>();
   /** Peers whose own removal applied in the current cycle: destroyed at its end. */
@@ -187,6 +189,7 @@ export class MultiRaftHost implements InboundHandlers {
     // finish first, or its writes meet closed engines (FLOTILLA_STORAGE_CLOSED, unhandled).
     while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
     await this.snapshotInstall;
+    await Promise.allSettled(this.unawaitedWrites);
   }
 
   /** Stops ticking, fails what waits, closes the transport; a failing cycle calls it itself. */
@@ -595,15 +598,20 @@ export class MultiRaftHost implements InboundHandlers {
     try {
       while (this.dirty.size > 0 && !this.closed && !this.installingSnapshot) await this.cycle();
     } catch (err) {
-      // A failed fsync or a broken invariant: the store must stop, not limp on.
-      this.failure = err;
-      await this.stopServing(); // not close(): it would wait for this very cycle
-      if (this.options.onFailure) this.options.onFailure(err);
-      else throw err;
+      await this.failStop(err);
     } finally {
       this.cycleRunning = false;
       for (const wake of this.cycleIdleWaiters.splice(0)) wake();
     }
+  }
+
+  /** A failed fsync or a broken invariant: the store must stop, not limp on. The first error wins. */
+  private async failStop(err: unknown): Promise<void> {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    await this.stopServing(); // not close(): it would wait for the cycle that failed
+    if (this.options.onFailure) this.options.onFailure(err);
+    else throw err;
   }
 
   /** One turn of the ready loop over every group that has work. */
@@ -709,6 +717,14 @@ export class MultiRaftHost implements InboundHandlers {
    * applied under it; start() moves the log's commit up to the applied index again
    * (log-catch-up.ts). Sparing that fsync takes one of the three a write waited for in series
    * (leader's append, follower's append, leader's commit) off its path.
+   *
+   * Such a write is not even waited for: the cycle applies at once. The entries it commits were
+   * written (and fsynced) by earlier cycles, which waited for their writes, and nothing in a
+   * commit-only Ready must reach the disk before its messages leave (no entries, no term or
+   * vote). Waiting cost the write's trip through the appender thread and back (~0.5–0.9 ms at
+   * one write in flight, benchmarks/RESULTS.md) between a commit and its apply. Later writes
+   * stay behind it: the engine keeps the order of write() calls, and it is submitted only when
+   * the engine has room, so it is never refused and retried after a later one.
    */
   private async persist(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
     const writes: GroupWrite[] = [];
@@ -724,7 +740,25 @@ export class MultiRaftHost implements InboundHandlers {
       });
     }
     if (writes.length === 0) return;
-    await this.writeLog(writes, sync);
+    if (!sync && this.options.log.hasRoom()) this.writeLogUnawaited(writes);
+    else await this.writeLog(writes, sync);
+  }
+
+  /** An unsynced write the cycle does not wait for (persist()); its failure stops the store. */
+  private writeLogUnawaited(writes: GroupWrite[]): void {
+    const started = performance.now();
+    const written = this.options.log.write(writes, { sync: false }).then(
+      () => {
+        this.unawaitedWrites.delete(written);
+        this.observer?.logWrite((performance.now() - started) / 1000);
+      },
+      (err: unknown) => {
+        this.unawaitedWrites.delete(written);
+        return this.failStop(err);
+      },
+    );
+    this.unawaitedWrites.add(written);
+    this.counters.logWrites++;
   }
 
   private observeProposal(appliedAfterMs: number | undefined): void {

@@ -398,12 +398,15 @@ describe('KV apply batches stay under the engine bound', () => {
 });
 
 /**
- * Holds a log engine's writes that carry entries after they reached the engine (the page
- * cache): as if their fsync had not returned yet, until release().
+ * Holds a log engine's writes that `holds` picks (by default those carrying entries) after they
+ * reached the engine (the page cache): as if their write or fsync had not returned yet, until
+ * release().
  */
 class FsyncGate {
   armed = false;
   private readonly held: (() => void)[] = [];
+
+  constructor(private readonly holds: (writes: readonly GroupWrite[], options?: LogWriteOptions) => boolean = (writes) => writes.some((w) => (w.entries?.length ?? 0) > 0)) {}
 
   wrap(engine: MemoryLogEngine): LogEngine {
     return new Proxy(engine, {
@@ -413,11 +416,15 @@ class FsyncGate {
         if (prop !== 'write') return (value as (...args: unknown[]) => unknown).bind(target);
         return (writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void> => {
           const written = target.write(writes, options);
-          if (!this.armed || !writes.some((w) => (w.entries?.length ?? 0) > 0)) return written;
+          if (!this.armed || !this.holds(writes, options)) return written;
           return written.then(() => new Promise<void>((resolve) => this.held.push(resolve)));
         };
       },
     });
+  }
+
+  get heldWrites(): number {
+    return this.held.length;
   }
 
   release(): void {
@@ -461,5 +468,39 @@ describe("a leader's appends leave before its own log write is durable", () => {
     assert.deepEqual(await pending, [{ op: 'put' }]);
     const [read] = await run(leader, get('early'));
     assert.equal(text(read?.op === 'get' ? read.value : null), '2');
+  });
+});
+
+describe('a commit is applied without waiting for its log write', () => {
+  const network = new MemoryNetwork();
+  const stores: MemoryStore[] = [];
+  const gates = new Map<number, FsyncGate>();
+  after(async () => {
+    for (const gate of gates.values()) gate.release();
+    for (const store of stores) await store.host.close();
+  });
+
+  test("a write is answered while the leader's commit-only log write has not returned", async () => {
+    for (const id of [1, 2, 3]) {
+      // Holds the unsynced writes: those of Readys that only moved the commit index.
+      const gate = new FsyncGate((_writes, options) => options?.sync === false);
+      gates.set(id, gate);
+      stores.push(memoryStore(network, id, {}, undefined, { log: (log) => gate.wrap(log) }));
+    }
+    for (const store of stores) await store.host.start();
+    connectAll(stores);
+    for (const store of stores) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader', () => leaderOf(stores, 1) !== undefined);
+    const leader = leaderOf(stores, 1)!;
+    assert.deepEqual(await run(leader, put('commit', '1')), [{ op: 'put' }]);
+
+    const gate = gates.get(leader.id)!;
+    gate.armed = true; // the leader's next commit-only write does not return
+    // Waiting for that write, the leader would neither apply nor answer.
+    assert.deepEqual(await run(leader, put('commit', '2')), [{ op: 'put' }]);
+    assert.ok(gate.heldWrites >= 1, "the commit was written, and that write has not returned");
+    const [read] = await run(leader, get('commit'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), '2');
+    gate.release();
   });
 });
