@@ -9,7 +9,7 @@ import {
   type Message,
   type Ready,
 } from '@flotilla/raft';
-import { isStorageError, limits as storageLimits, type ApplyResult, type GroupWrite, type RegionApply, type RegionMeta, type RegionState } from '@flotilla/storage';
+import { isStorageError, type GroupWrite, type RegionMeta, type RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   expandHeartbeat,
@@ -18,9 +18,9 @@ import {
   type HeartbeatResponse,
   type RaftEnvelope,
 } from '@flotilla/wire';
-import { applyBatches, type ApplySegment } from './apply-plan.ts';
+import { ApplyStage } from './apply-stage.ts';
+import type { EntryEffects } from './entry-commands.ts';
 import { limits } from './constants.ts';
-import { entryCommands, type EntryEffects } from './entry-commands.ts';
 import { StoreError } from './errors.ts';
 import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding } from './founding.ts';
 import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
@@ -54,7 +54,7 @@ export class MultiRaftHost implements InboundHandlers {
   private closed = false;
   private started = false;
   private failure: unknown;
-  private counters = { ticks: 0, readyCycles: 0, logWrites: 0, applyBatches: 0, snapshotsReceived: 0 };
+  private counters = { ticks: 0, readyCycles: 0, logWrites: 0, snapshotsReceived: 0 };
   /** Received snapshots are installed one at a time, never during a ready cycle. */
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
@@ -71,15 +71,12 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private readonly events: HostEventLog;
   private observer: HostObserver | undefined;
-  /** What applied entries ask of the host after the cycle (entry-commands.ts). */
-  private readonly entryEffects: EntryEffects;
-  private readonly applyBatchCommandsMax: number;
+  /** The cycle's apply step: committed entries to the KV engine, proposals settled. */
+  private readonly applyStage: ApplyStage;
   /** Merge targets whose apply waits for their source replica here (merge-waits.ts). */
   private readonly merges: MergeWaits;
   /** Moves frozen merge sources led here on: commit in the target, or roll back. */
   private readonly mergeDriver: MergeDriver;
-  /** Peers whose apply stops this cycle at an entry that must wait -> the last index applied. */
-  private readonly heldThisCycle = new Map<Peer, number>();
   /** Messages out to the transport (snapshots streamed, failures reported after a backoff). */
   private readonly outbound: Outbound;
   /** Log compaction and the KV syncs it needs. */
@@ -90,13 +87,15 @@ export class MultiRaftHost implements InboundHandlers {
     this.random = new SeededRandom(options.seed ?? options.storeId);
     this.events = options.events ?? SILENT_EVENTS;
     this.observer = options.observer;
-    this.entryEffects = {
+    // What applied entries ask of the host after the cycle (entry-commands.ts).
+    const entryEffects: EntryEffects = {
       removed: (peer) => this.removedThisCycle.push(peer),
       split: (child, parentLeads) => this.splitThisCycle.push({ child, parentLeads }),
       replica: (regionId) => this.peers.get(regionId),
       waitForSource: (target, source, merge) => this.merges.waitForSource(target, source, merge),
       events: this.events,
     };
+    this.applyStage = new ApplyStage(options.kv, entryEffects, () => this.observer, options.applyBatchCommandsMax);
     this.outbound = new Outbound(
       {
         kv: options.kv,
@@ -110,7 +109,6 @@ export class MultiRaftHost implements InboundHandlers {
     this.compaction = new LogCompaction(options.kv, options.log, options.compactAfterEntries);
     this.mergeDriver = new MergeDriver(this, this.events, options.mergeCommitWaitMs);
     this.merges = new MergeWaits(this.events, (regionId) => this.peers.get(regionId), (peer) => this.markDirty(peer));
-    this.applyBatchCommandsMax = Math.min(options.applyBatchCommandsMax ?? storageLimits.kvApplyCommandsMax, storageLimits.kvApplyCommandsMax);
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -360,7 +358,7 @@ export class MultiRaftHost implements InboundHandlers {
 
   stats(): HostStats {
     const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
-    return { peers: this.peers.size, ...this.counters, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
+    return { peers: this.peers.size, ...this.counters, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */
@@ -635,12 +633,12 @@ export class MultiRaftHost implements InboundHandlers {
     for (const { peer, rd } of batch) if (rd.messages.length > 0) this.outbound.send(peer, rd.messages, 'early');
     await this.persist(batch);
     for (const { peer, rd } of batch) if (rd.messages.length > 0) this.outbound.send(peer, rd.messages, 'late');
-    await this.applyAll(batch);
+    await this.applyStage.applyAll(batch);
     await this.compaction.compactDue(batch.map((b) => b.peer));
     for (const { peer, rd } of batch) {
       if (rd.softState && rd.softState.role !== 'leader') peer.onLeadershipLost();
       peer.onReadStates(rd.readStates);
-      peer.node.advance(rd, this.heldThisCycle.get(peer));
+      peer.node.advance(rd, this.applyStage.heldThrough(peer));
       peer.releaseReads();
       if (peer.node.hasReady()) this.dirty.add(peer);
     }
@@ -649,7 +647,7 @@ export class MultiRaftHost implements InboundHandlers {
     // are not). Else a power loss could keep the log write and lose the KV one: a child log
     // that moved on under a region the KV engine no longer knows, or a replica's vote history
     // gone while its region came back as 'normal' (which start() would found afresh).
-    this.heldThisCycle.clear();
+    this.applyStage.endCycle();
     if (this.removedThisCycle.length > 0 || this.splitThisCycle.length > 0) await this.compaction.syncKv();
     for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
     this.merges.retryReady();
@@ -761,10 +759,6 @@ export class MultiRaftHost implements InboundHandlers {
     this.counters.logWrites++;
   }
 
-  private observeProposal(appliedAfterMs: number | undefined): void {
-    if (appliedAfterMs !== undefined) this.observer?.proposalApplied(appliedAfterMs / 1000);
-  }
-
   /** One log-engine write; a full appender queue pushes back and the write is submitted again. */
   private async writeLog(writes: GroupWrite[], sync = true): Promise<void> {
     for (;;) {
@@ -778,51 +772,6 @@ export class MultiRaftHost implements InboundHandlers {
         if (!isStorageError(err, 'FLOTILLA_STORAGE_QUEUE_FULL')) throw err;
         await this.options.log.writable(); // backpressure: nothing was written, submit again
       }
-    }
-  }
-
-  /**
-   * Committed entries of every group in as few KV batches as the engine's bounds allow —
-   * normally ONE (kvApplyRegionsMax regions, kvApplyCommandsMax commands per batch); then
-   * settle the proposals. A region whose entries do not fit the rest of a batch is cut at an
-   * entry boundary: each part is written with the applied index of its own last entry.
-   */
-  private async applyAll(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
-    const groups = batch.map(({ peer, rd }) => ({ peer, entries: rd.committedEntries }));
-    const bounds = { commandsMax: this.applyBatchCommandsMax, regionsMax: storageLimits.kvApplyRegionsMax };
-    const hold = (peer: Peer, appliedThrough: number): void => void this.heldThisCycle.set(peer, appliedThrough);
-    for (const segments of applyBatches(groups, (peer, entry) => entryCommands(peer, entry, this.entryEffects), bounds, hold)) await this.applySegments(segments);
-  }
-
-  /** One KV batch: each segment's commands with its last entry's index, then its proposals. */
-  private async applySegments(segments: readonly ApplySegment<Peer>[]): Promise<void> {
-    const applies: RegionApply[] = segments.map(({ peer, entries, commands }) => {
-      const last = entries[entries.length - 1]!;
-      return { regionId: peer.regionId, appliedIndex: last.index, appliedTerm: last.term, commands };
-    });
-    const started = performance.now();
-    const results = await this.options.kv.apply(applies);
-    this.observer?.apply((performance.now() - started) / 1000);
-    this.counters.applyBatches++;
-    // The engine answers one result per region, in the batch's order.
-    let byRegion: Map<number, ApplyResult> | undefined;
-    for (let k = 0; k < segments.length; k++) {
-      const { peer, entries, commandCounts } = segments[k]!;
-      let result = results[k];
-      if (result?.regionId !== peer.regionId) result = (byRegion ??= new Map(results.map((r) => [r.regionId, r]))).get(peer.regionId);
-      const regionResults = result?.results ?? [];
-      if (entries.length === 1 && regionResults.length === commandCounts[0]) {
-        // The common case under spread load: one entry, all of the region's results.
-        this.observeProposal(peer.onEntryApplied(entries[0]!.index, entries[0]!.term, regionResults));
-      } else {
-        let at = 0;
-        for (let i = 0; i < entries.length; i++) {
-          const count = commandCounts[i]!;
-          this.observeProposal(peer.onEntryApplied(entries[i]!.index, entries[i]!.term, regionResults.slice(at, at + count)));
-          at += count;
-        }
-      }
-      peer.applied = entries[entries.length - 1]!.index;
     }
   }
 
