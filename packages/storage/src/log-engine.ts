@@ -230,13 +230,13 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
 
   write(writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void> {
     try {
-      return this.writeNow(writes, options?.sync ?? true);
+      return this.writeNow(writes, options?.sync ?? true, options?.now ?? false);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private writeNow(writes: readonly GroupWrite[], sync: boolean): Promise<void> {
+  private writeNow(writes: readonly GroupWrite[], sync: boolean, now: boolean): Promise<void> {
     this.checkUsable();
     if (writes.length === 0) return RESOLVED;
     // 1. Validate everything before changing anything.
@@ -311,7 +311,8 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
       const writer = writers[lane.index];
       if (writer === null || writer === undefined) continue;
       const p = lane.add(writer.finish(), lane.needBytes, lane.needEntries, lane.needPieces, sync);
-      this.scheduleFlush(lane);
+      if (now && lane.canSeal()) this.flush(lane);
+      else this.scheduleFlush(lane);
       if (done === null) done = p;
       else (more ??= [done]).push(p);
     }

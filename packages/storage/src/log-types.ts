@@ -58,6 +58,13 @@ export interface LogRecoveryReport {
 export interface LogWriteOptions {
   /** Default true: resolve only once the write is fsynced. */
   readonly sync?: boolean;
+  /**
+   * Default false: the write joins its shards' open tasks, submitted at the end of the
+   * event-loop turn with every other write of the turn. True: submitted at once (with whatever
+   * the open task holds) — for a caller whose write is the only one of its turn (the store's
+   * ready cycle); the appender still writes every task that arrived meanwhile as one batch.
+   */
+  readonly now?: boolean;
 }
 
 export interface LogEngineStats {

@@ -132,6 +132,22 @@ function describeLogEngine(name: string, makeFactory: FactoryMaker): void {
       assert.equal(engine.group(g).lastIndex(), 2);
     });
 
+    it('submits a write at once when asked (now), else at the end of the turn with the others', async () => {
+      const g = nextGroup();
+      const tasks = (): number => engine.stats().tasks;
+      let before = tasks();
+      await Promise.all([engine.write([{ groupId: g, entries: [entry(1, 1)] }]), engine.write([{ groupId: g, entries: [entry(2, 1)] }])]);
+      const coalesced = tasks() - before;
+      before = tasks();
+      await Promise.all([engine.write([{ groupId: g, entries: [entry(3, 1)] }], { now: true }), engine.write([{ groupId: g, entries: [entry(4, 1)] }], { now: true })]);
+      const immediate = tasks() - before;
+      if (engine instanceof RocksLogEngine) {
+        assert.equal(coalesced, 1, 'two writes of one turn: one task');
+        assert.equal(immediate, 2, 'the first write left before the second was made');
+      }
+      assert.deepEqual((await read(g, 1, 5)).map((e) => e.index), [1, 2, 3, 4]);
+    });
+
     it('replaces a conflicting suffix', async () => {
       const g = nextGroup();
       await engine.write([{ groupId: g, entries: Array.from({ length: 10 }, (_, i) => entry(i + 1, 1)), hardState: { term: 1, vote: 0, commit: 3 } }]);

@@ -630,9 +630,9 @@ export class MultiRaftHost implements InboundHandlers {
     // A leader's appends and heartbeats leave now: the followers write while the leader does
     // (its own copy counts towards the commit only at advance(), once durable). Every other
     // message states what this store persisted, and waits for the write.
-    for (const { peer, rd } of batch) if (rd.messages.length > 0) this.outbound.send(peer, rd.messages, 'early');
+    this.outbound.sendCycle(batch, 'early');
     await this.persist(batch);
-    for (const { peer, rd } of batch) if (rd.messages.length > 0) this.outbound.send(peer, rd.messages, 'late');
+    this.outbound.sendCycle(batch, 'late');
     await this.applyStage.applyAll(batch);
     await this.compaction.compactDue(batch.map((b) => b.peer));
     for (const { peer, rd } of batch) {
@@ -745,7 +745,7 @@ export class MultiRaftHost implements InboundHandlers {
   /** An unsynced write the cycle does not wait for (persist()); its failure stops the store. */
   private writeLogUnawaited(writes: GroupWrite[]): void {
     const started = performance.now();
-    const written = this.options.log.write(writes, { sync: false }).then(
+    const written = this.options.log.write(writes, { sync: false, now: true }).then(
       () => {
         this.unawaitedWrites.delete(written);
         this.observer?.logWrite((performance.now() - started) / 1000);
@@ -759,12 +759,16 @@ export class MultiRaftHost implements InboundHandlers {
     this.counters.logWrites++;
   }
 
-  /** One log-engine write; a full appender queue pushes back and the write is submitted again. */
+  /**
+   * One log-engine write, submitted at once (`now`: the host's writes are awaited one at a
+   * time, nothing else of the turn would join them); a full appender queue pushes back and the
+   * write is submitted again.
+   */
   private async writeLog(writes: GroupWrite[], sync = true): Promise<void> {
     for (;;) {
       try {
         const started = performance.now();
-        await this.options.log.write(writes, { sync });
+        await this.options.log.write(writes, { sync, now: true });
         this.observer?.logWrite((performance.now() - started) / 1000);
         this.counters.logWrites++;
         return;

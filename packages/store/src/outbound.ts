@@ -1,4 +1,4 @@
-import { sendableBeforePersist, type Message, type SeededRandom } from '@flotilla/raft';
+import { sendableBeforePersist, type Message, type Ready, type SeededRandom } from '@flotilla/raft';
 import type { KvEngine } from '@flotilla/storage';
 import type { PeerTransport } from '@flotilla/transport';
 import { coalesceHeartbeat, coalesceHeartbeatResponse } from '@flotilla/wire';
@@ -34,6 +34,16 @@ export class Outbound {
     random: SeededRandom,
   ) {
     this.snapshotRetries = new SnapshotRetryBackoff(random);
+  }
+
+  /**
+   * A ready cycle's messages of one part (see send), handed to the network at once: the cycle's
+   * batch is complete, and waiting for the end of the turn would only delay the followers' log
+   * writes and the leaders' commits (~0.1 ms a hop when the loop is busy).
+   */
+  sendCycle(batch: readonly { readonly peer: Peer; readonly rd: Ready }[], part: 'early' | 'late'): void {
+    for (const { peer, rd } of batch) if (rd.messages.length > 0) this.send(peer, rd.messages, part);
+    this.host.transport.flush();
   }
 
   /**

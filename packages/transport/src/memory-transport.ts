@@ -123,6 +123,9 @@ export class MemoryTransport implements PeerTransport {
     return this.enqueue(to, (outbox) => outbox.offerHeartbeatResponse(beat));
   }
 
+  /** The twin's network delivers once per network turn whatever the sender does: nothing to hurry. */
+  flush(): void {}
+
   async sendSnapshot(to: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotOutcome> {
     checkSnapshotEnvelope(envelope);
     const link = this.links.get(to);

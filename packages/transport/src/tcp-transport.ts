@@ -7,7 +7,7 @@
  * - Coalescing: send / sendHeartbeat / sendHeartbeatResponse only queue (outbox.ts). ONE
  *   setImmediate per event-loop turn flushes every writable peer: its queue becomes one RaftBatch,
  *   one HeartbeatBatch and one HeartbeatResponseBatch frame (more only past wire's bounds),
- *   written with one writev.
+ *   written with one writev. A sender that knows its batch is complete calls flush() instead.
  * - Snapshots stream on a connection of their own (tcp-snapshot.ts).
  */
 import { collectPeerStats } from './peer-stats.ts';
@@ -194,7 +194,6 @@ export class TcpTransport implements PeerTransport {
    */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
-    if (this.flushScheduled !== null) clearImmediate(this.flushScheduled);
     this.flush();
     this.ctx.closed = true;
     this.dirty.clear();
@@ -230,9 +229,15 @@ export class TcpTransport implements PeerTransport {
     if (this.flushScheduled === null && !this.ctx.closed) this.flushScheduled = setImmediate(() => this.flush());
   }
 
-  /** The one flush of the turn: every writable peer's queue becomes its frames, one writev each. */
-  private flush(): void {
-    this.flushScheduled = null;
+  /**
+   * The flush of the turn (or an earlier one the sender asked for): every writable peer's
+   * queue becomes its frames, one writev each.
+   */
+  flush(): void {
+    if (this.flushScheduled !== null) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = null;
+    }
     for (const link of this.dirty) {
       // A link that is not writable is looked at again when it comes up or drains (onFlushable).
       if (!link.writable || link.outbox.isEmpty) continue;

@@ -45,6 +45,12 @@ export interface PeerTransport {
   send(to: StoreId, envelope: RaftEnvelope): EnqueueRefusal | null;
   sendHeartbeat(to: StoreId, beat: Heartbeat): EnqueueRefusal | null;
   sendHeartbeatResponse(to: StoreId, beat: HeartbeatResponse): EnqueueRefusal | null;
+  /**
+   * Hands everything queued so far to the network now instead of at the end of the turn (still
+   * one frame per destination): for a sender that knows its batch is complete — the host after
+   * a ready cycle's sends, whose followers then start their log writes a turn earlier.
+   */
+  flush(): void;
   /** Streams a snapshot on a separate connection, so it never delays heartbeats. */
   sendSnapshot(to: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotOutcome>;
   /** Per-peer counters for metrics and tests. */

@@ -78,6 +78,19 @@ describe('TcpTransport (sockets)', () => {
     await waitFor(`message ${seq} still delivered`, () => b.rec.messagesFrom(1).some((e) => e.message.index === seq));
   }
 
+  it('flush() writes what is queued at once, one frame per destination; later sends wait for the turn', async () => {
+    const [a, b] = await cluster(fx, [1, 2]);
+    for (let g = 1; g <= 10; g++) a!.t.send(2, appendMessage(g, 1, 64));
+    a!.t.flush();
+    assert.equal(a!.t.stats().get(2)!.framesSent, 1, 'written before the turn ended');
+    a!.t.send(2, appendMessage(11, 1, 64));
+    a!.t.send(2, appendMessage(12, 1, 64));
+    assert.equal(a!.t.stats().get(2)!.framesSent, 1, 'without flush(), the end of the turn');
+    await waitFor('all 12 messages', () => b!.rec.messagesFrom(1).length === 12);
+    assert.equal(a!.t.stats().get(2)!.framesSent, 2);
+    assert.deepEqual(b!.rec.messagesFrom(1).map((e) => e.regionId), Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
   it('closes a connection that sends garbage instead of a handshake, and keeps serving', async () => {
     const [a, b] = await cluster(fx, [1, 2]);
     const port = b!.t.address().port;
