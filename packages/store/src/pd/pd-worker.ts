@@ -21,7 +21,7 @@ import { OperatorRunner } from './operator-runner.ts';
 import { isPending } from './peer-health.ts';
 import type { PdClient } from './pd-client.ts';
 import type { RegionFlow } from './region-flow.ts';
-import { measureRegion, type RegionSize } from './region-size.ts';
+import { RegionSizes, measureRegion } from './region-size.ts';
 
 export interface PdWorkerOptions {
   readonly storeId: number;
@@ -58,8 +58,8 @@ interface Reported {
 export class PdWorker {
   private readonly runner: OperatorRunner;
   private readonly reported = new Map<number, Reported>();
-  /** Last count of each led region, and the epoch version it was counted at. */
-  private readonly sizes = new Map<number, { size: RegionSize; version: number }>();
+  /** Last count of each led region, and when to count it again. */
+  private readonly sizes: RegionSizes;
   private timers: NodeJS.Timeout[] = [];
   private regionPass: Promise<void> | null = null;
   private watchPass: Promise<void> | null = null;
@@ -68,6 +68,7 @@ export class PdWorker {
 
   constructor(private readonly options: PdWorkerOptions) {
     this.runner = new OperatorRunner(options.host, options.kv, options.events);
+    this.sizes = new RegionSizes((region) => measureRegion(options.kv, region));
   }
 
   start(): void {
@@ -168,7 +169,7 @@ export class PdWorker {
       if (!last || last.shape !== shapeOf(peer) || last.operatorActive || nowMs - last.atMs >= this.options.regionHeartbeatMs) due.push(peer);
     }
     for (const id of this.reported.keys()) if (!live.has(id)) this.reported.delete(id);
-    for (const id of this.sizes.keys()) if (!live.has(id)) this.sizes.delete(id);
+    this.sizes.forgetExcept(live);
     this.options.flow.forgetExcept(live);
     for (let at = 0; at < due.length && !this.stopped; at += pdLimits.regionHeartbeatsPerRequestMax) {
       await this.sendBatch(due.slice(at, at + pdLimits.regionHeartbeatsPerRequestMax), nowMs);
@@ -199,7 +200,7 @@ export class PdWorker {
       if (!status.hibernating && !progress.recentActive) downPeerIds.push(id);
       else if (isPending(progress, status.firstIndex, status.lastIndex)) pendingPeerIds.push(id);
     }
-    const size = await this.sizeOf(peer);
+    const size = await this.sizes.of(peer.region, this.options.flow.takeWrittenSinceEstimate(peer.regionId));
     return {
       region: peer.region,
       leaderPeerId: peer.peerId,
@@ -209,16 +210,6 @@ export class PdWorker {
       approximateKeys: size.keys,
       rates: this.options.flow.take(peer.regionId),
     };
-  }
-
-  /** The region's size, counted again when it was written, split or merged since the last count. */
-  private async sizeOf(peer: Peer): Promise<RegionSize> {
-    const known = this.sizes.get(peer.regionId);
-    const written = this.options.flow.takeWrittenSinceEstimate(peer.regionId);
-    if (known && written === 0 && known.version === peer.region.epoch.version) return known.size;
-    const size = await measureRegion(this.options.kv, peer.region);
-    this.sizes.set(peer.regionId, { size, version: peer.region.epoch.version });
-    return size;
   }
 
   private *regionIdsHere(): Generator<number> {
