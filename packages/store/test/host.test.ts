@@ -433,26 +433,41 @@ class FsyncGate {
   }
 }
 
-describe("a leader's appends leave before its own log write is durable", () => {
+/** Three stores of REGION whose log engines hold what `gate()` picks once armed; `close()` ends them. */
+function gatedStores(gate: () => FsyncGate): { stores: MemoryStore[]; gates: Map<number, FsyncGate>; start(): Promise<MemoryStore>; close(): Promise<void> } {
   const network = new MemoryNetwork();
   const stores: MemoryStore[] = [];
   const gates = new Map<number, FsyncGate>();
-  after(async () => {
-    for (const gate of gates.values()) gate.release();
-    for (const store of stores) await store.host.close();
-  });
+  return {
+    stores,
+    gates,
+    /** Starts the stores and bootstraps REGION; resolves with its leader. */
+    async start(): Promise<MemoryStore> {
+      for (const id of [1, 2, 3]) {
+        const g = gate();
+        gates.set(id, g);
+        stores.push(memoryStore(network, id, {}, undefined, { log: (log) => g.wrap(log) }));
+      }
+      for (const store of stores) await store.host.start();
+      connectAll(stores);
+      for (const store of stores) await store.host.bootstrapRegion(REGION);
+      await waitFor('a leader', () => leaderOf(stores, 1) !== undefined);
+      return leaderOf(stores, 1)!;
+    },
+    async close(): Promise<void> {
+      for (const g of gates.values()) g.release();
+      for (const store of stores) await store.host.close();
+    },
+  };
+}
+
+describe("a leader's appends leave before its own log write is durable", () => {
+  const cluster = gatedStores(() => new FsyncGate());
+  const { stores, gates } = cluster;
+  after(() => cluster.close());
 
   test('the followers write while the leader does; the write completes once the leader is durable', async () => {
-    for (const id of [1, 2, 3]) {
-      const gate = new FsyncGate();
-      gates.set(id, gate);
-      stores.push(memoryStore(network, id, {}, undefined, { log: (log) => gate.wrap(log) }));
-    }
-    for (const store of stores) await store.host.start();
-    connectAll(stores);
-    for (const store of stores) await store.host.bootstrapRegion(REGION);
-    await waitFor('a leader', () => leaderOf(stores, 1) !== undefined);
-    const leader = leaderOf(stores, 1)!;
+    const leader = await cluster.start();
     assert.deepEqual(await run(leader, put('early', '1')), [{ op: 'put' }]);
     const lastIndex = (store: MemoryStore): number => store.logDisk.groups.get(1)?.storage.lastIndex() ?? 0;
     const before = lastIndex(leader);
@@ -472,26 +487,13 @@ describe("a leader's appends leave before its own log write is durable", () => {
 });
 
 describe('a commit is applied without waiting for its log write', () => {
-  const network = new MemoryNetwork();
-  const stores: MemoryStore[] = [];
-  const gates = new Map<number, FsyncGate>();
-  after(async () => {
-    for (const gate of gates.values()) gate.release();
-    for (const store of stores) await store.host.close();
-  });
+  // Holds the unsynced writes: those of Readys that only moved the commit index.
+  const cluster = gatedStores(() => new FsyncGate((_writes, options) => options?.sync === false));
+  const { gates } = cluster;
+  after(() => cluster.close());
 
   test("a write is answered while the leader's commit-only log write has not returned", async () => {
-    for (const id of [1, 2, 3]) {
-      // Holds the unsynced writes: those of Readys that only moved the commit index.
-      const gate = new FsyncGate((_writes, options) => options?.sync === false);
-      gates.set(id, gate);
-      stores.push(memoryStore(network, id, {}, undefined, { log: (log) => gate.wrap(log) }));
-    }
-    for (const store of stores) await store.host.start();
-    connectAll(stores);
-    for (const store of stores) await store.host.bootstrapRegion(REGION);
-    await waitFor('a leader', () => leaderOf(stores, 1) !== undefined);
-    const leader = leaderOf(stores, 1)!;
+    const leader = await cluster.start();
     assert.deepEqual(await run(leader, put('commit', '1')), [{ op: 'put' }]);
 
     const gate = gates.get(leader.id)!;
