@@ -3,7 +3,6 @@
  * miss), sends each operation to the right replica through the per-store coalescing channels,
  * and repairs the cache and retries where that is safe, within the call's deadline.
  */
-import { performance } from 'node:perf_hooks';
 import type { KvOp, KvOpResult, ReadConsistency, RegionPeer } from '@flotilla/wire';
 import { limits as wire } from '@flotilla/wire';
 import { CallContext, backoffMs } from './backoff.ts';
@@ -13,7 +12,8 @@ import { asBuffer, boundOf, compareKeys, keyOf, maxStart, minEnd, successor, val
 import { PdRouting, type RegionSource } from './pd-client.ts';
 import { RegionCache, type CachedRegion } from './region-cache.ts';
 import { Router } from './router.ts';
-import { StoreChannel, type ChannelOptions, type ChannelStats, type OpOutcome, type PendingOp } from './store-channel.ts';
+import type { ChannelOptions, OpOutcome, PendingOp, StoreChannel } from './store-channel.ts';
+import { StoreChannels } from './store-channels.ts';
 
 /**
  * How a read is served.
@@ -116,16 +116,12 @@ const IMMEDIATE_RETRIES_MAX = 2;
 export class FlotillaClient {
   private readonly source: RegionSource;
   private readonly router: Router;
-  private readonly channels = new Map<number, StoreChannel>();
-  private readonly storeLookups = new Map<number, Promise<StoreChannel>>();
-  private readonly channelStats: ChannelStats = { requests: 0, ops: 0 };
+  private readonly channels: StoreChannels;
   private readonly timeoutMs: number;
   private readonly consistency: ReadConsistency;
   private readonly random: () => number;
   private replicaTurn = 0;
   private readonly retries = new Map<string, number>();
-  /** Stores whose connection failed recently → until when (performance.now()) to avoid them. */
-  private readonly suspects = new Map<number, number>();
   private closed = false;
 
   /** Use {@link createClient}. */
@@ -138,6 +134,7 @@ export class FlotillaClient {
     this.random = options.random ?? Math.random;
     this.source = options.regionSource ?? new PdRouting(options.pd);
     this.router = new Router(new RegionCache(), this.source, this.random);
+    this.channels = new StoreChannels(this.source, options.channel, () => void this.router.pdLookups++);
   }
 
   // ------------------------------------------------------------------ point calls
@@ -321,8 +318,8 @@ export class FlotillaClient {
   /** Counters (diagnostics, tests). */
   stats(): ClientStats {
     return {
-      requests: this.channelStats.requests,
-      ops: this.channelStats.ops,
+      requests: this.channels.stats.requests,
+      ops: this.channels.stats.ops,
       pdLookups: this.router.pdLookups,
       regionsCached: this.router.cache.size,
       stores: this.channels.size,
@@ -334,9 +331,7 @@ export class FlotillaClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const channels = [...this.channels.values()];
-    this.channels.clear();
-    await Promise.all([...channels.map((c) => c.close()), this.source.close()]);
+    await Promise.all([this.channels.close(), this.source.close()]);
   }
 
   // ------------------------------------------------------------------ the retry loop
@@ -377,7 +372,7 @@ export class FlotillaClient {
       }
       let channel: StoreChannel;
       try {
-        channel = await this.channel(peer.storeId, ctx);
+        channel = await this.channels.get(peer.storeId, ctx);
       } catch (err) {
         if (!isClientError(err) || (err.code !== 'FLOTILLA_STORE_UNAVAILABLE' && err.code !== 'FLOTILLA_PD_UNAVAILABLE')) throw err;
         // PD does not know the store (any more): the region's peers are stale.
@@ -391,7 +386,7 @@ export class FlotillaClient {
         if (spec.write && outcome.maybeApplied) throw new ClientError(error.code, `${ctx.what}: ${error.message}; the write may or may not have taken effect`, { cause: error, unknownOutcome: true });
         if (!outcome.connection && error.code !== 'FLOTILLA_STORE_UNAVAILABLE') throw withOutcome(error, ctx);
         this.router.cache.forgetLeadersOn(peer.storeId);
-        if (outcome.connection) this.suspect(peer.storeId);
+        if (outcome.connection) this.channels.suspect(peer.storeId);
         await retry(error, 0);
         continue;
       }
@@ -402,7 +397,7 @@ export class FlotillaClient {
         case 'FLOTILLA_NOT_LEADER': {
           const hint = e.leader;
           // A hint naming a store that just failed is stale (its followers name it until they elect).
-          if (hint && hint.storeId !== peer.storeId && !this.isSuspect(hint.storeId) && this.router.cache.setLeader(region.meta.id, hint.peerId)) {
+          if (hint && hint.storeId !== peer.storeId && !this.channels.isSuspect(hint.storeId) && this.router.cache.setLeader(region.meta.id, hint.peerId)) {
             await retry(fromKvError(e, false));
           } else {
             if (hint && !region.meta.peers.some((p) => p.id === hint.peerId)) this.router.cache.remove(region.meta.id);
@@ -469,64 +464,11 @@ export class FlotillaClient {
       return peers[(this.replicaTurn + attempt) % peers.length];
     }
     const leader = peers.find((p) => p.id === region.leaderPeerId);
-    if (leader && !this.isSuspect(leader.storeId)) return leader;
+    if (leader && !this.channels.isSuspect(leader.storeId)) return leader;
     const voters = peers.filter((p) => p.role === 'voter');
-    const healthy = voters.filter((p) => !this.isSuspect(p.storeId));
+    const healthy = voters.filter((p) => !this.channels.isSuspect(p.storeId));
     const list = healthy.length > 0 ? healthy : voters.length > 0 ? voters : peers;
     return list[(attempt + region.meta.id) % list.length];
-  }
-
-  /** Avoids a store for clientLimits.suspectStoreMs after its connection failed. */
-  private suspect(storeId: number): void {
-    if (this.suspects.size >= clientLimits.storesMax) this.suspects.clear();
-    this.suspects.set(storeId, performance.now() + clientLimits.suspectStoreMs);
-  }
-
-  private isSuspect(storeId: number): boolean {
-    const until = this.suspects.get(storeId);
-    if (until === undefined) return false;
-    if (until > performance.now()) return true;
-    this.suspects.delete(storeId);
-    return false;
-  }
-
-  /** The channel to a store; its address is asked of PD once (concurrent callers share the look-up). */
-  private channel(storeId: number, ctx: CallContext): Promise<StoreChannel> {
-    const open = this.channels.get(storeId);
-    if (open) return Promise.resolve(open);
-    let lookup = this.storeLookups.get(storeId);
-    if (!lookup) {
-      this.router.pdLookups++;
-      // Its own deadline, not the first caller's: the others must not fail when that one gives up.
-      const own = new CallContext(clientLimits.pdRequestTimeoutMs, undefined, `the address of store ${storeId}`);
-      lookup = this.source.store(storeId, own).then((record) => this.openChannel(storeId, record.apiAddress));
-      if (this.storeLookups.size < clientLimits.storesMax) {
-        this.storeLookups.set(storeId, lookup);
-        const forget = (): void => void this.storeLookups.delete(storeId);
-        lookup.then(forget, forget);
-      }
-    }
-    return ctx.race(lookup);
-  }
-
-  private openChannel(storeId: number, address: string): StoreChannel {
-    this.checkOpen();
-    const raced = this.channels.get(storeId);
-    if (raced) return raced;
-    if (this.channels.size >= clientLimits.storesMax) {
-      const [oldestId, oldest] = this.channels.entries().next().value as [number, StoreChannel];
-      this.channels.delete(oldestId);
-      oldest.retire();
-    }
-    const channel = new StoreChannel(storeId, address, { ...this.options.channel, stats: this.channelStats }, (failed) => {
-      // The store may have moved (restarted elsewhere): look its address up again next time.
-      if (this.channels.get(failed.storeId) === failed) {
-        this.channels.delete(failed.storeId);
-        failed.retire();
-      }
-    });
-    this.channels.set(storeId, channel);
-    return channel;
   }
 
   /** Runs `run` for every item, a window at a time; fails with the first error once its window is done. */
