@@ -31,12 +31,21 @@ interface Run {
 const runs: Run[] = [];
 const dirs: string[] = [];
 after(async () => {
-  for (const run of runs) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+  // The whole process group: a benchmark killed here (it hung) would leave its etcd members,
+  // PD and stores running — they are its children, in its group.
+  for (const run of runs) {
+    try {
+      process.kill(-run.child.pid!, 'SIGKILL');
+    } catch {
+      // ESRCH: the benchmark and everything it started are gone already.
+    }
+  }
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
 function startBench(args: readonly string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', BENCH, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group (detached), so that cleanup can reach everything it started.
+  const child = spawn(process.execPath, ['--import', 'tsx', BENCH, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const run: Run = {
     child,
     stdout: '',
