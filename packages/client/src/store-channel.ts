@@ -109,8 +109,8 @@ export class StoreChannel {
     this.stats = options.stats ?? { requests: 0, ops: 0 };
     this.batchOpsMax = options.batchOpsMax ?? clientLimits.batchOpsMax;
     this.batchBytesMax = options.batchBytesMax ?? clientLimits.batchBytesMax;
-    this.readRequestsInFlightMax = options.readRequestsInFlightMax ?? clientLimits.readRequestsInFlightPerStoreMax;
-    this.writeRequestsInFlightMax = options.writeRequestsInFlightMax ?? clientLimits.writeRequestsInFlightPerStoreMax;
+    this.readRequestsInFlightMax = inFlightBound('readRequestsInFlightMax', options.readRequestsInFlightMax, clientLimits.readRequestsInFlightPerStoreMax);
+    this.writeRequestsInFlightMax = inFlightBound('writeRequestsInFlightMax', options.writeRequestsInFlightMax, clientLimits.writeRequestsInFlightPerStoreMax);
     this.queuedOpsMax = options.queuedOpsMax ?? clientLimits.queuedOpsPerStoreMax;
     this.attemptTimeoutMsMax = options.attemptTimeoutMsMax ?? clientLimits.attemptTimeoutMsMax;
     this.readPool = new Pool(`http://${address}`, {
@@ -316,6 +316,13 @@ export class StoreChannel {
   load(): { queued: number; inFlight: number } {
     return { queued: this.queued, inFlight: this.readsInFlight + this.writesInFlight };
   }
+}
+
+/** A lowered in-flight bound (tests) within 1..the default; the default when none is given. */
+function inFlightBound(name: string, value: number | undefined, max: number): number {
+  if (value === undefined) return max;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `channel.${name}: an integer in 1..${max}, got ${value}`);
+  return value;
 }
 
 /** Errors raised before a request was written: it certainly did not reach the store. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import type { KvError, KvOp, KvOpResult, KvRequest, KvResponse, RegionMeta } from '@flotilla/wire';
 import { createClient, isClientError, isRetryable, type FlotillaClient } from '../src/index.ts';
-import { FakePd, FakeStore } from './fake-store.ts';
+import { FakePd, FakeStore, waitFor } from './fake-store.ts';
 
 const b = (s: string): Uint8Array => Buffer.from(s);
 const peers = (id: number): RegionMeta['peers'] => [
@@ -102,7 +102,7 @@ describe('the client against fake stores', () => {
       writes.push(bounded.put(`h${i}`, 'v'));
       await turn();
     }
-    await until('both write connections busy', () => held.length === 2);
+    await waitFor('both write connections busy', () => held.length === 2);
     assert.equal((await bounded.get('warm'))?.toString(), 'x', 'a read is answered while every write connection is held');
     for (let i = 0; i < 6; i++) await turn();
     assert.equal(held.length, 2, 'no third write request reached the store');
@@ -187,16 +187,11 @@ describe('the client against fake stores', () => {
     await assert.rejects(client.get('k'.repeat(8 * 1024 + 1)), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
     await assert.rejects(client.get('k', { consistency: { maxStalenessMs: -1 } }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
     await assert.rejects(client.scan({ limit: 0 }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
+    // An in-flight bound of 0 would never send a write: refused when the channel opens.
+    const unbounded = createClient({ pd: [], regionSource: pd, random: () => 0.5, channel: { writeRequestsInFlightMax: 0 } });
+    clients.push(unbounded);
+    await assert.rejects(unbounded.put('k', 'v'), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT') && /writeRequestsInFlightMax/.test(err.message));
     await client.close();
     await assert.rejects(client.get('k'), (err: unknown) => isClientError(err, 'FLOTILLA_CLIENT_CLOSED') && !isRetryable(err));
   });
 });
-
-/** Waits for a condition, polling once per event-loop turn, with a deadline. */
-async function until(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}

@@ -75,3 +75,12 @@ export class FakePd implements RegionSource {
 
   async close(): Promise<void> {}
 }
+
+/** Waits for a condition with a deadline (no sleeps: re-checks on every turn of the event loop). */
+export async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}

@@ -466,7 +466,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
 
   private notifyWritable(): void {
     if (this.writableWaiters.length === 0) return;
-    if (this.state === 'open' && !this.lanes.every((l) => l.hasRoom())) return;
+    if (this.state === 'open' && !this.hasRoom()) return;
     const waiters = this.writableWaiters;
     this.writableWaiters = [];
     for (const w of waiters) w();
@@ -477,7 +477,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   }
 
   writable(): Promise<void> {
-    if (this.state !== 'open' || this.lanes.every((l) => l.hasRoom())) return Promise.resolve();
+    if (this.state !== 'open' || this.hasRoom()) return Promise.resolve();
     return new Promise((resolve) => this.writableWaiters.push(resolve));
   }
 

@@ -742,41 +742,42 @@ export class MultiRaftHost implements InboundHandlers {
     else await this.writeLog(writes, sync);
   }
 
-  /** An unsynced write the cycle does not wait for (persist()); its failure stops the store. */
+  /**
+   * An unsynced write the cycle does not wait for (persist()); its failure stops the store.
+   * Such writes in flight are as many as the engine has room for (hasRoom()).
+   */
   private writeLogUnawaited(writes: GroupWrite[]): void {
-    const started = performance.now();
-    const written = this.options.log.write(writes, { sync: false, now: true }).then(
-      () => {
-        this.unawaitedWrites.delete(written);
-        this.observer?.logWrite((performance.now() - started) / 1000);
-      },
+    const written = this.submitLog(writes, false).then(
+      () => void this.unawaitedWrites.delete(written),
       (err: unknown) => {
         this.unawaitedWrites.delete(written);
         return this.failStop(err);
       },
     );
     this.unawaitedWrites.add(written);
-    this.counters.logWrites++;
   }
 
-  /**
-   * One log-engine write, submitted at once (`now`: the host's writes are awaited one at a
-   * time, nothing else of the turn would join them); a full appender queue pushes back and the
-   * write is submitted again.
-   */
+  /** A full appender queue pushes back: the write is submitted again once there is room. */
   private async writeLog(writes: GroupWrite[], sync = true): Promise<void> {
     for (;;) {
       try {
-        const started = performance.now();
-        await this.options.log.write(writes, { sync, now: true });
-        this.observer?.logWrite((performance.now() - started) / 1000);
-        this.counters.logWrites++;
-        return;
+        return await this.submitLog(writes, sync);
       } catch (err) {
         if (!isStorageError(err, 'FLOTILLA_STORAGE_QUEUE_FULL')) throw err;
         await this.options.log.writable(); // backpressure: nothing was written, submit again
       }
     }
+  }
+
+  /**
+   * One log-engine write, submitted at once (`now`: the host's writes are made one at a time,
+   * nothing else of the turn would join them); timed and counted once it settles.
+   */
+  private async submitLog(writes: GroupWrite[], sync: boolean): Promise<void> {
+    const started = performance.now();
+    await this.options.log.write(writes, { sync, now: true });
+    this.observer?.logWrite((performance.now() - started) / 1000);
+    this.counters.logWrites++;
   }
 
   /**
