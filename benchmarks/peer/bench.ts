@@ -1,7 +1,8 @@
 /**
  * Flotilla against etcd, side by side, in one run on one machine (issue 7).
  *
- *   pnpm bench:peer [--quick] [--seconds=10] [--warmup-seconds=3] [--concurrency=1,16,64,256,1024]
+ *   pnpm bench:peer [--quick] [--seconds=10] [--warmup-seconds=3] [--system-warmup-seconds=30]
+ *                   [--concurrency=1,16,64,256,1024]
  *                   [--workloads=insert,read,ycsb-a,ycsb-b,ycsb-e] [--records=100000] [--regions=12]
  *                   [--no-curves | --only-curves] [--out-dir=benchmarks/peer]
  *
@@ -35,6 +36,8 @@ interface Options {
   readonly quick: boolean;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** Unmeasured load on each system after its preload, before its first point (see warmUp). */
+  readonly systemWarmupSeconds: number;
   readonly concurrency: readonly number[];
   readonly workloads: readonly WorkloadName[];
   readonly records: number;
@@ -46,7 +49,7 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const known = new Set(['quick', 'seconds', 'warmup-seconds', 'concurrency', 'workloads', 'records', 'regions', 'no-curves', 'only-curves', 'out-dir']);
+  const known = new Set(['quick', 'seconds', 'warmup-seconds', 'system-warmup-seconds', 'concurrency', 'workloads', 'records', 'regions', 'no-curves', 'only-curves', 'out-dir']);
   const flags = new Map<string, string>();
   for (const arg of argv) {
     // `pnpm bench:peer -- --quick` (the documented form) hands the script the `--` too.
@@ -71,6 +74,7 @@ function parseOptions(argv: readonly string[]): Options {
     quick,
     seconds: number('seconds', quick ? 1 : 10, 0.1),
     warmupSeconds: number('warmup-seconds', quick ? 0.5 : 3, 0),
+    systemWarmupSeconds: number('system-warmup-seconds', quick ? 0 : 30, 0),
     concurrency,
     workloads: workloads as WorkloadName[],
     records: Math.floor(number('records', quick ? 2_000 : 100_000, 100)),
@@ -108,9 +112,35 @@ async function preload(system: SystemUnderTest, records: number): Promise<number
   return (performance.now() - startedAt) / 1000;
 }
 
+/** The concurrency of the system warm-up: enough for every code path to run often. */
+const SYSTEM_WARMUP_CONCURRENCY = 64;
+
+/**
+ * Unmeasured load on each system before its first point: every workload of the run in turn,
+ * --system-warmup-seconds in all. A store is a fresh Node process: until V8 has compiled its
+ * hot paths (tens of seconds at the load of C=1) it spends up to half again as much CPU per
+ * operation, which a point's few seconds of warm-up do not cover (measured on 2026-11-23:
+ * inserts at C=1 went 444 → 644 → 670 → 652 ops/s over four points run back to back). etcd gets
+ * the same load, so neither system's first points are measured cold.
+ */
+async function warmUp(systems: readonly SystemUnderTest[], options: Options, keySpaces: ReadonlyMap<string, KeySpace>): Promise<void> {
+  if (options.systemWarmupSeconds <= 0) return;
+  const durationMs = (options.systemWarmupSeconds * 1000) / options.workloads.length;
+  for (const system of systems) {
+    let ops = 0;
+    for (const [w, workload] of options.workloads.entries()) {
+      const next = chooser(workload, keySpaces.get(system.name)!, seededRandom(-(w + 1)));
+      const point = await runPoint(system, next, { workload, concurrency: SYSTEM_WARMUP_CONCURRENCY, warmupMs: 0, durationMs, bystanders: [] });
+      ops += point.ops;
+    }
+    log(`${system.name}: warmed up for ${options.systemWarmupSeconds} s (${options.workloads.join(', ')} at C=${SYSTEM_WARMUP_CONCURRENCY}, ${ops} operations, not measured)`);
+  }
+}
+
 /** Every workload at every concurrency, against each system in turn (the same operations for each). */
 async function runPoints(systems: readonly SystemUnderTest[], options: Options, points: PointResult[], notes: string[]): Promise<void> {
   const keySpaces = new Map(systems.map((s) => [s.name, new KeySpace(options.records)]));
+  await warmUp(systems, options, keySpaces);
   for (const [w, workload] of options.workloads.entries()) {
     for (const concurrency of options.concurrency) {
       for (const system of systems) {
