@@ -13,6 +13,19 @@ export const limits = Object.freeze({
   heartbeatTicks: 2,
   /** Idle ticks after which a quiet group hibernates (0: never). */
   hibernateAfterTicks: 20,
+  /**
+   * Longest a restarted store answers 503 on /ready while the replicas it started with catch
+   * up with their leaders (catch-up.ts); then it is ready whatever is left behind.
+   */
+  readyCatchUpWaitMaxMs: 10 * 60_000,
+  /**
+   * A replica that knows no leader this long after the start is not waited for (its region
+   * lost its quorum, or the replica was removed while the store was down): 15 to 30 election
+   * timeouts, while a live group has a leader within a few.
+   */
+  readyLeaderlessMaxMs: 30_000,
+  /** How long one catch-up round of a restarted replica may wait before it is tried again. */
+  readyCatchUpRoundMs: 10_000,
   /** Proposals waiting for their entry to apply, per region; past it: ServerBusy. */
   pendingProposalsPerRegionMax: 4096,
   /** Reads waiting for their ReadIndex, per region; past it: ServerBusy. */

@@ -15,6 +15,8 @@ export interface HostOptions {
   readonly hibernateAfterTicks?: number;
   /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
   readonly compactAfterEntries?: number;
+  /** Longest /ready waits for the replicas of the start to catch up (limits.readyCatchUpWaitMaxMs; 0: not at all). */
+  readonly readyCatchUpWaitMaxMs?: number;
   /** How long a merge's commit may wait for a source replica before it is rolled back (limits.mergeCommitWaitMs). */
   readonly mergeCommitWaitMs?: number;
   /**

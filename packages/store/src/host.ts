@@ -17,8 +17,10 @@ import {
   type Heartbeat,
   type HeartbeatResponse,
   type RaftEnvelope,
+  type ReadConsistency,
 } from '@flotilla/wire';
 import { ApplyStage } from './apply-stage.ts';
+import { CatchUpGate, type CatchUpRelease, type CatchUpStatus } from './catch-up.ts';
 import type { EntryEffects } from './entry-commands.ts';
 import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
@@ -33,6 +35,7 @@ import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
+import { storeMoment, type Moment } from './replica-reads.ts';
 import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor } from './snapshots.ts';
 
 /**
@@ -43,6 +46,8 @@ import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescript
  * coalesces them per destination store), applies every group's committed entries in ONE KV
  * batch, and answers the clients waiting on them.
  */
+const LINEARIZABLE: ReadConsistency = { level: 'linearizable' };
+
 export class MultiRaftHost implements InboundHandlers {
   readonly storeId: StoreId;
   private readonly peers = new Map<number, Peer>();
@@ -81,6 +86,9 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly outbound: Outbound;
   /** Log compaction and the KV syncs it needs. */
   private readonly compaction: LogCompaction;
+  /** Readiness after a restart: the replicas of the start caught up (set by start()). */
+  private catchUp: CatchUpGate | null = null;
+  private startedAt: Moment | undefined;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -129,6 +137,13 @@ export class MultiRaftHost implements InboundHandlers {
     await this.catchUpLogs(resumed);
     await this.destroyLeftoverLogs();
     for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState).merging = state.merging;
+    this.startedAt = storeMoment();
+    const catchUpOptions = { startMs: this.startedAt.ms, waitMaxMs: this.options.readyCatchUpWaitMaxMs ?? limits.readyCatchUpWaitMaxMs, leaderlessMaxMs: limits.readyLeaderlessMaxMs, now: () => performance.now() };
+    this.catchUp = new CatchUpGate(
+      resumed.map((state) => state.region.id),
+      catchUpOptions,
+      (release) => this.reportCatchUpRelease(release),
+    );
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
     this.ticker.unref();
@@ -141,6 +156,31 @@ export class MultiRaftHost implements InboundHandlers {
    * could not start. Each such log gets the write the crash cut off (log-catch-up.ts has the
    * safety argument), in writes of at most a bootstrap's size, before any node starts.
    */
+  /**
+   * Whether the replicas this store had at its start have caught up with their leaders
+   * (catch-up.ts): `/ready` waits for it, so that a rolling restart never has two stores
+   * behind at once. True before start() too (the server checks the host's state first).
+   */
+  catchUpStatus(): CatchUpStatus {
+    const startedAt = this.startedAt;
+    if (this.catchUp === null || startedAt === undefined) return { caughtUp: true };
+    return this.catchUp.status((regionId) => {
+      const peer = this.peers.get(regionId);
+      if (peer === undefined) return undefined;
+      return {
+        leader: peer.node.leader,
+        safeTimeMs: peer.safeTimeMs(),
+        // A linearizable read that arrived at the start: ready once everything committed before it is applied.
+        confirm: async () => (await peer.readyToRead(LINEARIZABLE, startedAt, performance.now() + limits.readyCatchUpRoundMs)) === null,
+      };
+    });
+  }
+
+  private reportCatchUpRelease(release: CatchUpRelease): void {
+    const why = release.reason === 'noLeader' ? 'know no leader' : 'were still behind when the wait ran out';
+    this.events.warn({ regions: release.regionIds.length, example: release.regionIds[0], reason: release.reason }, `readiness does not wait for replicas that ${why}`);
+  }
+
   private async catchUpLogs(states: readonly RegionState[]): Promise<void> {
     const writes: GroupWrite[] = [];
     for (const state of states) {

@@ -6,6 +6,7 @@ import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
 import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions, type AdminStream } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
+import type { CatchUpStatus } from './catch-up.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
@@ -25,7 +26,7 @@ export interface KvHandler {
 export interface StoreServerOptions {
   readonly service: KvHandler;
   /** Readiness reads `stoppedBy`; metrics read `stats()` at scrape time. */
-  readonly host: { stats(): HostStats; readonly stoppedBy: unknown; readonly state: MultiRaftHost['state']; replicaCounts?(): ReplicaCounts; setObserver?(observer: HostObserver): void };
+  readonly host: { stats(): HostStats; readonly stoppedBy: unknown; readonly state: MultiRaftHost['state']; replicaCounts?(): ReplicaCounts; setObserver?(observer: HostObserver): void; catchUpStatus?(): CatchUpStatus };
   /** Readiness: `address()` answers once the transport listens. Metrics read `stats()`. */
   readonly transport: { address(): { host: string; port: number }; stats(): ReadonlyMap<StoreId, PeerStats> };
   /** Default 127.0.0.1 and port 0 (any free port: see address()). */
@@ -184,7 +185,10 @@ export class StoreServer {
     };
   }
 
-  /** Ready to serve: the host started (its transport listens), it did not fail, and the store is not stopping. */
+  /**
+   * Ready to serve: the host started (its transport listens), it did not fail, the store is not
+   * stopping, and the replicas it started with caught up with their leaders (catch-up.ts).
+   */
   readiness(): Readiness {
     if (this.stopping) return { ready: false, reason: 'the store is stopping' };
     const failure = this.options.host.stoppedBy;
@@ -196,6 +200,10 @@ export class StoreServer {
       this.options.transport.address();
     } catch {
       return { ready: false, reason: 'the transport is not listening' };
+    }
+    const catchUp = this.options.host.catchUpStatus?.();
+    if (catchUp !== undefined && !catchUp.caughtUp) {
+      return { ready: false, reason: `${catchUp.waiting} of the ${catchUp.of} replicas this store started with have not caught up with their leaders yet (region ${catchUp.example} is one); a store waits for it after a start, at most --ready-catch-up-max-ms` };
     }
     return { ready: true };
   }

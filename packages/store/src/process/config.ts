@@ -39,6 +39,8 @@ export interface StoreConfig {
   readonly logShards: number;
   /** Linux nice of the appender threads (0 = the main thread's priority). */
   readonly appenderNice: number;
+  /** Longest /ready answers 503 after a start while the store's replicas catch up (0: not at all). */
+  readonly readyCatchUpWaitMaxMs: number;
   /** How long a SIGTERM shutdown may spend moving leaderships away and draining clients. */
   readonly shutdownTimeoutMs: number;
   /** The placement driver's member URLs; undefined for a static cluster. */
@@ -57,6 +59,7 @@ export const configBounds = Object.freeze({
   tickMs: { min: 10, max: 10_000 },
   hibernateAfterTicks: { min: 0, max: 1_000_000 },
   shutdownTimeoutMs: { min: 0, max: 120_000 },
+  readyCatchUpWaitMaxMs: { min: 0, max: 24 * 3_600_000 },
   initialClusterStoresMax: 7,
   heartbeatMs: { min: 100, max: 600_000 },
   pdEndpointsMax: 16,
@@ -86,6 +89,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'log-shards', help: 'raft log shards (one appender thread and one RocksDB each); fixed at creation', fallback: String(storageLimits.appenderShardsDefault) },
   { name: 'appender-nice', help: 'Linux nice of the appender threads, 0..19: higher yields the CPU to the event loop, lower gets fsyncs out sooner on a busy machine', fallback: String(storageLimits.appenderNiceDefault) },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
+  { name: 'ready-catch-up-max-ms', help: 'after a start, /ready answers 503 until the store\'s replicas caught up with their leaders, at most this long; 0: no wait', fallback: String(limits.readyCatchUpWaitMaxMs) },
   { name: 'pd', help: 'placement driver member URLs, e.g. http://pd-0:2379,http://pd-1:2379 (instead of --initial-cluster)' },
   { name: 'labels', help: 'location labels reported to PD, e.g. zone=z1,host=h7' },
   { name: 'store-heartbeat-ms', help: 'interval of store heartbeats to PD', fallback: '10000' },
@@ -178,6 +182,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     logShards: flags.integer('log-shards', 1, storageLimits.appenderShardsMax),
     appenderNice: flags.integer('appender-nice', 0, 19),
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
+    readyCatchUpWaitMaxMs: flags.integer('ready-catch-up-max-ms', configBounds.readyCatchUpWaitMaxMs.min, configBounds.readyCatchUpWaitMaxMs.max),
     pd,
     labels: parseLabels(flags.value('labels') ?? ''),
     storeHeartbeatMs: flags.integer('store-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),

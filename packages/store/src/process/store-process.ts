@@ -89,6 +89,7 @@ export class StoreProcess {
       seed: Date.now(),
       tickMs: config.tickMs,
       hibernateAfterTicks: config.hibernateAfterTicks,
+      readyCatchUpWaitMaxMs: config.readyCatchUpWaitMaxMs,
       events: logger,
       onFailure: (err) => {
         logger.fatal(errorFields(err), 'multi-raft host stopped on a failure');
