@@ -38,6 +38,9 @@ import { Peer, type ProposalOutcome } from './peer.ts';
 import { storeMoment, type Moment } from './replica-reads.ts';
 import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor } from './snapshots.ts';
 
+/** The consistency of the reads that tell a restarted replica it caught up (catchUpStatus). */
+const LINEARIZABLE: ReadConsistency = { level: 'linearizable' };
+
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
  * collects the Ready of every group that has one, sends the leaders' appends and heartbeats,
@@ -46,8 +49,6 @@ import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescript
  * coalesces them per destination store), applies every group's committed entries in ONE KV
  * batch, and answers the clients waiting on them.
  */
-const LINEARIZABLE: ReadConsistency = { level: 'linearizable' };
-
 export class MultiRaftHost implements InboundHandlers {
   readonly storeId: StoreId;
   private readonly peers = new Map<number, Peer>();
@@ -151,12 +152,6 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   /**
-   * A crash between a KV write and the log write that follows it (a snapshot install, a split
-   * child's founding) leaves the region's log behind its KV applied index, and its raft node
-   * could not start. Each such log gets the write the crash cut off (log-catch-up.ts has the
-   * safety argument), in writes of at most a bootstrap's size, before any node starts.
-   */
-  /**
    * Whether the replicas this store had at its start have caught up with their leaders
    * (catch-up.ts): `/ready` waits for it, so that a rolling restart never has two stores
    * behind at once. True before start() too (the server checks the host's state first).
@@ -181,6 +176,12 @@ export class MultiRaftHost implements InboundHandlers {
     this.events.warn({ regions: release.regionIds.length, example: release.regionIds[0], reason: release.reason }, `readiness does not wait for replicas that ${why}`);
   }
 
+  /**
+   * A crash between a KV write and the log write that follows it (a snapshot install, a split
+   * child's founding) leaves the region's log behind its KV applied index, and its raft node
+   * could not start. Each such log gets the write the crash cut off (log-catch-up.ts has the
+   * safety argument), in writes of at most a bootstrap's size, before any node starts.
+   */
   private async catchUpLogs(states: readonly RegionState[]): Promise<void> {
     const writes: GroupWrite[] = [];
     for (const state of states) {
