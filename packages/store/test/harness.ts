@@ -106,19 +106,48 @@ export class CrashPoint {
   ) {}
 
   wrap<E extends object>(engine: E): E {
-    return new Proxy(engine, {
-      get: (target, prop, receiver) => {
-        const value: unknown = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        const method = value as (...args: unknown[]) => unknown;
-        if (typeof prop !== 'string' || !this.writing.includes(prop)) return method.bind(target);
-        return (...args: unknown[]) => {
-          if (!this.crashed && this.at(prop, args)) this.crashed = true;
-          if (this.crashed) return new Promise(() => {});
-          return method.apply(target, args);
-        };
-      },
+    return intercept(engine, this.writing, (method, args, call) => {
+      if (!this.crashed && this.at(method, args)) this.crashed = true;
+      if (this.crashed) return new Promise(() => {});
+      return call();
     });
+  }
+}
+
+/**
+ * The engine, with the methods named in `intercepted` going through `around` (which calls the
+ * engine's own with `call()`, or not); every other method is the engine's own. The crash
+ * points above and the tests' gates (held fsyncs, held applies) wrap engines with it.
+ */
+export function intercept<E extends object>(engine: E, intercepted: readonly string[], around: (method: string, args: readonly unknown[], call: () => unknown) => unknown): E {
+  return new Proxy(engine, {
+    get: (target, prop, receiver) => {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (typeof prop !== 'string' || !intercepted.includes(prop)) return method.bind(target);
+      return (...args: unknown[]) => around(prop, args, () => method.apply(target, args));
+    },
+  });
+}
+
+/** Calls held until release(): what a test's gate keeps from returning. */
+export class HeldCalls {
+  armed = false;
+  private readonly held: (() => void)[] = [];
+
+  /** Resolves at release(). */
+  hold(): Promise<void> {
+    return new Promise((resolve) => this.held.push(resolve));
+  }
+
+  get count(): number {
+    return this.held.length;
+  }
+
+  release(): void {
+    this.armed = false;
+    for (const resolve of this.held.splice(0)) resolve();
   }
 }
 

@@ -3,7 +3,7 @@ import { after, describe, test } from 'node:test';
 import { MemoryNetwork } from '@flotilla/transport';
 import type { GroupWrite, LogEngine, LogWriteOptions, MemoryLogEngine } from '@flotilla/storage';
 import type { KvOp } from '@flotilla/wire';
-import { EPOCH, REGION, TestCluster, bytes, connectAll, get, leaderOf, memoryStore, put, run, text, waitFor, type MemoryStore } from './harness.ts';
+import { EPOCH, HeldCalls, REGION, TestCluster, bytes, connectAll, get, intercept, leaderOf, memoryStore, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
 describe('multi-raft host on in-memory twins', () => {
   const cluster = new TestCluster();
@@ -402,34 +402,17 @@ describe('KV apply batches stay under the engine bound', () => {
  * reached the engine (the page cache): as if their write or fsync had not returned yet, until
  * release().
  */
-class FsyncGate {
-  armed = false;
-  private readonly held: (() => void)[] = [];
-
-  constructor(private readonly holds: (writes: readonly GroupWrite[], options?: LogWriteOptions) => boolean = (writes) => writes.some((w) => (w.entries?.length ?? 0) > 0)) {}
+class FsyncGate extends HeldCalls {
+  constructor(private readonly holds: (writes: readonly GroupWrite[], options?: LogWriteOptions) => boolean = (writes) => writes.some((w) => (w.entries?.length ?? 0) > 0)) {
+    super();
+  }
 
   wrap(engine: MemoryLogEngine): LogEngine {
-    return new Proxy(engine, {
-      get: (target, prop, receiver) => {
-        const value: unknown = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        if (prop !== 'write') return (value as (...args: unknown[]) => unknown).bind(target);
-        return (writes: readonly GroupWrite[], options?: LogWriteOptions): Promise<void> => {
-          const written = target.write(writes, options);
-          if (!this.armed || !this.holds(writes, options)) return written;
-          return written.then(() => new Promise<void>((resolve) => this.held.push(resolve)));
-        };
-      },
+    return intercept<LogEngine>(engine, ['write'], (_method, args, call) => {
+      const written = call() as Promise<void>;
+      if (!this.armed || !this.holds(args[0] as readonly GroupWrite[], args[1] as LogWriteOptions | undefined)) return written;
+      return written.then(() => this.hold());
     });
-  }
-
-  get heldWrites(): number {
-    return this.held.length;
-  }
-
-  release(): void {
-    this.armed = false;
-    for (const resolve of this.held.splice(0)) resolve();
   }
 }
 
@@ -500,7 +483,7 @@ describe('a commit is applied without waiting for its log write', () => {
     gate.armed = true; // the leader's next commit-only write does not return
     // Waiting for that write, the leader would neither apply nor answer.
     assert.deepEqual(await run(leader, put('commit', '2')), [{ op: 'put' }]);
-    assert.ok(gate.heldWrites >= 1, "the commit was written, and that write has not returned");
+    assert.ok(gate.count >= 1, "the commit was written, and that write has not returned");
     const [read] = await run(leader, get('commit'));
     assert.equal(text(read?.op === 'get' ? read.value : null), '2');
     gate.release();

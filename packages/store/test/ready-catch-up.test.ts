@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { KvEngine, MemoryKvEngine, RegionApply } from '@flotilla/storage';
+import type { KvEngine, MemoryKvEngine } from '@flotilla/storage';
 import { StoreServer } from '../src/index.ts';
-import { REGION, TestCluster, put, run, waitFor } from './harness.ts';
+import { HeldCalls, REGION, TestCluster, intercept, put, run, waitFor } from './harness.ts';
 
 async function getReady(origin: string): Promise<{ status: number; body: { ready: boolean; reason?: string } }> {
   const res = await fetch(`${origin}/ready`);
@@ -15,31 +15,12 @@ async function getReady(origin: string): Promise<{ status: number; body: { ready
 }
 
 /** Holds every KV apply of the engine it wraps while armed: the replica cannot catch up. */
-class ApplyGate {
-  armed = false;
-  private readonly held: (() => void)[] = [];
-
+class ApplyGate extends HeldCalls {
   wrap(engine: MemoryKvEngine): KvEngine {
-    return new Proxy(engine, {
-      get: (target, prop, receiver) => {
-        const value: unknown = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        if (prop !== 'apply' || !this.armed) return (value as (...args: unknown[]) => unknown).bind(target);
-        return async (batch: readonly RegionApply[]) => {
-          await new Promise<void>((resolve) => this.held.push(resolve));
-          return target.apply(batch);
-        };
-      },
+    return intercept<KvEngine>(engine, ['apply'], async (_method, _args, call) => {
+      if (this.armed) await this.hold();
+      return call();
     });
-  }
-
-  get heldApplies(): number {
-    return this.held.length;
-  }
-
-  release(): void {
-    this.armed = false;
-    for (const resolve of this.held.splice(0)) resolve();
   }
 }
 
@@ -66,7 +47,7 @@ describe('readiness after a restart', () => {
 
     gate.armed = true;
     const back = await cluster.startStore(follower.id, { logDisk: follower.logDisk, kvDisk: follower.kvDisk }, { kv: (kv) => gate.wrap(kv) });
-    await waitFor('the leader\'s entries arrive and their apply is held', () => !back.host.catchUpStatus().caughtUp && gate.heldApplies > 0);
+    await waitFor('the leader\'s entries arrive and their apply is held', () => !back.host.catchUpStatus().caughtUp && gate.count > 0);
     const waiting = back.host.catchUpStatus();
     assert.deepEqual(waiting.caughtUp ? null : [waiting.waiting, waiting.of, waiting.example], [1, 1, 1]);
     const server = new StoreServer({ service: back.service, host: back.host, transport: back.transport, defaultMetrics: false });
