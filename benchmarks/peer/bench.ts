@@ -184,7 +184,8 @@ async function sideBySide(options: Options, points: PointResult[], notes: string
 function pointLine(p: PointResult): string {
   const errors = `${p.errors} errors${p.errors > 0 ? ` (${p.errorSamples[0]})` : ''}`;
   const cpu = `generator ${p.loadGeneratorCpuPct.toFixed(0)}% / servers ${p.serversCpuPct.toFixed(0)}% / other system ${p.bystandersCpuPct.toFixed(0)}% / others ${p.othersCpuPct.toFixed(0)}% CPU`;
-  return `${p.workload} C=${p.concurrency} ${p.system}: ${p.opsPerS.toFixed(0)} ops/s, p99 ${p.p99Ms.toFixed(1)} ms, ${errors}, ${cpu}`;
+  const quiet = p.quietWaitMs > 1_000 ? ` (waited ${(p.quietWaitMs / 1000).toFixed(1)} s for the other system to go quiet)` : '';
+  return `${p.workload} C=${p.concurrency} ${p.system}: ${p.opsPerS.toFixed(0)} ops/s, p99 ${p.p99Ms.toFixed(1)} ms, ${errors}, ${cpu}${quiet}`;
 }
 
 function limitsLine(m: MachineLimits): string {

@@ -64,6 +64,8 @@ export interface PointResult {
   readonly othersCpuPct: number;
   /** CPU of the other system's processes during the point (they should idle). */
   readonly bystandersCpuPct: number;
+  /** How long the point waited for the other system to go quiet before it started (waitForQuiet). */
+  readonly quietWaitMs: number;
   readonly syncsPerS: number;
   readonly syncMetric: string;
   /** Every counter of counters(): its increase during the measured window. */
@@ -158,12 +160,39 @@ function sumCpuMs(pids: readonly number[]): number {
   return sum;
 }
 
-/** One point: warm-up, then a measured window of fixed length, then the clients drain. */
+/** The other system counts as quiet below this share of one core (all its processes together). */
+const QUIET_CPU_PCT = 10;
+/** How often, and at most how long, a point waits for the other system to go quiet. */
+const QUIET_SAMPLE_MS = 500;
+const QUIET_WAIT_MAX_MS = 30_000;
+
+/**
+ * Waits until the other system's processes use less than QUIET_CPU_PCT of a core over half
+ * a second, at most QUIET_WAIT_MAX_MS; answers how long it waited. After a point, a system can
+ * keep a core busy for a while (the idle Flotilla stores did, during a few of etcd's points of
+ * every full run: benchmarks/RESULTS.md): measured beside it, the next point of the other
+ * system would get less of the machine (points disturbed anyway show in bystandersCpuPct).
+ */
+export async function waitForQuiet(pids: readonly number[]): Promise<number> {
+  const startedMs = performance.now();
+  if (pids.length === 0) return 0;
+  for (;;) {
+    const before = sumCpuMs(pids);
+    const windowStartMs = performance.now();
+    await sleep(QUIET_SAMPLE_MS);
+    const cpuPct = ((sumCpuMs(pids) - before) / (performance.now() - windowStartMs)) * 100;
+    const waitedMs = performance.now() - startedMs;
+    if (cpuPct < QUIET_CPU_PCT || waitedMs >= QUIET_WAIT_MAX_MS) return waitedMs;
+  }
+}
+
+/** One point: the other system quiet, warm-up, a measured window of fixed length, then the clients drain. */
 export async function runPoint(sut: SystemUnderTest, next: () => Operation, spec: PointSpec): Promise<PointResult> {
   const value = Buffer.alloc(VALUE_BYTES, 0x61);
   const loop = new ClosedLoop(sut.adapter, next, value);
   const processes = sut.processes();
   const pids = processes.map((p) => p.pid);
+  const quietWaitMs = await waitForQuiet(spec.bystanders.map((p) => p.pid));
   const running = loop.run(spec.concurrency);
   await sleep(spec.warmupMs);
   const bystanders = spec.bystanders.map((p) => p.pid);
@@ -202,6 +231,7 @@ export async function runPoint(sut: SystemUnderTest, next: () => Operation, spec
     serversCpuPct,
     othersCpuPct: Math.max(0, pct(after.machineMs - before.machineMs) - serversCpuPct - loadGeneratorCpuPct),
     bystandersCpuPct: pct(after.bystandersMs - before.bystandersMs),
+    quietWaitMs,
     syncsPerS: ((after.counters.get(sut.syncMetric) ?? NaN) - (before.counters.get(sut.syncMetric) ?? NaN)) / (elapsedMs / 1000),
     syncMetric: sut.syncMetric,
     counterDeltas: Object.fromEntries([...after.counters].map(([name, v]) => [name, v - (before.counters.get(name) ?? 0)])),
