@@ -9,7 +9,7 @@ import {
   type Message,
   type Ready,
 } from '@flotilla/raft';
-import { isStorageError, type GroupWrite, type RegionMeta, type RegionState } from '@flotilla/storage';
+import { type GroupWrite, type RegionMeta, type RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   expandHeartbeat,
@@ -26,6 +26,7 @@ import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
 import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding } from './founding.ts';
 import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
+import { HostLogWrites } from './host-log-writes.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { logCatchUpWrite } from './log-catch-up.ts';
 import { LogCompaction } from './log-compaction.ts';
@@ -60,13 +61,11 @@ export class MultiRaftHost implements InboundHandlers {
   private closed = false;
   private started = false;
   private failure: unknown;
-  private counters = { ticks: 0, readyCycles: 0, logWrites: 0, snapshotsReceived: 0 };
+  private counters = { ticks: 0, readyCycles: 0, snapshotsReceived: 0 };
   /** Received snapshots are installed one at a time, never during a ready cycle. */
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
   private readonly cycleIdleWaiters: (() => void)[] = [];
-  /** Commit-only log writes the cycles did not wait for (persist()), until they settle. */
-  private readonly unawaitedWrites = new Set<Promise<void>>();
   /** Regions whose replica left this store -> the removed peer id (bounded, oldest forgotten). */
   private readonly tombstones = new Map<number, number>();
   /** Peers whose own removal applied in the current cycle: destroyed at its end. */
@@ -87,6 +86,8 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly outbound: Outbound;
   /** Log compaction and the KV syncs it needs. */
   private readonly compaction: LogCompaction;
+  /** Every write to the log engine: the cycles' (persist) and the host's own. */
+  private readonly logWrites: HostLogWrites;
   /** Readiness after a restart: the replicas of the start caught up (set by start()). */
   private catchUp: CatchUpGate | null = null;
   private startedAt: Moment | undefined;
@@ -105,6 +106,7 @@ export class MultiRaftHost implements InboundHandlers {
       events: this.events,
     };
     this.applyStage = new ApplyStage(options.kv, entryEffects, () => this.observer, options.applyBatchCommandsMax);
+    this.logWrites = new HostLogWrites(options.log, () => this.observer, (err) => this.failStop(err));
     this.outbound = new Outbound(
       {
         kv: options.kv,
@@ -191,7 +193,7 @@ export class MultiRaftHost implements InboundHandlers {
       writes.push(write);
       this.events.warn({ regionId: state.region.id, applied: state.appliedIndex, logCommit: log.hardState().commit, logLastIndex: log.lastIndex() }, 'log behind the KV engine after a crash: brought to the applied index');
     }
-    for (let i = 0; i < writes.length; i += limits.bootstrapRegionsMax) await this.writeLog(writes.slice(i, i + limits.bootstrapRegionsMax));
+    for (let i = 0; i < writes.length; i += limits.bootstrapRegionsMax) await this.logWrites.write(writes.slice(i, i + limits.bootstrapRegionsMax));
   }
 
   /**
@@ -205,7 +207,7 @@ export class MultiRaftHost implements InboundHandlers {
     if (leftover.length === 0) return;
     this.events.warn({ regions: leftover.length, first: leftover[0] }, 'destroying the logs of removed replicas a crash left behind');
     for (let i = 0; i < leftover.length; i += limits.bootstrapRegionsMax) {
-      await this.writeLog(leftover.slice(i, i + limits.bootstrapRegionsMax).map((groupId) => ({ groupId, destroy: true })));
+      await this.logWrites.write(leftover.slice(i, i + limits.bootstrapRegionsMax).map((groupId) => ({ groupId, destroy: true })));
     }
   }
 
@@ -228,7 +230,7 @@ export class MultiRaftHost implements InboundHandlers {
     // finish first, or its writes meet closed engines (FLOTILLA_STORAGE_CLOSED, unhandled).
     while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
     await this.snapshotInstall;
-    await Promise.allSettled(this.unawaitedWrites);
+    await this.logWrites.settled();
   }
 
   /** Stops ticking, fails what waits, closes the transport; a failing cycle calls it itself. */
@@ -280,7 +282,7 @@ export class MultiRaftHost implements InboundHandlers {
     // which bootstrapping the region again keeps (isUnstartedFounding).
     const log = this.options.log;
     const writes = regions.filter((region) => !(log.hasGroup(region.id) && isUnstartedFounding(log.group(region.id)))).map((region) => foundingLogWrite(region));
-    if (writes.length > 0) await this.writeLog(writes);
+    if (writes.length > 0) await this.logWrites.write(writes);
     await this.options.kv.apply(regions.map(foundingApply));
     // Durable before any node runs: a power loss must not keep a log that moved on (votes,
     // entries) while losing the KV record, or the region would be founded over it again.
@@ -399,7 +401,7 @@ export class MultiRaftHost implements InboundHandlers {
 
   stats(): HostStats {
     const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
-    return { peers: this.peers.size, ...this.counters, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
+    return { peers: this.peers.size, ...this.counters, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */
@@ -672,7 +674,7 @@ export class MultiRaftHost implements InboundHandlers {
     // (its own copy counts towards the commit only at advance(), once durable). Every other
     // message states what this store persisted, and waits for the write.
     this.outbound.sendCycle(batch, 'early');
-    await this.persist(batch);
+    await this.logWrites.persist(batch);
     this.outbound.sendCycle(batch, 'late');
     await this.applyStage.applyAll(batch);
     await this.compaction.compactDue(batch.map((b) => b.peer));
@@ -720,7 +722,7 @@ export class MultiRaftHost implements InboundHandlers {
     // 9 beyond last index 4", a fail-stop).
     this.foundingChildren.add(child.id);
     try {
-      if (write !== null) await this.writeLog([write]);
+      if (write !== null) await this.logWrites.write([write]);
     } finally {
       this.foundingChildren.delete(child.id);
     }
@@ -745,80 +747,7 @@ export class MultiRaftHost implements InboundHandlers {
     peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
     this.rememberTombstone(peer.regionId, peer.peerId);
     this.events.info({ regionId: peer.regionId, peerId: peer.peerId }, 'replica removed from this store');
-    await this.writeLog([{ groupId: peer.regionId, destroy: true }]);
-  }
-
-  /**
-   * All groups' entries, hard states and snapshots: one write, one fsync — none when no group
-   * needs one. A Ready that only moved the commit index does not (the core's `mustSync`): the
-   * entries it commits are durable already, so they may be applied while the new commit index
-   * is not. A crash may lose that unsynced commit while the KV engine keeps what was
-   * applied under it; start() moves the log's commit up to the applied index again
-   * (log-catch-up.ts). Sparing that fsync takes one of the three a write waited for in series
-   * (leader's append, follower's append, leader's commit) off its path.
-   *
-   * Such a write is not even waited for: the cycle applies at once. The entries it commits were
-   * written (and fsynced) by earlier cycles, which waited for their writes, and nothing in a
-   * commit-only Ready must reach the disk before its messages leave (no entries, no term or
-   * vote). Waiting cost the write's trip through the appender thread and back (~0.5–0.9 ms at
-   * one write in flight, benchmarks/RESULTS.md) between a commit and its apply. Later writes
-   * stay behind it: the engine keeps the order of write() calls, and it is submitted only when
-   * the engine has room, so it is never refused and retried after a later one.
-   */
-  private async persist(batch: readonly { peer: Peer; rd: Ready }[]): Promise<void> {
-    const writes: GroupWrite[] = [];
-    let sync = false;
-    for (const { peer, rd } of batch) {
-      if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
-      if (rd.mustSync || rd.snapshot) sync = true;
-      writes.push({
-        groupId: peer.regionId,
-        ...(rd.snapshot ? { snapshot: rd.snapshot.metadata } : {}),
-        ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
-        ...(rd.hardState ? { hardState: rd.hardState } : {}),
-      });
-    }
-    if (writes.length === 0) return;
-    if (!sync && this.options.log.hasRoom()) this.writeLogUnawaited(writes);
-    else await this.writeLog(writes, sync);
-  }
-
-  /**
-   * An unsynced write the cycle does not wait for (persist()); its failure stops the store.
-   * Such writes in flight are as many as the engine has room for (hasRoom()).
-   */
-  private writeLogUnawaited(writes: GroupWrite[]): void {
-    const written = this.submitLog(writes, false).then(
-      () => void this.unawaitedWrites.delete(written),
-      (err: unknown) => {
-        this.unawaitedWrites.delete(written);
-        return this.failStop(err);
-      },
-    );
-    this.unawaitedWrites.add(written);
-  }
-
-  /** A full appender queue pushes back: the write is submitted again once there is room. */
-  private async writeLog(writes: GroupWrite[], sync = true): Promise<void> {
-    for (;;) {
-      try {
-        return await this.submitLog(writes, sync);
-      } catch (err) {
-        if (!isStorageError(err, 'FLOTILLA_STORAGE_QUEUE_FULL')) throw err;
-        await this.options.log.writable(); // backpressure: nothing was written, submit again
-      }
-    }
-  }
-
-  /**
-   * One log-engine write, submitted at once (`now`: the host's writes are made one at a time,
-   * nothing else of the turn would join them); timed and counted once it settles.
-   */
-  private async submitLog(writes: GroupWrite[], sync: boolean): Promise<void> {
-    const started = performance.now();
-    await this.options.log.write(writes, { sync, now: true });
-    this.observer?.logWrite((performance.now() - started) / 1000);
-    this.counters.logWrites++;
+    await this.logWrites.write([{ groupId: peer.regionId, destroy: true }]);
   }
 
   /**
