@@ -181,10 +181,13 @@ async function sideBySide(options: Options, points: PointResult[], notes: string
   return layout;
 }
 
+/** A point that waited longer than this for the other system to go quiet says so in its line. */
+const QUIET_WAIT_REPORTED_MS = 1_000;
+
 function pointLine(p: PointResult): string {
   const errors = `${p.errors} errors${p.errors > 0 ? ` (${p.errorSamples[0]})` : ''}`;
   const cpu = `generator ${p.loadGeneratorCpuPct.toFixed(0)}% / servers ${p.serversCpuPct.toFixed(0)}% / other system ${p.bystandersCpuPct.toFixed(0)}% / others ${p.othersCpuPct.toFixed(0)}% CPU`;
-  const quiet = p.quietWaitMs > 1_000 ? ` (waited ${(p.quietWaitMs / 1000).toFixed(1)} s for the other system to go quiet)` : '';
+  const quiet = p.quietWaitMs > QUIET_WAIT_REPORTED_MS ? ` (waited ${(p.quietWaitMs / 1000).toFixed(1)} s for the other system to go quiet)` : '';
   return `${p.workload} C=${p.concurrency} ${p.system}: ${p.opsPerS.toFixed(0)} ops/s, p99 ${p.p99Ms.toFixed(1)} ms, ${errors}, ${cpu}${quiet}`;
 }
 

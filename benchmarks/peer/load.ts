@@ -173,7 +173,7 @@ const QUIET_WAIT_MAX_MS = 30_000;
  * every full run: benchmarks/RESULTS.md): measured beside it, the next point of the other
  * system would get less of the machine (points disturbed anyway show in bystandersCpuPct).
  */
-export async function waitForQuiet(pids: readonly number[]): Promise<number> {
+async function waitForQuiet(pids: readonly number[]): Promise<number> {
   const startedMs = performance.now();
   if (pids.length === 0) return 0;
   for (;;) {

@@ -63,34 +63,34 @@ export interface CatchUpRelease {
 export class CatchUpGate {
   private readonly pending = new Map<number, Pending>();
   private readonly of: number;
-  private readonly startMs: number;
 
   constructor(
     regionIds: Iterable<number>,
+    /** A replica's state now (undefined: it left the store). */
+    private readonly replica: (regionId: number) => CatchUpReplica | undefined,
     private readonly options: CatchUpOptions,
     private readonly onRelease: (release: CatchUpRelease) => void = () => {},
   ) {
-    this.startMs = options.startMs;
     if (options.waitMaxMs > 0) for (const id of regionIds) this.pending.set(id, { confirming: false, leaderlessSinceMs: undefined });
     this.of = this.pending.size;
   }
 
   /**
    * Checks every replica still waited for, and starts a round for those with none under way
-   * (the readiness probes drive the retries). `replica` gives its state (undefined: it left).
+   * (the readiness probes drive the retries).
    */
-  status(replica: (regionId: number) => CatchUpReplica | undefined): CatchUpStatus {
+  status(): CatchUpStatus {
     if (this.pending.size === 0) return { caughtUp: true };
     const now = this.options.now();
-    if (now - this.startMs >= this.options.waitMaxMs) {
+    if (now - this.options.startMs >= this.options.waitMaxMs) {
       this.onRelease({ regionIds: [...this.pending.keys()], reason: 'waitMaxReached' });
       this.pending.clear();
       return { caughtUp: true };
     }
     const leaderless: number[] = [];
     for (const [id, p] of this.pending) {
-      const r = replica(id);
-      if (r === undefined || r.safeTimeMs >= this.startMs) {
+      const r = this.replica(id);
+      if (r === undefined || r.safeTimeMs >= this.options.startMs) {
         this.pending.delete(id);
         continue;
       }

@@ -9,7 +9,7 @@ import {
   type Message,
   type Ready,
 } from '@flotilla/raft';
-import { type GroupWrite, type RegionMeta, type RegionState } from '@flotilla/storage';
+import type { GroupWrite, RegionMeta, RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   expandHeartbeat,
@@ -20,7 +20,7 @@ import {
   type ReadConsistency,
 } from '@flotilla/wire';
 import { ApplyStage } from './apply-stage.ts';
-import { CatchUpGate, type CatchUpRelease, type CatchUpStatus } from './catch-up.ts';
+import { CatchUpGate, type CatchUpRelease, type CatchUpReplica, type CatchUpStatus } from './catch-up.ts';
 import type { EntryEffects } from './entry-commands.ts';
 import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
@@ -36,7 +36,7 @@ import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import { Peer, type ProposalOutcome } from './peer.ts';
-import { storeMoment, type Moment } from './replica-reads.ts';
+import { storeMoment } from './replica-reads.ts';
 import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor } from './snapshots.ts';
 
 /** The consistency of the reads that tell a restarted replica it caught up (catchUpStatus). */
@@ -90,7 +90,6 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly logWrites: HostLogWrites;
   /** Readiness after a restart: the replicas of the start caught up (set by start()). */
   private catchUp: CatchUpGate | null = null;
-  private startedAt: Moment | undefined;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -140,13 +139,7 @@ export class MultiRaftHost implements InboundHandlers {
     await this.catchUpLogs(resumed);
     await this.destroyLeftoverLogs();
     for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState).merging = state.merging;
-    this.startedAt = storeMoment();
-    const catchUpOptions = { startMs: this.startedAt.ms, waitMaxMs: this.options.readyCatchUpWaitMaxMs ?? limits.readyCatchUpWaitMaxMs, leaderlessMaxMs: limits.readyLeaderlessMaxMs, now: () => performance.now() };
-    this.catchUp = new CatchUpGate(
-      resumed.map((state) => state.region.id),
-      catchUpOptions,
-      (release) => this.reportCatchUpRelease(release),
-    );
+    this.catchUp = this.catchUpGate(resumed.map((state) => state.region.id));
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
     this.ticker.unref();
@@ -159,18 +152,24 @@ export class MultiRaftHost implements InboundHandlers {
    * behind at once. True before start() too (the server checks the host's state first).
    */
   catchUpStatus(): CatchUpStatus {
-    const startedAt = this.startedAt;
-    if (this.catchUp === null || startedAt === undefined) return { caughtUp: true };
-    return this.catchUp.status((regionId) => {
+    return this.catchUp?.status() ?? { caughtUp: true };
+  }
+
+  /** The gate over the replicas resumed at the start; their reads arrive at this moment. */
+  private catchUpGate(regionIds: readonly number[]): CatchUpGate {
+    const start = storeMoment();
+    const replica = (regionId: number): CatchUpReplica | undefined => {
       const peer = this.peers.get(regionId);
       if (peer === undefined) return undefined;
       return {
         leader: peer.node.leader,
         safeTimeMs: peer.safeTimeMs(),
         // A linearizable read that arrived at the start: ready once everything committed before it is applied.
-        confirm: async () => (await peer.readyToRead(LINEARIZABLE, startedAt, performance.now() + limits.readyCatchUpRoundMs)) === null,
+        confirm: async () => (await peer.readyToRead(LINEARIZABLE, start, performance.now() + limits.readyCatchUpRoundMs)) === null,
       };
-    });
+    };
+    const options = { startMs: start.ms, waitMaxMs: this.options.readyCatchUpWaitMaxMs ?? limits.readyCatchUpWaitMaxMs, leaderlessMaxMs: limits.readyLeaderlessMaxMs, now: () => performance.now() };
+    return new CatchUpGate(regionIds, replica, options, (release) => this.reportCatchUpRelease(release));
   }
 
   private reportCatchUpRelease(release: CatchUpRelease): void {

@@ -32,13 +32,12 @@ function setup(regions: readonly number[], bounds = { waitMaxMs: 600_000, leader
   let nowMs = START_MS;
   const releases: CatchUpRelease[] = [];
   const replicas = new Map(regions.map((id) => [id, new FakeReplica()]));
-  const gate = new CatchUpGate(regions, { ...bounds, startMs: START_MS, now: () => nowMs }, (release) => releases.push(release));
-  const status = () =>
-    gate.status((id) => {
-      const r = replicas.get(id);
-      return r === undefined ? undefined : { leader: r.leader, safeTimeMs: r.safeTimeMs, confirm: () => r.confirm() };
-    });
-  return { releases, replicas, status, advance: (ms: number) => (nowMs += ms) };
+  const replica = (id: number) => {
+    const r = replicas.get(id);
+    return r === undefined ? undefined : { leader: r.leader, safeTimeMs: r.safeTimeMs, confirm: () => r.confirm() };
+  };
+  const gate = new CatchUpGate(regions, replica, { ...bounds, startMs: START_MS, now: () => nowMs }, (release) => releases.push(release));
+  return { releases, replicas, status: () => gate.status(), advance: (ms: number) => (nowMs += ms) };
 }
 
 describe('CatchUpGate', () => {
