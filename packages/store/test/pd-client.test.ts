@@ -115,8 +115,9 @@ describe('RegionFlow', () => {
     assert.deepEqual(flow.take(1), { writeBytes: 4, writeKeys: 1, readBytes: 3, readKeys: 1 }, 'per second over 2 s, rounded');
     assert.deepEqual(flow.take(9), { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0 }, 'a failed op counts nothing');
     assert.deepEqual(flow.takeStore(), { writeBytes: 4, writeKeys: 1, readBytes: 3, readKeys: 1 });
-    assert.ok(flow.takeWrittenSinceEstimate(1) > 0);
-    assert.equal(flow.takeWrittenSinceEstimate(1), 0, 'the count restarts');
+    assert.deepEqual(flow.takeWritesSinceEstimate(1), { bytes: 8, putBytes: 8, putKeys: 1, deletedKeys: 0 }, 'key + value bytes, one key put');
+    assert.deepEqual(flow.takeWritesSinceEstimate(1), { bytes: 0, putBytes: 0, putKeys: 0, deletedKeys: 0 }, 'the count restarts');
+    assert.deepEqual(flow.takeWritesSinceEstimate(9), { bytes: 0, putBytes: 0, putKeys: 0, deletedKeys: 0 }, 'a failed op wrote nothing');
   });
 });
 

@@ -21,7 +21,7 @@ import { OperatorRunner } from './operator-runner.ts';
 import { isPending } from './peer-health.ts';
 import type { PdClient } from './pd-client.ts';
 import type { RegionFlow } from './region-flow.ts';
-import { RegionSizes, measureRegion } from './region-size.ts';
+import { RegionSizes, measureRegion, sizeRecountRowsPerSecondMax } from './region-size.ts';
 
 export interface PdWorkerOptions {
   readonly storeId: number;
@@ -68,7 +68,11 @@ export class PdWorker {
 
   constructor(private readonly options: PdWorkerOptions) {
     this.runner = new OperatorRunner(options.host, options.kv, options.events);
-    this.sizes = new RegionSizes((region) => measureRegion(options.kv, region));
+    const pace = { rowsPerSecondMax: sizeRecountRowsPerSecondMax, stopped: () => this.stopped };
+    this.sizes = new RegionSizes(
+      (region) => measureRegion(options.kv, region),
+      (region) => measureRegion(options.kv, region, pace),
+    );
   }
 
   start(): void {
@@ -113,7 +117,7 @@ export class PdWorker {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     await this.options.client.close();
-    await Promise.allSettled([this.regionPass, this.storePass, this.watchPass]);
+    await Promise.allSettled([this.regionPass, this.storePass, this.watchPass, this.sizes.close()]);
   }
 
   /** One store heartbeat (skipped while the previous one is still out). */
@@ -200,7 +204,7 @@ export class PdWorker {
       if (!status.hibernating && !progress.recentActive) downPeerIds.push(id);
       else if (isPending(progress, status.firstIndex, status.lastIndex)) pendingPeerIds.push(id);
     }
-    const size = await this.sizes.of(peer.region, this.options.flow.takeWrittenSinceEstimate(peer.regionId));
+    const size = await this.sizes.of(peer.region, this.options.flow.takeWritesSinceEstimate(peer.regionId));
     return {
       region: peer.region,
       leaderPeerId: peer.peerId,

@@ -17,8 +17,23 @@ interface Counters {
   readBytes: number;
   readKeys: number;
   sinceMs: number;
-  /** Written since the last size estimate (bytes): the estimate is refreshed when it grew. */
-  writtenSinceEstimate: number;
+  /** RegionWrites since the region's size was last estimated (RegionSizes), field by field. */
+  writtenBytes: number;
+  putBytes: number;
+  putKeys: number;
+  deletedKeys: number;
+}
+
+/** What was written to a region since its size was last estimated. */
+export interface RegionWrites {
+  /** Key and value bytes of every put and delete (a range delete: none). */
+  readonly bytes: number;
+  /** Keys + values put: what the region grew by at most (overwrites grow it less). */
+  readonly putBytes: number;
+  /** Keys put (each may have existed). */
+  readonly putKeys: number;
+  /** Keys deleted, one by one or by a range delete: each took a row of unknown size away. */
+  readonly deletedKeys: number;
 }
 
 /** Regions tracked at most; a store hosts at most this many peers anyway (limits.peersMax). */
@@ -66,13 +81,13 @@ export class RegionFlow implements KvHandler {
     return rates;
   }
 
-  /** Bytes written since the region's size was last estimated (resets the count). */
-  takeWrittenSinceEstimate(regionId: number): number {
+  /** What was written to the region since its size was last estimated (restarts the count). */
+  takeWritesSinceEstimate(regionId: number): RegionWrites {
     const c = this.regions.get(regionId);
-    if (!c) return 0;
-    const written = c.writtenSinceEstimate;
-    c.writtenSinceEstimate = 0;
-    return written;
+    if (!c) return { bytes: 0, putBytes: 0, putKeys: 0, deletedKeys: 0 };
+    const writes = { bytes: c.writtenBytes, putBytes: c.putBytes, putKeys: c.putKeys, deletedKeys: c.deletedKeys };
+    c.writtenBytes = c.putBytes = c.putKeys = c.deletedKeys = 0;
+    return writes;
   }
 
   /** Forgets regions this store no longer leads or holds. */
@@ -109,13 +124,23 @@ export class RegionFlow implements KvHandler {
   private countWrite(c: Counters, op: KvOp, result: KvOpResult): void {
     let bytes = 0;
     let keys = 1;
-    if (op.op === 'put') bytes = op.key.byteLength + op.value.byteLength;
-    else if (op.op === 'delete') bytes = op.key.byteLength;
-    else if (op.op === 'cas') bytes = op.key.byteLength + (op.value?.byteLength ?? 0);
-    else if (result.op === 'deleteRange') keys = result.deleted;
+    let put = false;
+    if (op.op === 'put') {
+      bytes = op.key.byteLength + op.value.byteLength;
+      put = true;
+    } else if (op.op === 'delete') bytes = op.key.byteLength;
+    else if (op.op === 'cas') {
+      if (result.op === 'cas' && !result.succeeded) return; // compared, wrote nothing
+      bytes = op.key.byteLength + (op.value?.byteLength ?? 0);
+      put = op.value !== null;
+    } else if (result.op === 'deleteRange') keys = result.deleted;
     c.writeBytes += bytes;
     c.writeKeys += keys;
-    c.writtenSinceEstimate += bytes + keys;
+    c.writtenBytes += bytes;
+    if (put) {
+      c.putBytes += bytes;
+      c.putKeys += keys;
+    } else c.deletedKeys += keys;
   }
 
   private counters(regionId: number): Counters | undefined {
@@ -129,7 +154,6 @@ export class RegionFlow implements KvHandler {
   }
 }
 
-/** New counters; a region's first count asks for a size estimate (writtenSinceEstimate 1). */
 function fresh(nowMs: number): Counters {
-  return { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0, sinceMs: nowMs, writtenSinceEstimate: 1 };
+  return { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0, sinceMs: nowMs, writtenBytes: 0, putBytes: 0, putKeys: 0, deletedKeys: 0 };
 }
