@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import type { PdProcesses } from '../../test/support/pd.ts';
+import { waitFor } from '../../test/support/wait.ts';
 
 export interface PdPeer {
   readonly id: number;
@@ -122,12 +123,8 @@ export function commitOf(repo: string): string {
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `condition` every `everyMs` until it holds; throws after `deadlineMs`. */
-export async function pollUntil(what: string, condition: () => boolean | Promise<boolean>, deadlineMs: number, everyMs = 250): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
+export function pollUntil(what: string, condition: () => boolean | Promise<boolean>, deadlineMs: number, everyMs = 250): Promise<void> {
+  return waitFor(what, condition, deadlineMs, everyMs);
 }
 
 export function ratioText(r: number): string {

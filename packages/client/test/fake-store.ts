@@ -7,6 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { decodeKvRequest, encodeKvResponse, type KvRequest, type KvResponse } from '@flotilla/wire';
 import type { CallContext } from '../src/backoff.ts';
 import type { RegionSource, RoutedRegion, StoreRecord } from '../src/pd-client.ts';
+import { waitFor } from '../../../test/support/wait.ts';
+
+export { waitFor };
 
 export type Handler = (request: KvRequest) => KvResponse | Promise<KvResponse> | 'hang' | 'destroy';
 
@@ -76,11 +79,3 @@ export class FakePd implements RegionSource {
   async close(): Promise<void> {}
 }
 
-/** Waits for a condition with a deadline (no sleeps: re-checks on every turn of the event loop). */
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}

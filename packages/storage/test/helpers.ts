@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { SeededRandom, isRaftError, type ConfState, type Entry } from '@flotilla/raft';
 import type { KvCommand, LogEngine, RegionMeta } from '../src/index.ts';
+import { waitFor } from '../../../test/support/wait.ts';
+
+export { waitFor };
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `flotilla-${prefix}-`));
@@ -26,14 +29,6 @@ export class Prng extends SeededRandom {
   }
 }
 
-/** Waits for a condition with a deadline (no sleeps: re-checks on every macrotask). */
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
 
 /** Counts onFetched notifications so readers can wait for the fetch they triggered. */
 export class FetchSignal {

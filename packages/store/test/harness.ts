@@ -4,20 +4,17 @@ import assert from 'node:assert/strict';
 import { MemoryNetwork, MemoryTransport } from '@flotilla/transport';
 import type { KvOp, KvOpResult, KvRequest, RegionEpoch } from '@flotilla/wire';
 import { KvService, MultiRaftHost, type HostOptions } from '../src/index.ts';
+import { waitFor as waitUntil } from '../../../test/support/wait.ts';
 
 export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const text = (b: Uint8Array | null): string | null => (b === null ? null : new TextDecoder().decode(b));
 
 /**
- * Polls a condition until it holds or the deadline passes (no fixed sleeps). `intervalMs`: a
- * condition that costs a network round trip (asking PD over HTTP) polls less often.
+ * The shared wait (test/support/wait.ts), polling every 5 ms by default: the store tests wait
+ * on timer-driven work (ticks, elections), which spinning on every turn would only slow down.
  */
-export async function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000, intervalMs = 5): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+export function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 10_000, intervalMs = 5): Promise<void> {
+  return waitUntil(what, condition, deadlineMs, intervalMs);
 }
 
 export const EPOCH: RegionEpoch = { version: 1, confVer: 1 };

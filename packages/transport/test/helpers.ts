@@ -15,15 +15,9 @@ import {
   type TransportError,
   type TransportTuning,
 } from '../src/index.ts';
+import { waitFor } from '../../../test/support/wait.ts';
 
-/** Waits for a condition with a deadline: re-checks on every macrotask, never sleeps. */
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await nextTurn();
-  }
-}
+export { waitFor };
 
 /** One event-loop turn (lets a transport flush). */
 export function nextTurn(): Promise<void> {
