@@ -89,34 +89,54 @@ export class CallContext {
       onGiveUp?.();
       return Promise.reject(err);
     }
-    return new Promise<T>((resolve, reject) => {
-      let done = false;
-      const finish = (): boolean => {
-        if (done) return false;
-        done = true;
-        clearTimeout(timer);
-        this.signal?.removeEventListener('abort', onAbort);
-        return true;
-      };
-      const onAbort = (): void => {
-        if (!finish()) return;
-        onGiveUp?.();
-        reject(this.abortedError());
-      };
-      const timer = setTimeout(() => {
-        if (!finish()) return;
-        onGiveUp?.();
-        reject(this.deadlineError());
-      }, Math.max(0, this.remainingMs()));
-      this.signal?.addEventListener('abort', onAbort, { once: true });
-      work.then(
-        (value) => {
-          if (finish()) resolve(value);
-        },
-        (err: unknown) => {
-          if (finish()) reject(err);
-        },
-      );
-    });
+    return new Promise<T>((resolve, reject) => void new Race(this, work, resolve, reject, onGiveUp));
+  }
+}
+
+/**
+ * One race of a call's work against its deadline and signal. A class rather than closures kept
+ * in consts: tsx compiles with esbuild's keepNames, which names each such closure with an
+ * Object.defineProperty call — per operation here (benchmarks/RESULTS.md).
+ */
+class Race<T> {
+  private done = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly abortListener: (() => void) | undefined;
+
+  constructor(
+    private readonly ctx: CallContext,
+    work: Promise<T>,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: unknown) => void,
+    private readonly onGiveUp: (() => void) | undefined,
+  ) {
+    this.timer = setTimeout(() => this.giveUp(ctx.deadlineError()), Math.max(0, ctx.remainingMs()));
+    if (ctx.signal) {
+      this.abortListener = () => this.giveUp(ctx.abortedError());
+      ctx.signal.addEventListener('abort', this.abortListener, { once: true });
+    }
+    work.then(
+      (value) => {
+        if (this.finish()) this.resolve(value);
+      },
+      (err: unknown) => {
+        if (this.finish()) this.reject(err);
+      },
+    );
+  }
+
+  /** Ends the race; false when it had ended already. */
+  private finish(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    clearTimeout(this.timer);
+    if (this.abortListener) this.ctx.signal?.removeEventListener('abort', this.abortListener);
+    return true;
+  }
+
+  private giveUp(error: unknown): void {
+    if (!this.finish()) return;
+    this.onGiveUp?.();
+    this.reject(error);
   }
 }

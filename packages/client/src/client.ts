@@ -102,8 +102,22 @@ type Success = Exclude<KvOpResult, { op: 'error' }>;
 interface OpSpec {
   readonly write: boolean;
   readonly consistency: ReadConsistency | null;
-  readonly locate: (ctx: CallContext) => Promise<CachedRegion>;
+  /**
+   * A point op's key (its region is the router's), or how a range op finds its next region. A
+   * key rather than a closure for the common case: tsx compiles with esbuild's keepNames, which
+   * names each closure kept in a const or property with an Object.defineProperty call, and the
+   * point ops' closures cost ~5% of the SDK's CPU at 20,000 ops/s (benchmarks/RESULTS.md).
+   */
+  readonly locate: Uint8Array | ((ctx: CallContext) => Promise<CachedRegion>);
   readonly build: (region: CachedRegion) => KvOp;
+}
+
+/** Where execute()'s retries stand (an object, not a closure: see OpSpec.locate). */
+interface RetryState {
+  lastError: ClientError | undefined;
+  /** Retries in a row made at once, without backoff. */
+  immediate: number;
+  attempt: number;
 }
 
 /** A NotLeader hint or EpochNotMatch is retried at once this many times in a row, then with backoff. */
@@ -337,7 +351,7 @@ export class FlotillaClient {
   // ------------------------------------------------------------------ the retry loop
 
   private pointSpec(key: Uint8Array, write: 'write' | null, consistency: ReadConsistency | null, build: (region: CachedRegion) => KvOp): OpSpec {
-    return { write: write === 'write', consistency, locate: (ctx) => this.router.locate(key, ctx), build };
+    return { write: write === 'write', consistency, locate: key, build };
   }
 
   /**
@@ -347,27 +361,15 @@ export class FlotillaClient {
    * unknown is never retried.
    */
   private async execute(ctx: CallContext, spec: OpSpec): Promise<{ result: Success; region: CachedRegion }> {
-    let lastError: ClientError | undefined;
-    let immediate = 0;
-    let attempt = 0;
-    const retry = async (error: ClientError, waitMs?: number): Promise<void> => {
-      lastError = error;
-      this.retries.set(error.code, (this.retries.get(error.code) ?? 0) + 1);
-      if (waitMs === undefined && immediate < IMMEDIATE_RETRIES_MAX) {
-        immediate++;
-        return;
-      }
-      immediate = 0;
-      await ctx.sleep(Math.max(waitMs ?? 0, backoffMs(attempt, this.random)), error);
-    };
-    for (; attempt < clientLimits.attemptsMax; attempt++) {
+    const tries: RetryState = { lastError: undefined, immediate: 0, attempt: 0 };
+    for (; tries.attempt < clientLimits.attemptsMax; tries.attempt++) {
       this.checkOpen();
       ctx.check();
-      const region = await spec.locate(ctx);
-      const peer = this.target(region, spec, attempt);
+      const region = await (spec.locate instanceof Uint8Array ? this.router.locate(spec.locate, ctx) : spec.locate(ctx));
+      const peer = this.target(region, spec, tries.attempt);
       if (!peer) {
         this.router.cache.remove(region.meta.id);
-        await retry(new ClientError('FLOTILLA_REGION_NOT_FOUND', `region ${region.meta.id} has no peers`), 0);
+        await this.retry(ctx, tries, new ClientError('FLOTILLA_REGION_NOT_FOUND', `region ${region.meta.id} has no peers`), 0);
         continue;
       }
       let channel: StoreChannel;
@@ -377,7 +379,7 @@ export class FlotillaClient {
         if (!isClientError(err) || (err.code !== 'FLOTILLA_STORE_UNAVAILABLE' && err.code !== 'FLOTILLA_PD_UNAVAILABLE')) throw err;
         // PD does not know the store (any more): the region's peers are stale.
         this.router.cache.remove(region.meta.id);
-        await retry(err, 0);
+        await this.retry(ctx, tries, err, 0);
         continue;
       }
       const outcome = await this.send(ctx, channel, spec.build(region), spec.write);
@@ -387,7 +389,7 @@ export class FlotillaClient {
         if (!outcome.connection && error.code !== 'FLOTILLA_STORE_UNAVAILABLE') throw withOutcome(error, ctx);
         this.router.cache.forgetLeadersOn(peer.storeId);
         if (outcome.connection) this.channels.suspect(peer.storeId);
-        await retry(error, 0);
+        await this.retry(ctx, tries, error, 0);
         continue;
       }
       const result = outcome.result;
@@ -398,11 +400,11 @@ export class FlotillaClient {
           const hint = e.leader;
           // A hint naming a store that just failed is stale (its followers name it until they elect).
           if (hint && hint.storeId !== peer.storeId && !this.channels.isSuspect(hint.storeId) && this.router.cache.setLeader(region.meta.id, hint.peerId)) {
-            await retry(fromKvError(e, false));
+            await this.retry(ctx, tries, fromKvError(e, false));
           } else {
             if (hint && !region.meta.peers.some((p) => p.id === hint.peerId)) this.router.cache.remove(region.meta.id);
             else this.router.cache.setLeader(region.meta.id, null);
-            await retry(fromKvError(e, false), 0);
+            await this.retry(ctx, tries, fromKvError(e, false), 0);
           }
           continue;
         }
@@ -410,29 +412,45 @@ export class FlotillaClient {
           for (const meta of e.currentRegions) this.router.learnMeta(meta);
           const now = this.router.cache.get(region.meta.id);
           if (now === region) this.router.cache.remove(region.meta.id);
-          await retry(fromKvError(e, false));
+          await this.retry(ctx, tries, fromKvError(e, false));
           continue;
         }
         case 'FLOTILLA_REGION_NOT_FOUND':
         case 'FLOTILLA_KEY_NOT_IN_REGION':
           this.router.cache.remove(region.meta.id);
-          await retry(fromKvError(e, false), 0);
+          await this.retry(ctx, tries, fromKvError(e, false), 0);
           continue;
         case 'FLOTILLA_SERVER_BUSY':
-          await retry(fromKvError(e, false), e.retryAfterMs);
+          await this.retry(ctx, tries, fromKvError(e, false), e.retryAfterMs);
           continue;
         case 'FLOTILLA_TIMEOUT':
           if (spec.write) throw new ClientError(e.code, `${ctx.what}: the store timed out; the write may or may not have taken effect`, { kvError: e, unknownOutcome: true });
           // A read: ask another replica.
           this.router.cache.setLeader(region.meta.id, null);
-          await retry(fromKvError(e, false), 0);
+          await this.retry(ctx, tries, fromKvError(e, false), 0);
           continue;
         case 'FLOTILLA_REQUEST_TOO_LARGE':
           throw withOutcome(fromKvError(e, false), ctx);
       }
     }
-    const last = lastError ?? new ClientError('FLOTILLA_DEADLINE_EXCEEDED', `${ctx.what}: no attempt made`);
-    throw new ClientError(last.code, `${ctx.what}: gave up after ${attempt} attempts: ${last.message}`, { cause: last, unknownOutcome: ctx.unknownOutcome, ...(last.kvError ? { kvError: last.kvError } : {}) });
+    const last = tries.lastError ?? new ClientError('FLOTILLA_DEADLINE_EXCEEDED', `${ctx.what}: no attempt made`);
+    throw new ClientError(last.code, `${ctx.what}: gave up after ${tries.attempt} attempts: ${last.message}`, { cause: last, unknownOutcome: ctx.unknownOutcome, ...(last.kvError ? { kvError: last.kvError } : {}) });
+  }
+
+  /**
+   * Before execute()'s next attempt: counts the error, then goes on at once (a leader hint or a
+   * fresh epoch, IMMEDIATE_RETRIES_MAX times in a row) or after a jittered backoff of at least
+   * `waitMs`.
+   */
+  private async retry(ctx: CallContext, tries: RetryState, error: ClientError, waitMs?: number): Promise<void> {
+    tries.lastError = error;
+    this.retries.set(error.code, (this.retries.get(error.code) ?? 0) + 1);
+    if (waitMs === undefined && tries.immediate < IMMEDIATE_RETRIES_MAX) {
+      tries.immediate++;
+      return;
+    }
+    tries.immediate = 0;
+    await ctx.sleep(Math.max(waitMs ?? 0, backoffMs(tries.attempt, this.random)), error);
   }
 
   /** Sends one op through a store's channel; the call's deadline and signal still apply. */
