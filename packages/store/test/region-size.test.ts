@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { KvEngine, RegionMeta } from '@flotilla/storage';
 import type { RegionWrites } from '../src/pd/region-flow.ts';
+import { HeldCalls } from './harness.ts';
 import { RegionSizes, measureRegion, sizeRecountBytesMin, sizeRecountShare, type RegionSize } from '../src/pd/region-size.ts';
 
 const region = (version: number): RegionMeta => ({
@@ -24,16 +25,17 @@ const puts = (keys: number): RegionWrites => ({ bytes: keys * 100, putBytes: key
 /** `keys` deletes of 10-byte keys. */
 const deletes = (keys: number): RegionWrites => ({ bytes: keys * 10, putBytes: 0, putKeys: 0, deletedKeys: keys });
 
-/** A count the test settles by hand. */
+/** A count the test settles by hand (release()), and how often it was asked for. */
 function heldCount(result: () => RegionSize): { count: () => Promise<RegionSize>; release: () => void; calls: () => number } {
+  const held = new HeldCalls();
   let calls = 0;
-  const waiting: (() => void)[] = [];
   return {
-    count: () => {
+    count: async () => {
       calls++;
-      return new Promise((resolve) => waiting.push(() => resolve(result())));
+      await held.hold();
+      return result();
     },
-    release: () => waiting.splice(0).forEach((settle) => settle()),
+    release: () => held.release(),
     calls: () => calls,
   };
 }
@@ -42,9 +44,11 @@ describe('RegionSizes', () => {
   it('adds the puts since the last count to it, and counts again (in the background) only after enough writes or a new epoch version', async () => {
     let rows = Math.floor((64 * sizeRecountBytesMin) / 100);
     let counts = 0;
-    const sizes = new RegionSizes(async (): Promise<RegionSize> => {
-      counts++;
-      return { bytes: rows * 100, keys: rows, capped: false };
+    const sizes = new RegionSizes({
+      count: async (): Promise<RegionSize> => {
+        counts++;
+        return { bytes: rows * 100, keys: rows, capped: false };
+      },
     });
     assert.deepEqual(await sizes.of(region(1), NOTHING), { bytes: rows * 100, keys: rows, capped: false }, 'the first call counts');
     assert.equal(counts, 1);
@@ -80,7 +84,7 @@ describe('RegionSizes', () => {
   it('keeps what was put while a recount ran, and asks for one recount at a time per region', async () => {
     let rows = 1_000;
     const held = heldCount(() => ({ bytes: rows * 100, keys: rows, capped: false }));
-    const sizes = new RegionSizes(async () => ({ bytes: rows * 100, keys: rows, capped: false }), held.count);
+    const sizes = new RegionSizes({ count: async () => ({ bytes: rows * 100, keys: rows, capped: false }), recount: held.count });
     await sizes.of(region(1), NOTHING);
     rows += 600;
     assert.equal((await sizes.of(region(1), puts(600))).keys, 1_600, 'due: the estimate, and a recount started');
@@ -97,7 +101,7 @@ describe('RegionSizes', () => {
   it('drops a recount of a region split meanwhile, and the recounts waiting at close', async () => {
     let rows = 1_000;
     const held = heldCount(() => ({ bytes: rows * 100, keys: rows, capped: false }));
-    const sizes = new RegionSizes(async () => ({ bytes: rows * 100, keys: rows, capped: false }), held.count);
+    const sizes = new RegionSizes({ count: async () => ({ bytes: rows * 100, keys: rows, capped: false }), recount: held.count });
     await sizes.of(region(1), NOTHING);
     await sizes.of(region(1), puts(600));
     assert.equal(held.calls(), 1);
@@ -119,11 +123,48 @@ describe('RegionSizes', () => {
     assert.equal(held.calls(), 2, 'the waiting recount never ran');
   });
 
+  it('drops the queued recount of a region no longer led, and reports a failed recount', async () => {
+    const held = heldCount(() => ({ bytes: 100_000, keys: 1_000, capped: false }));
+    const failures: number[] = [];
+    let failNext = false;
+    const sizes = new RegionSizes({
+      count: async () => ({ bytes: 100_000, keys: 1_000, capped: false }),
+      recount: async () => {
+        if (failNext) throw new Error('read failed');
+        return held.count();
+      },
+      recountFailed: (regionId) => failures.push(regionId),
+    });
+    const other = { ...region(1), id: 8 };
+    await sizes.of(region(1), NOTHING);
+    await sizes.of(other, NOTHING);
+    await sizes.of(region(1), puts(600)); // runs (held)...
+    await sizes.of(other, puts(600)); // ...and region 8 waits
+    assert.equal(sizes.recountsWaiting, 1);
+    sizes.forgetExcept(new Set([7]));
+    assert.equal(sizes.recountsWaiting, 0, 'the queue holds led regions only');
+    held.release();
+    await sizes.idle();
+    assert.equal(held.calls(), 1, 'region 8, no longer led, was never counted');
+
+    failNext = true;
+    await sizes.of(region(1), puts(600));
+    await sizes.idle();
+    assert.deepEqual(failures, [7]);
+    failNext = false;
+    await sizes.of(region(1), NOTHING);
+    assert.equal(held.calls(), 2, 'asked for again at the next heartbeat after the failure');
+    held.release();
+    await sizes.idle();
+  });
+
   it('waits for at least sizeRecountBytesMin on a small region, and forgets regions no longer led', async () => {
     let counts = 0;
-    const sizes = new RegionSizes(async () => {
-      counts++;
-      return { bytes: 100, keys: 1, capped: false };
+    const sizes = new RegionSizes({
+      count: async () => {
+        counts++;
+        return { bytes: 100, keys: 1, capped: false };
+      },
     });
     await sizes.of(region(1), NOTHING);
     await sizes.of(region(1), { ...NOTHING, bytes: sizeRecountBytesMin - 1 });
@@ -138,7 +179,7 @@ describe('RegionSizes', () => {
   });
 
   it('keeps a capped count capped', async () => {
-    const sizes = new RegionSizes(async () => ({ bytes: 1e9, keys: 1e6, capped: true }));
+    const sizes = new RegionSizes({ count: async () => ({ bytes: 1e9, keys: 1e6, capped: true }) });
     await sizes.of(region(1), NOTHING);
     assert.deepEqual(await sizes.of(region(1), puts(10)), { bytes: 1e9 + 1000, keys: 1e6 + 10, capped: true });
   });

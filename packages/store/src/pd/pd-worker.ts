@@ -69,10 +69,11 @@ export class PdWorker {
   constructor(private readonly options: PdWorkerOptions) {
     this.runner = new OperatorRunner(options.host, options.kv, options.events);
     const pace = { rowsPerSecondMax: sizeRecountRowsPerSecondMax, stopped: () => this.stopped };
-    this.sizes = new RegionSizes(
-      (region) => measureRegion(options.kv, region),
-      (region) => measureRegion(options.kv, region, pace),
-    );
+    this.sizes = new RegionSizes({
+      count: (region) => measureRegion(options.kv, region),
+      recount: (region) => measureRegion(options.kv, region, pace),
+      recountFailed: (regionId, err) => options.events.warn({ regionId, err: String(err) }, 'counting a region\'s size failed'),
+    });
   }
 
   start(): void {

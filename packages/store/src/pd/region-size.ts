@@ -61,6 +61,15 @@ interface KnownSize {
 
 export type CountRegion = (region: RegionMeta) => Promise<RegionSize>;
 
+export interface RegionSizesOptions {
+  /** Counts a region at once (awaited by the heartbeat): no count of its epoch version yet. */
+  readonly count: CountRegion;
+  /** Counts a region again, in the background (paced); `count` when not given. */
+  readonly recount?: CountRegion;
+  /** A background recount failed (it is asked for again at the region's next heartbeat). */
+  readonly recountFailed?: (regionId: number, err: unknown) => void;
+}
+
 /**
  * The size estimate of each led region: its last count plus the keys and bytes put since —
  * exact while a region grows by inserts, an overestimate by less than sizeRecountShare (or
@@ -70,24 +79,22 @@ export type CountRegion = (region: RegionMeta) => Promise<RegionSize>;
  *
  * `count` runs, and is awaited, for a region with no count of its current epoch version (new
  * here, split or merged); `recount` (paced) runs in the background when the writes since call
- * for it. The recount queue holds each led region at most once.
+ * for it. The recount queue holds each led region at most once (forgetExcept drops the others).
  */
 export class RegionSizes {
   private readonly known = new Map<number, KnownSize>();
-  private readonly recounts: { region: RegionMeta; known: KnownSize }[] = [];
-  private recounting: Promise<void> | null = null;
+  private recounts: { region: RegionMeta; known: KnownSize }[] = [];
+  /** The loop working through `recounts`, while it runs. */
+  private recountRun: Promise<void> | null = null;
   private closed = false;
 
-  constructor(
-    private readonly count: CountRegion,
-    private readonly recount: CountRegion = count,
-  ) {}
+  constructor(private readonly options: RegionSizesOptions) {}
 
   /** The size of `region`, to which `writes` went since the previous call. */
   async of(region: RegionMeta, writes: RegionWrites): Promise<RegionSize> {
     const known = this.known.get(region.id);
     if (!known || known.version !== region.epoch.version) {
-      const counted = await this.count(region);
+      const counted = await this.options.count(region);
       this.known.set(region.id, { counted, version: region.epoch.version, written: 0, putBytes: 0, putKeys: 0, recounting: false });
       return counted;
     }
@@ -97,7 +104,7 @@ export class RegionSizes {
     if (!known.recounting && known.written >= Math.max(sizeRecountBytesMin, known.counted.bytes * sizeRecountShare)) {
       known.recounting = true;
       this.recounts.push({ region, known });
-      this.recounting ??= this.runRecounts().finally(() => (this.recounting = null));
+      this.recountRun ??= this.runRecounts().finally(() => (this.recountRun = null));
     }
     return { bytes: known.counted.bytes + known.putBytes, keys: known.counted.keys + known.putKeys, capped: known.counted.capped };
   }
@@ -105,11 +112,17 @@ export class RegionSizes {
   /** Forgets the regions not in `live` (no longer led here). */
   forgetExcept(live: ReadonlySet<number>): void {
     for (const id of this.known.keys()) if (!live.has(id)) this.known.delete(id);
+    this.recounts = this.recounts.filter((r) => live.has(r.region.id));
   }
 
-  /** Settles when no recount waits or runs (tests). */
+  /** Recounts queued, not yet running. */
+  get recountsWaiting(): number {
+    return this.recounts.length;
+  }
+
+  /** Settles when no recount waits or runs (close(), tests). */
   async idle(): Promise<void> {
-    while (this.recounting) await this.recounting;
+    while (this.recountRun) await this.recountRun;
   }
 
   /** Drops the waiting recounts and waits for the running one (the store stops). */
@@ -126,9 +139,10 @@ export class RegionSizes {
       const before = { written: known.written, putBytes: known.putBytes, putKeys: known.putKeys };
       let counted: RegionSize;
       try {
-        counted = await this.recount(region);
-      } catch {
-        known.recounting = false; // the engine closed under it, or a read failed: the next heartbeat asks again
+        counted = await (this.options.recount ?? this.options.count)(region);
+      } catch (err) {
+        known.recounting = false; // the next heartbeat asks again
+        if (!this.closed) this.options.recountFailed?.(region.id, err);
         continue;
       }
       if (this.closed || this.known.get(region.id) !== known) continue;
