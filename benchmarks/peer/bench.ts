@@ -272,7 +272,7 @@ async function main(): Promise<void> {
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   const file = await writeResults(options.outDir, `${stamp}${options.quick ? '-quick' : ''}`, results);
   const charts = await writeCharts(options.outDir, results);
-  process.stdout.write(`\n${pointsTable(points)}\n${markdownTable(points, rs)}\n`);
+  process.stdout.write(`\n${pointsTable(points)}\n${markdownTable(points)}\n`);
   for (const r of rs) process.stdout.write(`${ratioLine(r)}\n`);
   process.stdout.write(`results: ${file}\ncharts: ${charts.length} SVG files in ${path.join(options.outDir, 'charts')}\n`);
   if (failure !== undefined) process.exitCode = 1;

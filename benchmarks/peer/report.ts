@@ -41,13 +41,44 @@ export interface RunResults {
   readonly failure?: string;
 }
 
-export function ratios(points: readonly PointResult[]): Ratio[] {
-  const out: Ratio[] = [];
-  for (const f of points.filter((p) => p.system === 'flotilla')) {
-    const e = points.find((p) => p.system === 'etcd' && p.workload === f.workload && p.concurrency === f.concurrency);
-    if (e) out.push({ workload: f.workload, concurrency: f.concurrency, throughput: f.opsPerS / e.opsPerS, p99: f.p99Ms / e.p99Ms });
+/** An etcd point and the Flotilla point run right after it with the same workload and concurrency. */
+export interface PointPair {
+  readonly etcd: PointResult;
+  readonly flotilla: PointResult;
+}
+
+/**
+ * The points paired by occurrence: the k-th Flotilla point of a (workload, concurrency) goes with
+ * the k-th etcd point of it, so a concurrency listed twice (`--concurrency=1024,1,1`) yields two
+ * pairs, each measured at its own time, instead of the first etcd point twice.
+ */
+export function pairs(points: readonly PointResult[]): PointPair[] {
+  const etcdSeen = new Map<string, PointResult[]>();
+  const flotillaSeen = new Map<string, number>();
+  const keyOf = (p: PointResult): string => `${p.workload} ${p.concurrency}`;
+  for (const p of points) {
+    if (p.system !== 'etcd') continue;
+    const list = etcdSeen.get(keyOf(p)) ?? [];
+    list.push(p);
+    etcdSeen.set(keyOf(p), list);
+  }
+  const out: PointPair[] = [];
+  for (const f of points) {
+    if (f.system !== 'flotilla') continue;
+    const k = flotillaSeen.get(keyOf(f)) ?? 0;
+    flotillaSeen.set(keyOf(f), k + 1);
+    const e = etcdSeen.get(keyOf(f))?.[k];
+    if (e) out.push({ etcd: e, flotilla: f });
   }
   return out;
+}
+
+export function ratioOf({ etcd, flotilla }: PointPair): Ratio {
+  return { workload: flotilla.workload, concurrency: flotilla.concurrency, throughput: flotilla.opsPerS / etcd.opsPerS, p99: flotilla.p99Ms / etcd.p99Ms };
+}
+
+export function ratios(points: readonly PointResult[]): Ratio[] {
+  return pairs(points).map(ratioOf);
 }
 
 /** `ratio WORKLOAD C=N X.XX`; `inf` when etcd completed nothing and Flotilla did. */
@@ -78,16 +109,16 @@ export function pointsTable(points: readonly PointResult[]): string {
   return table(header, rows);
 }
 
-/** The same as a Markdown table (RESULTS.md). */
-export function markdownTable(points: readonly PointResult[], rs: readonly Ratio[]): string {
+/** The same as a Markdown table (RESULTS.md), one row per etcd/Flotilla pair. */
+export function markdownTable(points: readonly PointResult[]): string {
   const lines = [
     '| workload | C | etcd ops/s | Flotilla ops/s | ratio | etcd p50 / p99 / p99.9 ms | Flotilla p50 / p99 / p99.9 ms | errors e / f | gen CPU % e / f | servers CPU % e / f | others CPU % e / f | syncs/s e / f |',
     '|---|---:|---:|---:|---:|---|---|---|---|---|---|---|',
   ];
-  for (const r of rs) {
-    const e = points.find((p) => p.system === 'etcd' && p.workload === r.workload && p.concurrency === r.concurrency)!;
-    const f = points.find((p) => p.system === 'flotilla' && p.workload === r.workload && p.concurrency === r.concurrency)!;
-    const lat = (p: PointResult): string => `${ms(p.p50Ms)} / ${ms(p.p99Ms)} / ${ms(p.p999Ms)}`;
+  const lat = (p: PointResult): string => `${ms(p.p50Ms)} / ${ms(p.p99Ms)} / ${ms(p.p999Ms)}`;
+  for (const pair of pairs(points)) {
+    const { etcd: e, flotilla: f } = pair;
+    const r = ratioOf(pair);
     lines.push(
       `| ${r.workload} | ${r.concurrency} | ${fmt(e.opsPerS)} | ${fmt(f.opsPerS)} | **${Number.isFinite(r.throughput) ? r.throughput.toFixed(2) : '∞'}** | ${lat(e)} | ${lat(f)} | ${e.errors} / ${f.errors} | ${e.loadGeneratorCpuPct.toFixed(0)} / ${f.loadGeneratorCpuPct.toFixed(0)} | ${e.serversCpuPct.toFixed(0)} / ${f.serversCpuPct.toFixed(0)} | ${e.othersCpuPct.toFixed(0)} / ${f.othersCpuPct.toFixed(0)} | ${fmt(e.syncsPerS)} / ${fmt(f.syncsPerS)} |`,
     );
