@@ -44,8 +44,13 @@ export class CallContext {
     if (this.remainingMs() <= 0) throw this.deadlineError();
   }
 
-  deadlineError(cause?: unknown): ClientError {
-    return new ClientError('FLOTILLA_DEADLINE_EXCEEDED', `${this.what}: deadline exceeded${cause instanceof Error ? ` (last error: ${cause.message})` : ''}`, {
+  /**
+   * `cause`: the last attempt's error. `waitingFor`: what the call still waited on when time ran
+   * out, for a deadline that came before any attempt ended (a slow first connection).
+   */
+  deadlineError(cause?: unknown, waitingFor?: string): ClientError {
+    const why = cause instanceof Error ? ` (last error: ${cause.message})` : waitingFor ? ` while waiting for ${waitingFor}` : '';
+    return new ClientError('FLOTILLA_DEADLINE_EXCEEDED', `${this.what}: deadline exceeded${why}`, {
       cause,
       unknownOutcome: this.unknownOutcome,
     });
@@ -79,17 +84,18 @@ export class CallContext {
   }
 
   /**
-   * Races `work` with the deadline and the signal. `onGiveUp` runs when the call gives up
-   * first (the work may still finish; its result is then ignored).
+   * Races `work` with the deadline and the signal. `waitingFor` names the work in the deadline
+   * error. `onGiveUp` runs when the call gives up first (the work may still finish; its result
+   * is then ignored).
    */
-  race<T>(work: Promise<T>, onGiveUp?: () => void): Promise<T> {
+  race<T>(work: Promise<T>, waitingFor: string, onGiveUp?: () => void): Promise<T> {
     try {
       this.check();
     } catch (err) {
       onGiveUp?.();
       return Promise.reject(err);
     }
-    return new Promise<T>((resolve, reject) => void new Race(this, work, resolve, reject, onGiveUp));
+    return new Promise<T>((resolve, reject) => void new Race(this, work, waitingFor, resolve, reject, onGiveUp));
   }
 }
 
@@ -106,11 +112,12 @@ class Race<T> {
   constructor(
     private readonly ctx: CallContext,
     work: Promise<T>,
+    waitingFor: string,
     private readonly resolve: (value: T) => void,
     private readonly reject: (err: unknown) => void,
     private readonly onGiveUp: (() => void) | undefined,
   ) {
-    this.timer = setTimeout(() => this.giveUp(ctx.deadlineError()), Math.max(0, ctx.remainingMs()));
+    this.timer = setTimeout(() => this.giveUp(ctx.deadlineError(undefined, waitingFor)), Math.max(0, ctx.remainingMs()));
     if (ctx.signal) {
       this.abortListener = () => this.giveUp(ctx.abortedError());
       ctx.signal.addEventListener('abort', this.abortListener, { once: true });

@@ -461,7 +461,7 @@ export class FlotillaClient {
     const pending: PendingOp = { op, deadline: ctx.deadline, sent: false, done: false, settle };
     if (write) ctx.writesInFlight++;
     channel.submit(pending);
-    const outcome = await ctx.race(answered, () => {
+    const outcome = await ctx.race(answered, channel.label, () => {
       // Never sent: certainly not applied. Sent: its outcome is unknown (stays in flight).
       if (channel.cancel(pending) && write) ctx.writesInFlight--;
     });

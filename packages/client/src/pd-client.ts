@@ -89,7 +89,7 @@ export class PdRouting implements RegionSource {
         shared.then(forget, forget);
       }
     }
-    return ctx.race(shared);
+    return ctx.race(shared, `the placement driver (GET ${path})`);
   }
 
   private async getFromAnyMember(path: string): Promise<Answer> {

@@ -47,7 +47,7 @@ export class Router {
       const cached = this.cache.locate(key);
       if (cached) return cached;
       if (this.loading) {
-        await ctx.race(this.loading);
+        await ctx.race(this.loading, 'the placement driver (a region lookup of another call)');
         continue;
       }
       const load = this.ask(ctx, attempt, () => this.pd.regions(key, end, pageSize, ctx));

@@ -81,6 +81,8 @@ export function isWriteOp(op: KvOp): boolean {
 
 export class StoreChannel {
   readonly stats: ChannelStats;
+  /** "store N", as errors name the channel (kept: a call's race names it per operation). */
+  readonly label: string;
   private retiring = false;
   private readonly readPool: Pool;
   private readonly writePool: Pool;
@@ -106,6 +108,7 @@ export class StoreChannel {
     /** Told when a connection to the store failed (the client refreshes the address). */
     private readonly onConnectionFailure: (channel: StoreChannel) => void = () => {},
   ) {
+    this.label = `store ${storeId}`;
     this.stats = options.stats ?? { requests: 0, ops: 0 };
     this.batchOpsMax = options.batchOpsMax ?? clientLimits.batchOpsMax;
     this.batchBytesMax = options.batchBytesMax ?? clientLimits.batchBytesMax;

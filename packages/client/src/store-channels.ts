@@ -49,7 +49,7 @@ export class StoreChannels {
         lookup.then(forget, forget);
       }
     }
-    return ctx.race(lookup);
+    return ctx.race(lookup, `the address of store ${storeId} from the placement driver`);
   }
 
   /** Avoids a store for clientLimits.suspectStoreMs after its connection failed. */

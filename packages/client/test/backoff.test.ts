@@ -19,12 +19,19 @@ describe('backoff and call deadlines', () => {
     assert.ok(performance.now() - started < 2_000);
   });
 
+  it('a race the deadline ends first names what it waited for; a later one names the last error', async () => {
+    const ctx = new CallContext(30, undefined, 'get');
+    const never = new Promise<void>(() => {});
+    await assert.rejects(ctx.race(never, 'the placement driver (GET /regions)'), (err: unknown) => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && (err as Error).message === 'get: deadline exceeded while waiting for the placement driver (GET /regions)');
+    await assert.rejects(ctx.sleep(10, new Error('connect ECONNREFUSED')), (err: unknown) => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && (err as Error).message === 'get: deadline exceeded (last error: connect ECONNREFUSED)');
+  });
+
   it('an abort ends a wait and a race at once; a sent write makes the outcome unknown', async () => {
     const controller = new AbortController();
     const ctx = new CallContext(60_000, controller.signal, 'test');
     const never = new Promise<void>(() => {});
     let gaveUp = false;
-    const raced = ctx.race(never, () => (gaveUp = true));
+    const raced = ctx.race(never, 'nothing', () => (gaveUp = true));
     ctx.writesInFlight++;
     controller.abort();
     await assert.rejects(raced, (err: unknown) => isClientError(err, 'FLOTILLA_ABORTED') && err.unknownOutcome && !isRetryable(err));
