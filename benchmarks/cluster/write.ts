@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest } from '@flotilla/wire';
 import { ProcessCluster, waitFor, type StoreHandle } from '../../test/support/cluster.ts';
+import { curveVerdict } from './curve.ts';
 import { cpuMs, fmt, machineCpuMs, machineLine, scrape, useStoreMallocEnv } from './proc.ts';
 
 const quick = process.argv.includes('--quick');
@@ -268,14 +269,12 @@ async function main(): Promise<void> {
 }
 
 function report(rows: readonly Row[], leaderLines: readonly string[]): void {
-  const peak = rows.reduce((best, r) => (r.opsPerS > best.opsPerS ? r : best), rows[0]!);
-  const saturatedAt = rows.find((r) => r.machineCpuPct >= 180);
-  const falls = rows.some((r, i) => i > 0 && r.opsPerS < rows[i - 1]!.opsPerS * 0.9 && rows[i - 1]!.machineCpuPct < 180);
+  const verdict = curveVerdict(rows);
   const lines = [
     '# Flotilla cluster write-throughput benchmark',
     '',
     `- date: ${new Date().toISOString()}`,
-    `- command: node --import tsx benchmarks/cluster/write.ts${quick ? ' --quick' : ''} --seconds=${seconds}`,
+    `- command: node --import tsx benchmarks/cluster/write.ts ${process.argv.slice(2).join(' ')}`.trimEnd(),
     `- node: ${process.version} (${process.platform}/${process.arch})`,
     `- machine: ${machineLine()}`,
     `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point`,
@@ -292,7 +291,7 @@ function report(rows: readonly Row[], leaderLines: readonly string[]): void {
     '',
     '## Target',
     '',
-    `- the curve rises with regions until the cores saturate, not falls: ${falls ? 'NOT MET (it fell before the cores saturated)' : 'MET'}; peak ${fmt(peak.opsPerS)} puts/s at ${fmt(peak.regions)} regions; ${saturatedAt ? `cores saturated (>= 90% of both) from ${fmt(saturatedAt.regions)} regions` : 'the cores never saturated'}`,
+    `- the curve rises with regions until the cores saturate, not falls: ${verdict.text}`,
     '',
   ];
   process.stdout.write(lines.join('\n'));
