@@ -84,7 +84,8 @@ function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptio
     electionTicks,
     preVote: true,
     checkQuorum: true,
-    heartbeatTicks: 1 + random.nextInt(2),
+    // 1..3: the store runs 3 (constants.ts); the skip of heartbeats after appends needs 2x < election.
+    heartbeatTicks: 1 + random.nextInt(3),
     readOnlyOption: random.chance(0.5) ? 'leaseBased' : 'safe',
     maxClockDriftTicks: 2,
     hibernateAfterTicks: random.chance(0.3) ? 5 + random.nextInt(20) : 0,
