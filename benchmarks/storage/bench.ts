@@ -9,17 +9,16 @@
  * groups; up to PIPELINE such rounds may be waiting for durability (the host keeps stepping
  * groups while earlier Readies sync; the engine coalesces waiting rounds into one task).
  * Reported: entries/s, fsyncs/s, p99 latency of a round (write() to durable), the main thread's
- * event-loop delay p99 (perf_hooks monitorEventLoopDelay) while it runs, the same probe in an
+ * event-loop delay p99 (how late a 1 ms timer runs: machine.ts's probe) while it runs, the same probe in an
  * idle process at the same time (what the OS scheduler alone allows), CPU per entry by thread,
  * and how much CPU other processes used meanwhile (the machines are shared).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Entry } from '@flotilla/raft';
 import { RocksLogEngine, isStorageError, limits, type GroupWrite } from '@flotilla/storage';
-import { awaitQuietMachine, foreignCpu, idleLoopControl, machineLine, splitCpu, threadCpu, type CpuSplit } from './machine.ts';
+import { awaitQuietMachine, foreignCpu, idleLoopControl, loopDelayMs, machineLine, splitCpu, startLoopProbe, threadCpu, type CpuSplit } from './machine.ts';
 import { RAW_CONFIGS, RawDb, twoWriters } from './raw.ts';
 
 const quick = process.argv.includes('--quick');
@@ -205,8 +204,7 @@ async function scenario(mode: 'worker' | 'inline', shards: number, groups: numbe
   const idle = mode === 'worker' ? idleLoopControl() : null;
   const foreign = foreignCpu();
   const cpuBefore = threadCpu();
-  const delay = monitorEventLoopDelay({ resolution: 1 });
-  delay.enable();
+  const delay = startLoopProbe();
   const begin = performance.now();
   const running = driver();
   await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
@@ -227,7 +225,7 @@ async function scenario(mode: 'worker' | 'inline', shards: number, groups: numbe
     entriesPerSec: entries / (wallMs / 1000),
     fsyncsPerSec: syncs / (wallMs / 1000),
     latencyMsP99: p99(latencies),
-    loopDelayMsP99: delay.percentile(99) / 1e6,
+    loopDelayMsP99: loopDelayMs(delay, 99),
     idleLoopDelayMsP99: idleResult?.p99 ?? null,
     cpu,
     entries,
