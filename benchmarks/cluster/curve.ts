@@ -38,7 +38,7 @@ export function curveVerdict(points: readonly CurvePoint[]): CurveVerdict {
     if (before.machineCpuPct < SATURATED_MACHINE_CPU_PCT && p.opsPerS < before.opsPerS * (1 - NOISE_FRACTION)) {
       problems.push(`fell from ${fmt(before.opsPerS)} to ${fmt(p.opsPerS)} puts/s at ${regionsText(p.regions)} before the cores saturated`);
     } else if (p.opsPerS < best.opsPerS * (1 - NOISE_FRACTION)) {
-      problems.push(`${fmt(p.opsPerS)} puts/s at ${regionsText(p.regions)} is ${(best.opsPerS / p.opsPerS).toFixed(1)}x below the ${fmt(best.opsPerS)} at ${fmt(best.regions)}`);
+      problems.push(`${fmt(p.opsPerS)} puts/s at ${regionsText(p.regions)} is ${(best.opsPerS / p.opsPerS).toFixed(1)}x below the ${fmt(best.opsPerS)} at ${regionsText(best.regions)}`);
     }
     if (p.opsPerS > best.opsPerS) best = p;
   }

@@ -119,26 +119,31 @@ export function startLoopProbe(): IntervalHistogram {
   return h;
 }
 
+/** How late the timer ran, from an interval Node's histogram recorded (ms). */
+export function lateMs(intervalMs: number, resolutionMs: number = LOOP_PROBE_RESOLUTION_MS): number {
+  return Math.max(0, intervalMs - resolutionMs);
+}
+
 /** How late the loop ran the probe's timer at `percentile`, in ms. */
-export function loopDelayMs(h: IntervalHistogram, percentile: number, resolutionMs: number = LOOP_PROBE_RESOLUTION_MS): number {
-  return Math.max(0, h.percentile(percentile) / 1e6 - resolutionMs);
+export function loopDelayMs(h: IntervalHistogram, percentile: number): number {
+  return lateMs(h.percentile(percentile) / 1e6);
 }
 
 const IDLE_CONTROL = `
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const h = monitorEventLoopDelay({ resolution: ${LOOP_PROBE_RESOLUTION_MS} });
 h.enable();
-const late = (p) => Math.max(0, h.percentile(p) / 1e6 - ${LOOP_PROBE_RESOLUTION_MS});
 process.stdin.on('data', () => {});
 process.stdin.on('end', () => {
   h.disable();
-  process.stdout.write(JSON.stringify({ p50: late(50), p99: late(99) }));
+  process.stdout.write(JSON.stringify({ p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6 }));
 });
 `;
 
 /**
  * Starts the idle event-loop control: a separate Node process with nothing to do but its 1 ms
- * event-loop delay monitor (the same probe as the benchmark's). stop() ends it and returns its p99.
+ * event-loop delay monitor (the same probe as the benchmark's). stop() ends it and returns how
+ * late its timer ran at p50 and p99 (lateMs of what it recorded).
  */
 export function idleLoopControl(): { stop(): Promise<{ p50: number; p99: number } | null> } {
   const child = spawn(process.execPath, ['-e', IDLE_CONTROL], { stdio: ['pipe', 'pipe', 'ignore'] });
@@ -152,7 +157,8 @@ export function idleLoopControl(): { stop(): Promise<{ p50: number; p99: number 
       child.stdin.end();
       await exited;
       try {
-        return JSON.parse(out) as { p50: number; p99: number };
+        const interval = JSON.parse(out) as { p50: number; p99: number };
+        return { p50: lateMs(interval.p50), p99: lateMs(interval.p99) };
       } catch {
         return null;
       }
