@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Ready } from '@flotilla/raft';
 import { isStorageError, type GroupWrite, type LogEngine } from '@flotilla/storage';
+import { limits } from './constants.ts';
 import type { HostObserver } from './host-types.ts';
 import type { Peer } from './peer.ts';
 
@@ -84,6 +85,11 @@ export class HostLogWrites {
         await this.log.writable(); // backpressure: nothing was written, submit again
       }
     }
+  }
+
+  /** Many groups' writes outside the cycles (a start's repairs), in writes of at most a bootstrap's size. */
+  async writeInChunks(writes: readonly GroupWrite[]): Promise<void> {
+    for (let i = 0; i < writes.length; i += limits.bootstrapRegionsMax) await this.write(writes.slice(i, i + limits.bootstrapRegionsMax));
   }
 
   /**

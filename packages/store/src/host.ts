@@ -1,15 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import {
-  BOOTSTRAP_INDEX,
-  EMPTY_CONF_STATE,
-  SeededRandom,
-  confStatesEqual,
-  isRaftError,
-  type ConfState,
-  type Message,
-  type Ready,
-} from '@flotilla/raft';
-import type { GroupWrite, RegionMeta, RegionState } from '@flotilla/storage';
+import { BOOTSTRAP_INDEX, SeededRandom, type Ready } from '@flotilla/raft';
+import type { RegionMeta, RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   expandHeartbeat,
@@ -28,16 +19,17 @@ import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding
 import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
 import { HostLogWrites } from './host-log-writes.ts';
 import { handOverLeaderships } from './leader-handover.ts';
-import { logCatchUpWrite } from './log-catch-up.ts';
+import { logCatchUpWrite, restartLogWrites } from './log-catch-up.ts';
 import { LogCompaction } from './log-compaction.ts';
 import { proposeCommitMerge, proposeFenceMerges, proposePrepareMerge, proposeRollbackMerge } from './merge-proposals.ts';
 import { MergeDriver } from './merge-driver.ts';
 import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
-import { Peer, type ProposalOutcome } from './peer.ts';
+import type { Peer, ProposalOutcome } from './peer.ts';
 import { storeMoment } from './replica-reads.ts';
-import { admitSnapshot, checkIncomingSnapshot, peerRaftStorage, snapshotDescriptor } from './snapshots.ts';
+import { ReplicaRouter } from './replica-router.ts';
+import { installIncomingSnapshot } from './snapshots.ts';
 
 /** The consistency of the reads that tell a restarted replica it caught up (catchUpStatus). */
 const LINEARIZABLE: ReadConsistency = { level: 'linearizable' };
@@ -52,7 +44,8 @@ const LINEARIZABLE: ReadConsistency = { level: 'linearizable' };
  */
 export class MultiRaftHost implements InboundHandlers {
   readonly storeId: StoreId;
-  private readonly peers = new Map<number, Peer>();
+  /** The replicas here by region id; inbound messages go through it. */
+  private readonly peers: ReplicaRouter;
   private readonly dirty = new Set<Peer>();
   private readonly random: SeededRandom;
   private ticker: NodeJS.Timeout | undefined;
@@ -66,12 +59,8 @@ export class MultiRaftHost implements InboundHandlers {
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
   private readonly cycleIdleWaiters: (() => void)[] = [];
-  /** Regions whose replica left this store -> the removed peer id (bounded, oldest forgotten). */
-  private readonly tombstones = new Map<number, number>();
   /** Peers whose own removal applied in the current cycle: destroyed at its end. */
   private readonly removedThisCycle: Peer[] = [];
-  /** Split children whose founding log write runs now: their messages are dropped meanwhile. */
-  private readonly foundingChildren = new Set<number>();
   /** Regions created by splits applied in the current cycle: their groups start at its end. */
   private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
   private readonly events: HostEventLog;
@@ -96,6 +85,14 @@ export class MultiRaftHost implements InboundHandlers {
     this.random = new SeededRandom(options.seed ?? options.storeId);
     this.events = options.events ?? SILENT_EVENTS;
     this.observer = options.observer;
+    this.peers = new ReplicaRouter({
+      storeId: this.storeId,
+      log: options.log,
+      random: this.random,
+      hibernateAfterTicks: options.hibernateAfterTicks ?? limits.hibernateAfterTicks,
+      markDirty: (peer) => this.markDirty(peer),
+      accepting: () => !this.closed,
+    });
     // What applied entries ask of the host after the cycle (entry-commands.ts).
     const entryEffects: EntryEffects = {
       removed: (peer) => this.removedThisCycle.push(peer),
@@ -111,7 +108,7 @@ export class MultiRaftHost implements InboundHandlers {
         kv: options.kv,
         transport: options.transport,
         events: this.events,
-        isCurrent: (peer) => !this.closed && this.peers.get(peer.regionId) === peer,
+        isCurrent: (peer) => !this.closed && this.peers.isCurrent(peer),
         markDirty: (peer) => this.markDirty(peer),
       },
       this.random,
@@ -132,13 +129,16 @@ export class MultiRaftHost implements InboundHandlers {
     for (const state of this.options.kv.regions()) {
       if (state.status === 'tombstone') {
         const self = state.region.peers.find((p) => p.storeId === this.storeId);
-        this.rememberTombstone(state.region.id, self?.id ?? 0);
+        this.peers.rememberTombstone(state.region.id, self?.id ?? 0);
       }
       if (state.status === 'normal') resumed.push(state);
     }
-    await this.catchUpLogs(resumed);
-    await this.destroyLeftoverLogs();
-    for (const state of resumed) this.addPeer(state.region, state.appliedIndex, state.confState).merging = state.merging;
+    // A crash between two writes may have left a log behind its KV record, or the log of a
+    // removed replica (log-catch-up.ts): the writes it cut off are made before any node starts.
+    const { catchUp, destroy } = restartLogWrites(resumed, this.options.log, this.options.kv, this.events);
+    await this.logWrites.writeInChunks(catchUp);
+    await this.logWrites.writeInChunks(destroy);
+    for (const state of resumed) this.peers.add(state.region, state.appliedIndex, state.confState).merging = state.merging;
     this.catchUp = this.catchUpGate(resumed.map((state) => state.region.id));
     await this.options.transport.start(this);
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
@@ -175,39 +175,6 @@ export class MultiRaftHost implements InboundHandlers {
   private reportCatchUpRelease(release: CatchUpRelease): void {
     const why = release.reason === 'noLeader' ? 'know no leader' : 'were still behind when the wait ran out';
     this.events.warn({ regions: release.regionIds.length, example: release.regionIds[0], reason: release.reason }, `readiness does not wait for replicas that ${why}`);
-  }
-
-  /**
-   * A crash between a KV write and the log write that follows it (a snapshot install, a split
-   * child's founding) leaves the region's log behind its KV applied index, and its raft node
-   * could not start. Each such log gets the write the crash cut off (log-catch-up.ts has the
-   * safety argument), in writes of at most a bootstrap's size, before any node starts.
-   */
-  private async catchUpLogs(states: readonly RegionState[]): Promise<void> {
-    const writes: GroupWrite[] = [];
-    for (const state of states) {
-      const log = this.options.log.group(state.region.id);
-      const write = logCatchUpWrite(state, log);
-      if (write === null) continue;
-      writes.push(write);
-      this.events.warn({ regionId: state.region.id, applied: state.appliedIndex, logCommit: log.hardState().commit, logLastIndex: log.lastIndex() }, 'log behind the KV engine after a crash: brought to the applied index');
-    }
-    for (let i = 0; i < writes.length; i += limits.bootstrapRegionsMax) await this.logWrites.write(writes.slice(i, i + limits.bootstrapRegionsMax));
-  }
-
-  /**
-   * A replica's log is destroyed only after its tombstone is durable in the KV engine (a
-   * removal, a merged-away source), so a crash in between leaves the log of a tombstone: it is
-   * destroyed now, as the crash cut off. Logs of regions the KV engine does not know are kept
-   * (an unstarted founding, a placeholder's vote history).
-   */
-  private async destroyLeftoverLogs(): Promise<void> {
-    const leftover = this.options.log.groupIds().filter((id) => this.options.kv.region(id)?.status === 'tombstone');
-    if (leftover.length === 0) return;
-    this.events.warn({ regions: leftover.length, first: leftover[0] }, 'destroying the logs of removed replicas a crash left behind');
-    for (let i = 0; i < leftover.length; i += limits.bootstrapRegionsMax) {
-      await this.logWrites.write(leftover.slice(i, i + limits.bootstrapRegionsMax).map((groupId) => ({ groupId, destroy: true })));
-    }
   }
 
   /** Lifecycle for readiness probes: 'new' until start(), then 'running' until close or failure. */
@@ -267,10 +234,10 @@ export class MultiRaftHost implements InboundHandlers {
     if (regions.length > limits.bootstrapRegionsMax) {
       throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `${regions.length} regions in one bootstrap; at most ${limits.bootstrapRegionsMax}`);
     }
-    if (this.peers.size + regions.length > limits.peersMax) throw new StoreError('FLOTILLA_STORE_TOO_MANY_PEERS', `this store would host more than ${limits.peersMax} peers`);
+    this.peers.checkRoomFor(regions.length);
     const ids = new Set<number>();
     for (const region of regions) {
-      if (this.peers.has(region.id) || ids.has(region.id)) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} already has a replica here`);
+      if (this.peers.get(region.id) !== undefined || ids.has(region.id)) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} already has a replica here`);
       // A region this store once held (removed: a tombstone) keeps its id forever: checked
       // here, or the KV engine would refuse it only after the log write.
       if (this.options.kv.region(region.id) !== null) throw new StoreError('FLOTILLA_STORE_REGION_EXISTS', `region ${region.id} existed on this store before (it was removed); region ids are never reused`);
@@ -286,30 +253,8 @@ export class MultiRaftHost implements InboundHandlers {
     // Durable before any node runs: a power loss must not keep a log that moved on (votes,
     // entries) while losing the KV record, or the region would be founded over it again.
     await this.compaction.syncKv();
-    for (const region of regions) this.addPeer(region, BOOTSTRAP_INDEX, foundingConfState(region));
+    for (const region of regions) this.peers.add(region, BOOTSTRAP_INDEX, foundingConfState(region));
     this.events.info({ regions: regions.length, first: regions[0]?.id }, 'bootstrapped founding regions');
-  }
-
-  /** `confState`: the region's raft configuration at `applied` (the KV engine's, written with it). */
-  private addPeer(region: RegionMeta, applied: number, confState: ConfState): Peer {
-    if (this.peers.size >= limits.peersMax) throw new StoreError('FLOTILLA_STORE_TOO_MANY_PEERS', `this store hosts ${limits.peersMax} peers already`);
-    const self = region.peers.find((p) => p.storeId === this.storeId);
-    if (!self) throw new StoreError('FLOTILLA_STORE_INVALID_REGION', `region ${region.id} has no replica on store ${this.storeId}`);
-    const storage = peerRaftStorage(this.options.log, region.id, confState, () => snapshotDescriptor(this.peers.get(region.id)!, storage));
-    const peer = new Peer(self.id, region, applied, {
-      id: self.id,
-      storage,
-      random: this.random, // one seeded source for all groups of the store
-      applied,
-      electionTicks: limits.electionTicks,
-      heartbeatTicks: limits.heartbeatTicks,
-      hibernateAfterTicks: this.options.hibernateAfterTicks ?? limits.hibernateAfterTicks,
-      preVote: true,
-      checkQuorum: true,
-    }, () => this.markDirty(peer));
-    this.peers.set(region.id, peer);
-    this.markDirty(peer);
-    return peer;
   }
 
   peer(regionId: number): Peer | undefined {
@@ -390,14 +335,6 @@ export class MultiRaftHost implements InboundHandlers {
     this.markDirty(peer);
   }
 
-  private rememberTombstone(regionId: number, peerId: number): void {
-    if (this.tombstones.size >= limits.tombstonesMax) {
-      const oldest = this.tombstones.keys().next().value;
-      if (oldest !== undefined) this.tombstones.delete(oldest);
-    }
-    this.tombstones.set(regionId, peerId);
-  }
-
   stats(): HostStats {
     const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
     return { peers: this.peers.size, ...this.counters, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
@@ -413,41 +350,21 @@ export class MultiRaftHost implements InboundHandlers {
     this.observer = observer;
   }
 
-  /** The replicas here by role and state: a walk over every peer (scrape time, not a hot path). */
+  /** The replicas here by role and state (scrape time, not a hot path). */
   replicaCounts(): ReplicaCounts {
-    let leaders = 0;
-    let hibernating = 0;
-    let withoutLeader = 0;
-    let merging = 0;
-    for (const peer of this.peers.values()) {
-      if (peer.placeholder) continue;
-      if (peer.isLeader()) leaders++;
-      if (peer.node.leader === 0) withoutLeader++;
-      if (peer.node.hibernating) hibernating++;
-      if (peer.merging !== undefined) merging++;
-    }
-    return { leaders, hibernating, withoutLeader, merging };
+    return this.peers.counts();
   }
 
   // ------------------------------------------------------------ operators (admin-api.ts)
 
   /** This store's replica of the region (a placeholder too), or undefined without one. */
   regionStatus(regionId: number): ReplicaStatus | undefined {
-    const peer = this.peers.get(regionId);
-    if (!peer) return undefined;
-    return { region: peer.region, peerId: peer.peerId, placeholder: peer.placeholder, applied: peer.applied, raft: peer.node.status() };
+    return this.peers.status(regionId);
   }
 
-  /**
-   * Ids of the regions with a replica here, ascending, above `after`, at most `limit` (pages
-   * of the admin API). Peers live in a Map in creation order, so a page sorts what is above
-   * `after`: about 15 ms at peersMax, paid per page by operators only.
-   */
+  /** Ids of the regions with a replica here, ascending, above `after`, at most `limit` (admin API pages). */
   regionIds(after: number, limit: number): number[] {
-    const ids: number[] = [];
-    for (const id of this.peers.keys()) if (id > after) ids.push(id);
-    ids.sort((a, b) => a - b);
-    return ids.length > limit ? ids.slice(0, limit) : ids;
+    return this.peers.ids(after, limit);
   }
 
   /**
@@ -472,15 +389,15 @@ export class MultiRaftHost implements InboundHandlers {
   // ------------------------------------------------------------ inbound (transport)
 
   onRaftMessages(from: StoreId, messages: readonly RaftEnvelope[]): void {
-    for (const envelope of messages) this.stepInto(from, envelope.regionId, envelope.message);
+    for (const envelope of messages) this.peers.route(from, envelope.regionId, envelope.message);
   }
 
   onHeartbeats(from: StoreId, beats: readonly Heartbeat[]): void {
-    for (const beat of beats) this.stepInto(from, beat.regionId, expandHeartbeat(beat));
+    for (const beat of beats) this.peers.route(from, beat.regionId, expandHeartbeat(beat));
   }
 
   onHeartbeatResponses(from: StoreId, beats: readonly HeartbeatResponse[]): void {
-    for (const beat of beats) this.stepInto(from, beat.regionId, expandHeartbeatResponse(beat));
+    for (const beat of beats) this.peers.route(from, beat.regionId, expandHeartbeatResponse(beat));
   }
 
   /**
@@ -494,29 +411,13 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   private async installSnapshot(from: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const snapshot = envelope.message.snapshot;
-    if (this.closed || !snapshot) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId}: no snapshot to install`);
+    if (this.closed || !envelope.message.snapshot) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId}: no snapshot to install`);
     this.installingSnapshot = true;
     try {
       while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
-      const peer = this.peers.get(envelope.regionId) ?? this.createPeerFromMessage(from, envelope.regionId, envelope.message);
+      const peer = this.peers.get(envelope.regionId) ?? this.peers.placeholderFor(from, envelope.regionId, envelope.message);
       if (!peer) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId} can't be created here`);
-      checkIncomingSnapshot(peer, this.options.log.group(peer.regionId), snapshot);
-      const absorbed: Peer[] = [];
-      const state = await this.options.kv.applySnapshot(peer.regionId, chunks, (incoming) => admitSnapshot(peer, incoming, this.peers.values(), absorbed));
-      // Regions the snapshot's region took (merge sources) are tombstones in the KV engine already.
-      for (const source of absorbed) source.mergedAway = true;
-      if (state.appliedIndex !== snapshot.metadata.index) {
-        throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data at ${state.appliedIndex}, metadata at ${snapshot.metadata.index}`);
-      }
-      if (!confStatesEqual(state.confState, snapshot.metadata.confState)) {
-        throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data and metadata at ${state.appliedIndex} carry different configurations`);
-      }
-      peer.region = state.region;
-      peer.merging = state.merging;
-      peer.applied = state.appliedIndex;
-      peer.placeholder = false;
-      peer.node.step(envelope.message);
+      const { state, absorbed } = await installIncomingSnapshot(peer, envelope.message, chunks, this.options, this.peers.values());
       for (const source of absorbed) await this.destroyPeer(source);
       this.counters.snapshotsReceived++;
       this.events.info({ regionId: peer.regionId, fromStore: from, index: state.appliedIndex, epoch: state.region.epoch }, 'installed a region snapshot');
@@ -556,51 +457,6 @@ export class MultiRaftHost implements InboundHandlers {
     }
   }
 
-  private stepInto(from: StoreId, regionId: number, message: Message): void {
-    if (this.foundingChildren.has(regionId)) return; // see startSplitChild
-    const peer = this.peers.get(regionId) ?? this.createPeerFromMessage(from, regionId, message);
-    if (!peer) return;
-    if (peer.placeholder && peer.storeOf(message.from) === undefined) {
-      // Until a snapshot brings the real region, learn where members live from their messages.
-      peer.region = { ...peer.region, peers: [...peer.region.peers, { id: message.from, storeId: from, role: 'voter' }] };
-    }
-    try {
-      peer.node.step(message);
-    } catch (err) {
-      // A late response from a member removed meanwhile: dropped, as etcd drops its
-      // ErrStepPeerNotFound (thrown, it would reach the transport and stop the process).
-      if (isRaftError(err, 'FLOTILLA_RAFT_STEP_PEER_NOT_FOUND')) return;
-      throw err;
-    }
-    this.markDirty(peer);
-  }
-
-  /**
-   * The first message of a group new to this store (a replica added here, or one whose data
-   * was lost): create an empty peer. Only a leader's messages do so; the leader will find the
-   * log empty and send a snapshot that brings the region's real metadata.
-   */
-  private createPeerFromMessage(from: StoreId, regionId: number, m: Message): Peer | undefined {
-    const fromLeader = m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot';
-    if (!fromLeader || m.term === 0 || this.closed) return undefined;
-    // A message for a replica this store already removed (or an older one) is stale.
-    const removed = this.tombstones.get(regionId);
-    if (removed !== undefined && m.to <= removed) return undefined;
-    const region: RegionMeta = {
-      id: regionId,
-      startKey: new Uint8Array(0),
-      endKey: new Uint8Array(0),
-      epoch: { version: 0, confVer: 0 },
-      peers: [
-        { id: m.to, storeId: this.storeId, role: 'learner' },
-        { id: m.from, storeId: from, role: 'voter' },
-      ],
-    };
-    const peer = this.addPeer(region, 0, EMPTY_CONF_STATE); // a snapshot brings the configuration
-    peer.placeholder = true;
-    return peer;
-  }
-
   private markDirtyAll(): void {
     for (const peer of this.peers.values()) if (peer.node.hasReady()) this.markDirty(peer);
   }
@@ -622,7 +478,7 @@ export class MultiRaftHost implements InboundHandlers {
   markDirty(peer: Peer): void {
     // A replaced or destroyed peer (a split child's placeholder, a removed replica) may still
     // be woken by its timers or callbacks: its Ready must never reach the region's log again.
-    if (this.peers.get(peer.regionId) !== peer) return;
+    if (!this.peers.isCurrent(peer)) return;
     this.dirty.add(peer);
     if (this.cycleScheduled || this.cycleRunning || this.closed) return;
     this.cycleScheduled = true;
@@ -658,7 +514,7 @@ export class MultiRaftHost implements InboundHandlers {
   private async cycle(): Promise<void> {
     const batch: { peer: Peer; rd: Ready }[] = [];
     for (const peer of this.dirty) {
-      if (this.peers.get(peer.regionId) !== peer) continue; // replaced or destroyed meanwhile
+      if (!this.peers.isCurrent(peer)) continue; // replaced or destroyed meanwhile
       try {
         if (peer.node.hasReady()) batch.push({ peer, rd: peer.node.ready() });
       } catch (err) {
@@ -715,24 +571,13 @@ export class MultiRaftHost implements InboundHandlers {
     // child was created by a snapshot and removed since). Nothing to start.
     if (state === null || state.status !== 'normal') return;
     const write = logCatchUpWrite(state, this.options.log.group(child.id));
-    // While the founding write runs, the region's messages are dropped (Raft retransmits): a
-    // placeholder's raft log was built on the empty group, and stepping it while the log
-    // engine already shows the founded one appended at a stale offset (chaos seed 2: "commit
-    // 9 beyond last index 4", a fail-stop).
-    this.foundingChildren.add(child.id);
-    try {
-      if (write !== null) await this.logWrites.write([write]);
-    } finally {
-      this.foundingChildren.delete(child.id);
-    }
+    // While the founding write runs, the region's messages are dropped (ReplicaRouter.route).
+    if (write !== null) await this.peers.whileFounding(child.id, () => this.logWrites.write([write]));
     // Only now is the placeholder replaced: until the peer is in the map, a message for the
     // region would create yet another placeholder.
-    const replaced = this.peers.get(child.id);
-    if (replaced) {
-      this.peers.delete(child.id);
-      this.dirty.delete(replaced);
-    }
-    const peer = this.addPeer(state.region, state.appliedIndex, state.confState);
+    const replaced = this.peers.detach(child.id);
+    if (replaced) this.dirty.delete(replaced);
+    const peer = this.peers.add(state.region, state.appliedIndex, state.confState);
     if (parentLeads) {
       peer.node.campaign();
       this.markDirty(peer);
@@ -741,10 +586,9 @@ export class MultiRaftHost implements InboundHandlers {
 
   /** This store's replica left its region: forget it, drop its log, remember the tombstone. */
   private async destroyPeer(peer: Peer): Promise<void> {
-    this.peers.delete(peer.regionId);
+    this.peers.remove(peer);
     this.dirty.delete(peer);
     peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
-    this.rememberTombstone(peer.regionId, peer.peerId);
     this.events.info({ regionId: peer.regionId, peerId: peer.peerId }, 'replica removed from this store');
     await this.logWrites.write([{ groupId: peer.regionId, destroy: true }]);
   }

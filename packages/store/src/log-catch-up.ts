@@ -1,4 +1,5 @@
-import type { GroupLog, GroupWrite, RegionState } from '@flotilla/storage';
+import type { GroupLog, GroupWrite, KvEngine, LogEngine, RegionState } from '@flotilla/storage';
+import type { HostEventLog } from './host-types.ts';
 import { StoreError } from './errors.ts';
 
 /**
@@ -46,4 +47,26 @@ export function logCatchUpWrite(state: RegionState, log: Pick<GroupLog, 'hardSta
   if (index <= log.lastIndex() && log.term(index) === term) return { groupId, hardState: { ...old, commit: index } };
   const hardState = old.term >= term ? { ...old, commit: index } : { term, vote: 0, commit: index };
   return { groupId, snapshot: { index, term, confState }, hardState, confState };
+}
+
+/**
+ * At a store's start, before any raft node does: the log writes a crash cut off.
+ * - `catchUp`: each log behind its region's KV record gets the write above (logCatchUpWrite);
+ * - `destroy`: a replica's log is destroyed only after its tombstone is durable in the KV
+ *   engine (a removal, a merged-away source), so a crash in between leaves the log of a
+ *   tombstone: it is destroyed now. Logs of regions the KV engine does not know are kept (an
+ *   unstarted founding, a placeholder's vote history).
+ */
+export function restartLogWrites(resumed: readonly RegionState[], log: LogEngine, kv: Pick<KvEngine, 'region'>, events: HostEventLog): { catchUp: GroupWrite[]; destroy: GroupWrite[] } {
+  const catchUp: GroupWrite[] = [];
+  for (const state of resumed) {
+    const group = log.group(state.region.id);
+    const write = logCatchUpWrite(state, group);
+    if (write === null) continue;
+    catchUp.push(write);
+    events.warn({ regionId: state.region.id, applied: state.appliedIndex, logCommit: group.hardState().commit, logLastIndex: group.lastIndex() }, 'log behind the KV engine after a crash: brought to the applied index');
+  }
+  const leftover = log.groupIds().filter((id) => kv.region(id)?.status === 'tombstone');
+  if (leftover.length > 0) events.warn({ regions: leftover.length, first: leftover[0] }, 'destroying the logs of removed replicas a crash left behind');
+  return { catchUp, destroy: leftover.map((groupId) => ({ groupId, destroy: true })) };
 }

@@ -1,4 +1,5 @@
 import type { ProposalOutcome, Peer } from './peer.ts';
+import type { ReplicaLookup } from './replica-router.ts';
 import { adjacent, sameStores } from './merge.ts';
 
 /**
@@ -12,7 +13,7 @@ import { adjacent, sameStores } from './merge.ts';
  * prepare entry applied; EpochNotMatch when the regions don't fit or a replica refused it.
  * The merge driver (merge-driver.ts) then commits it in the target, or rolls it back.
  */
-export async function proposePrepareMerge(peers: ReadonlyMap<number, Peer>, sourceId: number, targetId: number): Promise<ProposalOutcome> {
+export async function proposePrepareMerge(peers: ReplicaLookup, sourceId: number, targetId: number): Promise<ProposalOutcome> {
   const source = peers.get(sourceId);
   const target = peers.get(targetId);
   if (!source || source.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
@@ -27,7 +28,7 @@ export async function proposePrepareMerge(peers: ReadonlyMap<number, Peer>, sour
  * Proposes the CommitMerge of the frozen source `sourceId` in its target, whose leader must be
  * this store's replica. Settles when it applied: merged, or EpochNotMatch if the target refused.
  */
-export async function proposeCommitMerge(peers: ReadonlyMap<number, Peer>, sourceId: number): Promise<ProposalOutcome> {
+export async function proposeCommitMerge(peers: ReplicaLookup, sourceId: number): Promise<ProposalOutcome> {
   const source = peers.get(sourceId);
   const merging = source?.merging;
   if (!source || !merging) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
@@ -42,14 +43,14 @@ export async function proposeCommitMerge(peers: ReadonlyMap<number, Peer>, sourc
 }
 
 /** Thaws the frozen source `sourceId` (led here); the driver asks only once no commit can apply. */
-export function proposeRollbackMerge(peers: ReadonlyMap<number, Peer>, sourceId: number): Promise<ProposalOutcome> {
+export function proposeRollbackMerge(peers: ReplicaLookup, sourceId: number): Promise<ProposalOutcome> {
   const source = peers.get(sourceId);
   if (!source?.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } });
   return source.propose([{ op: 'rollbackMerge', epoch: source.region.epoch }]);
 }
 
 /** Moves the version of region `targetId` (led here) on: merges prepared against its epoch can't commit (merge.ts). */
-export function proposeFenceMerges(peers: ReadonlyMap<number, Peer>, targetId: number): Promise<ProposalOutcome> {
+export function proposeFenceMerges(peers: ReplicaLookup, targetId: number): Promise<ProposalOutcome> {
   const target = peers.get(targetId);
   if (!target || target.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } });
   return target.propose([{ op: 'fenceMerges', epoch: target.region.epoch }]);

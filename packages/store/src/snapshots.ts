@@ -1,4 +1,4 @@
-import { EMPTY_BYTES, type ConfState, type Message, type RaftStorage, type Snapshot } from '@flotilla/raft';
+import { EMPTY_BYTES, confStatesEqual, type ConfState, type Message, type RaftStorage, type Snapshot } from '@flotilla/raft';
 import type { KvEngine, LogEngine, RegionMeta, RegionState } from '@flotilla/storage';
 import { backoffDelayMs, type PeerTransport, type SnapshotOutcome, type StoreId } from '@flotilla/transport';
 import type { RandomSource } from '@flotilla/raft';
@@ -174,6 +174,42 @@ export function admitSnapshot(
     return { refusal: `it overlaps region ${other.regionId} (version ${other.region.epoch.version}) on this store, which must catch up or be removed first` };
   }
   return { tombstones };
+}
+
+/**
+ * Follower side: installs a received snapshot into this store's replica `peer`. Checked before
+ * any data changes (checkIncomingSnapshot, admitSnapshot), written to the KV engine (data,
+ * applied index and configuration at once, with the tombstones of the merge sources it
+ * absorbs), then stepped into the raft core, whose next Ready records its metadata in the log.
+ * Answers the region state installed and the replicas it absorbed (the caller destroys them).
+ * Runs while no ready cycle does.
+ */
+export async function installIncomingSnapshot(
+  peer: Peer,
+  message: Message,
+  chunks: AsyncIterable<Uint8Array>,
+  engines: { readonly kv: KvEngine; readonly log: LogEngine },
+  peers: Iterable<Peer>,
+): Promise<{ state: RegionState; absorbed: Peer[] }> {
+  if (!message.snapshot) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${peer.regionId}: no snapshot to install`);
+  const metadata = message.snapshot.metadata;
+  checkIncomingSnapshot(peer, engines.log.group(peer.regionId), message.snapshot);
+  const absorbed: Peer[] = [];
+  const state = await engines.kv.applySnapshot(peer.regionId, chunks, (incoming) => admitSnapshot(peer, incoming, peers, absorbed));
+  // Regions the snapshot's region took (merge sources) are tombstones in the KV engine already.
+  for (const source of absorbed) source.mergedAway = true;
+  if (state.appliedIndex !== metadata.index) {
+    throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data at ${state.appliedIndex}, metadata at ${metadata.index}`);
+  }
+  if (!confStatesEqual(state.confState, metadata.confState)) {
+    throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId}: snapshot data and metadata at ${state.appliedIndex} carry different configurations`);
+  }
+  peer.region = state.region;
+  peer.merging = state.merging;
+  peer.applied = state.appliedIndex;
+  peer.placeholder = false;
+  peer.node.step(message);
+  return { state, absorbed };
 }
 
 function holdsKey(r: RegionMeta, key: Uint8Array): boolean {
