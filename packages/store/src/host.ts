@@ -417,7 +417,7 @@ export class MultiRaftHost implements InboundHandlers {
       while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));
       const peer = this.peers.get(envelope.regionId) ?? this.peers.placeholderFor(from, envelope.regionId, envelope.message);
       if (!peer) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId} can't be created here`);
-      const { state, absorbed } = await installIncomingSnapshot(peer, envelope.message, chunks, this.options, this.peers.values());
+      const { state, absorbed } = await installIncomingSnapshot(peer, envelope.message, chunks, this.options, this.peers);
       for (const source of absorbed) await this.destroyPeer(source);
       this.counters.snapshotsReceived++;
       this.events.info({ regionId: peer.regionId, fromStore: from, index: state.appliedIndex, epoch: state.region.epoch }, 'installed a region snapshot');

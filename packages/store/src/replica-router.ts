@@ -30,7 +30,7 @@ export interface ReplicaRouterOptions {
  * a leader sent it and it is not stale: the tombstones remember which replicas this store
  * removed, so a late message to one of them never brings it back.
  */
-export class ReplicaRouter implements ReplicaLookup {
+export class ReplicaRouter implements ReplicaLookup, Iterable<Peer> {
   private readonly peers = new Map<number, Peer>();
   /** Regions whose replica left this store -> the removed peer id (bounded, oldest forgotten). */
   private readonly tombstones = new Map<number, number>();
@@ -48,6 +48,10 @@ export class ReplicaRouter implements ReplicaLookup {
   }
 
   values(): IterableIterator<Peer> {
+    return this.peers.values();
+  }
+
+  [Symbol.iterator](): IterableIterator<Peer> {
     return this.peers.values();
   }
 
