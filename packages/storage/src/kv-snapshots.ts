@@ -203,10 +203,10 @@ async function readStaged(
  * bound. The binding's clear() bounds a range without one by a key of 1,000,000 bytes of 0xFF,
  * and every later iterator seek that meets the tombstone copies that key into a fresh 1 MB
  * buffer (RocksDB's merging iterator reseeks to a tombstone's end): with the store's malloc
- * settings an mmap, page faults and a munmap per seek. It made a 10-row scan cost ~2 ms of CPU on
- * every store that had installed a snapshot of the last region (benchmarks/RESULTS.md,
- * 2026-11-23). The last region's range (no end key) ends just past its largest key instead;
- * nothing else writes in the range while a snapshot is installed into it.
+ * settings an mmap, page faults and a munmap per seek: ~0.8 ms more CPU per 10-row scan on every
+ * store that had installed a snapshot of the last region (benchmarks/RESULTS.md, 2026-11-23).
+ * The last region's range (no end key) ends just past its largest key instead; nothing else
+ * writes in the range while a snapshot is installed into it.
  */
 export async function clearRange(db: RocksLevel, column: ColumnFamily, startKey: Uint8Array, endKey: Uint8Array): Promise<void> {
   const from = startKey.byteLength > 0 ? { gte: startKey } : {};

@@ -3,7 +3,9 @@
  * Always open with buffer encodings: the default utf8 silently turns binary values into strings.
  * Traps (see shared PACKAGES.md): only `batch(ops, { sync: true })` fsyncs — put/del ignore
  * `sync`; batch writes run synchronously on the calling thread; `clear` is a native DeleteRange
- * that is neither synced nor atomic with a batch.
+ * that is neither synced nor atomic with a batch, and without `lt`/`lte` it ends the range at a
+ * key of 1,000,000 bytes of 0xFF that every later iterator seek over it copies (use
+ * `clearRange` in kv-snapshots.ts); iterators default to `fillCache: false`.
  */
 declare module '@nxtedition/rocksdb' {
   /** Opaque handle of an open column family. */
