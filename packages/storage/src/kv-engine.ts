@@ -39,6 +39,7 @@ import {
 } from './kv-format.ts';
 import { readU64 } from './log-format.ts';
 import { applySnapshot, ingestStaged, openSnapshotSource, type KvSnapshotHost } from './kv-snapshots.ts';
+import { PointReadBatcher } from './point-reads.ts';
 import {
   compareBytes,
   inRange,
@@ -89,6 +90,11 @@ export class RocksKvEngine implements KvEngine {
 
   /** The engine as the snapshot code (kv-snapshots.ts) sees it. */
   private readonly host: KvSnapshotHost;
+  /** get() calls of one turn, read in one MultiGet (point-reads.ts). */
+  private readonly pointReads: PointReadBatcher<Buffer> = new PointReadBatcher((keys) => {
+    this.check();
+    return this.db.getMany(keys, { column: this.data });
+  }, kvGetManyKeysMax);
 
   private constructor(
     private readonly db: RocksLevel,
@@ -428,7 +434,7 @@ export class RocksKvEngine implements KvEngine {
   async get(key: Uint8Array): Promise<Uint8Array | null> {
     this.check();
     checkKey(key, 'get');
-    const [value] = await this.db.getMany([key], { column: this.data });
+    const value = await this.pointReads.get(key);
     return value === undefined ? null : plain(value);
   }
 
