@@ -102,7 +102,7 @@ export const limits = Object.freeze({
   mergingRetryAfterMs: 50,
 });
 
-if (2 * limits.heartbeatTicks >= limits.electionTicks) throw new Error('store limits: 2 * heartbeatTicks must be < electionTicks (a follower skipped for one round must hear its leader within an election timeout)');
+if (2 * limits.heartbeatTicks >= limits.electionTicks) throw new Error('store limits: 2 * heartbeatTicks must be < electionTicks, or the raft core stops skipping the heartbeats of followers just sent an append (raft-replication.ts), the setting the 300 ms round was measured with');
 if (limits.requestTimeoutMsDefault > limits.requestTimeoutMsMax) throw new Error('store limits: default timeout above maximum');
 if (limits.compactKeepEntries >= limits.compactAfterEntries) throw new Error('store limits: compaction must keep fewer entries than it waits for');
 if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');

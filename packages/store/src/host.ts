@@ -204,7 +204,7 @@ export class MultiRaftHost implements InboundHandlers {
     if (this.closed) return;
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
-    for (const peer of this.peers.values()) peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
+    for (const peer of this.peers) peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
     await this.options.transport.close();
   }
 
@@ -214,7 +214,7 @@ export class MultiRaftHost implements InboundHandlers {
    */
   transferLeadersAway(deadlineMs: number): Promise<number> {
     const electionTimeoutMs = limits.electionTicks * (this.options.tickMs ?? limits.tickMs);
-    return handOverLeaderships({ peers: () => this.peers.values(), markDirty: (peer) => this.markDirty(peer), closed: () => this.closed }, electionTimeoutMs, deadlineMs);
+    return handOverLeaderships({ peers: () => this.peers, markDirty: (peer) => this.markDirty(peer), closed: () => this.closed }, electionTimeoutMs, deadlineMs);
   }
 
   /**
@@ -448,7 +448,7 @@ export class MultiRaftHost implements InboundHandlers {
   onPeerState(store: StoreId, state: 'up' | 'down'): void {
     if (state !== 'down') return;
     // Store-level liveness: wake the hibernating groups led from the store that went down.
-    for (const peer of this.peers.values()) {
+    for (const peer of this.peers) {
       const status = peer.node.status();
       if (status.hibernating && peer.storeOf(status.leader) === store) {
         peer.node.wake();
@@ -458,7 +458,7 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   private markDirtyAll(): void {
-    for (const peer of this.peers.values()) if (peer.node.hasReady()) this.markDirty(peer);
+    for (const peer of this.peers) if (peer.node.hasReady()) this.markDirty(peer);
   }
 
   // ------------------------------------------------------------ ticker and ready loop
@@ -466,10 +466,10 @@ export class MultiRaftHost implements InboundHandlers {
   private tick(): void {
     this.counters.ticks++;
     this.merges.retryAll();
-    if (this.counters.ticks % limits.mergeDriveTicks === 0) this.mergeDriver.drive(this.peers.values());
+    if (this.counters.ticks % limits.mergeDriveTicks === 0) this.mergeDriver.drive(this.peers);
     // A tick that left a group nothing to do (most of them: a hibernating group, a follower
     // counting towards its election timeout) costs no place in the ready cycle.
-    for (const peer of this.peers.values()) {
+    for (const peer of this.peers) {
       peer.node.tick();
       if (peer.node.hasReady()) this.markDirty(peer);
     }

@@ -47,10 +47,7 @@ export class ReplicaRouter implements ReplicaLookup, Iterable<Peer> {
     return this.peers.get(regionId);
   }
 
-  values(): IterableIterator<Peer> {
-    return this.peers.values();
-  }
-
+  /** Every replica here, in creation order. */
   [Symbol.iterator](): IterableIterator<Peer> {
     return this.peers.values();
   }
