@@ -60,6 +60,12 @@ export interface RaftConfig {
    * the lease for lease-based reads is shortened by it. Must be < electionTicks.
    */
   readonly maxClockDriftTicks?: number;
+  /**
+   * Called each time a leader is about to serve a read from its lease. The lease counts ticks,
+   * so the host checks here that its ticks kept pace with real time, and calls voidLease() on
+   * its leaders when they did not (a stalled event loop counts fewer ticks than time passed).
+   */
+  readonly beforeLeaseUse?: () => void;
   /** Idle ticks after which a leader hibernates its group; 0 disables hibernation. */
   readonly hibernateAfterTicks?: number;
   /** Followers drop proposals instead of forwarding them to the leader. */
@@ -79,6 +85,8 @@ function invalid(message: string): never {
   throw new RaftError('FLOTILLA_RAFT_INVALID_CONFIG', message);
 }
 
+const NOTHING_TO_CHECK = (): void => {};
+
 /** No injected fault: one object shared by every node that has none. */
 const NO_FAULTS: InjectedFaults = Object.freeze({});
 
@@ -91,6 +99,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     checkQuorum: true,
     readOnlyOption: 'safe',
     maxClockDriftTicks: 1,
+    beforeLeaseUse: NOTHING_TO_CHECK,
     hibernateAfterTicks: 0,
     disableProposalForwarding: false,
     ...LIMITS,

@@ -415,9 +415,21 @@ export class Raft {
    */
   leaseValid(): boolean {
     if (this.role !== 'leader' || this.leadTransferee !== NO_NODE || this.hibernating || this.leaseDisabledForTerm) return false;
+    this.cfg.beforeLeaseUse(); // may void the lease (voidLease) before it is read below
     const acked = this.tracker.quorumAckedLeaderTick(this.id, this.leaderTick);
     if (acked < this.leaseNotBeforeTick) return false;
     return this.leaderTick < acked + this.cfg.electionTicks - this.cfg.maxClockDriftTicks;
+  }
+
+  /**
+   * The host lost track of time (its ticks stalled): acks of heartbeats sent so far no longer
+   * prove a lease, since more real time may have passed than the ticks counted. A phantom tick
+   * (as on waking) makes the heartbeats sent from now on carry a tick the lease accepts again.
+   */
+  voidLease(): void {
+    if (this.role !== 'leader') return;
+    this.leaseNotBeforeTick = this.leaderTick + 1;
+    this.leaderTick++;
   }
 
   // ---------------------------------------------------------------- leadership transfer

@@ -161,6 +161,15 @@ export class RawNode {
   }
 
   /**
+   * The host's ticks stalled (its event loop was blocked, the process was stopped): the ticks
+   * undercount the real time since the last acknowledged heartbeat, so the lease is void until
+   * a heartbeat sent from now on is acknowledged. Reads meanwhile take a ReadIndex round.
+   */
+  voidLease(): void {
+    this.raft.voidLease();
+  }
+
+  /**
    * The storage finished reading entries it answered FLOTILLA_RAFT_LOG_TEMPORARILY_UNAVAILABLE
    * for: committed entries are offered for applying again (the host then looks at hasReady).
    */

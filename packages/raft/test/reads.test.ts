@@ -154,6 +154,52 @@ describe('lease-based reads', () => {
     assert.deepEqual(contexts(leader.readStates), ['safe']);
   });
 
+  test('voidLease(): acks of earlier heartbeats stop counting; a heartbeat sent after it restores the lease', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(3);
+    assert.equal(leader.node.leaseValid(), true);
+    leader.node.voidLease();
+    assert.equal(leader.node.leaseValid(), false, 'void at once, though the acks are recent');
+    leader.node.readIndex(bytes('after the stall'));
+    c.processReadyOf(leader);
+    assert.deepEqual(leader.readStates, [], 'not served from the voided lease');
+    const round = c.queue.filter((m) => m.type === 'heartbeat' && text(m.context) === 'after the stall');
+    assert.equal(round.length, 2, 'a ReadIndex round instead');
+    c.stabilize();
+    assert.deepEqual(contexts(leader.readStates), ['after the stall']);
+    assert.equal(leader.node.leaseValid(), true, "the round's acks (sent after the void) prove a new lease");
+    c.get(2).node.voidLease(); // a follower has no lease: nothing happens
+    assert.equal(c.get(2).node.status().role, 'follower');
+  });
+
+  test('beforeLeaseUse runs before every lease read, and a voidLease() it makes is obeyed at once', () => {
+    let checks = 0;
+    let stalled = false;
+    let leaderNode: { voidLease(): void } | undefined;
+    const c = new TestCluster([1, 2, 3], {
+      ...options,
+      beforeLeaseUse: () => {
+        checks++;
+        if (stalled) leaderNode?.voidLease();
+      },
+    });
+    const leader = c.campaign(1);
+    leaderNode = leader.node;
+    c.tickAll(3);
+    leader.node.readIndex(bytes('on time'));
+    c.processReadyOf(leader);
+    assert.deepEqual(contexts(leader.readStates), ['on time'], 'the check passed: served from the lease');
+    assert.ok(checks >= 1);
+    stalled = true;
+    leader.node.readIndex(bytes('stalled'));
+    c.processReadyOf(leader);
+    assert.deepEqual(contexts(leader.readStates), ['on time'], 'the host voided the lease inside the check');
+    stalled = false;
+    c.stabilize();
+    assert.deepEqual(contexts(leader.readStates), ['on time', 'stalled'], 'answered by its ReadIndex round');
+  });
+
   test('leaseValid() is false during a transfer, and for the rest of the term once TimeoutNow went out', () => {
     const c = new TestCluster([1, 2, 3], options);
     const leader = c.campaign(1);
