@@ -18,6 +18,12 @@ export const limits = Object.freeze({
    * each, 300 ms instead of 200 ms cost ~15% less store CPU per put (benchmarks/RESULTS.md).
    */
   heartbeatTicks: 3,
+  /**
+   * Ticks a leader's read lease is shorter than an election timeout (the core's
+   * maxClockDriftTicks): a lease of 6 ticks outlives a heartbeat round (3) and its ack, and
+   * leaves room for ticks up to ~1.5 tick lengths apart (read-lease.ts derives the bound).
+   */
+  readLeaseDriftTicks: 4,
   /** Idle ticks after which a quiet group hibernates (0: never). */
   hibernateAfterTicks: 20,
   /**

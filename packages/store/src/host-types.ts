@@ -13,6 +13,12 @@ export interface HostOptions {
   readonly seed?: number;
   readonly tickMs?: number;
   readonly hibernateAfterTicks?: number;
+  /**
+   * Leaders serve linearizable reads from their read lease, without a heartbeat round
+   * (read-lease.ts); default true. Off, or with ticks too short for it, every linearizable read
+   * takes a ReadIndex round. All stores of a cluster must run the same tickMs.
+   */
+  readonly readLease?: boolean;
   /** Applied entries a region's log holds before compaction (limits.compactAfterEntries). */
   readonly compactAfterEntries?: number;
   /** Longest /ready waits for the replicas of the start to catch up (limits.readyCatchUpWaitMaxMs; 0: not at all). */
@@ -88,4 +94,6 @@ export interface HostStats {
   readonly snapshotsSent: number;
   readonly snapshotsReceived: number;
   readonly compactions: number;
+  /** Times the ticks fell behind real time and every read lease here was voided (read-lease.ts). */
+  readonly readLeaseStalls: number;
 }

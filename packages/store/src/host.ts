@@ -27,6 +27,7 @@ import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import type { Peer, ProposalOutcome } from './peer.ts';
+import { ReadLeaseClock, readLeaseClock } from './read-lease.ts';
 import { storeMoment } from './replica-reads.ts';
 import { ReplicaRouter } from './replica-router.ts';
 import { installIncomingSnapshot } from './snapshots.ts';
@@ -77,6 +78,8 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly compaction: LogCompaction;
   /** Every write to the log engine: the cycles' (persist) and the host's own. */
   private readonly logWrites: HostLogWrites;
+  /** Watches the ticks keep pace with real time, for the leaders' read leases (undefined: leases off). */
+  private readonly readLease: ReadLeaseClock | undefined;
   /** Readiness after a restart: the replicas of the start caught up (set by start()). */
   private catchUp: CatchUpGate | null = null;
 
@@ -85,6 +88,10 @@ export class MultiRaftHost implements InboundHandlers {
     this.random = new SeededRandom(options.seed ?? options.storeId);
     this.events = options.events ?? SILENT_EVENTS;
     this.observer = options.observer;
+    this.readLease = readLeaseClock(options.readLease ?? true, options.tickMs ?? limits.tickMs, () => {
+      for (const peer of this.peers) peer.node.voidLease();
+    });
+    const leaseClock = this.readLease;
     this.peers = new ReplicaRouter({
       storeId: this.storeId,
       log: options.log,
@@ -92,6 +99,7 @@ export class MultiRaftHost implements InboundHandlers {
       hibernateAfterTicks: options.hibernateAfterTicks ?? limits.hibernateAfterTicks,
       markDirty: (peer) => this.markDirty(peer),
       accepting: () => !this.closed,
+      ...(leaseClock ? { readLease: { beforeLeaseUse: () => leaseClock.beforeLeaseUse() } } : {}),
     });
     // What applied entries ask of the host after the cycle (entry-commands.ts).
     const entryEffects: EntryEffects = {
@@ -141,6 +149,7 @@ export class MultiRaftHost implements InboundHandlers {
     for (const state of resumed) this.peers.add(state.region, state.appliedIndex, state.confState).merging = state.merging;
     this.catchUp = this.catchUpGate(resumed.map((state) => state.region.id));
     await this.options.transport.start(this);
+    this.readLease?.startTicking();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
     this.ticker.unref();
     this.started = true;
@@ -337,7 +346,7 @@ export class MultiRaftHost implements InboundHandlers {
 
   stats(): HostStats {
     const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
-    return { peers: this.peers.size, ...this.counters, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs };
+    return { peers: this.peers.size, ...this.counters, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs, readLeaseStalls: this.readLease?.stalls ?? 0 };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */
@@ -465,6 +474,7 @@ export class MultiRaftHost implements InboundHandlers {
 
   private tick(): void {
     this.counters.ticks++;
+    this.readLease?.onTick();
     this.merges.retryAll();
     if (this.counters.ticks % limits.mergeDriveTicks === 0) this.mergeDriver.drive(this.peers);
     // A tick that left a group nothing to do (most of them: a hibernating group, a follower

@@ -144,6 +144,7 @@ export class StoreMetrics {
       ['snapshotsSent', 'flotilla_store_snapshots_sent_total', 'Region snapshots streamed to other stores'],
       ['snapshotsReceived', 'flotilla_store_snapshots_received_total', 'Region snapshots received and installed'],
       ['compactions', 'flotilla_store_log_compactions_total', 'Region log compactions'],
+      ['readLeaseStalls', 'flotilla_store_read_lease_stalls_total', 'Times the ticks fell behind real time (a blocked event loop) and every read lease here was voided: linearizable reads take ReadIndex rounds until the next heartbeat is acknowledged'],
     ];
     for (const [field, name, help] of hostCounters) {
       new Counter({

@@ -1,4 +1,4 @@
-import { EMPTY_CONF_STATE, isRaftError, type ConfState, type Message, type SeededRandom } from '@flotilla/raft';
+import { EMPTY_CONF_STATE, isRaftError, type ConfState, type Message, type RaftConfig, type SeededRandom } from '@flotilla/raft';
 import type { LogEngine, RegionMeta } from '@flotilla/storage';
 import type { StoreId } from '@flotilla/transport';
 import { limits } from './constants.ts';
@@ -22,6 +22,12 @@ export interface ReplicaRouterOptions {
   readonly markDirty: (peer: Peer) => void;
   /** False once the host closed: no message creates a replica any more. */
   readonly accepting: () => boolean;
+  /** Leaders serve linearizable reads from their lease (read-lease.ts); undefined: ReadIndex rounds only. */
+  readonly readLease?: { readonly beforeLeaseUse: () => void };
+}
+
+function leaseReads(lease: { readonly beforeLeaseUse: () => void }): Pick<RaftConfig, 'readOnlyOption' | 'maxClockDriftTicks' | 'beforeLeaseUse'> {
+  return { readOnlyOption: 'leaseBased', maxClockDriftTicks: limits.readLeaseDriftTicks, beforeLeaseUse: lease.beforeLeaseUse };
 }
 
 /**
@@ -78,6 +84,7 @@ export class ReplicaRouter implements ReplicaLookup, Iterable<Peer> {
       hibernateAfterTicks: this.options.hibernateAfterTicks,
       preVote: true,
       checkQuorum: true,
+      ...(this.options.readLease ? leaseReads(this.options.readLease) : {}),
     }, () => this.options.markDirty(peer));
     this.peers.set(region.id, peer);
     this.options.markDirty(peer);

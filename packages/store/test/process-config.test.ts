@@ -31,6 +31,7 @@ describe('store process configuration', () => {
     assert.equal(config.dataDir, '/data');
     assert.equal(config.tickMs, 50);
     assert.equal(config.hibernateAfterTicks, 20);
+    assert.equal(config.readLease, true);
     assert.deepEqual(config.apiListen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(config.raftListen, { host: '127.0.0.1', port: 20160 });
     assert.equal(config.clusterId, 1);
@@ -42,6 +43,9 @@ describe('store process configuration', () => {
     const advertised = parseStoreConfig(['--store-id', '3', '--api-listen', '0.0.0.0:8080'], { FLOTILLA_DATA_DIR: '/data', FLOTILLA_API_ADVERTISE_HOST: 'store-0.peers' });
     assert.ok(advertised !== 'help');
     assert.equal(advertised.apiAdvertiseHost, 'store-0.peers');
+    const noLease = parseStoreConfig(['--store-id', '3', '--read-lease', 'off'], { FLOTILLA_DATA_DIR: '/data' });
+    assert.ok(noLease !== 'help');
+    assert.equal(noLease.readLease, false);
   });
 
   test('--help, and every flag in the usage text with its environment variable', () => {
@@ -64,6 +68,7 @@ describe('store process configuration', () => {
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender-nice', '20'], {}), /--appender-nice must be an integer in 0\.\.19/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--tick-ms', '1'], {}), /--tick-ms/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--hibernate-after-ticks', '-1'], {}), /--hibernate-after-ticks/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--read-lease', 'yes'], {}), /--read-lease must be on or off/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--bogus', 'x'], {}), /bogus/);
   });
 

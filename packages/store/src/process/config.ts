@@ -35,6 +35,8 @@ export interface StoreConfig {
   readonly tickMs: number;
   /** Quiet ticks before a group hibernates; 0: never (every group heartbeats all the time). */
   readonly hibernateAfterTicks: number;
+  /** Leaders answer linearizable reads from their read lease (no heartbeat round per read). */
+  readonly readLease: boolean;
   readonly appender: 'worker' | 'inline';
   readonly logShards: number;
   /** Linux nice of the appender threads (0 = the main thread's priority). */
@@ -84,6 +86,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'initial-cluster', help: 'static cluster, e.g. 1=10.0.0.1:20160,2=10.0.0.2:20160,3=10.0.0.3:20160' },
   { name: 'log-level', help: `one of ${LOG_LEVELS.join(', ')}`, fallback: 'info' },
   { name: 'tick-ms', help: 'length of one raft tick', fallback: String(limits.tickMs) },
+  { name: 'read-lease', help: 'on: leaders answer linearizable reads from their read lease, without a heartbeat round (every store must run the same --tick-ms); off: a ReadIndex round per read', fallback: 'on' },
   { name: 'hibernate-after-ticks', help: 'quiet ticks before a region stops heartbeating; 0: never', fallback: String(limits.hibernateAfterTicks) },
   { name: 'appender', help: 'raft log appenders: worker (threads) or inline (main thread)', fallback: 'worker' },
   { name: 'log-shards', help: 'raft log shards (one appender thread and one RocksDB each); fixed at creation', fallback: String(storageLimits.appenderShardsDefault) },
@@ -158,6 +161,8 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw invalid(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   const appender = flags.required('appender');
   if (appender !== 'worker' && appender !== 'inline') throw invalid(`--appender must be worker or inline, got "${appender}"`);
+  const readLease = flags.required('read-lease');
+  if (readLease !== 'on' && readLease !== 'off') throw invalid(`--read-lease must be on or off, got "${readLease}"`);
   const pdText = flags.value('pd');
   const pd = pdText === undefined || pdText === '' ? undefined : parsePdEndpoints(pdText);
   const initialCluster = flags.value('initial-cluster');
@@ -178,6 +183,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel: logLevel as LogLevel,
     tickMs: flags.integer('tick-ms', configBounds.tickMs.min, configBounds.tickMs.max),
     hibernateAfterTicks: flags.integer('hibernate-after-ticks', configBounds.hibernateAfterTicks.min, configBounds.hibernateAfterTicks.max),
+    readLease: readLease === 'on',
     appender,
     logShards: flags.integer('log-shards', 1, storageLimits.appenderShardsMax),
     appenderNice: flags.integer('appender-nice', 0, 19),

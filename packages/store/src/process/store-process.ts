@@ -89,6 +89,7 @@ export class StoreProcess {
       seed: Date.now(),
       tickMs: config.tickMs,
       hibernateAfterTicks: config.hibernateAfterTicks,
+      readLease: config.readLease,
       readyCatchUpWaitMaxMs: config.readyCatchUpWaitMaxMs,
       events: logger,
       onFailure: (err) => {
