@@ -93,6 +93,17 @@ export const kvApplyQueueMax = 64;
 export const kvDeleteRangeKeysMax = 256 * 1024;
 /** Keys in one getMany. */
 export const kvGetManyKeysMax = 64 * 1024;
+/**
+ * Point reads of one turn read on the main thread first when at most this many (point-reads.ts):
+ * the thread hop of a pool MultiGet cost ~90 µs of CPU on the 2-vCPU machine, more than a
+ * cached read; larger batches share one hop and read on another core. 8 against 0 (Flotilla-
+ * only reads, two alternating pairs): store CPU per read 151/159 → 112/88 µs at 16 in flight,
+ * 47/56 → 45/38 at 64, 30/35 → 33/20 at 256; 32 was slower than 0 at 256 in flight (the
+ * main thread took reads a pool thread would have run beside it).
+ */
+export const kvPointReadsNowKeysMax = 8;
+/** How long a main-thread MultiGet may take before its unread keys go to the thread pool (ms, RocksDB's deadline). */
+export const kvPointReadsNowDeadlineMs = 1;
 /** Rows one scan returns. */
 export const kvScanRowsMax = 64 * 1024;
 /** Key + value bytes one scan returns (at least one row is always returned). */

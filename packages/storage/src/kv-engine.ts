@@ -14,6 +14,8 @@ import {
   kvApplyQueueMax,
   kvDeleteRangeKeysMax,
   kvGetManyKeysMax,
+  kvPointReadsNowDeadlineMs,
+  kvPointReadsNowKeysMax,
   kvScanBytesMax,
   kvScanRowsMax,
   regionsMax,
@@ -39,7 +41,7 @@ import {
 } from './kv-format.ts';
 import { readU64 } from './log-format.ts';
 import { applySnapshot, ingestStaged, openSnapshotSource, type KvSnapshotHost } from './kv-snapshots.ts';
-import { PointReadBatcher } from './point-reads.ts';
+import { PointReadBatcher, type ReadNow } from './point-reads.ts';
 import {
   compareBytes,
   inRange,
@@ -91,15 +93,20 @@ export class RocksKvEngine implements KvEngine {
   /** The engine as the snapshot code (kv-snapshots.ts) sees it. */
   private readonly host: KvSnapshotHost;
   /** get() calls of one turn, read in one MultiGet (point-reads.ts). */
-  private readonly pointReads: PointReadBatcher<Buffer> = new PointReadBatcher((keys) => {
-    this.check();
-    return this.db.getMany(keys, { column: this.data });
-  }, kvGetManyKeysMax);
+  private readonly pointReads: PointReadBatcher<Buffer>;
 
   private constructor(
     private readonly db: RocksLevel,
     private readonly snapshotDir: string,
   ) {
+    this.pointReads = new PointReadBatcher(
+      (keys) => {
+        this.check();
+        return this.db.getMany(keys, { column: this.data });
+      },
+      kvGetManyKeysMax,
+      this.readNow(db),
+    );
     this.host = {
       db,
       snapshotDir,
@@ -148,6 +155,23 @@ export class RocksKvEngine implements KvEngine {
     const c = this.db.columns['data'];
     assert(c !== undefined, 'data column');
     return c;
+  }
+
+  /**
+   * Small batches of point reads on the main thread first, with a deadline (point-reads.ts);
+   * undefined if the binding lacks its private synchronous MultiGet (all reads then take the
+   * thread pool).
+   */
+  private readNow(db: RocksLevel): ReadNow<Buffer> | undefined {
+    const readManySync = db._getManySync;
+    if (typeof readManySync !== 'function') return undefined;
+    return {
+      keysMax: kvPointReadsNowKeysMax,
+      read: (keys) => {
+        this.check();
+        return readManySync.call(db, keys, { column: this.data, timeout: kvPointReadsNowDeadlineMs });
+      },
+    };
   }
 
   private check(): void {

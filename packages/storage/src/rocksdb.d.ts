@@ -96,6 +96,13 @@ declare module '@nxtedition/rocksdb' {
     batch(operations: readonly BatchOperation[], options?: WriteOptions): Promise<void>;
     batch(): ChainedBatch;
     getMany(keys: readonly Uint8Array[], options?: ColumnOption): Promise<Array<Buffer | undefined>>;
+    /**
+     * The binding's MultiGet on the CALLING thread (getMany queues one on the thread pool).
+     * `timeout` (ms, 0 = none) sets RocksDB's read deadline: keys not read by then come back
+     * null (undefined: no such key). Not part of the documented consumer API: pinned to
+     * @nxtedition/rocksdb 12.2.12, checked at use (point-reads.ts says why it is used).
+     */
+    _getManySync?(keys: readonly Uint8Array[], options: ColumnOption & { readonly timeout?: number }): Array<Buffer | undefined | null>;
     iterator(options?: IteratorOptions): RocksIterator;
     clear(options: RangeOptions): Promise<void>;
   }
