@@ -3,6 +3,8 @@ export { RawNode } from './raw-node.ts';
 export type { RaftStatus, ProgressStatus, ProposalPosition, SnapshotOutcome } from './raw-node.ts';
 export { LIMITS, resolveConfig } from './config.ts';
 export type { RaftConfig, RandomSource, ReadOnlyOption, InjectedFaults } from './config.ts';
+export { LeaseClock, maxTickGapMs } from './lease-clock.ts';
+export type { LeaseTiming } from './lease-clock.ts';
 export { RaftError, isRaftError } from './errors.ts';
 export type { RaftErrorCode } from './errors.ts';
 export type { RaftStorage } from './storage.ts';

@@ -23,6 +23,9 @@ export function leaderReadIndex(r: Raft, m: Message): void {
 
 function serveReadIndex(r: Raft, m: Message): void {
   if (r.cfg.readOnlyOption === 'leaseBased' && r.leaseValid()) {
+    // A group serving reads is not idle, though its lease reads send nothing: it stays awake,
+    // and its heartbeats keep the lease (a hibernated leader has none, so reads take rounds).
+    r.idleTicks = 0;
     respondToRead(r, m, r.log.committed);
     return;
   }

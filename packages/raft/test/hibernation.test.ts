@@ -23,6 +23,27 @@ function hibernated(): TestCluster {
 const allHibernating = (c: TestCluster): boolean => [...c.nodes.values()].every((tn) => tn.node.status().hibernating);
 
 describe('hibernation', () => {
+  test('a leader serving lease reads stays awake; once the reads stop, the group hibernates', () => {
+    const c = new TestCluster([1, 2, 3], { electionTicks: ELECTION_TICKS, hibernateAfterTicks: HIBERNATE_AFTER_TICKS, readOnlyOption: 'leaseBased' });
+    const leader = c.campaign(1);
+    leader.node.propose([bytes('a')]);
+    c.stabilize();
+    for (let t = 0; t < 4 * HIBERNATE_AFTER_TICKS; t++) {
+      leader.node.readIndex(bytes(`read ${t}`));
+      c.stabilize();
+      c.tickAll();
+      c.stabilize();
+      assert.equal(leader.node.status().hibernating, false, `awake at tick ${t}`);
+    }
+    assert.equal(leader.readStates.length, 4 * HIBERNATE_AFTER_TICKS, 'every read answered');
+    assert.ok(!c.sent.some((m) => m.type === 'heartbeat' && m.context.byteLength > 0), 'all from the lease: no ReadIndex round');
+    for (let t = 0; t < 4 * HIBERNATE_AFTER_TICKS && !allHibernating(c); t++) {
+      c.tickAll();
+      c.stabilize();
+    }
+    assert.ok(allHibernating(c), 'quiet again: hibernated');
+  });
+
   test('an idle group hibernates on all nodes; ticks then produce no messages, no Ready, no election', () => {
     const c = hibernated();
     const before = [...c.nodes.values()].map((tn) => tn.node.status());

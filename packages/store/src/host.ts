@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { BOOTSTRAP_INDEX, SeededRandom, type Ready } from '@flotilla/raft';
+import { BOOTSTRAP_INDEX, SeededRandom, type LeaseClock, type Ready } from '@flotilla/raft';
 import type { RegionMeta, RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
 import {
@@ -27,7 +27,7 @@ import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import type { Peer, ProposalOutcome } from './peer.ts';
-import { ReadLeaseClock, readLeaseClock } from './read-lease.ts';
+import { readLeaseClock } from './read-lease.ts';
 import { storeMoment } from './replica-reads.ts';
 import { ReplicaRouter } from './replica-router.ts';
 import { installIncomingSnapshot } from './snapshots.ts';
@@ -79,7 +79,7 @@ export class MultiRaftHost implements InboundHandlers {
   /** Every write to the log engine: the cycles' (persist) and the host's own. */
   private readonly logWrites: HostLogWrites;
   /** Watches the ticks keep pace with real time, for the leaders' read leases (undefined: leases off). */
-  private readonly readLease: ReadLeaseClock | undefined;
+  private readonly readLease: LeaseClock | undefined;
   /** Readiness after a restart: the replicas of the start caught up (set by start()). */
   private catchUp: CatchUpGate | null = null;
 

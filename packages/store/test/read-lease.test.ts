@@ -1,72 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { limits } from '../src/constants.ts';
-import { ReadLeaseClock, maxTickGapMs } from '../src/read-lease.ts';
+import { storeTickGapMs } from '../src/read-lease.ts';
 import { REGION, TestCluster, get, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
-describe('the bound on gaps between ticks', () => {
-  test('a lease of L ticks spaced by the bound ends before the followers may vote, for every tick length', () => {
-    for (const electionTicks of [5, 10, 20]) {
-      for (const driftTicks of [1, 2, 4]) {
-        for (let tickMs = 2; tickMs <= 2_000; tickMs += tickMs < 50 ? 1 : 37) {
-          const gap = maxTickGapMs({ tickMs, electionTicks, driftTicks });
-          if (gap === 0) continue;
-          const leaseTicks = electionTicks - driftTicks;
-          const followersRefuseMs = (electionTicks - 1) * (tickMs - 1);
-          assert.ok(leaseTicks * gap <= followersRefuseMs, `E=${electionTicks} d=${driftTicks} tick=${tickMs}: ${leaseTicks} x ${gap} > ${followersRefuseMs}`);
-          assert.ok(gap > tickMs, 'a gap bound at or below one tick would void every lease');
-        }
-      }
-    }
-  });
-
-  test("the store's settings: ticks may come ~1.5 tick lengths apart; too short a tick turns leases off", () => {
-    const timing = { electionTicks: limits.electionTicks, driftTicks: limits.readLeaseDriftTicks };
-    assert.equal(maxTickGapMs({ ...timing, tickMs: 100 }), 148);
-    assert.equal(maxTickGapMs({ ...timing, tickMs: 50 }), 73);
-    assert.equal(maxTickGapMs({ ...timing, tickMs: 2 }), 0);
-    assert.equal(maxTickGapMs({ tickMs: 100, electionTicks: 10, driftTicks: 10 }), 0, 'no lease left');
-  });
-});
-
-describe('ReadLeaseClock', () => {
-  test('voids every lease when a gap between ticks, or since the last tick at a read, passed the bound', () => {
-    let now = 1_000;
-    let voided = 0;
-    const clock = new ReadLeaseClock(150, () => voided++, () => now);
-    clock.startTicking();
-    for (let i = 0; i < 5; i++) {
-      now += 149;
-      clock.onTick();
-      clock.beforeLeaseUse();
-    }
-    assert.equal(voided, 0, 'ticks within the bound');
-    now += 151;
-    clock.onTick();
-    assert.equal(voided, 1, 'a late tick voids the leases');
-    now += 100;
-    clock.beforeLeaseUse();
-    assert.equal(voided, 1, 'a read within the bound of the last tick');
-    now += 51;
-    clock.beforeLeaseUse();
-    assert.equal(voided, 2, 'a read after the ticks stopped: voided before the lease is used');
-    clock.beforeLeaseUse();
-    assert.equal(voided, 2, 'once: the void counts as a tick');
-    now += 149;
-    clock.onTick();
-    assert.equal(voided, 2, 'the next gap is measured from the void');
-    assert.equal(clock.stalls, 2);
-  });
-
-  test('the ticker starting counts as a tick: the time the store took to open is no stall', () => {
-    let now = 0;
-    let voided = 0;
-    const clock = new ReadLeaseClock(150, () => voided++, () => now);
-    now = 60_000;
-    clock.startTicking();
-    now += 100;
-    clock.onTick();
-    assert.equal(voided, 0);
+describe("the store's bound on gaps between ticks", () => {
+  test('ticks may come ~1.5 tick lengths apart; too short a tick turns leases off', () => {
+    assert.equal(storeTickGapMs(100), 148.5);
+    assert.equal(storeTickGapMs(50), 73.5);
+    assert.equal(storeTickGapMs(2), 0);
   });
 });
 
@@ -114,7 +56,7 @@ describe('lease reads in a store', () => {
 
   test('a blocked event loop voids the lease: the next read takes a ReadIndex round', async () => {
     const leader = clusters[0]!.stores.get(1)!;
-    const gapMs = maxTickGapMs({ tickMs: limits.tickMs, electionTicks: limits.electionTicks, driftTicks: limits.readLeaseDriftTicks });
+    const gapMs = storeTickGapMs(limits.tickMs);
     // Block the loop (no tick can run) past the bound, then read before any timer fires.
     const until = performance.now() + gapMs + 50;
     while (performance.now() < until);
