@@ -78,9 +78,14 @@ export class InvariantChecker {
     this.lastPersistedIndex.delete(hostId);
   }
 
-  onPersisted(host: SimHost, rd: Ready): void {
+  /**
+   * A Ready was persisted. `readyTerm` is the node's term when it made the Ready: a leader's
+   * Ready whose fsync ends after the node stepped down (asyncPersist; a pause stretches it)
+   * tells of leadership in THAT term, not in the one the node is in now.
+   */
+  onPersisted(host: SimHost, rd: Ready, readyTerm: number): void {
     const status = host.node.status();
-    if (rd.softState?.role === 'leader') this.onBecameLeader(host, status.term);
+    if (rd.softState?.role === 'leader') this.onBecameLeader(host, readyTerm);
     if (status.role === 'leader') this.checkLeaderAppendOnly(host, status.term, rd);
     this.checkLogMatching(host, rd);
     if (rd.hardState) this.checkCommit(host, rd.hardState.commit);

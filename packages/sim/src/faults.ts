@@ -4,7 +4,7 @@ import type { Simulation } from './simulation.ts';
 
 /**
  * The nemesis of the safety phase: at random moments it crashes nodes (the leader often),
- * partitions the network (splits, isolated leader, one-way links, rings), makes it lossy and
+ * pauses their processes, partitions the network (splits, isolated leader, one-way links, rings), makes it lossy and
  * duplicating, transfers leadership, and replaces members (learner -> voter by simple or
  * joint change, then removal). Everything is drawn from the simulation's seeded PRNG.
  */
@@ -47,6 +47,7 @@ export class FaultScheduler {
     else if (roll < 0.6) this.flakyNetwork();
     else if (roll < 0.7) this.transferLeader();
     else if (roll < 0.8) this.advanceMembership(true);
+    else if (roll < 0.88) this.pauseOne();
     else this.heal();
     this.advanceMembership(false);
     this.scheduleNext();
@@ -68,6 +69,21 @@ export class FaultScheduler {
     sim.schedule(20 + sim.random.next() * 600, () => {
       if (!victim.alive && !sim.removed.has(victim.id)) sim.startHost(victim);
     });
+  }
+
+  /**
+   * Stops a node's process (the leader often) for longer than an election timeout but less
+   * than a client's patience: the others may elect and write meanwhile, and the requests it
+   * held run when it resumes, some before the messages that would depose it.
+   */
+  private pauseOne(): void {
+    const sim = this.sim;
+    const alive = sim.aliveHosts();
+    if (alive.length === 0) return;
+    const leader = sim.leader();
+    const victim = leader && sim.random.chance(0.6) ? leader : sim.random.pick(alive);
+    const electionMs = sim.config.electionTicks * sim.tickMs;
+    sim.pauseHost(victim, electionMs * (1.5 + sim.random.next() * 2.3));
   }
 
   // ------------------------------------------------------------ network

@@ -1,6 +1,8 @@
 import {
+  LeaseClock,
   RawNode,
   decodeConfChange,
+  maxTickGapMs,
   isRaftError,
   type InjectedFaults,
   type Message,
@@ -13,6 +15,7 @@ import {
   sendableBeforePersist,
 } from '@flotilla/raft';
 import type { SimDisk } from './disk.ts';
+import type { SimEvent } from './simulation.ts';
 import type { KvInput, KvOutput } from './kv-model.ts';
 import { KvStateMachine, decodeCommand, encodeCommand } from './kv-state-machine.ts';
 
@@ -44,6 +47,13 @@ export interface HostOptions {
   readonly pendingRequestsMax: number;
   readonly appendBytesMax: number;
   readonly inflightMessagesMax: number;
+  /** The real time one tick of a host takes, over every host (their clocks are skewed). */
+  readonly tickMsRange: { readonly min: number; readonly max: number };
+  /**
+   * The host bounds the gaps between its ticks for its lease (the core's LeaseClock, as the
+   * store does). Off: a host bug for a teeth test — a paused host's lease outlives its ticks.
+   */
+  readonly leaseTickGuard: boolean;
 }
 
 export interface ClientRequest {
@@ -64,13 +74,16 @@ export interface HostEnvironment {
   send(m: Message): void;
   answer(host: SimHost, request: ClientRequest, answer: HostAnswer): void;
   /** Called with every Ready between persisting and sending (for invariant checks). */
-  onPersisted(host: SimHost, rd: Ready): void;
+  /** `readyTerm`: the node's term when it made the Ready (it may have moved on by the fsync's end). */
+  onPersisted(host: SimHost, rd: Ready, readyTerm: number): void;
   onApplied(host: SimHost, index: number, term: number, data: Uint8Array): void;
   onConfApplied(host: SimHost, index: number): void;
   onSnapshotInstalled(host: SimHost, snapshot: Snapshot): void;
   scheduleSync(host: SimHost): void;
   /** Calls host.persisted() a random moment later, unless the host crashed meanwhile. */
   schedulePersisted(host: SimHost): void;
+  /** The simulated time (ms). */
+  simTimeMs(): number;
 }
 
 interface PendingWrite {
@@ -95,8 +108,17 @@ export class SimHost {
   kv = new KvStateMachine();
   applied = 0;
   alive = false;
+  /** The process is stopped (Simulation.pauseHost): messages and requests wait in `held`. */
+  paused = false;
+  readonly held: SimEvent[] = [];
+  /** Counts pauses, so a resume never ends a later pause. */
+  pauses = 0;
   /** The Ready whose write is being fsynced (asyncPersist): no other Ready until it completes. */
   private persisting: Ready | null = null;
+  /** The node's term when it made the Ready being persisted. */
+  private persistingTerm = 0;
+  /** Watches this host's ticks for its leases (lease-based reads with the guard on). */
+  private leaseClock: LeaseClock | undefined;
   private pendingWrites = new Map<string, PendingWrite>();
   private pendingReads = new Map<string, PendingRead>();
   private readonly storageView: RaftStorage;
@@ -130,17 +152,39 @@ export class SimHost {
       preVote: this.options.preVote,
       checkQuorum: this.options.checkQuorum,
       maxClockDriftTicks: this.options.maxClockDriftTicks,
+      beforeLeaseUse: () => this.leaseClock?.beforeLeaseUse(),
       hibernateAfterTicks: this.options.hibernateAfterTicks,
       appendBytesMax: this.options.appendBytesMax,
       inflightMessagesMax: this.options.inflightMessagesMax,
       inflightBytesMax: 0,
       faults: this.options.faults,
     });
+    this.leaseClock = this.makeLeaseClock();
     this.alive = true;
+  }
+
+  private makeLeaseClock(): LeaseClock | undefined {
+    const o = this.options;
+    if (o.readOnlyOption !== 'leaseBased' || !o.leaseTickGuard) return undefined;
+    const gapMs = maxTickGapMs({ tickMs: o.tickMsRange.max, voterTickMsMin: o.tickMsRange.min, electionTicks: o.electionTicks, driftTicks: o.maxClockDriftTicks });
+    return gapMs > 0 ? new LeaseClock(gapMs, () => this.node.voidLease(), () => this.env.simTimeMs()) : undefined;
+  }
+
+  /** Times this incarnation's tick gaps voided its leases. */
+  get leaseStalls(): number {
+    return this.leaseClock?.stalls ?? 0;
+  }
+
+  /** One tick of the host's timer. */
+  tick(): void {
+    this.leaseClock?.onTick();
+    this.node.tick();
   }
 
   crash(): void {
     this.alive = false;
+    this.paused = false;
+    this.held.length = 0;
     this.persisting = null;
     this.disk.crash();
   }
@@ -179,14 +223,15 @@ export class SimHost {
     let rounds = 0;
     while (this.alive && this.persisting === null && this.node.hasReady()) {
       if (++rounds > 100) throw new Error(`host ${this.id}: Ready loop does not settle`);
-      this.handleReady(this.node.ready());
+      const term = this.node.status().term;
+      this.handleReady(this.node.ready(), term);
     }
     this.maybeCompact();
   }
 
-  private handleReady(rd: Ready): void {
+  private handleReady(rd: Ready, term: number): void {
     if (this.options.asyncPersist && !this.options.ackBeforePersist && (rd.mustSync || rd.snapshot)) {
-      this.startPersist(rd);
+      this.startPersist(rd, term);
       return;
     }
     const synced = !this.options.ackBeforePersist;
@@ -194,16 +239,17 @@ export class SimHost {
     if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, synced && rd.mustSync);
     if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, synced && rd.mustSync);
     if (!synced && this.disk.hasUnsynced) this.env.scheduleSync(this);
-    this.completeReady(rd, rd.messages);
+    this.completeReady(rd, rd.messages, term);
   }
 
   /** asyncPersist: the write goes to the page cache now; the leader's appends leave at once. */
-  private startPersist(rd: Ready): void {
+  private startPersist(rd: Ready, term: number): void {
     if (rd.snapshot) this.disk.write({ kind: 'snapshot', snapshot: rd.snapshot }, false);
     if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, false);
     if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, false);
     for (const m of rd.messages) if (this.options.sendAllBeforePersist || sendableBeforePersist(m)) this.env.send(m);
     this.persisting = rd;
+    this.persistingTerm = term;
     this.env.schedulePersisted(this);
   }
 
@@ -216,13 +262,14 @@ export class SimHost {
     this.completeReady(
       rd,
       this.options.sendAllBeforePersist ? [] : rd.messages.filter((m) => !sendableBeforePersist(m)),
+      this.persistingTerm,
     );
     this.processReady();
   }
 
   /** A persisted Ready: send (what is left of) its messages, apply, advance. */
-  private completeReady(rd: Ready, messages: readonly Message[]): void {
-    this.env.onPersisted(this, rd);
+  private completeReady(rd: Ready, messages: readonly Message[], term: number): void {
+    this.env.onPersisted(this, rd, term);
     for (const m of messages) this.env.send(m);
     if (rd.snapshot) this.installSnapshot(rd.snapshot);
     for (const entry of rd.committedEntries) this.applyEntry(entry.index, entry.term, entry.type, entry.data);

@@ -67,6 +67,8 @@ export type SimEvent =
   | { readonly kind: 'control'; readonly run: () => void };
 
 const TICK_MS = 10;
+/** Hosts' tick lengths spread over TICK_MS x [1 - spread/2, 1 + spread/2]. */
+const CLOCK_SKEW_SPREAD = 0.04;
 /** Bounds of one run: past them the run is reported as a liveness failure, never hangs. */
 export const EVENTS_PER_RUN_MAX = 3_000_000;
 export const SAFETY_PHASE_MS_MAX = 600_000;
@@ -102,7 +104,9 @@ function drawConfig(random: SeededRandom, options: SimulationOptions): HostOptio
     inflightMessagesMax: random.chance(0.4) ? 1 + random.nextInt(4) : 256,
     leaderChurnRate: options.leaderChurnRate ?? (random.chance(0.3) ? 0.4 : 0),
     // Tick rates differ by up to ±2% (well within maxClockDriftTicks over an election timeout).
-    clockSkew: Array.from({ length: 64 }, () => 1 + (random.next() - 0.5) * 0.04),
+    clockSkew: Array.from({ length: 64 }, () => 1 + (random.next() - 0.5) * CLOCK_SKEW_SPREAD),
+    tickMsRange: { min: TICK_MS * (1 - CLOCK_SKEW_SPREAD / 2), max: TICK_MS * (1 + CLOCK_SKEW_SPREAD / 2) },
+    leaseTickGuard: true,
   };
   return { ...drawn, ...options.hostOverrides };
 }
@@ -170,6 +174,34 @@ export class Simulation implements HostEnvironment, ClientActions {
     this.dirty.delete(host);
   }
 
+  /**
+   * The host's process stops for `ms` (a long GC, SIGSTOP, a paused VM): no tick, message or
+   * request runs meanwhile; then what arrived runs in a random order (the requests may come
+   * before the messages that depose a paused leader), before its next tick.
+   */
+  pauseHost(host: SimHost, ms: number): void {
+    if (host.paused || !host.alive) return;
+    host.paused = true;
+    const pause = ++host.pauses;
+    this.schedule(ms, () => {
+      if (host.pauses !== pause || !host.paused) return; // crashed meanwhile: what it held is lost
+      host.paused = false;
+      const held = host.held.splice(0);
+      for (let i = held.length - 1; i > 0; i--) {
+        const j = this.random.nextInt(i + 1);
+        [held[i], held[j]] = [held[j]!, held[i]!];
+      }
+      // Queued now, in that order (ties keep insertion order): each runs as its own event,
+      // followed by the Ready it makes, as if it had just arrived.
+      for (const event of held) this.queue.push(this.now, event);
+    });
+  }
+
+  /** One tick of a host's timer, in ms. */
+  get tickMs(): number {
+    return TICK_MS;
+  }
+
   /** Hosts of the group that are running, sorted by id. */
   aliveHosts(): SimHost[] {
     return [...this.hosts.values()].filter((h) => h.alive && !this.removed.has(h.id)).sort((a, b) => a.id - b.id);
@@ -193,6 +225,10 @@ export class Simulation implements HostEnvironment, ClientActions {
   }
 
   // ------------------------------------------------------------ HostEnvironment
+
+  simTimeMs(): number {
+    return this.now;
+  }
 
   send(m: Message): void {
     const delays = this.network.deliveries(m.from, m.to);
@@ -221,9 +257,9 @@ export class Simulation implements HostEnvironment, ClientActions {
     this.queue.push(this.now + delay, { kind: 'answer', clientId: request.clientId, seq: request.seq, from: host.id, answer });
   }
 
-  onPersisted(host: SimHost, rd: Ready): void {
+  onPersisted(host: SimHost, rd: Ready, readyTerm: number): void {
     this.checker.now = this.now;
-    this.checker.onPersisted(host, rd);
+    this.checker.onPersisted(host, rd, readyTerm);
     if (rd.softState?.role === 'leader') this.faultScheduler.onLeaderElected(host);
   }
 
@@ -291,7 +327,8 @@ export class Simulation implements HostEnvironment, ClientActions {
       case 'tick': {
         const host = this.hosts.get(event.host);
         if (!host || !host.alive || this.incarnations.get(host.id) !== event.incarnation) return;
-        host.node.tick();
+        // A paused host's timer does not fire: its ticks are lost, as a stalled setInterval's.
+        if (!host.paused) host.tick();
         this.dirty.add(host);
         this.scheduleTick(host, event.incarnation, TICK_MS * this.config.clockSkew[host.id % 64]!);
         return;
@@ -301,6 +338,10 @@ export class Simulation implements HostEnvironment, ClientActions {
         const host = this.hosts.get(m.to);
         if (!host || !host.alive || this.removed.has(m.to)) return;
         if (!this.network.canReach(m.from, m.to)) return; // cut while in flight
+        if (host.paused) {
+          host.held.push(event);
+          return;
+        }
         this.trace.mix(4, m.from, m.to, messageTypeCode(m.type), m.term, m.index);
         host.step(m);
         this.dirty.add(host);
@@ -309,6 +350,10 @@ export class Simulation implements HostEnvironment, ClientActions {
       case 'request': {
         const host = this.hosts.get(event.host);
         if (!host || !host.alive || this.removed.has(host.id)) return;
+        if (host.paused) {
+          host.held.push(event);
+          return;
+        }
         host.handleRequest(event.request, event.acceptAsFollower);
         this.dirty.add(host);
         return;
