@@ -4,9 +4,10 @@ import type { Simulation } from './simulation.ts';
 
 /**
  * The nemesis of the safety phase: at random moments it crashes nodes (the leader often),
- * pauses their processes, partitions the network (splits, isolated leader, one-way links, rings), makes it lossy and
- * duplicating, transfers leadership, and replaces members (learner -> voter by simple or
- * joint change, then removal). Everything is drawn from the simulation's seeded PRNG.
+ * pauses their processes, partitions the network (splits, isolated leader, one-way links,
+ * rings), makes it lossy and duplicating, transfers leadership, and replaces members
+ * (learner -> voter by simple or joint change, then removal). Everything is drawn from the
+ * simulation's seeded PRNG.
  */
 type MembershipStep =
   | { phase: 'learner'; newId: NodeId; victim: NodeId; joint: boolean; since: number }

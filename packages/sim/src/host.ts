@@ -73,8 +73,10 @@ export type HostAnswer =
 export interface HostEnvironment {
   send(m: Message): void;
   answer(host: SimHost, request: ClientRequest, answer: HostAnswer): void;
-  /** Called with every Ready between persisting and sending (for invariant checks). */
-  /** `readyTerm`: the node's term when it made the Ready (it may have moved on by the fsync's end). */
+  /**
+   * Called with every Ready between persisting and sending (for invariant checks). `readyTerm`:
+   * the node's term when it made the Ready (it may have moved on by the fsync's end).
+   */
   onPersisted(host: SimHost, rd: Ready, readyTerm: number): void;
   onApplied(host: SimHost, index: number, term: number, data: Uint8Array): void;
   onConfApplied(host: SimHost, index: number): void;

@@ -177,7 +177,9 @@ export class Simulation implements HostEnvironment, ClientActions {
   /**
    * The host's process stops for `ms` (a long GC, SIGSTOP, a paused VM): no tick, message or
    * request runs meanwhile; then what arrived runs in a random order (the requests may come
-   * before the messages that depose a paused leader), before its next tick.
+   * before the messages that depose a paused leader), before its next tick. Its fsyncs still
+   * complete meanwhile (the kernel writes while the process is stopped), and so, simplified,
+   * does the rest of the Ready they finish.
    */
   pauseHost(host: SimHost, ms: number): void {
     if (host.paused || !host.alive) return;
