@@ -31,7 +31,26 @@ export interface EntryEffects {
 export function entryCommands(peer: Peer, entry: Entry, effects: EntryEffects): KvCommand[] | null {
   if (entry.type === 'confChange') return confChangeCommands(peer, entry, effects);
   if (entry.data.byteLength === 0) return [];
+  return decodedCommands(peer, entry, decodeCommands(entry.data), effects);
+}
+
+/**
+ * entryCommands for an entry of plain data (puts, deletes, CAS, range deletes); null, with no
+ * effect, for anything else: a conf change, an admin command, any entry of a region frozen for
+ * a merge, and an empty entry (a new leader's first: the raft core refuses conf changes until
+ * it learns that one applied). The cycle's early apply (ApplyStage.applyDurable) takes only
+ * these; the rest wait for the cycle's advance(), as before.
+ */
+export function dataEntryCommands(peer: Peer, entry: Entry, effects: EntryEffects): KvCommand[] | null {
+  if (entry.type === 'confChange' || entry.data.byteLength === 0 || peer.merging !== undefined) return null;
   const decoded = decodeCommands(entry.data);
+  for (const c of decoded) if (!DATA_OPS.has(c.op)) return null;
+  return decodedCommands(peer, entry, decoded, effects);
+}
+
+const DATA_OPS: ReadonlySet<EntryCommand['op']> = new Set(['put', 'delete', 'cas', 'deleteRange']);
+
+function decodedCommands(peer: Peer, entry: Entry, decoded: EntryCommand[], effects: EntryEffects): KvCommand[] | null {
   // A CommitMerge travels alone in its entry (host.commitMerge): the only command that waits.
   const merge = decoded.length === 1 && decoded[0]!.op === 'commitMerge' ? decoded[0] : undefined;
   if (merge !== undefined) return commitMerge(peer, merge, effects);

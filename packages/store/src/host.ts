@@ -539,9 +539,16 @@ export class MultiRaftHost implements InboundHandlers {
     // (its own copy counts towards the commit only at advance(), once durable). Every other
     // message states what this store persisted, and waits for the write.
     this.outbound.sendCycle(batch, 'early');
-    await this.logWrites.persist(batch);
+    // The log write runs on its appender thread while this one applies what is durable
+    // already: a commit does not wait for the fsync of entries proposed after it.
+    const persisted = this.logWrites.persist(batch);
+    try {
+      await this.applyStage.applyDurable(batch);
+    } finally {
+      await persisted;
+    }
     this.outbound.sendCycle(batch, 'late');
-    await this.applyStage.applyAll(batch);
+    await this.applyStage.applyRest(batch);
     await this.compaction.compactDue(batch.map((b) => b.peer));
     for (const { peer, rd } of batch) {
       if (rd.softState && rd.softState.role !== 'leader') peer.onLeadershipLost();
@@ -550,6 +557,7 @@ export class MultiRaftHost implements InboundHandlers {
       peer.releaseReads();
       if (peer.node.hasReady()) this.dirty.add(peer);
     }
+    this.applyStage.settleApplied();
     // A split child's log is founded, and a removed replica's log destroyed, only once the KV
     // batch that recorded the change is durable (the log's writes are synced; the KV engine's
     // are not). Else a power loss could keep the log write and lose the KV one: a child log

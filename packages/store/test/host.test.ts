@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { MemoryNetwork } from '@flotilla/transport';
 import type { GroupWrite, LogEngine, LogWriteOptions, MemoryLogEngine } from '@flotilla/storage';
-import type { KvOp } from '@flotilla/wire';
+import type { KvOp, KvOpResult } from '@flotilla/wire';
 import { EPOCH, HeldCalls, REGION, TestCluster, bytes, connectAll, get, intercept, leaderOf, memoryStore, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
 describe('multi-raft host on in-memory twins', () => {
@@ -487,5 +487,48 @@ describe('a commit is applied without waiting for its log write', () => {
     const [read] = await run(leader, get('commit'));
     assert.equal(text(read?.op === 'get' ? read.value : null), '2');
     gate.release();
+  });
+});
+
+describe("a commit is applied while the log write of the entries proposed after it is in flight", () => {
+  const cluster = gatedStores(() => new FsyncGate());
+  const { stores, gates } = cluster;
+  after(() => cluster.close());
+
+  test("one Ready commits A and carries B: A is answered while the leader's write of B has not returned", async () => {
+    const leader = await cluster.start();
+    assert.deepEqual(await run(leader, put('carry', '0')), [{ op: 'put' }]);
+    const followers = stores.filter((s) => s !== leader);
+    const lastIndex = (store: MemoryStore): number => store.logDisk.groups.get(1)?.storage.lastIndex() ?? 0;
+    const before = lastIndex(leader);
+
+    // The followers hold their write of A: A is durable at the leader only, not committed.
+    for (const f of followers) gates.get(f.id)!.armed = true;
+    let answeredA = false;
+    const a = run(leader, put('carry', 'A')).then((r) => ((answeredA = true), r));
+    await waitFor('A durable at the leader, held at both followers', () => lastIndex(leader) > before && followers.every((f) => gates.get(f.id)!.count >= 1));
+
+    // B is proposed in the turn the followers' acknowledgements of A arrive: the leader's next
+    // Ready commits A and carries B, whose write the leader's gate holds.
+    const leaderGate = gates.get(leader.id)!;
+    leaderGate.armed = true;
+    let b: Promise<KvOpResult[]> | undefined;
+    let answeredB = false;
+    const host = leader.host;
+    const onRaftMessages = host.onRaftMessages.bind(host);
+    host.onRaftMessages = (from, messages) => {
+      onRaftMessages(from, messages);
+      if (b === undefined && messages.some((m) => m.message.type === 'appendResponse')) b = run(leader, put('fresh', 'B')).then((r) => ((answeredB = true), r));
+    };
+    for (const f of followers) gates.get(f.id)!.release();
+
+    // Waiting for that write first, the leader would neither apply A nor answer it.
+    await waitFor('A answered', () => answeredA, 2_000);
+    assert.deepEqual(await a, [{ op: 'put' }]);
+    assert.ok(b !== undefined && leaderGate.count >= 1 && !answeredB, "B's write has not returned, and B is not answered");
+    leaderGate.release();
+    assert.deepEqual(await b, [{ op: 'put' }]);
+    const [read] = await run(leader, get('carry'));
+    assert.equal(text(read?.op === 'get' ? read.value : null), 'A');
   });
 });
