@@ -159,7 +159,6 @@ export function durableCount(rd: Ready): number {
   const committed = rd.committedEntries;
   const firstNew = rd.entries[0]?.index;
   if (firstNew === undefined || committed.length === 0) return committed.length;
-  let n = 0;
-  while (n < committed.length && committed[n]!.index < firstNew) n++;
-  return n;
+  // Committed entries are consecutive: those below firstNew are a prefix.
+  return Math.max(0, Math.min(committed.length, firstNew - committed[0]!.index));
 }

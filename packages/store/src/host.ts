@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { BOOTSTRAP_INDEX, SeededRandom, type LeaseClock, type Ready } from '@flotilla/raft';
 import type { RegionMeta, RegionState } from '@flotilla/storage';
 import type { InboundHandlers, StoreId } from '@flotilla/transport';
@@ -8,10 +7,9 @@ import {
   type Heartbeat,
   type HeartbeatResponse,
   type RaftEnvelope,
-  type ReadConsistency,
 } from '@flotilla/wire';
 import { ApplyStage } from './apply-stage.ts';
-import { CatchUpGate, type CatchUpRelease, type CatchUpReplica, type CatchUpStatus } from './catch-up.ts';
+import type { CatchUpGate, CatchUpStatus } from './catch-up.ts';
 import type { EntryEffects } from './entry-commands.ts';
 import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
@@ -19,7 +17,7 @@ import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding
 import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
 import { HostLogWrites } from './host-log-writes.ts';
 import { handOverLeaderships } from './leader-handover.ts';
-import { logCatchUpWrite, restartLogWrites } from './log-catch-up.ts';
+import { restartLogWrites } from './log-catch-up.ts';
 import { LogCompaction } from './log-compaction.ts';
 import { proposeCommitMerge, proposeFenceMerges, proposePrepareMerge, proposeRollbackMerge } from './merge-proposals.ts';
 import { MergeDriver } from './merge-driver.ts';
@@ -28,12 +26,10 @@ import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import type { Peer, ProposalOutcome } from './peer.ts';
 import { readLeaseClock } from './read-lease.ts';
-import { storeMoment } from './replica-reads.ts';
+import { ReplicaLifecycle } from './replica-lifecycle.ts';
 import { ReplicaRouter } from './replica-router.ts';
 import { installIncomingSnapshot } from './snapshots.ts';
-
-/** The consistency of the reads that tell a restarted replica it caught up (catchUpStatus). */
-const LINEARIZABLE: ReadConsistency = { level: 'linearizable' };
+import { startCatchUpGate } from './start-catch-up.ts';
 
 /**
  * The multi-raft host of one store. ONE ticker for all groups and ONE ready loop: each cycle
@@ -60,10 +56,8 @@ export class MultiRaftHost implements InboundHandlers {
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
   private readonly cycleIdleWaiters: (() => void)[] = [];
-  /** Peers whose own removal applied in the current cycle: destroyed at its end. */
-  private readonly removedThisCycle: Peer[] = [];
-  /** Regions created by splits applied in the current cycle: their groups start at its end. */
-  private readonly splitThisCycle: { readonly child: RegionMeta; readonly parentLeads: boolean }[] = [];
+  /** Replicas the cycle's entries removed or created (splits): destroyed or started at its end. */
+  private readonly replicas: ReplicaLifecycle;
   private readonly events: HostEventLog;
   private observer: HostObserver | undefined;
   /** The cycle's apply step: committed entries to the KV engine, proposals settled. */
@@ -91,7 +85,6 @@ export class MultiRaftHost implements InboundHandlers {
     this.readLease = readLeaseClock(options.readLease ?? true, options.tickMs ?? limits.tickMs, () => {
       for (const peer of this.peers) peer.node.voidLease();
     });
-    const leaseClock = this.readLease;
     this.peers = new ReplicaRouter({
       storeId: this.storeId,
       log: options.log,
@@ -99,18 +92,27 @@ export class MultiRaftHost implements InboundHandlers {
       hibernateAfterTicks: options.hibernateAfterTicks ?? limits.hibernateAfterTicks,
       markDirty: (peer) => this.markDirty(peer),
       accepting: () => !this.closed,
-      ...(leaseClock ? { readLease: { beforeLeaseUse: () => leaseClock.beforeLeaseUse() } } : {}),
+      ...(this.readLease ? { readLease: this.readLease } : {}),
     });
     // What applied entries ask of the host after the cycle (entry-commands.ts).
     const entryEffects: EntryEffects = {
-      removed: (peer) => this.removedThisCycle.push(peer),
-      split: (child, parentLeads) => this.splitThisCycle.push({ child, parentLeads }),
+      removed: (peer) => this.replicas.onRemoved(peer),
+      split: (child, parentLeads) => this.replicas.onSplit(child, parentLeads),
       replica: (regionId) => this.peers.get(regionId),
       waitForSource: (target, source, merge) => this.merges.waitForSource(target, source, merge),
       events: this.events,
     };
     this.applyStage = new ApplyStage(options.kv, entryEffects, () => this.observer, options.applyBatchCommandsMax);
     this.logWrites = new HostLogWrites(options.log, () => this.observer, (err) => this.failStop(err));
+    this.replicas = new ReplicaLifecycle({
+      peers: this.peers,
+      kv: options.kv,
+      log: options.log,
+      logWrites: this.logWrites,
+      events: this.events,
+      forget: (peer) => this.dirty.delete(peer),
+      markDirty: (peer) => this.markDirty(peer),
+    });
     this.outbound = new Outbound(
       {
         kv: options.kv,
@@ -147,7 +149,7 @@ export class MultiRaftHost implements InboundHandlers {
     await this.logWrites.writeInChunks(catchUp);
     await this.logWrites.writeInChunks(destroy);
     for (const state of resumed) this.peers.add(state.region, state.appliedIndex, state.confState).merging = state.merging;
-    this.catchUp = this.catchUpGate(resumed.map((state) => state.region.id));
+    this.catchUp = startCatchUpGate(resumed.map((state) => state.region.id), this.peers, this.options.readyCatchUpWaitMaxMs ?? limits.readyCatchUpWaitMaxMs, this.events);
     await this.options.transport.start(this);
     this.readLease?.startTicking();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs ?? limits.tickMs);
@@ -162,28 +164,6 @@ export class MultiRaftHost implements InboundHandlers {
    */
   catchUpStatus(): CatchUpStatus {
     return this.catchUp?.status() ?? { caughtUp: true };
-  }
-
-  /** The gate over the replicas resumed at the start; their reads arrive at this moment. */
-  private catchUpGate(regionIds: readonly number[]): CatchUpGate {
-    const start = storeMoment();
-    const replica = (regionId: number): CatchUpReplica | undefined => {
-      const peer = this.peers.get(regionId);
-      if (peer === undefined) return undefined;
-      return {
-        leader: peer.node.leader,
-        safeTimeMs: peer.safeTimeMs(),
-        // A linearizable read that arrived at the start: ready once everything committed before it is applied.
-        confirm: async () => (await peer.readyToRead(LINEARIZABLE, start, performance.now() + limits.readyCatchUpRoundMs)) === null,
-      };
-    };
-    const options = { startMs: start.ms, waitMaxMs: this.options.readyCatchUpWaitMaxMs ?? limits.readyCatchUpWaitMaxMs, leaderlessMaxMs: limits.readyLeaderlessMaxMs, now: () => performance.now() };
-    return new CatchUpGate(regionIds, replica, options, (release) => this.reportCatchUpRelease(release));
-  }
-
-  private reportCatchUpRelease(release: CatchUpRelease): void {
-    const why = release.reason === 'noLeader' ? 'know no leader' : 'were still behind when the wait ran out';
-    this.events.warn({ regions: release.regionIds.length, example: release.regionIds[0], reason: release.reason }, `readiness does not wait for replicas that ${why}`);
   }
 
   /** Lifecycle for readiness probes: 'new' until start(), then 'running' until close or failure. */
@@ -427,7 +407,7 @@ export class MultiRaftHost implements InboundHandlers {
       const peer = this.peers.get(envelope.regionId) ?? this.peers.placeholderFor(from, envelope.regionId, envelope.message);
       if (!peer) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId} can't be created here`);
       const { state, absorbed } = await installIncomingSnapshot(peer, envelope.message, chunks, this.options, this.peers);
-      for (const source of absorbed) await this.destroyPeer(source);
+      for (const source of absorbed) await this.replicas.destroy(source);
       this.counters.snapshotsReceived++;
       this.events.info({ regionId: peer.regionId, fromStore: from, index: state.appliedIndex, epoch: state.region.epoch }, 'installed a region snapshot');
     } catch (err) {
@@ -564,51 +544,10 @@ export class MultiRaftHost implements InboundHandlers {
     // that moved on under a region the KV engine no longer knows, or a replica's vote history
     // gone while its region came back as 'normal' (which start() would found afresh).
     this.applyStage.endCycle();
-    if (this.removedThisCycle.length > 0 || this.splitThisCycle.length > 0) await this.compaction.syncKv();
-    for (const peer of this.removedThisCycle.splice(0)) await this.destroyPeer(peer);
+    if (this.replicas.pending) await this.compaction.syncKv();
+    await this.replicas.destroyRemoved();
     this.merges.retryReady();
-    for (const split of this.splitThisCycle.splice(0)) await this.startSplitChild(split.child, split.parentLeads);
-  }
-
-  /**
-   * The region a split created starts its own raft group here, over data already in place:
-   * its log begins at the bootstrap snapshot, as a founding region's does. A placeholder that
-   * a fast child replica elsewhere created first is replaced; a child already initialized by
-   * a snapshot is kept. The parent's leader campaigns at once, so the child has a leader soon.
-   *
-   * The founding log write is the log catching up with the child's KV record, which the split's
-   * apply batch wrote at the bootstrap index (log-catch-up.ts): the same write start() makes
-   * when a crash came in between. A placeholder's hard state is kept (it may have voted in a
-   * later term already: the term never moves back).
-   */
-  private async startSplitChild(child: RegionMeta, parentLeads: boolean): Promise<void> {
-    const existing = this.peers.get(child.id);
-    if (existing && !existing.placeholder) return;
-    const state = this.options.kv.region(child.id);
-    // The KV engine refused the child's record: it holds a newer one (this replica of the
-    // child was created by a snapshot and removed since). Nothing to start.
-    if (state === null || state.status !== 'normal') return;
-    const write = logCatchUpWrite(state, this.options.log.group(child.id));
-    // While the founding write runs, the region's messages are dropped (ReplicaRouter.route).
-    if (write !== null) await this.peers.whileFounding(child.id, () => this.logWrites.write([write]));
-    // Only now is the placeholder replaced: until the peer is in the map, a message for the
-    // region would create yet another placeholder.
-    const replaced = this.peers.detach(child.id);
-    if (replaced) this.dirty.delete(replaced);
-    const peer = this.peers.add(state.region, state.appliedIndex, state.confState);
-    if (parentLeads) {
-      peer.node.campaign();
-      this.markDirty(peer);
-    }
-  }
-
-  /** This store's replica left its region: forget it, drop its log, remember the tombstone. */
-  private async destroyPeer(peer: Peer): Promise<void> {
-    this.peers.remove(peer);
-    this.dirty.delete(peer);
-    peer.failAll({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: peer.regionId });
-    this.events.info({ regionId: peer.regionId, peerId: peer.peerId }, 'replica removed from this store');
-    await this.logWrites.write([{ groupId: peer.regionId, destroy: true }]);
+    await this.replicas.startSplitChildren();
   }
 
   /**

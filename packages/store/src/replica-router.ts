@@ -1,4 +1,4 @@
-import { EMPTY_CONF_STATE, isRaftError, type ConfState, type Message, type RaftConfig, type SeededRandom } from '@flotilla/raft';
+import { EMPTY_CONF_STATE, isRaftError, type ConfState, type LeaseClock, type Message, type RaftConfig, type SeededRandom } from '@flotilla/raft';
 import type { LogEngine, RegionMeta } from '@flotilla/storage';
 import type { StoreId } from '@flotilla/transport';
 import { limits } from './constants.ts';
@@ -23,11 +23,11 @@ export interface ReplicaRouterOptions {
   /** False once the host closed: no message creates a replica any more. */
   readonly accepting: () => boolean;
   /** Leaders serve linearizable reads from their lease (read-lease.ts); undefined: ReadIndex rounds only. */
-  readonly readLease?: { readonly beforeLeaseUse: () => void };
+  readonly readLease?: LeaseClock;
 }
 
-function leaseReads(lease: { readonly beforeLeaseUse: () => void }): Pick<RaftConfig, 'readOnlyOption' | 'maxClockDriftTicks' | 'beforeLeaseUse'> {
-  return { readOnlyOption: 'leaseBased', maxClockDriftTicks: limits.readLeaseDriftTicks, beforeLeaseUse: lease.beforeLeaseUse };
+function leaseReads(lease: LeaseClock): Pick<RaftConfig, 'readOnlyOption' | 'maxClockDriftTicks' | 'beforeLeaseUse'> {
+  return { readOnlyOption: 'leaseBased', maxClockDriftTicks: limits.readLeaseDriftTicks, beforeLeaseUse: () => lease.beforeLeaseUse() };
 }
 
 /**
@@ -43,7 +43,12 @@ export class ReplicaRouter implements ReplicaLookup, Iterable<Peer> {
   /** Split children whose founding log write runs now: their messages are dropped meanwhile. */
   private readonly foundingChildren = new Set<number>();
 
-  constructor(private readonly options: ReplicaRouterOptions) {}
+  /** The raft settings of lease reads, one object shared by every peer ({} when off). */
+  private readonly leaseConfig: Partial<RaftConfig>;
+
+  constructor(private readonly options: ReplicaRouterOptions) {
+    this.leaseConfig = options.readLease ? leaseReads(options.readLease) : {};
+  }
 
   get size(): number {
     return this.peers.size;
@@ -84,7 +89,7 @@ export class ReplicaRouter implements ReplicaLookup, Iterable<Peer> {
       hibernateAfterTicks: this.options.hibernateAfterTicks,
       preVote: true,
       checkQuorum: true,
-      ...(this.options.readLease ? leaseReads(this.options.readLease) : {}),
+      ...this.leaseConfig,
     }, () => this.options.markDirty(peer));
     this.peers.set(region.id, peer);
     this.options.markDirty(peer);

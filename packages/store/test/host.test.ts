@@ -416,6 +416,9 @@ class FsyncGate extends HeldCalls {
   }
 }
 
+/** The last index of REGION's log on the store's (in-memory) disk. */
+const lastIndex = (store: MemoryStore): number => store.logDisk.groups.get(1)?.storage.lastIndex() ?? 0;
+
 /** Three stores of REGION whose log engines hold what `gate()` picks once armed; `close()` ends them. */
 function gatedStores(gate: () => FsyncGate): { stores: MemoryStore[]; gates: Map<number, FsyncGate>; start(): Promise<MemoryStore>; close(): Promise<void> } {
   const network = new MemoryNetwork();
@@ -452,7 +455,6 @@ describe("a leader's appends leave before its own log write is durable", () => {
   test('the followers write while the leader does; the write completes once the leader is durable', async () => {
     const leader = await cluster.start();
     assert.deepEqual(await run(leader, put('early', '1')), [{ op: 'put' }]);
-    const lastIndex = (store: MemoryStore): number => store.logDisk.groups.get(1)?.storage.lastIndex() ?? 0;
     const before = lastIndex(leader);
 
     gates.get(leader.id)!.armed = true; // the leader's next fsync does not return
@@ -499,7 +501,6 @@ describe("a commit is applied while the log write of the entries proposed after 
     const leader = await cluster.start();
     assert.deepEqual(await run(leader, put('carry', '0')), [{ op: 'put' }]);
     const followers = stores.filter((s) => s !== leader);
-    const lastIndex = (store: MemoryStore): number => store.logDisk.groups.get(1)?.storage.lastIndex() ?? 0;
     const before = lastIndex(leader);
 
     // The followers hold their write of A: A is durable at the leader only, not committed.
