@@ -23,16 +23,34 @@ export function leaderReadIndex(r: Raft, m: Message): void {
 
 function serveReadIndex(r: Raft, m: Message): void {
   if (r.cfg.readOnlyOption === 'leaseBased' && r.leaseValid()) {
-    // A group serving reads is not idle, though its lease reads send nothing: it stays awake,
-    // and its heartbeats keep the lease (a hibernated leader has none, so reads take rounds).
-    r.idleTicks = 0;
-    respondToRead(r, m, r.log.committed);
+    respondToRead(r, m, leaseHeld(r));
     return;
   }
   if (r.readOnly.isFull()) return; // dropped: the host's request times out and retries
   r.readOnly.add(r.log.committed, m);
   r.readOnly.recvAck(r.id, m.context);
   broadcastHeartbeat(r);
+}
+
+/**
+ * A linearizable read at this node answered at once from its lease, with no request, no round
+ * and no Ready: the index to serve it at (the read waits until the host applied it), or
+ * undefined when a ReadIndex request is needed instead (not the leader, leases off or void,
+ * no entry of its term committed yet). Same checks and index as a lease-served readIndex().
+ */
+export function leaseReadIndex(r: Raft): number | undefined {
+  if (r.cfg.readOnlyOption !== 'leaseBased' || r.role !== 'leader') return undefined;
+  if (r.tracker.isSingleton()) return r.log.committed;
+  if (!committedEntryInCurrentTerm(r) || !r.leaseValid()) return undefined;
+  return leaseHeld(r);
+}
+
+/** A lease read is served: the index it reads at. */
+function leaseHeld(r: Raft): number {
+  // A group serving reads is not idle, though its lease reads send nothing: it stays awake,
+  // and its heartbeats keep the lease (a hibernated leader has none, so reads take rounds).
+  r.idleTicks = 0;
+  return r.log.committed;
 }
 
 export function releasePendingReadIndexMessages(r: Raft): void {

@@ -2,6 +2,7 @@ import type { RaftConfig } from './config.ts';
 import { encodeConfChange } from './confchange-codec.ts';
 import { assert, RaftError } from './errors.ts';
 import { LOCAL_MESSAGE_TYPES, Raft } from './raft.ts';
+import { leaseReadIndex } from './raft-reads.ts';
 import { confStatesEqual, toConfState } from './tracker.ts';
 import type { ProgressState } from './progress.ts';
 import {
@@ -130,6 +131,16 @@ export class RawNode {
    */
   readIndex(context: Uint8Array): void {
     this.raft.step(message({ type: 'readIndex', from: this.raft.id, context }));
+  }
+
+  /**
+   * A linearizable read served from the leader's lease at once, without readIndex() and the
+   * Ready that answers it: the index to serve it at (once the host applied through it), or
+   * undefined when the read must take readIndex() (not the leader, leases off or void, no
+   * entry of the leader's term committed yet). The host's hot read path: no cycle per read.
+   */
+  leaseReadIndex(): number | undefined {
+    return leaseReadIndex(this.raft);
   }
 
   /** Asks the leader to hand leadership to `to` (catch it up, then TimeoutNow). */

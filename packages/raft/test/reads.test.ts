@@ -243,6 +243,46 @@ describe('lease-based reads', () => {
     assert.equal(leader.node.leaseValid(), true, 'a heartbeat round after the abort renewed it');
   });
 
+  test('leaseReadIndex(): the commit index while the lease holds, with no Ready and no message; undefined whenever readIndex() would need a round', () => {
+    const c = new TestCluster([1, 2, 3], options);
+    const leader = c.campaign(1);
+    c.tickAll(3);
+    leader.node.propose([bytes('x')]);
+    c.stabilize();
+    c.clearSent();
+    assert.equal(leader.node.leaseReadIndex(), leader.node.status().commit);
+    assert.equal(leader.node.hasReady(), false, 'nothing for the host to do');
+    assert.equal(c.queue.length, 0, 'nothing sent');
+    assert.equal(c.get(2).node.leaseReadIndex(), undefined, 'a follower takes a round through the leader');
+    leader.node.voidLease();
+    assert.equal(leader.node.leaseReadIndex(), undefined, 'a void lease');
+    c.stabilize();
+    c.tickAll(3);
+    assert.equal(leader.node.leaseReadIndex(), leader.node.status().commit, 'a round renewed it');
+    c.isolate(1);
+    c.tick([1], ELECTION_TICKS - DRIFT_TICKS);
+    assert.equal(leader.node.leaseReadIndex(), undefined, 'an expired lease');
+
+    const safe = new TestCluster([1, 2, 3], { electionTicks: ELECTION_TICKS });
+    const safeLeader = safe.campaign(1);
+    safe.tickAll(3);
+    assert.equal(safeLeader.node.leaseReadIndex(), undefined, 'leases off: every read takes a round');
+  });
+
+  test("leaseReadIndex() is undefined until the leader committed an entry of its term", () => {
+    const c = new TestCluster([1, 2, 3], options);
+    c.filter = (m) => !(m.type === 'append' && m.from === 1);
+    const leader = c.campaign(1);
+    c.tick([1], 2); // heartbeats are acked: the lease holds, but the commit may lag
+    assert.equal(leader.node.leaseValid(), true);
+    assert.equal(leader.node.leaseReadIndex(), undefined);
+    c.heal();
+    c.tickAll(2);
+    const s = leader.node.status();
+    assert.equal(s.commit, s.lastIndex);
+    assert.equal(leader.node.leaseReadIndex(), s.commit);
+  });
+
   test('followers and non-leaders never have a lease', () => {
     const c = new TestCluster([1, 2, 3], options);
     c.campaign(1);

@@ -364,8 +364,11 @@ export class SimHost {
 
   private startRead(request: ClientRequest): void {
     const key = requestKey(request);
-    this.pendingReads.set(key, { request, readIndex: undefined });
-    this.node.readIndex(encoder.encode(key));
+    // As the store does: a leader's lease answers at once (no request, no Ready), else a round.
+    const leaseIndex = this.node.leaseReadIndex();
+    this.pendingReads.set(key, { request, readIndex: leaseIndex });
+    if (leaseIndex === undefined) this.node.readIndex(encoder.encode(key));
+    else this.serveReads();
   }
 
   private startWrite(request: ClientRequest): void {

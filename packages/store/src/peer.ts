@@ -61,7 +61,13 @@ export class Peer {
   private replicaReads(): ReplicaReads {
     if (this.reads !== null) return this.reads;
     const leadership = (): { leader: number; term: number } => ({ leader: this.node.leader, term: this.node.term });
-    this.reads = new ReplicaReads({ readIndex: (context) => this.node.readIndex(context), leadership }, () => this.notLeader(), this.hasWork);
+    const node = {
+      readIndex: (context: Uint8Array) => this.node.readIndex(context),
+      leadership,
+      leaseReadIndex: () => this.node.leaseReadIndex(),
+      applied: () => this.applied,
+    };
+    this.reads = new ReplicaReads(node, () => this.notLeader(), this.hasWork);
     return this.reads;
   }
 

@@ -71,6 +71,13 @@ export interface ReadIndexNode {
   readIndex(context: Uint8Array): void;
   /** The leader this replica knows of (0: none) and its term: a round sent elsewhere is lost. */
   leadership(): { readonly leader: number; readonly term: number };
+  /**
+   * A leader's lease confirms a read on the spot (RawNode.leaseReadIndex): the read index, with
+   * no round, no message and no ready cycle; undefined when a round is needed.
+   */
+  leaseReadIndex(): number | undefined;
+  /** The index this replica applied through. */
+  applied(): number;
 }
 
 interface Round {
@@ -132,8 +139,35 @@ export class ReplicaReads {
       return Promise.resolve(null);
     }
     if (this.waiters.length >= limits.pendingReadsPerRegionMax) return Promise.resolve({ code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: 0 });
-    if (!this.someRoundCovers(need) && !this.issue()) return Promise.resolve(this.notLeader());
+    if (!this.someRoundCovers(need)) {
+      const lease = this.leaseRound();
+      if (lease === 'applied' && covers(this.safe, need)) return Promise.resolve(null);
+      if (lease === 'none' && !this.issue()) return Promise.resolve(this.notLeader());
+    }
     return new Promise((settle) => this.waiters.push({ need, deadlineMs, settle }));
+  }
+
+  /**
+   * A round the leader's lease answers at once (leaders only, lease reads on). Its moment is
+   * read BEFORE the lease is checked, as a round's is before its request: the lease proves no
+   * other leader committed anything meanwhile, so the commit index covers every entry committed
+   * before that moment. 'applied': the index is applied and the moment is the safe time now;
+   * 'waiting': a round answered, released by the apply (release()); 'none': no lease.
+   */
+  private leaseRound(): 'applied' | 'waiting' | 'none' {
+    const issued = this.clock();
+    const index = this.node.leaseReadIndex();
+    if (index === undefined) return 'none';
+    if (index <= this.node.applied()) {
+      if (issued.seq > this.safe.seq) this.safe = issued;
+      return 'applied';
+    }
+    const { leader, term } = this.node.leadership();
+    const context = `${this.nextContext++}`;
+    this.newest = { context, issued, leader, term, readIndex: index };
+    this.rounds.set(context, this.newest);
+    this.hasWork(); // the committed entries are applied by a ready cycle, which calls release()
+    return 'waiting';
   }
 
   /** The rounds' answers (a Ready's read states); a context not ours (a resent round's) is ignored. */

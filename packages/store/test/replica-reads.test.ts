@@ -17,14 +17,21 @@ class Fixture {
   private seq = 0;
   leader = 2;
   term = 5;
+  /** What the node's lease answers (undefined: no lease, a round is needed). */
+  leaseIndex: number | undefined = undefined;
+  applied = 0;
+  /** Times the reads asked the host for a ready cycle. */
+  cyclesAsked = 0;
   readonly sent: string[] = [];
   readonly reads = new ReplicaReads(
     {
       readIndex: (context) => void this.sent.push(new TextDecoder().decode(context)),
       leadership: () => ({ leader: this.leader, term: this.term }),
+      leaseReadIndex: () => this.leaseIndex,
+      applied: () => this.applied,
     },
     () => NOT_LEADER,
-    () => {},
+    () => void this.cyclesAsked++,
     () => this.now(),
   );
 
@@ -119,6 +126,51 @@ describe('replica reads: the safe time', () => {
     void f.reads.wait(boundedStaleness(f.now(), bound), FAR, refresh);
     assert.equal(f.sent.length, 2, 'one background round');
     assert.equal(f.reads.waiting, 0, 'nobody waits for it');
+  });
+});
+
+describe("replica reads: the leader's lease", () => {
+  test('a linearizable read is served at once when the lease index is applied: no round, no cycle', async () => {
+    const f = new Fixture();
+    f.leaseIndex = 7;
+    f.applied = 7;
+    for (let i = 0; i < 3; i++) {
+      f.ms += 1;
+      assert.equal(await f.reads.wait(linearizable(f.now()), FAR), null);
+    }
+    assert.deepEqual(f.sent, []);
+    assert.equal(f.cyclesAsked, 0);
+    assert.ok(f.reads.safeTimeMs >= f.ms, 'the safe time is the moment the lease was checked');
+  });
+
+  test('a lease index above the applied one: the read waits for the apply, with no round', async () => {
+    const f = new Fixture();
+    f.leaseIndex = 9;
+    f.applied = 8;
+    const waiting = f.reads.wait(linearizable(f.now()), FAR);
+    const joining = f.reads.wait(linearizable(f.now()), FAR);
+    assert.deepEqual(f.sent, [], 'the lease answered both (the second arrived later: its own lease check)');
+    assert.equal(f.cyclesAsked, 2, 'a ready cycle applies the committed entries');
+    f.reads.release(8);
+    assert.equal((await settled(waiting)).done, false, 'not before the lease index is applied');
+    f.applied = 9;
+    f.reads.release(9);
+    assert.deepEqual(await settled(waiting), { done: true, value: null });
+    assert.deepEqual(await settled(joining), { done: true, value: null });
+    assert.deepEqual(f.sent, []);
+  });
+
+  test('without a lease (void, expired, a follower) the read takes a round', async () => {
+    const f = new Fixture();
+    f.leaseIndex = 3;
+    f.applied = 3;
+    assert.equal(await f.reads.wait(linearizable(f.now()), FAR), null);
+    f.leaseIndex = undefined;
+    const waiting = f.reads.wait(linearizable(f.now()), FAR);
+    assert.equal(f.sent.length, 1, 'a read arriving after the lease moment needs a round of its own');
+    f.answer(f.sent[0], 3);
+    f.reads.release(3);
+    assert.deepEqual(await settled(waiting), { done: true, value: null });
   });
 });
 
