@@ -39,8 +39,14 @@ export const clientLimits = Object.freeze({
    * instead of ~20, and a third of the throughput; benchmarks/RESULTS.md).
    */
   writeRequestsInFlightPerStoreMax: 4,
-  /** Read requests in flight to one store (pipelined on their own connections). */
-  readRequestsInFlightPerStoreMax: 32,
+  /**
+   * Read requests in flight to one store (pipelined on their own connections); past it, reads
+   * coalesce into the next request. 8 rather than 32: at 64 and 256 reads in flight over 3
+   * stores, reads per request rise and the stores' CPU per read falls (medians of 3 alternating
+   * runs on 2026-11-24: 31,739 -> 34,773 reads/s at 64, 52,857 -> 59,013 at 256; within the
+   * noise at 16; benchmarks/RESULTS.md).
+   */
+  readRequestsInFlightPerStoreMax: 8,
   /** Operations waiting to be sent to one store; past it, a call fails with FLOTILLA_CLIENT_BUSY. */
   queuedOpsPerStoreMax: 100_000,
   /** A request's timeout at the store when its operations allow more (one attempt's bound). */
