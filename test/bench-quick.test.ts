@@ -6,50 +6,18 @@
  * three run at once on a shared machine.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { REPO, deadline } from './support/process.ts';
+import { assertFinished, cell, killAll, runQuick as runQuickIn, type Finished } from './support/quick-bench.ts';
 
 /** A bound on waiting for a child (not a speed assertion): a loaded 2-core machine is slow. */
 const RUN_DEADLINE_MS = 4 * 60_000;
 
-interface Finished {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+after(() => killAll(children));
 
 function runQuick(script: string): Promise<Finished> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, script), '--quick'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<Finished>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return deadline(done, RUN_DEADLINE_MS, `${script} --quick`);
-}
-
-/** The figure in column `column` (0-based, after the row's label) of the table row that starts with `label`. */
-function cell(output: string, label: string, column: number): number {
-  // Labels may be right-aligned: the first row whose first cell starts with `label`.
-  const row = output.split('\n').find((line) => line.replace(/^\|\s+/, '| ').startsWith(`| ${label}`));
-  assert.ok(row, `a table row for ${label}`);
-  const cells = row.split('|').slice(1, -1).map((c) => c.trim());
-  const text = cells[column + 1];
-  assert.ok(text !== undefined, `column ${column} of row ${label}: ${row}`);
-  return Number(text.replace(/,/g, '').replace(/%$/, ''));
-}
-
-function assertFinished(run: Finished, what: string): void {
-  assert.equal(run.code, 0, `${what} exits 0 (signal ${run.signal}); stderr:\n${run.stderr}\nstdout:\n${run.stdout}`);
+  return runQuickIn(script, children, RUN_DEADLINE_MS);
 }
 
 describe('in-process benchmarks, quick mode', () => {

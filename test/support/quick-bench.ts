@@ -1,0 +1,84 @@
+/**
+ * Running a benchmark script in its quick mode as a harness check (test/bench-*.test.ts), and
+ * reading the markdown tables it prints. Checks that harnesses work, never speed.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { REPO, deadline } from './process.ts';
+
+export interface Finished {
+  /** The benchmark's pid, also its process group's id (everything it started is in the group). */
+  readonly pid: number;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Starts `node --import tsx <script> --quick …` from the repository root, in a process group of
+ * its own (detached): the processes it starts (stores, PD) are in that group too. The child is
+ * added to `children`; killAll() in the test's after() ends the groups still running.
+ */
+export function runQuick(script: string, children: ChildProcess[], deadlineMs: number, args: readonly string[] = []): Promise<Finished> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, script), '--quick', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push(child);
+  const pid = child.pid!;
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Finished>((resolve) => child.once('close', (code, signal) => resolve({ pid, code, signal, stdout, stderr })));
+  return deadline(done, deadlineMs, `${script} --quick`);
+}
+
+/** Kills the process groups of the children a test started, whatever is still running in them. */
+export function killAll(children: readonly ChildProcess[]): void {
+  for (const child of children) {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // ESRCH: the benchmark and everything it started are gone already.
+    }
+  }
+}
+
+/** Exit 0, and nothing the benchmark started still runs (its process group is empty). */
+export function assertFinished(run: Finished, what: string): void {
+  assert.equal(run.code, 0, `${what} exits 0 (signal ${run.signal}); stderr:\n${run.stderr}\nstdout:\n${run.stdout}`);
+  assert.equal(groupAlive(run.pid), false, `${what} stopped every process it started`);
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The figure in column `column` (0-based, after the row's label) of the table row that starts with `label`. */
+export function cell(output: string, label: string, column: number): number {
+  // Labels may be right-aligned: the first row whose first cell starts with `label`.
+  const row = output.split('\n').find((line) => line.replace(/^\|\s+/, '| ').startsWith(`| ${label}`));
+  assert.ok(row, `a table row for ${label}`);
+  const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+  const text = cells[column + 1];
+  assert.ok(text !== undefined, `column ${column} of row ${label}: ${row}`);
+  return Number(text.replace(/,/g, '').replace(/%$/, ''));
+}
+
+/** The cells of the table row whose first cell is exactly `label` (after the label). */
+export function rowCells(output: string, label: string): string[] {
+  const row = output.split('\n').find((line) => line.startsWith('|') && line.split('|')[1]?.trim() === label);
+  assert.ok(row, `a table row for ${label}`);
+  return row.split('|').slice(2, -1).map((c) => c.trim());
+}
+
+/** A cell as a number: thousands separators, '%' and bold marks dropped. */
+export function figure(text: string | undefined): number {
+  assert.ok(text !== undefined, 'a cell');
+  return Number(text.replace(/[,%*]/g, ''));
+}
