@@ -252,8 +252,11 @@ export class InvariantChecker {
     }
   }
 
-  /** A snapshot carries the configuration in force at its index, and the node adopts it. */
-  onSnapshotInstalled(host: SimHost, snapshot: Snapshot): void {
+  /**
+   * A snapshot carries the configuration in force at its index, and the node adopts it: it ran
+   * with it when it made the Ready (`adopted`; by the install it may have stepped a newer one).
+   */
+  onSnapshotInstalled(host: SimHost, snapshot: Snapshot, adopted: ConfState): void {
     const index = snapshot.metadata.index;
     let confIndex = BOOTSTRAP_INDEX;
     for (const i of this.confIndexes) if (i <= index) confIndex = i;
@@ -262,9 +265,9 @@ export class InvariantChecker {
     if (carried !== expected) {
       this.report('snapshot configuration', `snapshot at ${index} carries ${carried}, the log says ${expected}`);
     }
-    const adopted = confKey(host.node.confState());
-    if (adopted !== carried) {
-      this.report('snapshot configuration', `node ${host.id} runs ${adopted} after installing a snapshot with ${carried}`);
+    const ran = confKey(adopted);
+    if (ran !== carried) {
+      this.report('snapshot configuration', `node ${host.id} ran ${ran} when it took a snapshot with ${carried}`);
     }
   }
 

@@ -4,6 +4,7 @@ import {
   decodeConfChange,
   maxTickGapMs,
   isRaftError,
+  type ConfState,
   type InjectedFaults,
   type Message,
   type NodeId,
@@ -80,7 +81,18 @@ export interface HostEnvironment {
   onPersisted(host: SimHost, rd: Ready, readyTerm: number): void;
   onApplied(host: SimHost, index: number, term: number, data: Uint8Array): void;
   onConfApplied(host: SimHost, index: number): void;
-  onSnapshotInstalled(host: SimHost, snapshot: Snapshot): void;
+  /**
+   * The host installed the Ready's snapshot. `adopted`: the configuration the node ran when
+   * it made that Ready (later messages, stepped while the write was in flight, may have moved
+   * it on: a newer snapshot).
+   */
+  onSnapshotInstalled(host: SimHost, snapshot: Snapshot, adopted: ConfState): void;
+  /**
+   * The node advanced a Ready: a leader's commit may have moved (its own write counts at
+   * advance), to be checked with the configuration of this moment, before the next Ready
+   * applies a conf change.
+   */
+  onAdvanced(host: SimHost): void;
   scheduleSync(host: SimHost): void;
   /** Calls host.persisted() a random moment later, unless the host crashed meanwhile. */
   schedulePersisted(host: SimHost): void;
@@ -110,7 +122,7 @@ export class SimHost {
   kv = new KvStateMachine();
   applied = 0;
   alive = false;
-  /** The process is stopped (Simulation.pauseHost): messages and requests wait in `held`. */
+  /** The process is stopped (Simulation.pauseHost): messages, requests and fsync completions wait in `held`. */
   paused = false;
   readonly held: SimEvent[] = [];
   /** Counts pauses, so a resume never ends a later pause. */
@@ -119,6 +131,8 @@ export class SimHost {
   private persisting: Ready | null = null;
   /** The node's term when it made the Ready being persisted. */
   private persistingTerm = 0;
+  /** The configuration the node ran when it made the Ready being persisted, if it has a snapshot. */
+  private persistingConf: ConfState | null = null;
   /** Watches this host's ticks for its leases (lease-based reads with the guard on). */
   private leaseClock: LeaseClock | undefined;
   private pendingWrites = new Map<string, PendingWrite>();
@@ -241,7 +255,7 @@ export class SimHost {
     if (rd.entries.length > 0) this.disk.write({ kind: 'entries', entries: rd.entries }, synced && rd.mustSync);
     if (rd.hardState) this.disk.write({ kind: 'hardState', hardState: rd.hardState }, synced && rd.mustSync);
     if (!synced && this.disk.hasUnsynced) this.env.scheduleSync(this);
-    this.completeReady(rd, rd.messages, term);
+    this.completeReady(rd, rd.messages, term, rd.snapshot ? this.node.confState() : null);
   }
 
   /** asyncPersist: the write goes to the page cache now; the leader's appends leave at once. */
@@ -252,6 +266,7 @@ export class SimHost {
     for (const m of rd.messages) if (this.options.sendAllBeforePersist || sendableBeforePersist(m)) this.env.send(m);
     this.persisting = rd;
     this.persistingTerm = term;
+    this.persistingConf = rd.snapshot ? this.node.confState() : null;
     this.env.schedulePersisted(this);
   }
 
@@ -265,32 +280,34 @@ export class SimHost {
       rd,
       this.options.sendAllBeforePersist ? [] : rd.messages.filter((m) => !sendableBeforePersist(m)),
       this.persistingTerm,
+      this.persistingConf,
     );
     this.processReady();
   }
 
   /** A persisted Ready: send (what is left of) its messages, apply, advance. */
-  private completeReady(rd: Ready, messages: readonly Message[], term: number): void {
+  private completeReady(rd: Ready, messages: readonly Message[], term: number, adopted: ConfState | null): void {
     this.env.onPersisted(this, rd, term);
     for (const m of messages) this.env.send(m);
-    if (rd.snapshot) this.installSnapshot(rd.snapshot);
+    if (rd.snapshot) this.installSnapshot(rd.snapshot, adopted!);
     for (const entry of rd.committedEntries) this.applyEntry(entry.index, entry.term, entry.type, entry.data);
     for (const rs of rd.readStates) {
       const read = this.pendingReads.get(decoder.decode(rs.context));
       if (read) read.readIndex = rs.index;
     }
     this.node.advance(rd);
+    this.env.onAdvanced(this);
     this.serveReads();
   }
 
-  private installSnapshot(snapshot: Snapshot): void {
+  private installSnapshot(snapshot: Snapshot, adopted: ConfState): void {
     this.kv = KvStateMachine.restore(snapshot.data);
     this.applied = snapshot.metadata.index;
     // Whether proposals inside the snapshot applied is unknown here: leave them to time out.
     for (const [key, pending] of this.pendingWrites) {
       if (pending.index !== undefined && pending.index <= snapshot.metadata.index) this.pendingWrites.delete(key);
     }
-    this.env.onSnapshotInstalled(this, snapshot);
+    this.env.onSnapshotInstalled(this, snapshot, adopted);
   }
 
   private applyEntry(index: number, term: number, type: 'normal' | 'confChange', data: Uint8Array): void {

@@ -178,8 +178,9 @@ export class Simulation implements HostEnvironment, ClientActions {
    * The host's process stops for `ms` (a long GC, SIGSTOP, a paused VM): no tick, message or
    * request runs meanwhile; then what arrived runs in a random order (the requests may come
    * before the messages that depose a paused leader), before its next tick. Its fsyncs still
-   * complete meanwhile (the kernel writes while the process is stopped), and so, simplified,
-   * does the rest of the Ready they finish.
+   * complete meanwhile (the kernel writes while the process is stopped: the write is durable),
+   * but the process learns of it only when it runs again: the rest of the Ready (its messages,
+   * applies, advance) waits with the held events.
    */
   pauseHost(host: SimHost, ms: number): void {
     if (host.paused || !host.alive) return;
@@ -196,6 +197,7 @@ export class Simulation implements HostEnvironment, ClientActions {
       // Queued now, in that order (ties keep insertion order): each runs as its own event,
       // followed by the Ready it makes, as if it had just arrived.
       for (const event of held) this.queue.push(this.now, event);
+      this.dirty.add(host);
     });
   }
 
@@ -280,9 +282,13 @@ export class Simulation implements HostEnvironment, ClientActions {
     this.faultScheduler.onConfApplied(host);
   }
 
-  onSnapshotInstalled(host: SimHost, snapshot: Snapshot): void {
+  onSnapshotInstalled(host: SimHost, snapshot: Snapshot, adopted: ConfState): void {
     this.trace.mix(3, host.id, snapshot.metadata.index, snapshot.metadata.term);
-    this.checker.onSnapshotInstalled(host, snapshot);
+    this.checker.onSnapshotInstalled(host, snapshot, adopted);
+  }
+
+  onAdvanced(host: SimHost): void {
+    this.checker.onLeaderState(host);
   }
 
   scheduleSync(host: SimHost): void {
@@ -378,6 +384,11 @@ export class Simulation implements HostEnvironment, ClientActions {
       case 'persisted': {
         const host = this.hosts.get(event.host);
         if (!host || !host.alive || this.incarnations.get(host.id) !== event.incarnation) return;
+        if (host.paused) {
+          host.disk.sync(); // durable now; the stopped process sees it complete on resume
+          host.held.push(event);
+          return;
+        }
         host.persisted();
         this.dirty.add(host);
         return;
@@ -416,7 +427,8 @@ export class Simulation implements HostEnvironment, ClientActions {
   private flushDirty(): void {
     this.checker.now = this.now;
     for (const host of this.dirty) {
-      if (!host.alive) continue;
+      // A stopped process runs nothing: its resume marks it dirty again.
+      if (!host.alive || host.paused) continue;
       this.checker.onLeaderState(host);
       host.processReady();
     }

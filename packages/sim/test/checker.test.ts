@@ -31,3 +31,18 @@ test("a leader's Ready persisted after its node stepped down counts for the term
   checker.onPersisted(host(3, 'leader', 21), leaderReady(3), 21);
   assert.deepEqual(rules(), ['election safety']);
 });
+
+test('a snapshot install is judged by the configuration the node ran when it made the Ready, not by a newer one it stepped since', () => {
+  const checker = new InvariantChecker(() => new Map(), CONF);
+  const rules = (): string[] => checker.violations.map((v) => v.rule);
+  const learnerAdded: ConfState = { ...CONF, learners: [4] };
+  // Seed 126 with 3 nodes, once paused hosts saw their fsyncs complete only on resume: the
+  // node stepped a newer snapshot (learner 4 added) before it finished installing this one.
+  const newer = { node: { confState: () => learnerAdded } } as unknown as SimHost;
+  const snapshot = { data: new Uint8Array(), metadata: { index: 10, term: 2, confState: CONF } };
+  checker.onSnapshotInstalled(newer, snapshot, CONF);
+  assert.deepEqual(rules(), []);
+  // The rule still bites: a node that did not adopt the snapshot's configuration.
+  checker.onSnapshotInstalled(newer, snapshot, learnerAdded);
+  assert.deepEqual(rules(), ['snapshot configuration']);
+});

@@ -124,6 +124,78 @@ test('lease reads with the host bounding its tick gaps stay linearizable through
   }
 });
 
+test('a host paused during its fsync: the write is durable at once, but it answers, applies and advances only on resume', () => {
+  const sim = new Simulation({ seed: 7, nodes: 3, ops: 0, calm: true, hostOverrides: { asyncPersist: true, hibernateAfterTicks: 0 } });
+  const electionMs = sim.config.electionTicks * sim.tickMs;
+  assert.ok(sim.runUntil(() => sim.leader() !== undefined, sim.now + 20 * electionMs), 'a leader');
+  const leader = sim.leader()!;
+  const follower = sim.aliveHosts().find((h) => h !== leader)!;
+  assert.ok(sim.runUntil(() => follower.applied === leader.node.status().commit, sim.now + 5 * electionMs), 'the follower caught up');
+  const appliedBefore = follower.applied;
+
+  // Pause the follower the moment it starts the fsync of the entry proposed below.
+  let index = 0;
+  let pausedAt = -1;
+  const pauseMs = 3 * electionMs;
+  const schedulePersisted = sim.schedulePersisted.bind(sim);
+  sim.schedulePersisted = (host) => {
+    schedulePersisted(host);
+    if (host === follower && pausedAt < 0 && index > 0 && host.disk.live.lastIndex() >= index) {
+      sim.pauseHost(follower, pauseMs);
+      pausedAt = sim.now;
+    }
+  };
+  const responses: number[] = [];
+  const send = sim.send.bind(sim);
+  sim.send = (m) => {
+    if (m.from === follower.id && m.type === 'appendResponse' && index > 0 && m.index >= index) responses.push(sim.now);
+    send(m);
+  };
+  sim.drive(leader, (n) => n.propose([encodeCommand({ clientId: 99, seq: 1, input: { kind: 'put', key: 'k', value: 'v' } })]));
+  index = leader.node.status().lastIndex;
+  const term = leader.node.term;
+  assert.ok(sim.runUntil(() => pausedAt >= 0, sim.now + electionMs), 'the follower paused during its fsync');
+
+  sim.runUntil(() => false, pausedAt + pauseMs / 2); // far past the slowest fsync
+  assert.equal(follower.disk.durablyHas(index, term), true, 'the kernel finished the write: durable');
+  assert.deepEqual(responses, [], 'no acknowledgement from a stopped process');
+  assert.equal(follower.applied, appliedBefore, 'nothing applied while stopped');
+
+  assert.ok(sim.runUntil(() => responses.length > 0, pausedAt + pauseMs + electionMs), 'acknowledged after the resume');
+  assert.ok(responses[0]! >= pausedAt + pauseMs, `acknowledged at ${responses[0]} ms, the pause ended at ${pausedAt + pauseMs} ms`);
+  assert.ok(sim.runUntil(() => follower.applied >= index, sim.now + 5 * electionMs), 'and applied');
+});
+
+test("a leader's commit that moved at advance is checked with that moment's configuration, not the one its next Ready applies", () => {
+  // Found by seed 235 with 3 nodes: voters [3,4,5], the leader's own fsync ended last and
+  // committed the entry promoting learner 6 (acks from itself and one follower: 2 of 3); the
+  // next Ready applied it, and the check that ran only then counted 2 of 4 voters.
+  const sim = new Simulation({ seed: 3, nodes: 3, ops: 0, calm: true, hostOverrides: { asyncPersist: true, hibernateAfterTicks: 0 } });
+  const electionMs = sim.config.electionTicks * sim.tickMs;
+  assert.ok(sim.runUntil(() => sim.leader() !== undefined, sim.now + 20 * electionMs), 'a leader');
+  const leader = sim.leader()!;
+  const [follower, silent] = sim.aliveHosts().filter((h) => h !== leader);
+  assert.ok(sim.runUntil(() => leader.applied === leader.node.status().lastIndex, sim.now + 5 * electionMs), "the leader's first entry applied");
+  const learner = sim.createHost(sim.nextNodeId++);
+  const change = (type: 'addLearnerNode' | 'addNode'): void => sim.drive(leader, (n) => n.proposeConfChange({ transition: 'auto', changes: [{ type, nodeId: learner.id }], context: new Uint8Array() }));
+  change('addLearnerNode');
+  assert.ok(sim.runUntil(() => learner.applied >= leader.node.status().commit && learner.node.confState().learners.includes(learner.id), sim.now + 10 * electionMs), 'the learner caught up');
+
+  // The promotion reaches the leader's disk late and only `follower` acknowledges it, so the
+  // leader's own write completing is what commits it (2 of the 3 voters); the learner and
+  // `silent` never get it.
+  sim.network.isolate(learner.id, sim.aliveHosts().map((h) => h.id));
+  sim.network.isolate(silent!.id, sim.aliveHosts().map((h) => h.id));
+  const schedulePersisted = sim.schedulePersisted.bind(sim);
+  sim.schedulePersisted = (host) => (host === leader ? sim.schedule(5 * sim.tickMs, () => schedulePersisted(host)) : schedulePersisted(host));
+  change('addNode');
+  const promotion = leader.node.status().lastIndex;
+  assert.ok(sim.runUntil(() => leader.node.confState().voters.includes(learner.id), sim.now + 5 * electionMs), 'the promotion applied at the leader');
+  assert.equal(follower!.disk.durablyHas(promotion, leader.node.term), true);
+  assert.equal(learner.disk.durablyHas(promotion, leader.node.term), false, 'the new voter lacks the entry');
+  assert.deepEqual(sim.checker.violations, []);
+});
+
 test('teeth: installing a snapshot with a stale configuration is caught', () => {
   const rules = firstViolation({ nodes: 5, ops: 1000, faults: { snapshotIgnoresConfState: true } }, 20);
   assert.ok(rules.includes('snapshot configuration'), rules.join(', '));
