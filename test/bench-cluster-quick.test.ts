@@ -23,7 +23,7 @@ after(() => killAll(children));
 
 async function quick(script: string, what: string): Promise<Finished> {
   const run = await runQuick(script, children, RUN_DEADLINE_MS);
-  assertFinished(run, what);
+  await assertFinished(run, what);
   for (const field of ['date', 'command', 'machine', 'config']) assert.match(run.stdout, new RegExp(`^- ${field}: \\S`, 'm'), `${what} prints '${field}'`);
   return run;
 }

@@ -28,7 +28,7 @@ describe('in-process benchmarks, quick mode', () => {
 
   it('bench:raft-core prints its setting, three tables and the verdict line', { timeout: RUN_DEADLINE_MS + 10_000 }, async () => {
     const run = await raftCore;
-    assertFinished(run, 'bench:raft-core');
+    await assertFinished(run, 'bench:raft-core');
     for (const field of ['command :', 'date    :', 'machine :', 'config  :']) assert.match(run.stdout, new RegExp(`^${field}`, 'm'), `prints '${field}'`);
     for (const batch of ['64', '256', '1024']) {
       const entriesPerSecond = cell(run.stdout, batch, 3);
@@ -41,7 +41,7 @@ describe('in-process benchmarks, quick mode', () => {
 
   it('bench:wire prints its setting, both frames and the stage breakdown', { timeout: RUN_DEADLINE_MS + 10_000 }, async () => {
     const run = await wire;
-    assertFinished(run, 'bench:wire');
+    await assertFinished(run, 'bench:wire');
     for (const field of ['date', 'command', 'machine', 'config']) assert.match(run.stdout, new RegExp(`^- ${field}: \\S`, 'm'), `prints '${field}'`);
     for (const frame of ['RaftBatch: 100 groups', 'HeartbeatBatch: 1,000 coalesced beats']) {
       assert.ok(cell(run.stdout, frame, 4) > 0, `${frame}: round trips measured`);
@@ -52,7 +52,7 @@ describe('in-process benchmarks, quick mode', () => {
 
   it('bench:transport prints its setting and both modes, appends and heartbeats', { timeout: RUN_DEADLINE_MS + 10_000 }, async () => {
     const run = await transport;
-    assertFinished(run, 'bench:transport');
+    await assertFinished(run, 'bench:transport');
     for (const field of ['date', 'command', 'machine', 'config']) assert.match(run.stdout, new RegExp(`^- ${field}: \\S`, 'm'), `prints '${field}'`);
     for (const mode of ['same-loop', 'worker']) {
       const section = run.stdout.slice(run.stdout.indexOf(`## mode: ${mode}`));

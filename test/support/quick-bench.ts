@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { REPO, deadline } from './process.ts';
+import { waitFor } from './wait.ts';
 
 export interface Finished {
   /** The benchmark's pid, also its process group's id (everything it started is in the group). */
@@ -44,10 +45,17 @@ export function killAll(children: readonly ChildProcess[]): void {
   }
 }
 
-/** Exit 0, and nothing the benchmark started still runs (its process group is empty). */
-export function assertFinished(run: Finished, what: string): void {
+/**
+ * A bound on the benchmark's process group emptying after it exited: tsx's esbuild service (a
+ * child of every `node --import tsx` that had to transform a file, as in a fresh clone) exits
+ * only once it sees its parent gone. Stores or PD left running never leave the group.
+ */
+const GROUP_EXIT_DEADLINE_MS = 10_000;
+
+/** Exit 0, and nothing the benchmark started still runs (its process group empties). */
+export async function assertFinished(run: Finished, what: string): Promise<void> {
   assert.equal(run.code, 0, `${what} exits 0 (signal ${run.signal}); stderr:\n${run.stderr}\nstdout:\n${run.stdout}`);
-  assert.equal(groupAlive(run.pid), false, `${what} stopped every process it started`);
+  await waitFor(`${what} to have stopped every process it started (process group ${run.pid})`, () => !groupAlive(run.pid), GROUP_EXIT_DEADLINE_MS, 20);
 }
 
 function groupAlive(pgid: number): boolean {
