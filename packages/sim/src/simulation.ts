@@ -288,6 +288,7 @@ export class Simulation implements HostEnvironment, ClientActions {
   }
 
   onAdvanced(host: SimHost): void {
+    this.checker.now = this.now; // an advance may run inside an event, before flushDirty sets it
     this.checker.onLeaderState(host);
   }
 
