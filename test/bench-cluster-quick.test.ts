@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { assertFinished, figure, killAll, rowCells, runQuick, type Finished } from './support/quick-bench.ts';
+import { assertFinished, figure, killAll, rowCells, rowsCells, runQuick, type Finished } from './support/quick-bench.ts';
 
 /** A bound on waiting for a child (not a speed assertion): a loaded 2-core machine is slow. */
 const RUN_DEADLINE_MS = 4 * 60_000;
@@ -67,15 +67,14 @@ describe('multi-process benchmarks, quick mode', () => {
     const run = await quick('benchmarks/pd/heartbeats.ts', 'bench:pd-heartbeats');
     // Second table: | regions | PD knows (after register) | PD counted region heartbeats | …
     for (const regions of ['2,000', '10,000']) {
-      const rows = run.stdout.split('\n').filter((line) => line.split('|')[1]?.trim() === regions);
+      const rows = rowsCells(run.stdout, regions);
       assert.equal(rows.length, 4, `three windows and a summary for ${regions} regions`);
-      const windows = rows.slice(0, 3).map((row) => row.split('|').slice(2, -1).map((c) => c.trim()));
+      const windows = rows.slice(0, 3);
       // | regions | window | s | region heartbeats | heartbeats/s | PD CPU % | per CPU-second | ms | client % | others % | errors |
       for (const cells of windows) assert.equal(figure(cells[9]), 0, `${regions} regions, ${cells[0]}: no errors`);
       const steady = windows.find((cells) => cells[0]!.startsWith('steady'));
       assert.ok(steady && figure(steady[3]) > 0, `${regions} regions: steady heartbeats measured`);
-      const summary = rows[3]!.split('|').slice(2, -1).map((c) => c.trim());
-      assert.equal(figure(summary[0]), figure(regions), `PD knows all ${regions} regions`);
+      assert.equal(figure(rows[3]![0]), figure(regions), `PD knows all ${regions} regions`);
     }
   });
 });

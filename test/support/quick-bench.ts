@@ -67,22 +67,35 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-/** The figure in column `column` (0-based, after the row's label) of the table row that starts with `label`. */
-export function cell(output: string, label: string, column: number): number {
-  // Labels may be right-aligned: the first row whose first cell starts with `label`.
-  const row = output.split('\n').find((line) => line.replace(/^\|\s+/, '| ').startsWith(`| ${label}`));
-  assert.ok(row, `a table row for ${label}`);
-  const cells = row.split('|').slice(1, -1).map((c) => c.trim());
-  const text = cells[column + 1];
-  assert.ok(text !== undefined, `column ${column} of row ${label}: ${row}`);
-  return Number(text.replace(/,/g, '').replace(/%$/, ''));
+/** The cells after the label of every markdown table row whose first cell `matches`. */
+function tableRows(output: string, matches: (firstCell: string) => boolean): string[][] {
+  return output
+    .split('\n')
+    .filter((line) => line.startsWith('|') && matches(line.split('|')[1]?.trim() ?? ''))
+    .map((line) => line.split('|').slice(2, -1).map((c) => c.trim()));
 }
 
-/** The cells of the table row whose first cell is exactly `label` (after the label). */
+/** The cells after the label of every table row whose first cell is exactly `label`. */
+export function rowsCells(output: string, label: string): string[][] {
+  return tableRows(output, (first) => first === label);
+}
+
+/** The cells after the label of the first table row whose first cell is exactly `label`. */
 export function rowCells(output: string, label: string): string[] {
-  const row = output.split('\n').find((line) => line.startsWith('|') && line.split('|')[1]?.trim() === label);
+  const row = rowsCells(output, label)[0];
   assert.ok(row, `a table row for ${label}`);
-  return row.split('|').slice(2, -1).map((c) => c.trim());
+  return row;
+}
+
+/**
+ * The figure in column `column` (0-based, after the row's label) of the first table row whose
+ * first cell starts with `label` (labels may carry more after it, or be right-aligned).
+ */
+export function cell(output: string, label: string, column: number): number {
+  const row = tableRows(output, (first) => first.startsWith(label))[0];
+  assert.ok(row, `a table row for ${label}`);
+  assert.ok(row[column] !== undefined, `column ${column} of row ${label}: ${row.join(' | ')}`);
+  return figure(row[column]);
 }
 
 /** A cell as a number: thousands separators, '%' and bold marks dropped. */

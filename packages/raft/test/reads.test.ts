@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TestCluster, bytes, text } from './cluster-harness.ts';
+import { TestCluster, bytes, text, type TestNode } from './cluster-harness.ts';
 
 const ELECTION_TICKS = 10;
 const DRIFT_TICKS = 2;
@@ -110,13 +110,19 @@ describe('lease-based reads', () => {
     assert.deepEqual(contexts(leader.readStates), ['lease', 'still'], 'not answered from an expired lease');
   });
 
-  test('under steady writes the acks of appends keep the lease (no heartbeat is sent), and only acks of appends sent recently count', () => {
+  /** Node 1 leads with a lease and committed an entry of its term; nothing sent since. */
+  function leaderWithAnEntry(): { c: TestCluster; leader: TestNode } {
     const c = new TestCluster([1, 2, 3], options);
     const leader = c.campaign(1);
     c.tickAll(3);
     leader.node.propose([bytes('first')]);
     c.stabilize();
     c.clearSent();
+    return { c, leader };
+  }
+
+  test('under steady writes the acks of appends keep the lease (no heartbeat is sent), and only acks of appends sent recently count', () => {
+    const { c, leader } = leaderWithAnEntry();
     // An entry every tick: every heartbeat round skips both followers.
     for (let t = 0; t < 3 * ELECTION_TICKS; t++) {
       c.tickAll(1);
@@ -244,12 +250,7 @@ describe('lease-based reads', () => {
   });
 
   test('leaseReadIndex(): the commit index while the lease holds, with no Ready and no message; undefined whenever readIndex() would need a round', () => {
-    const c = new TestCluster([1, 2, 3], options);
-    const leader = c.campaign(1);
-    c.tickAll(3);
-    leader.node.propose([bytes('x')]);
-    c.stabilize();
-    c.clearSent();
+    const { c, leader } = leaderWithAnEntry();
     assert.equal(leader.node.leaseReadIndex(), leader.node.status().commit);
     assert.equal(leader.node.hasReady(), false, 'nothing for the host to do');
     assert.equal(c.queue.length, 0, 'nothing sent');

@@ -197,7 +197,7 @@ export class Simulation implements HostEnvironment, ClientActions {
       // Queued now, in that order (ties keep insertion order): each runs as its own event,
       // followed by the Ready it makes, as if it had just arrived.
       for (const event of held) this.queue.push(this.now, event);
-      this.dirty.add(host);
+      this.dirty.add(host); // flushDirty passed over it while it was stopped
     });
   }
 

@@ -162,12 +162,17 @@ export class ReplicaReads {
       if (issued.seq > this.safe.seq) this.safe = issued;
       return 'applied';
     }
-    const { leader, term } = this.node.leadership();
-    const context = `${this.nextContext++}`;
-    this.newest = { context, issued, leader, term, readIndex: index };
-    this.rounds.set(context, this.newest);
+    this.addRound(issued, index);
     this.hasWork(); // the committed entries are applied by a ready cycle, which calls release()
     return 'waiting';
+  }
+
+  /** A round issued at `issued`, to the leader known now; `readIndex` when already answered. */
+  private addRound(issued: Moment, readIndex: number | undefined): Round {
+    const { leader, term } = this.node.leadership();
+    this.newest = { context: `${this.nextContext++}`, issued, leader, term, readIndex };
+    this.rounds.set(this.newest.context, this.newest);
+    return this.newest;
   }
 
   /** The rounds' answers (a Ready's read states); a context not ours (a resent round's) is ignored. */
@@ -215,15 +220,11 @@ export class ReplicaReads {
 
   /** Starts a round now; false when no leader is known (the core would drop the request). */
   private issue(): boolean {
-    const { leader, term } = this.node.leadership();
-    if (leader === 0) return false;
-    const context = `${this.nextContext++}`;
+    if (this.node.leadership().leader === 0) return false;
     // Read the clock BEFORE the request exists: the leader receives it after this moment (a
     // leader, synchronously inside readIndex()), which is what makes `issued` a safe time.
-    const issued = this.clock();
-    this.newest = { context, issued, leader, term, readIndex: undefined };
-    this.rounds.set(context, this.newest);
-    this.node.readIndex(encoder.encode(context));
+    const round = this.addRound(this.clock(), undefined);
+    this.node.readIndex(encoder.encode(round.context));
     this.hasWork();
     return true;
   }
