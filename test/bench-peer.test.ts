@@ -118,7 +118,7 @@ describe('pnpm bench:peer --quick', () => {
     const files = readdirSync(path.join(dir, 'results')).filter((f) => f.endsWith('.json'));
     assert.equal(files.length, 1, files.join(', '));
     const results = JSON.parse(readFileSync(path.join(dir, 'results', files[0]!), 'utf8')) as {
-      points: { system: string; workload: string; concurrency: number; ops: number; servers: unknown[] }[];
+      points: { system: string; workload: string; concurrency: number; ops: number; servers: { name: string; waitPct: number | null; mainThreadWaitPct: number | null }[] }[];
       ratios: unknown[];
       machine: { syncedAppendsPerS: number; loopbackRoundTripUs: { p50: number } } | null;
       failure?: string;
@@ -129,6 +129,13 @@ describe('pnpm bench:peer --quick', () => {
     for (const p of results.points) {
       assert.ok(p.ops > 0, `${p.system} ${p.workload} C=${p.concurrency} completed operations`);
       assert.equal(p.servers.length, p.system === 'etcd' ? 3 : 4, `server processes measured for ${p.system}`);
+      // Run-queue waits (JSON writes NaN as null: a kernel without schedstat). A main thread
+      // cannot wait longer than the window (10% slack for reading the files around it).
+      for (const s of p.servers) {
+        if (s.mainThreadWaitPct === null) continue;
+        assert.ok(s.mainThreadWaitPct >= 0 && s.mainThreadWaitPct <= 110, `${s.name}: main thread waited ${s.mainThreadWaitPct}% of the window`);
+        assert.ok(s.waitPct !== null && s.waitPct >= s.mainThreadWaitPct - 1, `${s.name}: all threads waited ${s.waitPct}%, the main one ${s.mainThreadWaitPct}%`);
+      }
     }
     assert.ok(results.machine !== null && results.machine.syncedAppendsPerS > 0 && results.machine.loopbackRoundTripUs.p50 > 0);
     for (const w of WORKLOADS) {

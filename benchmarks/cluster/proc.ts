@@ -1,8 +1,8 @@
 /**
- * What the cluster benchmarks read about store processes from outside: CPU time and resident
- * memory from Linux /proc, and counters from each store's Prometheus endpoint.
+ * What the cluster benchmarks read about store processes from outside: CPU time, run-queue
+ * waits and resident memory from Linux /proc, and counters from each store's Prometheus endpoint.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { storeMallocEnv } from '../../packages/store/src/constants.ts';
 import type { StoreHandle } from '../../test/support/cluster.ts';
@@ -14,6 +14,57 @@ export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+}
+
+/**
+ * `/proc/<pid>/task/<tid>/schedstat`: nanoseconds on a core, nanoseconds runnable but waiting
+ * for one (in a run queue), and timeslices. The wait is what CPU time alone hides: on a
+ * machine with fewer cores than busy threads, a thread that needs a core gets it late.
+ */
+export interface Schedstat {
+  readonly onCpuNs: number;
+  readonly runQueueNs: number;
+}
+
+export function parseSchedstat(text: string): Schedstat {
+  const [onCpu, runQueue] = text.trim().split(/\s+/).map(Number);
+  if (!Number.isFinite(onCpu) || !Number.isFinite(runQueue)) throw new Error(`unexpected schedstat: ${JSON.stringify(text)}`);
+  return { onCpuNs: onCpu!, runQueueNs: runQueue! };
+}
+
+/**
+ * Milliseconds each thread of the process (by thread id) spent runnable but waiting for a core,
+ * so far; empty where the kernel keeps no schedstat or the process is gone.
+ */
+export function threadRunQueueWaits(pid: number): ReadonlyMap<string, number> {
+  const waits = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return waits;
+  }
+  for (const tid of tids) {
+    try {
+      waits.set(tid, parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')).runQueueNs / 1e6);
+    } catch {
+      // A thread that exited between the listing and the read, or no schedstat.
+    }
+  }
+  return waits;
+}
+
+/**
+ * What the threads of `pid` waited for a core between two readings of threadRunQueueWaits, in
+ * ms: summed over its threads, and its main thread's alone (a Node process's event loop). A
+ * thread born in between counts whole; one that exited in between is lost. NaN without schedstat.
+ */
+export function runQueueWaitedMs(pid: number, before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): { allThreads: number; mainThread: number } {
+  if (after.size === 0) return { allThreads: NaN, mainThread: NaN };
+  let allThreads = 0;
+  for (const [tid, ms] of after) allThreads += ms - (before.get(tid) ?? 0);
+  const main = String(pid);
+  return { allThreads, mainThread: (after.get(main) ?? NaN) - (before.get(main) ?? NaN) };
 }
 
 /** Resident set size in bytes. */

@@ -187,8 +187,9 @@ const QUIET_WAIT_REPORTED_MS = 1_000;
 function pointLine(p: PointResult): string {
   const errors = `${p.errors} errors${p.errors > 0 ? ` (${p.errorSamples[0]})` : ''}`;
   const cpu = `generator ${p.loadGeneratorCpuPct.toFixed(0)}% / servers ${p.serversCpuPct.toFixed(0)}% / other system ${p.bystandersCpuPct.toFixed(0)}% / others ${p.othersCpuPct.toFixed(0)}% CPU`;
+  const waits = `waited for a core: servers ${p.serversWaitPct.toFixed(0)}% (main threads ${p.servers.map((s) => s.mainThreadWaitPct.toFixed(0)).join('/')}%), generator's loop ${p.loadGeneratorMainThreadWaitPct.toFixed(0)}%`;
   const quiet = p.quietWaitMs > QUIET_WAIT_REPORTED_MS ? ` (waited ${(p.quietWaitMs / 1000).toFixed(1)} s for the other system to go quiet)` : '';
-  return `${p.workload} C=${p.concurrency} ${p.system}: ${p.opsPerS.toFixed(0)} ops/s, p99 ${p.p99Ms.toFixed(1)} ms, ${errors}, ${cpu}${quiet}`;
+  return `${p.workload} C=${p.concurrency} ${p.system}: ${p.opsPerS.toFixed(0)} ops/s, p99 ${p.p99Ms.toFixed(1)} ms, ${errors}, ${cpu}; ${waits}${quiet}`;
 }
 
 function limitsLine(m: MachineLimits): string {

@@ -4,11 +4,12 @@
  * complete during the warm-up are discarded; during the measured window every completion is
  * counted and its latency recorded in an HDR histogram (µs, 3 significant digits). Around
  * the window it reads the CPU used by this process (process.cpuUsage), by every server
- * process (/proc/PID/stat) and by the whole machine, and the systems' fsync counters.
+ * process (/proc/PID/stat) and by the whole machine, how long their threads waited for a core
+ * (/proc/PID/task/TID/schedstat), and the systems' fsync counters.
  */
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { cpuMs, machineCpuMs } from '../cluster/proc.ts';
+import { cpuMs, machineCpuMs, runQueueWaitedMs, threadRunQueueWaits } from '../cluster/proc.ts';
 import type { KvAdapter, SystemName } from './adapters.ts';
 import { sleep } from './processes.ts';
 import { VALUE_BYTES, type Operation, type WorkloadName } from './workloads.ts';
@@ -38,6 +39,13 @@ export interface ProcessCpu {
   readonly name: string;
   /** % of one core. */
   readonly cpuPct: number;
+  /**
+   * Time its threads were runnable but waited for a core, summed over the threads, in % of the
+   * window (like cpuPct: 100 = one thread waiting all the time). NaN without schedstat.
+   */
+  readonly waitPct: number;
+  /** The same for its main thread alone (a Node process's event loop), in % of the window. */
+  readonly mainThreadWaitPct: number;
 }
 
 export interface PointResult {
@@ -58,8 +66,12 @@ export interface PointResult {
   readonly missing: number;
   readonly opsByKind: Readonly<Record<string, number>>;
   readonly loadGeneratorCpuPct: number;
+  /** How long the load generator's event loop waited for a core, in % of the window. */
+  readonly loadGeneratorMainThreadWaitPct: number;
   readonly servers: readonly ProcessCpu[];
   readonly serversCpuPct: number;
+  /** The servers' waitPct summed: CPU they were ready to use but did not get (the machine was full). */
+  readonly serversWaitPct: number;
   /** Everything else on the machine (the other system, other engineers' processes): machine − servers − generator. */
   readonly othersCpuPct: number;
   /** CPU of the other system's processes during the point (they should idle). */
@@ -136,7 +148,9 @@ class ClosedLoop {
 interface Snapshot {
   readonly atMs: number;
   readonly self: NodeJS.CpuUsage;
+  readonly selfWaits: ReadonlyMap<string, number>;
   readonly servers: readonly number[];
+  readonly serverWaits: readonly ReadonlyMap<string, number>[];
   readonly bystandersMs: number;
   readonly machineMs: number;
   readonly counters: ReadonlyMap<string, number>;
@@ -144,7 +158,16 @@ interface Snapshot {
 
 async function snapshot(sut: SystemUnderTest, pids: readonly number[], bystanders: readonly number[]): Promise<Snapshot> {
   const counters = await sut.counters();
-  return { atMs: performance.now(), self: process.cpuUsage(), servers: pids.map(cpuMs), bystandersMs: sumCpuMs(bystanders), machineMs: machineCpuMs(), counters };
+  return {
+    atMs: performance.now(),
+    self: process.cpuUsage(),
+    selfWaits: threadRunQueueWaits(process.pid),
+    servers: pids.map(cpuMs),
+    serverWaits: pids.map(threadRunQueueWaits),
+    bystandersMs: sumCpuMs(bystanders),
+    machineMs: machineCpuMs(),
+    counters,
+  };
 }
 
 /** CPU ms of processes that may have exited meanwhile (those count 0). */
@@ -206,7 +229,10 @@ export async function runPoint(sut: SystemUnderTest, next: () => Operation, spec
   const elapsedMs = after.atMs - before.atMs;
   const pct = (ms: number): number => (ms / elapsedMs) * 100;
   const selfUs = after.self.user - before.self.user + after.self.system - before.self.system;
-  const servers = processes.map((p, i) => ({ name: p.name, cpuPct: pct(after.servers[i]! - before.servers[i]!) }));
+  const servers = processes.map((p, i) => {
+    const waited = runQueueWaitedMs(p.pid, before.serverWaits[i]!, after.serverWaits[i]!);
+    return { name: p.name, cpuPct: pct(after.servers[i]! - before.servers[i]!), waitPct: pct(waited.allThreads), mainThreadWaitPct: pct(waited.mainThread) };
+  });
   const serversCpuPct = servers.reduce((sum, s) => sum + s.cpuPct, 0);
   const loadGeneratorCpuPct = pct(selfUs / 1000);
   const h = loop.histogram;
@@ -227,8 +253,10 @@ export async function runPoint(sut: SystemUnderTest, next: () => Operation, spec
     missing: loop.missing,
     opsByKind: loop.opsByKind,
     loadGeneratorCpuPct,
+    loadGeneratorMainThreadWaitPct: pct(runQueueWaitedMs(process.pid, before.selfWaits, after.selfWaits).mainThread),
     servers,
     serversCpuPct,
+    serversWaitPct: servers.reduce((sum, s) => sum + s.waitPct, 0),
     othersCpuPct: Math.max(0, pct(after.machineMs - before.machineMs) - serversCpuPct - loadGeneratorCpuPct),
     bystandersCpuPct: pct(after.bystandersMs - before.bystandersMs),
     quietWaitMs,

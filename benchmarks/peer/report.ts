@@ -88,9 +88,11 @@ export function ratioLine(r: Ratio): string {
 }
 
 const ms = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(2));
+/** A % figure; `-` where the kernel gave none (no schedstat). */
+const pctCell = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
 
 export function pointsTable(points: readonly PointResult[]): string {
-  const header = ['workload', 'C', 'system', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'gen CPU%', 'servers CPU% (each)', 'other system CPU%', 'others CPU%', 'syncs/s'];
+  const header = ['workload', 'C', 'system', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'gen CPU%', 'servers CPU% (each)', 'servers wait% (main threads)', 'gen loop wait%', 'other system CPU%', 'others CPU%', 'syncs/s'];
   const rows = points.map((p) => [
     p.workload,
     String(p.concurrency),
@@ -102,6 +104,8 @@ export function pointsTable(points: readonly PointResult[]): string {
     String(p.errors),
     p.loadGeneratorCpuPct.toFixed(0),
     `${p.serversCpuPct.toFixed(0)} (${p.servers.map((s) => s.cpuPct.toFixed(0)).join('/')})`,
+    `${pctCell(p.serversWaitPct)} (${p.servers.map((s) => pctCell(s.mainThreadWaitPct)).join('/')})`,
+    pctCell(p.loadGeneratorMainThreadWaitPct),
     p.bystandersCpuPct.toFixed(0),
     p.othersCpuPct.toFixed(0),
     fmt(p.syncsPerS),
@@ -112,15 +116,15 @@ export function pointsTable(points: readonly PointResult[]): string {
 /** The same as a Markdown table (RESULTS.md), one row per etcd/Flotilla pair. */
 export function markdownTable(points: readonly PointResult[]): string {
   const lines = [
-    '| workload | C | etcd ops/s | Flotilla ops/s | ratio | etcd p50 / p99 / p99.9 ms | Flotilla p50 / p99 / p99.9 ms | errors e / f | gen CPU % e / f | servers CPU % e / f | others CPU % e / f | syncs/s e / f |',
-    '|---|---:|---:|---:|---:|---|---|---|---|---|---|---|',
+    '| workload | C | etcd ops/s | Flotilla ops/s | ratio | etcd p50 / p99 / p99.9 ms | Flotilla p50 / p99 / p99.9 ms | errors e / f | gen CPU % e / f | servers CPU % e / f | servers wait % e / f | others CPU % e / f | syncs/s e / f |',
+    '|---|---:|---:|---:|---:|---|---|---|---|---|---|---|---|',
   ];
   const lat = (p: PointResult): string => `${ms(p.p50Ms)} / ${ms(p.p99Ms)} / ${ms(p.p999Ms)}`;
   for (const pair of pairs(points)) {
     const { etcd: e, flotilla: f } = pair;
     const r = ratioOf(pair);
     lines.push(
-      `| ${r.workload} | ${r.concurrency} | ${fmt(e.opsPerS)} | ${fmt(f.opsPerS)} | **${Number.isFinite(r.throughput) ? r.throughput.toFixed(2) : '∞'}** | ${lat(e)} | ${lat(f)} | ${e.errors} / ${f.errors} | ${e.loadGeneratorCpuPct.toFixed(0)} / ${f.loadGeneratorCpuPct.toFixed(0)} | ${e.serversCpuPct.toFixed(0)} / ${f.serversCpuPct.toFixed(0)} | ${e.othersCpuPct.toFixed(0)} / ${f.othersCpuPct.toFixed(0)} | ${fmt(e.syncsPerS)} / ${fmt(f.syncsPerS)} |`,
+      `| ${r.workload} | ${r.concurrency} | ${fmt(e.opsPerS)} | ${fmt(f.opsPerS)} | **${Number.isFinite(r.throughput) ? r.throughput.toFixed(2) : '∞'}** | ${lat(e)} | ${lat(f)} | ${e.errors} / ${f.errors} | ${e.loadGeneratorCpuPct.toFixed(0)} / ${f.loadGeneratorCpuPct.toFixed(0)} | ${e.serversCpuPct.toFixed(0)} / ${f.serversCpuPct.toFixed(0)} | ${pctCell(e.serversWaitPct)} / ${pctCell(f.serversWaitPct)} | ${e.othersCpuPct.toFixed(0)} / ${f.othersCpuPct.toFixed(0)} | ${fmt(e.syncsPerS)} / ${fmt(f.syncsPerS)} |`,
     );
   }
   return `${lines.join('\n')}\n`;
