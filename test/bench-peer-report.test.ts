@@ -57,6 +57,13 @@ describe('bench:peer report', () => {
     );
   });
 
+  it('prints the servers\' run-queue wait, and a dash where the kernel keeps no schedstat', () => {
+    const pair = [{ ...point('etcd', 16, 100), serversWaitPct: NaN }, { ...point('flotilla', 16, 300), serversWaitPct: 12.4 }];
+    const header = markdownTable(pair).split('\n')[0]!.split('|').map((c) => c.trim());
+    const row = markdownTable(pair).trim().split('\n')[2]!.split('|').map((c) => c.trim());
+    assert.equal(row[header.indexOf('servers wait % e / f')], '- / 12');
+  });
+
   it('leaves out a Flotilla point with no etcd point beside it', () => {
     assert.deepEqual(ratios([point('flotilla', 16, 100), point('etcd', 64, 10), point('flotilla', 64, 30)]).map(ratioLine), ['ratio insert C=64 3.00']);
   });

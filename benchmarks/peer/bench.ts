@@ -27,7 +27,7 @@ import { FlotillaSystem } from './flotilla.ts';
 import { runPoint, type PointResult, type SystemUnderTest } from './load.ts';
 import { measureMachine, type MachineLimits } from './machine.ts';
 import { BenchError, cleanUpOnSignals } from './processes.ts';
-import { markdownTable, pointsTable, ratioLine, ratios, workloadLines, writeCharts, writeResults, type CurvePoint, type RunResults } from './report.ts';
+import { markdownTable, pctCell, pointsTable, ratioLine, ratios, workloadLines, writeCharts, writeResults, type CurvePoint, type RunResults } from './report.ts';
 import { KEY_BYTES, KeySpace, VALUE_BYTES, WORKLOADS, chooser, keyOf, seededRandom, type WorkloadName } from './workloads.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -187,7 +187,7 @@ const QUIET_WAIT_REPORTED_MS = 1_000;
 function pointLine(p: PointResult): string {
   const errors = `${p.errors} errors${p.errors > 0 ? ` (${p.errorSamples[0]})` : ''}`;
   const cpu = `generator ${p.loadGeneratorCpuPct.toFixed(0)}% / servers ${p.serversCpuPct.toFixed(0)}% / other system ${p.bystandersCpuPct.toFixed(0)}% / others ${p.othersCpuPct.toFixed(0)}% CPU`;
-  const waits = `waited for a core: servers ${p.serversWaitPct.toFixed(0)}% (main threads ${p.servers.map((s) => s.mainThreadWaitPct.toFixed(0)).join('/')}%), generator's loop ${p.loadGeneratorMainThreadWaitPct.toFixed(0)}%`;
+  const waits = `waited for a core: servers ${pctCell(p.serversWaitPct)}% (main threads ${p.servers.map((s) => pctCell(s.mainThreadWaitPct)).join('/')}%), generator's loop ${pctCell(p.loadGeneratorMainThreadWaitPct)}%`;
   const quiet = p.quietWaitMs > QUIET_WAIT_REPORTED_MS ? ` (waited ${(p.quietWaitMs / 1000).toFixed(1)} s for the other system to go quiet)` : '';
   return `${p.workload} C=${p.concurrency} ${p.system}: ${p.opsPerS.toFixed(0)} ops/s, p99 ${p.p99Ms.toFixed(1)} ms, ${errors}, ${cpu}; ${waits}${quiet}`;
 }

@@ -89,7 +89,7 @@ export function ratioLine(r: Ratio): string {
 
 const ms = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(2));
 /** A % figure; `-` where the kernel gave none (no schedstat). */
-const pctCell = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
+export const pctCell = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
 
 export function pointsTable(points: readonly PointResult[]): string {
   const header = ['workload', 'C', 'system', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'gen CPU%', 'servers CPU% (each)', 'servers wait% (main threads)', 'gen loop wait%', 'other system CPU%', 'others CPU%', 'syncs/s'];
