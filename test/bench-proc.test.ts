@@ -7,12 +7,27 @@ import os from 'node:os';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { parseSchedstat, runQueueWaitedMs, threadRunQueueWaits } from '../benchmarks/cluster/proc.ts';
+import { waitFor } from './support/wait.ts';
 
-/** Threads that spin for `ms`, twice as many as the machine has cores, so each waits for one. */
-function oversubscribe(ms: number): Promise<unknown[]> {
-  const threads = os.availableParallelism() * 2;
-  const source = `const end = Date.now() + ${ms}; while (Date.now() < end);`;
-  return Promise.all(Array.from({ length: threads }, () => new Promise((resolve, reject) => new Worker(source, { eval: true }).on('exit', resolve).on('error', reject))));
+/** A bound on the spinning threads starting and waiting (not a speed check). */
+const SPIN_DEADLINE_MS = 20_000;
+/** Run-queue time the spinning threads must have gathered: a few scheduler slices. */
+const WAITED_ENOUGH_MS = 50;
+
+/**
+ * Twice as many threads as the machine has cores, each spinning until `stop` is called, so
+ * that at any moment about half of them wait for a core.
+ */
+function oversubscribe(): { stop(): Promise<unknown[]> } {
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const source = `const { workerData } = require('node:worker_threads'); while (Atomics.load(workerData, 0) === 0);`;
+  const exits = Array.from({ length: os.availableParallelism() * 2 }, () => new Promise((resolve, reject) => new Worker(source, { eval: true, workerData: flag }).on('exit', resolve).on('error', reject)));
+  return {
+    stop: () => {
+      Atomics.store(flag, 0, 1);
+      return Promise.all(exits);
+    },
+  };
 }
 
 describe('benchmarks/cluster/proc.ts run-queue waits', () => {
@@ -23,28 +38,32 @@ describe('benchmarks/cluster/proc.ts run-queue waits', () => {
   });
 
   it('sums per thread: a thread born in between counts whole, the main thread alone is reported too', () => {
-    const before = new Map([['100', 5], ['101', 40], ['102', 7]]);
-    const after = new Map([['100', 9], ['101', 70], ['103', 12]]);
+    const before = new Map([[100, 5], [101, 40], [102, 7]]);
+    const after = new Map([[100, 9], [101, 70], [103, 12]]);
     // 102 exited (lost), 103 was born (12 ms counted whole).
     assert.deepEqual(runQueueWaitedMs(100, before, after), { allThreads: 4 + 30 + 12, mainThread: 4 });
     assert.ok(Number.isNaN(runQueueWaitedMs(100, before, new Map()).allThreads), 'no schedstat: NaN, not 0');
   });
 
-  it('grows while more threads spin than there are cores; the idle main thread barely waits', async (t) => {
+  it('grows while more threads spin than there are cores; the main thread, mostly asleep, waits less', async (t) => {
     const before = threadRunQueueWaits(process.pid);
     if (before.size === 0) {
       t.skip('this kernel keeps no schedstat');
       return;
     }
-    const spinMs = 400;
-    const spinning = oversubscribe(spinMs);
-    await new Promise((resolve) => setTimeout(resolve, spinMs / 2));
-    // Read while the spinning threads still run: an exited thread drops out of the sum.
-    const waited = runQueueWaitedMs(process.pid, before, threadRunQueueWaits(process.pid));
-    await spinning;
-    // Half the spinning threads wait at any moment: ~spinMs/2 × cores by mid-run. A tenth of that
-    // is the bound, for a loaded machine where the first threads finish before the last start.
-    assert.ok(waited.allThreads > (spinMs / 2) * 0.1, `the spinning threads waited ${waited.allThreads} ms`);
-    assert.ok(waited.mainThread >= 0 && waited.mainThread < waited.allThreads, `the main thread, mostly asleep, waited ${waited.mainThread} ms of ${waited.allThreads}`);
+    const spinning = oversubscribe();
+    let waited = { allThreads: 0, mainThread: 0 };
+    try {
+      // Read while the spinning threads still run: an exited thread drops out of the sum.
+      await waitFor(
+        `the spinning threads to wait ${WAITED_ENOUGH_MS} ms in run queues`,
+        () => (waited = runQueueWaitedMs(process.pid, before, threadRunQueueWaits(process.pid))).allThreads > WAITED_ENOUGH_MS,
+        SPIN_DEADLINE_MS,
+        5,
+      );
+    } finally {
+      await spinning.stop();
+    }
+    assert.ok(waited.mainThread >= 0 && waited.mainThread < waited.allThreads, `the main thread waited ${waited.mainThread} ms of ${waited.allThreads}`);
   });
 });

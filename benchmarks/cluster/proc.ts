@@ -11,9 +11,35 @@ const CLOCK_TICK_MS = 10; // USER_HZ = 100 on Linux
 
 /** CPU milliseconds (user + system) the process has used so far. */
 export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** CPU milliseconds (user + system) in the text of a `stat` file (a process's or a thread's). */
+export function statCpuMs(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+}
+
+/**
+ * `read` of every thread of the process (`/proc/<pid>/task/<tid>`, the directory given), by
+ * thread id; a thread that ended before its read is left out. Empty when the process is gone.
+ */
+export function perThread<T>(pid: number | 'self', read: (taskDir: string) => T): Map<number, T> {
+  const out = new Map<number, T>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      out.set(Number(tid), read(`/proc/${pid}/task/${tid}`));
+    } catch {
+      // The thread ended meanwhile (or the kernel keeps no such file).
+    }
+  }
+  return out;
 }
 
 /**
@@ -36,22 +62,8 @@ export function parseSchedstat(text: string): Schedstat {
  * Milliseconds each thread of the process (by thread id) spent runnable but waiting for a core,
  * so far; empty where the kernel keeps no schedstat or the process is gone.
  */
-export function threadRunQueueWaits(pid: number): ReadonlyMap<string, number> {
-  const waits = new Map<string, number>();
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return waits;
-  }
-  for (const tid of tids) {
-    try {
-      waits.set(tid, parseSchedstat(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')).runQueueNs / 1e6);
-    } catch {
-      // A thread that exited between the listing and the read, or no schedstat.
-    }
-  }
-  return waits;
+export function threadRunQueueWaits(pid: number): ReadonlyMap<number, number> {
+  return perThread(pid, (dir) => parseSchedstat(readFileSync(`${dir}/schedstat`, 'utf8')).runQueueNs / 1e6);
 }
 
 /**
@@ -59,12 +71,11 @@ export function threadRunQueueWaits(pid: number): ReadonlyMap<string, number> {
  * ms: summed over its threads, and its main thread's alone (a Node process's event loop). A
  * thread born in between counts whole; one that exited in between is lost. NaN without schedstat.
  */
-export function runQueueWaitedMs(pid: number, before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): { allThreads: number; mainThread: number } {
+export function runQueueWaitedMs(pid: number, before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): { allThreads: number; mainThread: number } {
   if (after.size === 0) return { allThreads: NaN, mainThread: NaN };
   let allThreads = 0;
   for (const [tid, ms] of after) allThreads += ms - (before.get(tid) ?? 0);
-  const main = String(pid);
-  return { allThreads, mainThread: (after.get(main) ?? NaN) - (before.get(main) ?? NaN) };
+  return { allThreads, mainThread: (after.get(pid) ?? NaN) - (before.get(pid) ?? NaN) };
 }
 
 /** Resident set size in bytes. */

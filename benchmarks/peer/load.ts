@@ -148,9 +148,9 @@ class ClosedLoop {
 interface Snapshot {
   readonly atMs: number;
   readonly self: NodeJS.CpuUsage;
-  readonly selfWaits: ReadonlyMap<string, number>;
+  readonly selfWaits: ReadonlyMap<number, number>;
   readonly servers: readonly number[];
-  readonly serverWaits: readonly ReadonlyMap<string, number>[];
+  readonly serverWaits: readonly ReadonlyMap<number, number>[];
   readonly bystandersMs: number;
   readonly machineMs: number;
   readonly counters: ReadonlyMap<string, number>;

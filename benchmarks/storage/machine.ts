@@ -6,28 +6,17 @@
  * a scenario runs, i.e. what the OS scheduler alone allows.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { perThread, statCpuMs } from '../cluster/proc.ts';
 
 const linux = process.platform === 'linux';
-const TICK_MS = 10; // USER_HZ = 100 on Linux
 
 /** CPU milliseconds per thread of this process (tid → { name, ms }). */
 export function threadCpu(): Map<number, { name: string; ms: number }> {
-  const out = new Map<number, { name: string; ms: number }>();
-  if (!linux) return out;
-  for (const t of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
-      const name = readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(t), { name, ms: (Number(f[11]) + Number(f[12])) * TICK_MS });
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return out;
+  if (!linux) return new Map();
+  return perThread('self', (dir) => ({ name: readFileSync(`${dir}/comm`, 'utf8').trim(), ms: statCpuMs(readFileSync(`${dir}/stat`, 'utf8')) }));
 }
 
 export interface CpuSplit {
