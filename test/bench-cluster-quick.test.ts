@@ -36,6 +36,11 @@ describe('multi-process benchmarks, quick mode', () => {
       const cells = rowCells(run.stdout, regions);
       assert.ok(figure(cells[1]) > 0, `${regions} active regions: puts measured (${cells[1]})`);
       assert.equal(figure(cells[5]), 0, `${regions} active regions: no operation refused`);
+      // | … | store CPU µs per put | store main threads wait % (1 / 2 / 3) | …: a main thread
+      // cannot wait longer than the window (a little over for the readings' own timing).
+      const waits = cells[8]!.split(' / ');
+      assert.equal(waits.length, 3, `${regions} active regions: a wait per store (${cells[8]})`);
+      for (const w of waits) if (w !== '-') assert.ok(figure(w) >= 0 && figure(w) <= 110, `${regions} active regions: a main thread's wait within the window (${cells[8]})`);
     }
     assert.match(run.stdout, /^- the curve rises with regions until the cores saturate, not falls: (MET|NOT MET)\b/m);
   });

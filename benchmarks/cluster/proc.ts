@@ -115,6 +115,9 @@ export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
+/** A % figure; `-` where the kernel gave none (a run-queue wait without schedstat). */
+export const pctCell = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
+
 /**
  * Store processes inherit this process's environment (test/support/process.ts spawns them
  * without an `env`): give them the malloc settings every production launch sets

@@ -16,7 +16,7 @@ import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest } from '@flotilla/wire';
 import { ProcessCluster, waitFor, type StoreHandle } from '../../test/support/cluster.ts';
 import { curveVerdict } from './curve.ts';
-import { cpuMs, fmt, machineCpuMs, machineLine, scrape, useStoreMallocEnv } from './proc.ts';
+import { cpuMs, fmt, machineCpuMs, machineLine, pctCell, runQueueWaitedMs, scrape, threadRunQueueWaits, useStoreMallocEnv } from './proc.ts';
 
 const quick = process.argv.includes('--quick');
 const seconds = Number(process.argv.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? (quick ? 3 : 8));
@@ -49,6 +49,11 @@ interface Row {
   readonly p99Ms: number;
   readonly refused: number;
   readonly storeCpuPct: number;
+  /**
+   * Per store, % of the window its main thread (the whole ready loop) was runnable but waiting
+   * for a core: how short of cores the stores were (NaN where the kernel keeps no schedstat).
+   */
+  readonly storeMainThreadWaitPct: number[];
   readonly clientCpuPct: number;
   readonly machineCpuPct: number;
   readonly logWritesPerS: number;
@@ -201,6 +206,7 @@ async function scenario(cluster: ProcessCluster, pools: Map<number, Pool>, activ
   await waitFor('warm-up', () => performance.now() >= warmupUntil && load.completed >= WARMUP_REQUESTS_PER_LANE * LANES, 120_000);
   const logWrites0 = await sumMetric(stores, 'flotilla_store_log_writes_total');
   const cpu0 = stores.map((s) => cpuMs(s.child.pid!));
+  const waits0 = stores.map((s) => threadRunQueueWaits(s.child.pid!));
   const self0 = process.cpuUsage();
   const machine0 = machineCpuMs();
   const t0 = performance.now();
@@ -209,6 +215,7 @@ async function scenario(cluster: ProcessCluster, pools: Map<number, Pool>, activ
   load.measure(false);
   const elapsedMs = performance.now() - t0;
   const cpu1 = stores.map((s) => cpuMs(s.child.pid!));
+  const waits1 = stores.map((s) => threadRunQueueWaits(s.child.pid!));
   const self1 = process.cpuUsage(self0);
   const machine1 = machineCpuMs();
   const logWrites1 = await sumMetric(stores, 'flotilla_store_log_writes_total');
@@ -225,6 +232,7 @@ async function scenario(cluster: ProcessCluster, pools: Map<number, Pool>, activ
     p99Ms: quantile(0.99),
     refused: load.refused,
     storeCpuPct: (cpu1.reduce((s, c, i) => s + c - cpu0[i]!, 0) / elapsedMs) * 100,
+    storeMainThreadWaitPct: stores.map((s, i) => (runQueueWaitedMs(s.child.pid!, waits0[i]!, waits1[i]!).mainThread / elapsedMs) * 100),
     clientCpuPct: ((self1.user + self1.system) / 1000 / elapsedMs) * 100,
     machineCpuPct: ((machine1 - machine0) / elapsedMs) * 100,
     logWritesPerS: (logWrites1 - logWrites0) / (elapsedMs / 1000),
@@ -280,14 +288,15 @@ function report(rows: readonly Row[], leaderLines: readonly string[]): void {
     `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point`,
     `- leaders per store (of ${fmt(REGIONS)}): ${leaderLines.join('; ')}`,
     '',
-    '| active regions | leaders per store | puts/s | requests/s | p50 ms | p99 ms | refused ops | store CPU % (3 procs) | store CPU µs per put | client CPU % | machine CPU % (of 200) | log writes/s (3 stores) |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| active regions | leaders per store | puts/s | requests/s | p50 ms | p99 ms | refused ops | store CPU % (3 procs) | store CPU µs per put | store main threads wait % (1 / 2 / 3) | client CPU % | machine CPU % (of 200) | log writes/s (3 stores) |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${fmt(r.regions)} | ${r.leadersPerStore.join(' / ')} | ${fmt(r.opsPerS)} | ${fmt(r.requestsPerS)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${fmt(r.refused)} | ${r.storeCpuPct.toFixed(0)} | ${fmt((r.storeCpuPct * 10_000) / r.opsPerS, 1)} | ${r.clientCpuPct.toFixed(0)} | ${r.machineCpuPct.toFixed(0)} | ${fmt(r.logWritesPerS)} |`,
+        `| ${fmt(r.regions)} | ${r.leadersPerStore.join(' / ')} | ${fmt(r.opsPerS)} | ${fmt(r.requestsPerS)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${fmt(r.refused)} | ${r.storeCpuPct.toFixed(0)} | ${fmt((r.storeCpuPct * 10_000) / r.opsPerS, 1)} | ${r.storeMainThreadWaitPct.map(pctCell).join(' / ')} | ${r.clientCpuPct.toFixed(0)} | ${r.machineCpuPct.toFixed(0)} | ${fmt(r.logWritesPerS)} |`,
     ),
     '',
     'On a shared machine other processes take CPU too (machine CPU above stores + client): compare the stores\' CPU per put, not only puts/s.',
+    'Store main threads wait: the share of the window each store\'s event loop (its whole ready loop) was ready to run but waited in a run queue (/proc schedstat) — the cores were full.',
     '',
     '## Target',
     '',

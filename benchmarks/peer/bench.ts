@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPO } from '../../test/support/process.ts';
-import { machineLine } from '../cluster/proc.ts';
+import { machineLine, pctCell } from '../cluster/proc.ts';
 import { commitOf } from '../pd/pd-view.ts';
 import { runCurves, type CurvesOptions } from './curves.ts';
 import { EtcdSystem, ensureEtcd } from './etcd.ts';
@@ -27,7 +27,7 @@ import { FlotillaSystem } from './flotilla.ts';
 import { runPoint, type PointResult, type SystemUnderTest } from './load.ts';
 import { measureMachine, type MachineLimits } from './machine.ts';
 import { BenchError, cleanUpOnSignals } from './processes.ts';
-import { markdownTable, pctCell, pointsTable, ratioLine, ratios, workloadLines, writeCharts, writeResults, type CurvePoint, type RunResults } from './report.ts';
+import { markdownTable, pointsTable, ratioLine, ratios, workloadLines, writeCharts, writeResults, type CurvePoint, type RunResults } from './report.ts';
 import { KEY_BYTES, KeySpace, VALUE_BYTES, WORKLOADS, chooser, keyOf, seededRandom, type WorkloadName } from './workloads.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { table } from '../../packages/cli/src/format.ts';
-import { fmt } from '../cluster/proc.ts';
+import { fmt, pctCell } from '../cluster/proc.ts';
 import type { PointResult } from './load.ts';
 import type { MachineLimits } from './machine.ts';
 import { lineChart, type Series } from './svg.ts';
@@ -88,8 +88,6 @@ export function ratioLine(r: Ratio): string {
 }
 
 const ms = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(2));
-/** A % figure; `-` where the kernel gave none (no schedstat). */
-export const pctCell = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : '-');
 
 export function pointsTable(points: readonly PointResult[]): string {
   const header = ['workload', 'C', 'system', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'gen CPU%', 'servers CPU% (each)', 'servers wait% (main threads)', 'gen loop wait%', 'other system CPU%', 'others CPU%', 'syncs/s'];
