@@ -53,7 +53,7 @@ interface Row {
    * Per store, % of the window its main thread (the whole ready loop) was runnable but waiting
    * for a core: how short of cores the stores were (NaN where the kernel keeps no schedstat).
    */
-  readonly storeMainThreadWaitPct: number[];
+  readonly storeMainThreadWaitPct: readonly number[];
   readonly clientCpuPct: number;
   readonly machineCpuPct: number;
   readonly logWritesPerS: number;
