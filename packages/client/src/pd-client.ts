@@ -8,6 +8,7 @@ import { Pool } from 'undici';
 import { readRegionJson, type RegionMeta } from '@flotilla/wire';
 import { clientLimits } from './constants.ts';
 import { ClientError } from './errors.ts';
+import { exchange } from './http-exchange.ts';
 import type { CallContext } from './backoff.ts';
 import { hexOf } from './keys.ts';
 
@@ -136,29 +137,16 @@ export class PdRouting implements RegionSource {
       pool = new Pool(url, { connections: clientLimits.pdConnectionsPerMember, keepAliveTimeout: clientLimits.keepAliveTimeoutMs });
       this.pools.set(url, pool);
     }
-    const res = await pool.request({
-      method: 'GET',
-      path,
-      headersTimeout: clientLimits.pdRequestTimeoutMs,
-      bodyTimeout: clientLimits.pdRequestTimeoutMs,
-    });
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of res.body) {
-      bytes += (chunk as Buffer).byteLength;
-      if (bytes > clientLimits.pdAnswerBytesMax) {
-        res.body.destroy();
-        throw protocol(`GET ${path}: answer over ${clientLimits.pdAnswerBytesMax} bytes`);
-      }
-      chunks.push(chunk as Buffer);
-    }
+    const answer = await exchange(pool, { method: 'GET', path, headersTimeout: clientLimits.pdRequestTimeoutMs, bodyTimeout: clientLimits.pdRequestTimeoutMs }, clientLimits.pdAnswerBytesMax, () =>
+      protocol(`GET ${path}: answer over ${clientLimits.pdAnswerBytesMax} bytes`),
+    );
     let body: unknown = null;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      body = JSON.parse(answer.payload.toString('utf8'));
     } catch {
       body = null;
     }
-    return { status: res.statusCode, body };
+    return { status: answer.status, body };
   }
 }
 

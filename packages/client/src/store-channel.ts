@@ -12,10 +12,11 @@
  * few operations waited, and held them there.
  */
 import { performance } from 'node:perf_hooks';
-import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import { Pool, errors as undiciErrors } from 'undici';
 import { decodeKvResponse, encodeKvRequest, limits as wire, type KvError, type KvOp, type KvOpResult, type KvResponse } from '@flotilla/wire';
 import { clientLimits } from './constants.ts';
 import { ClientError } from './errors.ts';
+import { exchange } from './http-exchange.ts';
 
 /** What became of one operation sent to a store. */
 export type OpOutcome =
@@ -262,7 +263,7 @@ export class StoreChannel {
         blocking: write,
         headersTimeout: timeoutMs + clientLimits.answerGraceMs,
         bodyTimeout: timeoutMs + clientLimits.answerGraceMs,
-      }));
+      }, wire.kvResponsePayloadBytesMax, () => new ClientError('FLOTILLA_STORE_PROTOCOL', `store ${this.storeId}: an answer of more than ${wire.kvResponsePayloadBytesMax} bytes (the wire's bound on a KvResponse)`)));
     } catch (err) {
       if (err instanceof ClientError) {
         // The answer was refused before it was read whole (too large): what the store did is unknown.
@@ -321,54 +322,6 @@ export class StoreChannel {
   load(): { queued: number; inFlight: number } {
     return { queued: this.queued, inFlight: this.readsInFlight + this.writesInFlight };
   }
-}
-
-/** What a store answered to one request: its status, media type and whole body. */
-interface Answer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly payload: Buffer;
-}
-
-/**
- * One HTTP exchange through undici's dispatch API, the body gathered into one buffer as it
- * arrives. `pool.request()` wraps every answer in a Readable stream and an event emitter, which
- * cost the client ~40% more CPU per request (benchmarks/RESULTS.md, "The SDK's HTTP exchange").
- * Rejects with undici's error when the exchange fails, or with FLOTILLA_STORE_PROTOCOL when the
- * body outgrows the wire's bound on a KvResponse (the exchange is aborted there).
- */
-export function exchange(pool: Dispatcher, options: Dispatcher.DispatchOptions, bodyBytesMax: number = wire.kvResponsePayloadBytesMax): Promise<Answer> {
-  return new Promise<Answer>((resolve, reject) => {
-    let status = 0;
-    let contentType = '';
-    let chunks: Buffer[] = [];
-    let bytes = 0;
-    pool.dispatch(options, {
-      onRequestStart() {},
-      onResponseStart(_controller, statusCode, headers) {
-        // A 1xx informational answer comes first, then the real one: keep only the last.
-        status = statusCode;
-        const type = headers['content-type'];
-        contentType = Array.isArray(type) ? (type[0] ?? '') : (type ?? '');
-        chunks = [];
-        bytes = 0;
-      },
-      onResponseData(controller, chunk) {
-        bytes += chunk.byteLength;
-        if (bytes > bodyBytesMax) {
-          controller.abort(new ClientError('FLOTILLA_STORE_PROTOCOL', `an answer of more than ${bodyBytesMax} bytes (the wire's bound on a KvResponse)`));
-          return;
-        }
-        chunks.push(chunk);
-      },
-      onResponseEnd() {
-        resolve({ status, contentType, payload: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes) });
-      },
-      onResponseError(_controller, error) {
-        reject(error);
-      },
-    });
-  });
 }
 
 /** A lowered in-flight bound (tests) within 1..the default; the default when none is given. */

@@ -1,7 +1,8 @@
 /**
- * The SDK's HTTP exchange with a store (`exchange` in store-channel.ts, undici's dispatch API):
- * the whole body in one buffer however it arrives, the status and media type of the final
- * answer after an informational one, a bounded body, and undici's own errors passed through.
+ * The SDK's HTTP exchange with stores and PD (`exchange`, http-exchange.ts, undici's dispatch
+ * API): the whole body in one buffer however it arrives, the status and media type of the
+ * final answer after an informational one, a bounded body, and undici's own errors passed
+ * through.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -9,14 +10,17 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { ClientError } from '../src/errors.ts';
-import { exchange } from '../src/store-channel.ts';
+import { exchange } from '../src/http-exchange.ts';
 
 const MSGPACK = 'application/x-msgpack';
 /** A body sent in pieces, each written in its own turn so it arrives in several chunks. */
 const PIECES = 8;
 const PIECE_BYTES = 16 * 1024;
+/** A bound no answer here reaches. */
+const BYTES_MAX = 1024 * 1024;
+const tooLarge = (): Error => new ClientError('FLOTILLA_STORE_PROTOCOL', 'too large');
 
-describe('exchange (the SDK store channel HTTP exchange)', () => {
+describe('exchange (the SDK HTTP exchange)', () => {
   let server: http.Server;
   let pool: Pool;
 
@@ -53,7 +57,7 @@ describe('exchange (the SDK store channel HTTP exchange)', () => {
   });
 
   it('gathers a body that arrives in many chunks into one buffer, in order', async () => {
-    const answer = await exchange(pool, { method: 'POST', path: '/pieces', body: Buffer.from('x') });
+    const answer = await exchange(pool, { method: 'POST', path: '/pieces', body: Buffer.from('x') }, BYTES_MAX, tooLarge);
     assert.equal(answer.status, 200);
     assert.equal(answer.contentType, MSGPACK);
     assert.equal(answer.payload.byteLength, PIECES * PIECE_BYTES);
@@ -61,19 +65,19 @@ describe('exchange (the SDK store channel HTTP exchange)', () => {
   });
 
   it('answers with the final status and media type after an informational answer', async () => {
-    const answer = await exchange(pool, { method: 'POST', path: '/hints', body: Buffer.from('x') });
+    const answer = await exchange(pool, { method: 'POST', path: '/hints', body: Buffer.from('x') }, BYTES_MAX, tooLarge);
     assert.equal(answer.status, 503);
     assert.equal(answer.contentType, 'application/json');
     assert.equal(answer.payload.toString(), '{"error":"busy"}');
   });
 
-  it('refuses a body past its bound with FLOTILLA_STORE_PROTOCOL, and the pool serves the next request', async () => {
-    await assert.rejects(exchange(pool, { method: 'POST', path: '/pieces', body: Buffer.from('x') }, PIECE_BYTES * 2), (err: unknown) => {
+  it('refuses a body past its bound with the caller\'s error, and the pool serves the next request', async () => {
+    await assert.rejects(exchange(pool, { method: 'POST', path: '/pieces', body: Buffer.from('x') }, PIECE_BYTES * 2, tooLarge), (err: unknown) => {
       assert.ok(err instanceof ClientError, `a ClientError: ${String(err)}`);
       assert.equal(err.code, 'FLOTILLA_STORE_PROTOCOL');
       return true;
     });
-    const answer = await exchange(pool, { method: 'POST', path: '/pieces', body: Buffer.from('x') });
+    const answer = await exchange(pool, { method: 'POST', path: '/pieces', body: Buffer.from('x') }, BYTES_MAX, tooLarge);
     assert.equal(answer.payload.byteLength, PIECES * PIECE_BYTES);
   });
 
@@ -84,7 +88,7 @@ describe('exchange (the SDK store channel HTTP exchange)', () => {
     await new Promise((resolve) => closed.close(resolve));
     const nowhere = new Pool(`http://127.0.0.1:${port}`);
     try {
-      await assert.rejects(exchange(nowhere, { method: 'POST', path: '/v1/kv', body: Buffer.from('x') }), (err: unknown) => {
+      await assert.rejects(exchange(nowhere, { method: 'POST', path: '/v1/kv', body: Buffer.from('x') }, BYTES_MAX, tooLarge), (err: unknown) => {
         assert.equal((err as { code?: unknown }).code, 'ECONNREFUSED');
         return true;
       });
