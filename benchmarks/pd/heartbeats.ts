@@ -28,9 +28,8 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { pdLimits } from '@flotilla/wire';
 import { PdProcesses } from '../../test/support/pd.ts';
-import { REPO } from '../../test/support/process.ts';
 import { cpuMs, fmt, machineCpuMs, machineLine, rssBytes } from '../cluster/proc.ts';
-import { commitOf, metricSum, pdMetrics, pollUntil, sleep } from './pd-view.ts';
+import { metricSum, pdMetrics, pollUntil, reportHead, sleep } from './pd-view.ts';
 
 const argv = process.argv.slice(2);
 const option = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -278,13 +277,7 @@ function report(startedAt: Date, command: string, rows: readonly SizeRow[]): str
   const windowRow = (r: SizeRow, what: string, w: Window): string =>
     `| ${fmt(r.regions)} | ${what} | ${fmt(w.seconds, 1)} | ${fmt(w.heartbeats)} | **${fmt(rate(w))}** | ${fmt(cpuPct(w.pdCpuMs, w))} | **${fmt(perCpuS(w))}** | ${fmt(p(w, 0.5))} / ${fmt(p(w, 0.99))} | ${fmt(cpuPct(w.clientCpuMs, w))} | ${fmt(cpuPct(w.othersCpuMs, w))} | ${w.errors} |`;
   const lines = [
-    '# PD heartbeat handling benchmark',
-    '',
-    `- date: ${startedAt.toISOString()}`,
-    `- command: ${command}`,
-    `- commit: ${commitOf(REPO)}`,
-    `- node: ${process.version} (${process.platform}/${process.arch})`,
-    `- machine: ${machineLine()}`,
+    ...reportHead('PD heartbeat handling benchmark', startedAt, command),
     `- config: one PD member process (\`packages/pd/src/main.ts\`, tick 50 ms, schedule interval 1,000 ms, default schedule config but storeDisconnectMs ${SCHEDULE_CONFIG.storeDisconnectMs} / storeDownMs ${SCHEDULE_CONFIG.storeDownMs}, every checker and scheduler on), RocksDB metadata log (fsync on); this process plays ${STORES} stores over HTTP/1.1 (undici, ${IN_FLIGHT} region-heartbeat requests in flight, ${BATCH} heartbeats per request, one store heartbeat per store per ${STORE_HEARTBEAT_MS} ms); regions of empty size, 3 voters each, regions and leaders spread evenly; request bodies built once before sending (the client's JSON cost is not in the figures)`,
     `- PD CPU: utime + stime of the PD process from /proc/<pid>/stat over the window (all its threads: main, RocksDB, log appender); "others" is the rest of the machine's CPU (other processes: the machine is shared)`,
     '',

@@ -4,7 +4,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import type { PdProcesses } from '../../test/support/pd.ts';
+import { REPO } from '../../test/support/process.ts';
 import { waitFor } from '../../test/support/wait.ts';
+import { machineLine } from '../cluster/proc.ts';
 
 export interface PdPeer {
   readonly id: number;
@@ -118,6 +120,14 @@ export function commitOf(repo: string): string {
   } catch {
     return 'unknown';
   }
+}
+
+/**
+ * The lines every PD benchmark report starts with: its title, then what the benchmark rules ask
+ * of every result (date, command, commit, node, machine). The config lines follow.
+ */
+export function reportHead(title: string, startedAt: Date, command: string): string[] {
+  return [`# ${title}`, '', `- date: ${startedAt.toISOString()}`, `- command: ${command}`, `- commit: ${commitOf(REPO)}`, `- node: ${process.version} (${process.platform}/${process.arch})`, `- machine: ${machineLine()}`];
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
