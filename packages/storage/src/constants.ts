@@ -4,8 +4,15 @@
  */
 
 // ---- On-disk formats -------------------------------------------------------------------
-/** Version byte at the start of every log entry value and raft state record. */
-export const LOG_FORMAT_VERSION = 1;
+/**
+ * Version of the log shards' layout (log-format.ts): the manifest, the format record and the
+ * version byte of every value. 2: a group's entries are packed into records of many entries
+ * (one key per pack instead of one per entry). Version 1 directories are read and upgraded in
+ * place: a version 1 entry value reads as a pack of one entry (log-format.ts).
+ */
+export const LOG_FORMAT_VERSION = 2;
+/** The oldest log format this build reads (and upgrades on open). */
+export const LOG_FORMAT_VERSION_OLDEST = 1;
 /**
  * Version of the KV engine's layout (format record in its meta column). 2: a region record
  * carries the region's raft configuration (kv-format.ts), 3: and its merge state; older
@@ -75,6 +82,16 @@ export const logFetchEntriesMax = 4096;
 export const logFetchBytesMax = 8 * 1024 * 1024;
 /** Fetched ranges kept (one per group at most) until the core asks again. */
 export const logFetchedRangesMax = 256;
+/**
+ * Entries in one pack, the on-disk record of consecutive entries of one group (log-format.ts).
+ * A shard owner packs a group's entries of one batch into as few packs as these bounds allow:
+ * one RocksDB key per pack instead of one per entry is what made the appender ~2.5x cheaper per
+ * entry on raw RocksDB (benchmarks/storage/RESULTS.md, "The next step toward 80%"). The bounds
+ * keep a cache-miss read of one entry from verifying a huge record.
+ */
+export const logPackEntriesMax = 256;
+/** Payload bytes of one pack; a single larger entry gets a pack of its own. */
+export const logPackBytesMax = 1024 * 1024;
 /** Runs of equal terms kept per group in the in-memory term index. */
 export const termRunsPerGroupMax = 1 << 20;
 /** Rows read per `nextv` while recovering or scanning. */
@@ -136,6 +153,7 @@ check(logCacheBytesPerGroupMax >= entryDataBytesMax / 2, 'a group caches at leas
 check(logCacheBytesMax >= logCacheBytesPerGroupMax, 'the global cache holds at least one group window');
 check(logCacheRingBytesMin >= 64 && logCacheRingBytesMin <= logCacheBytesPerGroupMax, 'a cache ring starts small');
 check(logFetchBytesMax >= entryDataBytesMax, 'a fetch can always load one maximal entry');
+check(logPackEntriesMax >= 1 && logPackEntriesMax <= logFetchEntriesMax, 'a pack holds at least one entry, at most one fetch');
 check(logFetchedRangesMax >= logFetchesInflightMax, 'every fetch in flight has a slot for its result');
 check(kvApplyCommandsMax >= kvApplyRegionsMax, 'each region of a batch may carry a command');
 check(kvScanBytesMax >= kvKeyBytesMax + kvValueBytesMax, 'a scan can always return one maximal row');

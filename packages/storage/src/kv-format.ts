@@ -59,7 +59,7 @@ function header(value: Uint8Array, byte5 = 0): void {
 }
 
 export function checkKvValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string): void {
-  checkValue(key, value, minBytes, what, KV_FORMAT_VERSION);
+  checkValue(key, value, minBytes, what, KV_FORMAT_VERSION, KV_FORMAT_VERSION);
 }
 
 // ---- raft configuration -------------------------------------------------------------------------

@@ -2,28 +2,39 @@
  * On-disk layout of one log shard's RocksDB (version LOG_FORMAT_VERSION), shared by the main
  * thread (which encodes append tasks) and the shard owner (which checksums and writes them).
  *
- * Column `log`:  key = u64 groupId ‖ u64 index (big endian, so a group's entries are adjacent
- *                and ordered); value = entry record.
+ * Column `log`:  key = u64 groupId ‖ u64 firstIndex (big endian, so a group's packs are
+ *                adjacent and ordered); value = a pack: entries firstIndex, firstIndex+1, … of
+ *                the group. Entry i of a group is in the pack with the greatest firstIndex ≤ i:
+ *                a pack written at f replaces every entry ≥ f, and the batch that writes it
+ *                deletes the group's packs above f (log-batch.ts).
  * Column `meta`: key = u8 tag ‖ u64 groupId; value = state record. Tag 0 with group 0 holds the
  *                format record.
  *
  * Every value starts with `u32 crc32c ‖ u8 version`; the checksum covers the key followed by
  * value[4..], so a value stored under the wrong key fails it too.
  *
- *   entry:     crc u32 | ver u8 | type u8 | 0 u16 | term u64 | data…
+ *   pack:      crc u32 | ver u8 | 0 u8 ×3 | count u32 | 0 u32 | packed entry × count
+ *   packed entry:  term u64 | type u8 | 0 u8 ×3 | dataBytes u32 | data…
  *   raftState: crc u32 | ver u8 | 0 u8 ×3 | term u64 | vote u64 | commit u64 | lastIndex u64
  *   truncated: crc u32 | ver u8 | 0 u8 ×3 | index u64 | term u64
  *   confState: crc u32 | ver u8 | autoLeave u8 | 0 u16 | 4 × u32 counts | ids u64…
  *   format:    crc u32 | ver u8 | 0 u8 ×3
+ *
+ * Version 1 had one key per entry, (groupId, index) → `crc u32 | ver u8 | type u8 | 0 u16 |
+ * term u64 | data…`; such a value reads as a pack of one entry, and the state records did not
+ * change, so a version 1 shard opens and is upgraded in place (its format record rewritten).
  */
 import type { ConfState, Entry, EntryType, HardState } from '@flotilla/raft';
-import { LOG_FORMAT_VERSION } from './constants.ts';
+import { LOG_FORMAT_VERSION, LOG_FORMAT_VERSION_OLDEST } from './constants.ts';
 import { crc32c, crc32cUpdate } from './crc32c.ts';
 import { StorageError } from './errors.ts';
 
 export const LOG_KEY_BYTES = 16;
 export const META_KEY_BYTES = 9;
-export const ENTRY_HEADER_BYTES = 16;
+export const PACK_HEADER_BYTES = 16;
+export const PACKED_ENTRY_HEADER_BYTES = 16;
+/** Header of a version 1 entry value (one entry per key). */
+export const V1_ENTRY_HEADER_BYTES = 16;
 export const RAFT_STATE_BYTES = 40;
 export const TRUNCATED_BYTES = 24;
 export const FORMAT_RECORD_BYTES = 8;
@@ -109,17 +120,22 @@ function corruption(what: string): StorageError {
   return new StorageError('FLOTILLA_STORAGE_CORRUPTION', what);
 }
 
-/** Verifies checksum and version of a stored value; throws CORRUPTION / FORMAT_VERSION. */
-export function checkValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string, formatVersion = LOG_FORMAT_VERSION): void {
+/**
+ * Verifies checksum and version (oldest..newest, by default the log's) of a stored value and
+ * returns the version; throws CORRUPTION / FORMAT_VERSION.
+ */
+export function checkValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string, oldest = LOG_FORMAT_VERSION_OLDEST, newest = LOG_FORMAT_VERSION): number {
   if (value.byteLength < Math.max(minBytes, 5)) throw corruption(`${what}: value of ${value.byteLength} bytes is too short`);
   if (readU32(value, 0) !== valueChecksum(key, value)) throw corruption(`${what}: checksum mismatch`);
   const version = value[4]!;
-  if (version !== formatVersion) {
-    throw new StorageError('FLOTILLA_STORAGE_FORMAT_VERSION', `${what}: format version ${version}, this build reads ${formatVersion}`);
+  if (version < oldest || version > newest) {
+    const reads = oldest === newest ? `${newest}` : `${oldest}..${newest}`;
+    throw new StorageError('FLOTILLA_STORAGE_FORMAT_VERSION', `${what}: format version ${version}, this build reads ${reads}`);
   }
+  return version;
 }
 
-// ---- entries --------------------------------------------------------------------------------------
+// ---- entries and packs ----------------------------------------------------------------------------
 
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'confChange'];
 
@@ -127,22 +143,130 @@ export function entryTypeCode(type: EntryType): number {
   return type === 'normal' ? 0 : 1;
 }
 
-/** Writes an entry value (checksum left zero: the shard owner seals it) at `at`. */
-export function writeEntryValue(bytes: Uint8Array, at: number, entry: Entry): void {
-  writeU32(bytes, at, 0);
-  bytes[at + 4] = LOG_FORMAT_VERSION;
-  bytes[at + 5] = entryTypeCode(entry.type);
-  bytes[at + 6] = 0;
-  bytes[at + 7] = 0;
-  writeU64(bytes, at + 8, entry.term);
-  bytes.set(entry.data, at + ENTRY_HEADER_BYTES);
+function entryType(code: number, index: number): EntryType {
+  const type = ENTRY_TYPES[code];
+  if (type === undefined) throw corruption(`entry ${index}: unknown type ${code}`);
+  return type;
 }
 
-/** Decodes a verified entry value; `data` is a view into `value`. */
-export function decodeEntryValue(index: number, value: Uint8Array): Entry {
-  const type = ENTRY_TYPES[value[5]!];
-  if (type === undefined) throw corruption(`entry ${index}: unknown type ${value[5]}`);
-  return { index, term: readU64(value, 8), type, data: value.subarray(ENTRY_HEADER_BYTES) };
+/** Writes a packed entry at `at`; returns the offset after it. */
+export function writePackedEntry(bytes: Uint8Array, at: number, entry: Entry): number {
+  writeU64(bytes, at, entry.term);
+  bytes[at + 8] = entryTypeCode(entry.type);
+  bytes[at + 9] = 0;
+  bytes[at + 10] = 0;
+  bytes[at + 11] = 0;
+  writeU32(bytes, at + 12, entry.data.byteLength);
+  bytes.set(entry.data, at + PACKED_ENTRY_HEADER_BYTES);
+  return at + PACKED_ENTRY_HEADER_BYTES + entry.data.byteLength;
+}
+
+/** Decodes the packed entry at `at` of `bytes` (whose bounds were checked); `data` is a view. */
+export function decodePackedEntry(index: number, bytes: Uint8Array, at: number): Entry {
+  const dataAt = at + PACKED_ENTRY_HEADER_BYTES;
+  return { index, term: readU64(bytes, at), type: entryType(bytes[at + 8]!, index), data: bytes.subarray(dataAt, dataAt + readU32(bytes, at + 12)) };
+}
+
+/** Writes a pack's header (checksum left zero: the shard owner seals the pack). */
+export function writePackHeader(bytes: Uint8Array, at: number, count: number): void {
+  writeU32(bytes, at, 0);
+  bytes[at + 4] = LOG_FORMAT_VERSION;
+  bytes[at + 5] = 0;
+  bytes[at + 6] = 0;
+  bytes[at + 7] = 0;
+  writeU32(bytes, at + 8, count);
+  writeU32(bytes, at + 12, 0);
+}
+
+/**
+ * Walks the entries of a stored pack (or a version 1 entry value, a pack of one) after
+ * `open()` verified it: checksum, version, and that the entries fill the value exactly.
+ */
+export class PackCursor {
+  first = 0;
+  count = 0;
+  /** The current entry (after next() returned true). */
+  index = 0;
+  term = 0;
+  typeCode = 0;
+  dataAt = 0;
+  dataEnd = 0;
+  private value: Uint8Array = new Uint8Array(0);
+  private version = 0;
+  private at = 0;
+  private left = 0;
+
+  /** Verifies `value` stored under `key`; throws CORRUPTION / FORMAT_VERSION naming `what`. */
+  open(key: Uint8Array, value: Uint8Array, what: string): void {
+    const version = checkValue(key, value, 5, what);
+    this.first = readU64(key, 8);
+    this.value = value;
+    this.version = version;
+    if (version === 1) {
+      if (value.byteLength < V1_ENTRY_HEADER_BYTES) throw corruption(`${what}: entry value of ${value.byteLength} bytes`);
+      this.count = 1;
+    } else {
+      if (value.byteLength < PACK_HEADER_BYTES) throw corruption(`${what}: pack of ${value.byteLength} bytes`);
+      this.count = readU32(value, 8);
+      let at = PACK_HEADER_BYTES;
+      for (let i = 0; i < this.count; i++) {
+        if (at + PACKED_ENTRY_HEADER_BYTES > value.byteLength) throw corruption(`${what}: pack of ${this.count} entries ends at entry ${i}`);
+        at += PACKED_ENTRY_HEADER_BYTES + readU32(value, at + 12);
+      }
+      if (at !== value.byteLength || this.count === 0) throw corruption(`${what}: pack of ${this.count} entries spans ${at} of ${value.byteLength} bytes`);
+    }
+    this.rewind();
+  }
+
+  /** Back before the first entry. */
+  rewind(): void {
+    this.at = this.version === 1 ? 0 : PACK_HEADER_BYTES;
+    this.left = this.count;
+    this.index = this.first - 1;
+  }
+
+  /** Advances to the next entry; false after the last. */
+  next(): boolean {
+    if (this.left === 0) return false;
+    this.left--;
+    this.index++;
+    const v = this.value;
+    if (this.version === 1) {
+      this.typeCode = v[5]!;
+      this.term = readU64(v, 8);
+      this.dataAt = V1_ENTRY_HEADER_BYTES;
+      this.dataEnd = v.byteLength;
+      return true;
+    }
+    const at = this.at;
+    this.term = readU64(v, at);
+    this.typeCode = v[at + 8]!;
+    this.dataAt = at + PACKED_ENTRY_HEADER_BYTES;
+    this.dataEnd = this.dataAt + readU32(v, at + 12);
+    this.at = this.dataEnd;
+    return true;
+  }
+
+  /** The current entry's payload (a view into the value). */
+  data(): Uint8Array {
+    return this.value.subarray(this.dataAt, this.dataEnd);
+  }
+
+  /** Writes the current entry as a packed entry at `at` of `out`; returns the offset after it. */
+  copyTo(out: Uint8Array, at: number): number {
+    writeU64(out, at, this.term);
+    out[at + 8] = this.typeCode;
+    out[at + 9] = 0;
+    out[at + 10] = 0;
+    out[at + 11] = 0;
+    writeU32(out, at + 12, this.dataEnd - this.dataAt);
+    out.set(this.value.subarray(this.dataAt, this.dataEnd), at + PACKED_ENTRY_HEADER_BYTES);
+    return at + PACKED_ENTRY_HEADER_BYTES + this.dataEnd - this.dataAt;
+  }
+
+  checkType(): void {
+    entryType(this.typeCode, this.index);
+  }
 }
 
 // ---- state records ----------------------------------------------------------------------------------

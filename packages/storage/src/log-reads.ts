@@ -7,7 +7,7 @@
 import { RaftError, type Entry } from '@flotilla/raft';
 import { logFetchedRangesMax, logFetchesInflightMax } from './constants.ts';
 import { assert } from './errors.ts';
-import { decodeEntryValue } from './log-format.ts';
+import { PACKED_ENTRY_HEADER_BYTES, decodePackedEntry, readU32 } from './log-format.ts';
 import type { FetchedRange, GroupState } from './log-group.ts';
 import { READ_HEADER_BYTES, READ_OK } from './log-task.ts';
 import type { ShardClient } from './shard-client.ts';
@@ -125,9 +125,8 @@ function decodeRead(bytes: Uint8Array): Entry[] | null {
   const out: Entry[] = [];
   let at = READ_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
-    const n = view.getUint32(at);
-    out.push(decodeEntryValue(first + i, bytes.subarray(at + 4, at + 4 + n)));
-    at += 4 + n;
+    out.push(decodePackedEntry(first + i, bytes, at));
+    at += PACKED_ENTRY_HEADER_BYTES + readU32(bytes, at + 12);
   }
   return out;
 }

@@ -11,14 +11,15 @@
  */
 import { RocksLevel, type BatchOperation, type ColumnFamily } from '@nxtedition/rocksdb';
 import type { ConfState, HardState } from '@flotilla/raft';
-import { appendTaskGroupsMax, groupsMax, logFetchBytesMax, logFetchEntriesMax, scanRowsPerStepMax } from './constants.ts';
-import { crc32cUpdate } from './crc32c.ts';
+import { LOG_FORMAT_VERSION, appendTaskGroupsMax, groupsMax, logFetchBytesMax, logFetchEntriesMax, scanRowsPerStepMax } from './constants.ts';
 import { StorageError, assert, fail } from './errors.ts';
-import { BatchPlan, LogBatch } from './log-batch.ts';
+import { BatchPlan, LogBatch, newGroupRecords, packSlotOf, type GroupRecords } from './log-batch.ts';
 import {
-  ENTRY_HEADER_BYTES,
   LOG_KEY_BYTES,
   META_KEY_BYTES,
+  PACKED_ENTRY_HEADER_BYTES,
+  PACK_HEADER_BYTES,
+  PackCursor,
   RAFT_STATE_BYTES,
   TAG_CONF_STATE,
   TAG_FORMAT,
@@ -33,6 +34,7 @@ import {
   logKey,
   logKeyGroupEnd,
   metaKey,
+  readU32,
   readU64,
   sealValue,
   writeRaftStateValue,
@@ -57,12 +59,12 @@ import {
  * not reach worker threads), where each read of an imported binding is a getter call: ~5% of a
  * shard owner's time when the per-entry loop read them. That loop reads these copies instead.
  */
-const crcUpdate = crc32cUpdate;
 const u64At = readU64;
 const PUT_HEADER = PUT_HEADER_BYTES;
 const LOG_KEY = LOG_KEY_BYTES;
 const META_KEY = META_KEY_BYTES;
-const ENTRY_HEADER = ENTRY_HEADER_BYTES;
+const PACK_HEADER = PACK_HEADER_BYTES;
+const PACKED_ENTRY_HEADER = PACKED_ENTRY_HEADER_BYTES;
 const PIECE_HEADER = PIECE_HEADER_BYTES;
 const COLUMN_ENTRY = COLUMN_LOG;
 const COLUMN_STATE = COLUMN_META;
@@ -94,14 +96,11 @@ export interface ShardStats {
   readonly entries: number;
 }
 
-/** What the owner tracks per group to assert order and to collect garbage. */
+/** What the owner tracks per group to assert order and to place packs. */
 interface OwnedGroup {
   last: number;
   truncated: number;
-  /** Highest index that may still have a key on disk. */
-  maxKey: number;
-  /** Keys at or below this index have been range-deleted. */
-  clearedBelow: number;
+  readonly records: GroupRecords;
 }
 
 export class LogShard {
@@ -172,7 +171,7 @@ export class LogShard {
     this.seq = lastSeq;
     const plan = this.plan;
     plan.reset(chunks);
-    // Pass 1: check order, checksum every value in place, note where each piece's entries are.
+    // Pass 1: check order, seal state records in place, place each group's packs (log-batch.ts).
     let pieceTotal = 0;
     for (let c = 0; c < chunks.length; c++) {
       const task = chunks[c]!;
@@ -185,13 +184,10 @@ export class LogShard {
       for (let p = 0; p < pieceCount; p++) at = this.checkPiece(plan, c, task, view, at);
       if (at !== task.byteLength) fail(`chunk parsed ${at} of ${task.byteLength} bytes`);
     }
-    // Pass 2: ONE batch — the last state record per key, then the entries in key order (group,
-    // then index: the memtable inserts neighbouring keys, much cheaper than interleaved ones; a
-    // group's pieces keep their submission order, so a later put of the same key still wins).
+    // Pass 2: ONE batch — pack deletes, the last state record per key, the packs in key order.
     const batch = new LogBatch(this.db, this.metaColumn, this.logColumn);
     try {
-      plan.putStateRecords(batch);
-      plan.putEntries(batch);
+      plan.putAll(batch);
       await batch.write(sync);
     } finally {
       batch.close();
@@ -199,24 +195,13 @@ export class LogShard {
     this.tasks++;
     if (sync) this.syncs++;
     this.entries += plan.entryCount;
-    // Garbage collection of discarded entries: ordered after the batch in the WAL.
+    // A destroyed group's packs: one range delete, ordered after the batch in the WAL (a task
+    // that destroys a group ends its batch, so no later put of the group meets it).
     for (const groupId of plan.destroyed) await this.clearLog(groupId, 0, Number.MAX_SAFE_INTEGER);
-    for (const groupId of plan.touched) {
-      const owned = this.groups.get(groupId);
-      if (owned === undefined) continue;
-      if (owned.maxKey > owned.last) {
-        await this.clearLog(groupId, owned.last + 1, Number.MAX_SAFE_INTEGER);
-        owned.maxKey = owned.last;
-      }
-      if (owned.truncated > owned.clearedBelow) {
-        await this.clearLog(groupId, 0, owned.truncated + 1);
-        owned.clearedBelow = owned.truncated;
-      }
-    }
     plan.release();
   }
 
-  /** Checks and seals one piece starting at `at` of chunk `c`; returns the offset after it. */
+  /** Checks one piece starting at `at` of chunk `c` and plans its writes; returns the offset after it. */
   private checkPiece(plan: BatchPlan, c: number, task: Uint8Array, view: DataView, at: number): number {
     const groupId = view.getFloat64(at);
     const prevLast = view.getFloat64(at + 8);
@@ -229,66 +214,72 @@ export class LogShard {
     let owned = this.groups.get(groupId);
     if (owned === undefined) {
       assert(this.groups.size < GROUPS_MAX, 'groups per shard');
-      // The range delete after the batch would remove the new incarnation's entries.
+      // The range delete after the batch would remove the new incarnation's packs.
       if (plan.destroyed.length > 0 && plan.destroyed.includes(groupId)) fail(`group ${groupId}: written after its destroy in one batch`);
-      owned = { last: 0, truncated: 0, maxKey: 0, clearedBelow: 0 };
+      owned = { last: 0, truncated: 0, records: newGroupRecords() };
       this.groups.set(groupId, owned);
     }
     if (prevLast !== owned.last) fail(`group ${groupId}: order broken, piece continues ${prevLast} but the log ends at ${owned.last}`);
-    if ((flags & FLAG_SNAPSHOT) === 0 && firstNew !== 0) {
+    const snapshot = (flags & FLAG_SNAPSHOT) !== 0;
+    if (!snapshot && firstNew !== 0) {
       if (firstNew > owned.last + 1) fail(`group ${groupId}: gap, first new ${firstNew} after ${owned.last}`);
       if (firstNew <= owned.truncated) fail(`group ${groupId}: append ${firstNew} at or below truncation ${owned.truncated}`);
     }
+    // What this piece replaces: a snapshot the whole log, an append at or below the last index
+    // everything from its first entry on.
+    if (snapshot) plan.truncateFrom(groupId, owned.records, 0);
+    else if (firstNew !== 0 && firstNew <= owned.last) plan.truncateFrom(groupId, owned.records, firstNew);
+    else if (firstNew === 0 && (flags & FLAG_DESTROY) === 0 && newLast !== owned.last) fail(`group ${groupId}: last index moves from ${owned.last} to ${newLast} without entries`);
     let expectIndex = firstNew;
     let prevTerm = -1;
-    let entriesAt = -1;
-    let entriesEnd = -1;
     for (let i = 0; i < puts; i++) {
       const column = task[at]!;
       const keyBytes = view.getUint16(at + 2);
       const valueBytes = view.getUint32(at + 4);
       const keyAt = at + PUT_HEADER;
       const valueAt = keyAt + keyBytes;
-      if (valueBytes < 5 || valueAt + valueBytes > task.byteLength) fail(`group ${groupId}: put of ${valueBytes} value bytes beyond its chunk`);
-      // The checksum covers key ‖ value[4..] and is stored in value[0..4] (log-format.ts).
-      const crc = crcUpdate(crcUpdate(0, task, keyAt, valueAt), task, valueAt + 4, valueAt + valueBytes);
-      view.setUint32(valueAt, crc);
+      const end = valueAt + valueBytes;
+      if (valueBytes < 5 || end > task.byteLength) fail(`group ${groupId}: put of ${valueBytes} value bytes beyond its chunk`);
       if (column === COLUMN_ENTRY) {
-        if (keyBytes !== LOG_KEY || valueBytes < ENTRY_HEADER) fail('entry put shape');
+        if (keyBytes !== LOG_KEY || valueBytes < PACK_HEADER + PACKED_ENTRY_HEADER) fail('pack put shape');
         // u64s read as two u32s through the DataView (one load each, vs eight byte loads).
-        if (view.getUint32(keyAt) * TWO_32 + view.getUint32(keyAt + 4) !== groupId) fail(`group ${groupId}: entry key of another group`);
-        const index = view.getUint32(keyAt + 8) * TWO_32 + view.getUint32(keyAt + 12);
-        if (index !== expectIndex) fail(`group ${groupId}: entry ${index} where ${expectIndex} was expected`);
-        const term = view.getUint32(valueAt + 8) * TWO_32 + view.getUint32(valueAt + 12);
-        if (term < prevTerm) fail(`group ${groupId}: term goes back at ${index}`);
-        prevTerm = term;
-        expectIndex++;
-        // A piece's entry puts are adjacent: putEntries() walks them from the first one.
-        if (entriesAt < 0) entriesAt = at;
-        else if (at !== entriesEnd) fail(`group ${groupId}: entry puts of a piece are not adjacent`);
-        entriesEnd = valueAt + valueBytes;
+        if (view.getUint32(keyAt) * TWO_32 + view.getUint32(keyAt + 4) !== groupId) fail(`group ${groupId}: pack key of another group`);
+        const first = view.getUint32(keyAt + 8) * TWO_32 + view.getUint32(keyAt + 12);
+        if (first !== expectIndex) fail(`group ${groupId}: pack at ${first} where ${expectIndex} was expected`);
+        const count = view.getUint32(valueAt + 8);
+        // Walk the packed entries: terms never go back, sizes fill the value exactly.
+        let e = valueAt + PACK_HEADER;
+        for (let n = 0; n < count; n++) {
+          if (e + PACKED_ENTRY_HEADER > end) fail(`group ${groupId}: pack at ${first} ends inside entry ${first + n}`);
+          const term = view.getUint32(e) * TWO_32 + view.getUint32(e + 4);
+          if (term < prevTerm) fail(`group ${groupId}: term goes back at ${first + n}`);
+          prevTerm = term;
+          e += PACKED_ENTRY_HEADER + view.getUint32(e + 12);
+        }
+        if (count === 0 || e !== end) fail(`group ${groupId}: pack at ${first} of ${count} entries spans ${e - valueAt} of ${valueBytes} bytes`);
+        plan.pack(groupId, owned.records, c, at, valueAt + PACK_HEADER, end - valueAt - PACK_HEADER, first, count);
+        expectIndex += count;
       } else {
         if (column !== COLUMN_STATE) fail(`group ${groupId}: put to unknown column ${column}`);
         if (keyBytes !== META_KEY) fail('meta put shape');
         if (u64At(task, keyAt + 1) !== groupId) fail(`group ${groupId}: state record of another group`);
-        plan.stateRecord(task[keyAt]!, groupId, c, at);
+        // Sealed when written: only the batch's last record per key is.
+        plan.stateRecord(task[keyAt]!, groupId, owned.records, c, at);
       }
-      at = valueAt + valueBytes;
+      at = end;
     }
-    const entryCount = firstNew === 0 ? 0 : expectIndex - firstNew;
     if (firstNew !== 0) {
       if (expectIndex - 1 !== newLast) fail(`group ${groupId}: entries end at ${expectIndex - 1}, piece says ${newLast}`);
-      plan.entries(groupId, c, entriesAt, entryCount);
+      plan.piece(expectIndex - firstNew);
     }
     if ((flags & FLAG_DESTROY) !== 0) {
-      plan.destroy(groupId);
+      plan.destroy(groupId, owned.records);
       this.groups.delete(groupId);
       return at;
     }
     owned.last = newLast;
+    if (truncatedIndex > owned.truncated) plan.dropBelow(groupId, owned.records, truncatedIndex + 1);
     owned.truncated = truncatedIndex;
-    owned.maxKey = Math.max(owned.maxKey, newLast);
-    plan.touched.push(groupId);
     return at;
   }
 
@@ -303,56 +294,75 @@ export class LogShard {
   /** Entries [lo, min(hi, last+1)) of a group, at most maxBytes (at least one), verified. */
   async read(groupId: number, lo: number, hi: number, maxBytes: number): Promise<Uint8Array> {
     const owned = this.groups.get(groupId);
-    const header = new Uint8Array(new ArrayBuffer(READ_HEADER_BYTES));
-    const hview = new DataView(header.buffer);
     if (owned === undefined || lo <= owned.truncated) {
-      hview.setUint32(0, READ_COMPACTED);
+      const header = new Uint8Array(new ArrayBuffer(READ_HEADER_BYTES));
+      new DataView(header.buffer).setUint32(0, READ_COMPACTED);
       return header;
     }
     const end = Math.min(hi, owned.last + 1, lo + logFetchEntriesMax);
     const budget = Math.min(maxBytes, logFetchBytesMax);
-    const values: Buffer[] = [];
+    // The packs to read: from the one holding `lo` (the greatest start ≤ lo) to the last start
+    // below `end`. Entry i is read from the pack holding it, never from an earlier pack that
+    // still carries a replaced copy.
+    const starts = owned.records.starts;
+    const first = packSlotOf(starts, lo);
+    const found: { cursor: PackCursor; from: number; to: number }[] = [];
+    let expect = lo;
     let bytes = 0;
     if (lo < end) {
-      const it = this.db.iterator({ column: this.logColumn, gte: logKey(groupId, lo), lt: logKey(groupId, end), fillCache: false });
+      if (first < 0) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: no pack holds entry ${lo}`);
+      const it = this.db.iterator({ column: this.logColumn, gte: logKey(groupId, starts[first]!), lt: logKey(groupId, end), fillCache: false });
       try {
-        let expect = lo;
+        let slot = first;
         outer: while (expect < end) {
           const rows = await it.nextv(Math.min(scanRowsPerStepMax, end - expect));
           if (rows.length === 0) break;
           for (const [key, value] of rows) {
-            const index = readU64(key, 8);
-            if (index !== expect) {
-              throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: entry ${expect} missing on disk (found ${index})`);
+            const start = readU64(key, 8);
+            if (start !== starts[slot]) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: pack at ${start} found where ${starts[slot]} was expected`);
+            const cursor = new PackCursor();
+            cursor.open(key, value, `group ${groupId} pack at ${start}`);
+            // This pack holds entries up to the next pack's start.
+            const to = Math.min(end, slot + 1 < starts.length ? starts[slot + 1]! : end);
+            const from = expect;
+            while (expect < to && cursor.next()) {
+              if (cursor.index < expect) continue;
+              cursor.checkType();
+              const size = cursor.dataEnd - cursor.dataAt;
+              if (expect > lo && bytes + size > budget) {
+                found.push({ cursor, from, to: expect });
+                break outer;
+              }
+              bytes += PACKED_ENTRY_HEADER_BYTES + size;
+              expect++;
             }
-            checkValue(key, value, ENTRY_HEADER_BYTES, `group ${groupId} entry ${index}`);
-            const size = value.byteLength - ENTRY_HEADER_BYTES;
-            if (values.length > 0 && bytes + size > budget) break outer;
-            values.push(value);
-            bytes += size;
-            expect++;
+            if (expect < to) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: entry ${expect} missing on disk (pack at ${start} holds ${cursor.count})`);
+            found.push({ cursor, from, to });
+            slot++;
           }
         }
-        if (values.length === 0 || expect < Math.min(end, lo + 1)) {
+        if (expect < Math.min(end, lo + 1)) {
           throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: entry ${expect} missing on disk (log ends at ${owned.last})`);
         }
       } finally {
         await it.close();
       }
     }
-    let total = READ_HEADER_BYTES;
-    for (const v of values) total += 4 + v.byteLength;
-    const out = new Uint8Array(new ArrayBuffer(total));
+    const out = new Uint8Array(new ArrayBuffer(READ_HEADER_BYTES + bytes));
     const oview = new DataView(out.buffer);
     oview.setUint32(0, READ_OK);
-    oview.setUint32(4, values.length);
+    oview.setUint32(4, expect - lo);
     oview.setFloat64(8, lo);
     let at = READ_HEADER_BYTES;
-    for (const v of values) {
-      oview.setUint32(at, v.byteLength);
-      out.set(v, at + 4);
-      at += 4 + v.byteLength;
+    for (const { cursor, from, to } of found) {
+      cursor.rewind();
+      while (cursor.next()) {
+        if (cursor.index < from) continue;
+        if (cursor.index >= to) break;
+        at = cursor.copyTo(out, at);
+      }
     }
+    assert(at === out.byteLength, 'a read answer fills its buffer');
     return out;
   }
 
@@ -360,78 +370,9 @@ export class LogShard {
 
   async recover(): Promise<ShardRecovery> {
     assert(!this.recovered, 'recover once');
-    const meta = this.metaColumn;
-    const log = this.logColumn;
-    interface Scan {
-      groupId: number;
-      hardState: HardState;
-      lastIndex: number;
-      hasRaftState: boolean;
-      confState: ConfState | null;
-      truncated: TruncatedState;
-      runs: number[];
-      expect: number;
-      prevTerm: number;
-      cutAt: number;
-      cutReason: string;
-      maxKey: number;
-      staleBelow: boolean;
-    }
-    const scans = new Map<number, Scan>();
-    const scanOf = (groupId: number): Scan => {
-      let s = scans.get(groupId);
-      if (s === undefined) {
-        if (scans.size >= groupsMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `${this.path}: more than groupsMax ${groupsMax} groups`);
-        s = {
-          groupId,
-          hardState: { term: 0, vote: 0, commit: 0 },
-          lastIndex: 0,
-          hasRaftState: false,
-          confState: null,
-          truncated: { index: 0, term: 0 },
-          runs: [],
-          expect: 0,
-          prevTerm: 0,
-          cutAt: 0,
-          cutReason: '',
-          maxKey: 0,
-          staleBelow: false,
-        };
-        scans.set(groupId, s);
-      }
-      return s;
-    };
-
+    const scans = new Map<number, GroupScan>();
     // 1. Format record and state records.
-    let sawFormat = false;
-    let sawOther = false;
-    await this.scanColumn(meta, (key, value) => {
-      if (key.byteLength !== META_KEY_BYTES) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: meta key of ${key.byteLength} bytes`);
-      const tag = key[0]!;
-      const groupId = readU64(key, 1);
-      if (tag === TAG_FORMAT) {
-        checkValue(key, value, 5, `${this.path}: format record`);
-        sawFormat = true;
-        return;
-      }
-      sawOther = true;
-      const s = scanOf(groupId);
-      if (tag === TAG_RAFT_STATE) {
-        checkValue(key, value, RAFT_STATE_BYTES, `group ${groupId} raft state`);
-        const r = decodeRaftStateValue(value);
-        s.hardState = r.hardState;
-        s.lastIndex = r.lastIndex;
-        s.hasRaftState = true;
-      } else if (tag === TAG_TRUNCATED) {
-        checkValue(key, value, TRUNCATED_BYTES, `group ${groupId} truncated state`);
-        s.truncated = decodeTruncatedValue(value);
-      } else if (tag === TAG_CONF_STATE) {
-        checkValue(key, value, 24, `group ${groupId} conf state`);
-        s.confState = decodeConfStateValue(value);
-      } else {
-        throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: unknown meta tag ${tag}`);
-      }
-    });
+    const formatVersion = await this.scanStateRecords(scans);
     for (const s of scans.values()) {
       s.expect = s.truncated.index + 1;
       s.prevTerm = s.truncated.term;
@@ -439,80 +380,40 @@ export class LogShard {
       if (s.lastIndex < s.truncated.index) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${s.groupId}: last index ${s.lastIndex} below truncation ${s.truncated.index}`);
     }
 
-    // 2. Every entry, in key order: contiguity, checksums, terms.
-    let entries = 0;
-    let staleEntries = 0;
+    // 2. Every pack, in key order (group, then start): contiguity, checksums, terms. A group's
+    //    packs arrive together, so one pending pack per shard is held at a time.
+    const stats = { entries: 0, stale: 0 };
     const orphanGroups = new Set<number>();
-    await this.scanColumn(log, (key, value) => {
+    let current: GroupScan | null = null;
+    await this.scanColumn(this.logColumn, (key, value) => {
       if (key.byteLength !== LOG_KEY_BYTES) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: log key of ${key.byteLength} bytes`);
-      sawOther = true;
       const groupId = readU64(key, 0);
-      const index = readU64(key, 8);
       const s = scans.get(groupId);
       if (s === undefined || !s.hasRaftState) {
         orphanGroups.add(groupId);
-        staleEntries++;
+        stats.stale += packEntryCount(value);
         return;
       }
-      s.maxKey = Math.max(s.maxKey, index);
-      if (index <= s.truncated.index) {
-        s.staleBelow = true;
-        staleEntries++;
-        return;
+      if (current !== s) {
+        if (current !== null) finishScan(current, stats);
+        current = s;
       }
-      if (index > s.lastIndex) {
-        staleEntries++;
-        return;
-      }
-      if (s.cutAt !== 0) {
-        staleEntries++;
-        return;
-      }
-      if (index !== s.expect) {
-        staleEntries++;
-        s.cutAt = s.expect;
-        s.cutReason = `entry ${s.expect} missing`;
-        return;
-      }
-      try {
-        checkValue(key, value, ENTRY_HEADER_BYTES, `group ${groupId} entry ${index}`);
-      } catch (err) {
-        if (err instanceof StorageError && err.code === 'FLOTILLA_STORAGE_CORRUPTION') {
-          staleEntries++;
-          s.cutAt = index;
-          s.cutReason = err.message;
-          return;
-        }
-        throw err;
-      }
-      const term = readU64(value, 8);
-      if (term < s.prevTerm) {
-        staleEntries++;
-        s.cutAt = index;
-        s.cutReason = `entry ${index}: term ${term} below the preceding ${s.prevTerm}`;
-        return;
-      }
-      if (s.runs.length === 0 || s.runs[s.runs.length - 1] !== term) s.runs.push(index, term);
-      s.prevTerm = term;
-      s.expect++;
-      entries++;
+      scanPack(s, key, value, stats);
     });
-    if (!sawFormat) {
-      if (sawOther) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: data without a format record`);
-      const f = formatRecord();
-      await this.db.batch([{ type: 'put', key: f.key, value: f.value, column: meta }], { sync: true });
-    }
+    if (current !== null) finishScan(current, stats);
+    for (const s of scans.values()) if (s.hasRaftState && !s.finished) finishScan(s, stats);
+    if (formatVersion === 0 && (scans.size > 0 || orphanGroups.size > 0)) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: data without a format record`);
 
-    // 3. Cut repairable tails; refuse what cannot be repaired.
+    // 3. Cut repairable tails; refuse what cannot be repaired; upgrade an older format record.
     const cut: ShardRecovery['cut'] = [];
     const repairs: BatchOperation[] = [];
+    const meta = this.metaColumn;
+    if (formatVersion < LOG_FORMAT_VERSION) {
+      const f = formatRecord();
+      repairs.push({ type: 'put', key: f.key, value: f.value, column: meta });
+    }
     for (const s of scans.values()) {
-      if (!s.hasRaftState) continue;
-      if (s.cutAt === 0 && s.expect <= s.lastIndex) {
-        s.cutAt = s.expect;
-        s.cutReason = `entries from ${s.expect} missing`;
-      }
-      if (s.cutAt === 0) continue;
+      if (!s.hasRaftState || s.cutAt === 0) continue;
       if (s.cutAt <= s.hardState.commit) {
         throw new StorageError(
           'FLOTILLA_STORAGE_CORRUPTION',
@@ -537,13 +438,62 @@ export class LogShard {
       if (s.hardState.commit > s.lastIndex) {
         throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${s.groupId}: commit ${s.hardState.commit} beyond last index ${s.lastIndex}`);
       }
-      if (s.maxKey > s.lastIndex) await this.clearLog(s.groupId, s.lastIndex + 1, Number.MAX_SAFE_INTEGER);
-      if (s.staleBelow) await this.clearLog(s.groupId, 0, s.truncated.index + 1);
-      this.groups.set(s.groupId, { last: s.lastIndex, truncated: s.truncated.index, maxKey: s.lastIndex, clearedBelow: s.truncated.index });
+      // Packs nobody reads any more: below the pack holding the first entry, above the last index.
+      const starts = s.starts;
+      while (starts.length > 0 && starts[starts.length - 1]! > s.lastIndex) starts.pop();
+      if (starts.length === 0) {
+        if (s.maxKey >= 0) await this.clearLog(s.groupId, 0, Number.MAX_SAFE_INTEGER);
+      } else {
+        if (s.minKey < starts[0]!) await this.clearLog(s.groupId, 0, starts[0]!);
+        if (s.maxKey > s.lastIndex) await this.clearLog(s.groupId, s.lastIndex + 1, Number.MAX_SAFE_INTEGER);
+      }
+      this.groups.set(s.groupId, { last: s.lastIndex, truncated: s.truncated.index, records: newGroupRecords(starts) });
       groups.push({ groupId: s.groupId, hardState: s.hardState, confState: s.confState, truncated: s.truncated, lastIndex: s.lastIndex, runs: s.runs });
     }
     this.recovered = true;
-    return { groups, entries, staleEntries, cut };
+    return { groups, entries: stats.entries, staleEntries: stats.stale, cut };
+  }
+
+  /** Reads the meta column into `scans`; returns the format record's version (0: none). */
+  private async scanStateRecords(scans: Map<number, GroupScan>): Promise<number> {
+    let formatVersion = 0;
+    await this.scanColumn(this.metaColumn, (key, value) => {
+      if (key.byteLength !== META_KEY_BYTES) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: meta key of ${key.byteLength} bytes`);
+      const tag = key[0]!;
+      const groupId = readU64(key, 1);
+      if (tag === TAG_FORMAT) {
+        formatVersion = checkValue(key, value, 5, `${this.path}: format record`);
+        return;
+      }
+      let s = scans.get(groupId);
+      if (s === undefined) {
+        if (scans.size >= groupsMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `${this.path}: more than groupsMax ${groupsMax} groups`);
+        s = newGroupScan(groupId);
+        scans.set(groupId, s);
+      }
+      if (tag === TAG_RAFT_STATE) {
+        checkValue(key, value, RAFT_STATE_BYTES, `group ${groupId} raft state`);
+        const r = decodeRaftStateValue(value);
+        s.hardState = r.hardState;
+        s.lastIndex = r.lastIndex;
+        s.hasRaftState = true;
+      } else if (tag === TAG_TRUNCATED) {
+        checkValue(key, value, TRUNCATED_BYTES, `group ${groupId} truncated state`);
+        s.truncated = decodeTruncatedValue(value);
+      } else if (tag === TAG_CONF_STATE) {
+        checkValue(key, value, 24, `group ${groupId} conf state`);
+        s.confState = decodeConfStateValue(value);
+      } else {
+        throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: unknown meta tag ${tag}`);
+      }
+    });
+    if (formatVersion === 0 && scans.size === 0) {
+      // A fresh shard: the format record goes in first, on its own.
+      const f = formatRecord();
+      await this.db.batch([{ type: 'put', key: f.key, value: f.value, column: this.metaColumn }], { sync: true });
+      return LOG_FORMAT_VERSION;
+    }
+    return formatVersion;
   }
 
   private async scanColumn(column: ColumnFamily, visit: (key: Buffer, value: Buffer) => void): Promise<void> {
@@ -559,6 +509,13 @@ export class LogShard {
     }
   }
 
+  /** One stored value as is (no checks): tools and corruption tests only. */
+  async rawGet(column: 'meta' | 'log', key: Uint8Array): Promise<Buffer> {
+    const [value] = await this.db.getMany([key], { column: column === 'meta' ? this.metaColumn : this.logColumn });
+    if (value === undefined) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', 'rawGet: no such key');
+    return value;
+  }
+
   /** Overwrites one stored value as is (no checksum): tools and corruption tests only. */
   async rawPut(column: 'meta' | 'log', key: Uint8Array, value: Uint8Array): Promise<void> {
     await this.db.batch([{ type: 'put', key, value, column: column === 'meta' ? this.metaColumn : this.logColumn }], { sync: true });
@@ -567,4 +524,143 @@ export class LogShard {
   async close(): Promise<void> {
     await this.db.close();
   }
+}
+
+// ---- recovery scan ---------------------------------------------------------------------------------
+
+/** One group's state during recovery. */
+interface GroupScan {
+  readonly groupId: number;
+  hardState: HardState;
+  lastIndex: number;
+  hasRaftState: boolean;
+  confState: ConfState | null;
+  truncated: TruncatedState;
+  /** Term runs of the recovered entries (GroupRecovery.runs). */
+  readonly runs: number[];
+  /** Next entry to recover, and the term before it. */
+  expect: number;
+  prevTerm: number;
+  /** First damaged or missing entry (0: none yet). */
+  cutAt: number;
+  cutReason: string;
+  /** The last pack seen, not yet read: the next pack's start tells how much of it is needed. */
+  pendKey: Buffer | null;
+  pendValue: Buffer | null;
+  /** Starts of the packs that hold recovered entries. */
+  readonly starts: number[];
+  minKey: number;
+  maxKey: number;
+  finished: boolean;
+}
+
+function newGroupScan(groupId: number): GroupScan {
+  return {
+    groupId,
+    hardState: { term: 0, vote: 0, commit: 0 },
+    lastIndex: 0,
+    hasRaftState: false,
+    confState: null,
+    truncated: { index: 0, term: 0 },
+    runs: [],
+    expect: 0,
+    prevTerm: 0,
+    cutAt: 0,
+    cutReason: '',
+    pendKey: null,
+    pendValue: null,
+    starts: [],
+    minKey: Number.MAX_SAFE_INTEGER,
+    maxKey: -1,
+    finished: false,
+  };
+}
+
+interface ScanStats {
+  entries: number;
+  stale: number;
+}
+
+/** Entries a pack says it holds (for the stale count; its checksum is not verified): 1 unless it reads as a pack of more. */
+function packEntryCount(value: Uint8Array): number {
+  return value.byteLength >= PACK_HEADER_BYTES && value[4] === LOG_FORMAT_VERSION ? Math.max(1, readU32(value, 8)) : 1;
+}
+
+function cutScan(s: GroupScan, index: number, reason: string): void {
+  if (s.cutAt !== 0) return;
+  s.cutAt = index;
+  s.cutReason = reason;
+}
+
+/** Visits the next pack of a group (packs arrive in key order). */
+function scanPack(s: GroupScan, key: Buffer, value: Buffer, stats: ScanStats): void {
+  const start = readU64(key, 8);
+  s.minKey = Math.min(s.minKey, start);
+  s.maxKey = Math.max(s.maxKey, start);
+  if (s.cutAt !== 0 || start > s.lastIndex) {
+    stats.stale += packEntryCount(value);
+    return;
+  }
+  // The pending pack holds the entries up to this pack's start.
+  if (s.pendValue !== null) recoverPending(s, start - 1, stats);
+  s.pendKey = key;
+  s.pendValue = value;
+}
+
+/** Recovers entries expect..upTo from the pending pack (it is not needed when upTo < expect). */
+function recoverPending(s: GroupScan, upTo: number, stats: ScanStats): void {
+  const key = s.pendKey!;
+  const value = s.pendValue!;
+  s.pendKey = null;
+  s.pendValue = null;
+  const start = readU64(key, 8);
+  if (s.cutAt !== 0 || upTo < s.expect) {
+    // Wholly below the first entry still needed (a later pack starts at or below it).
+    stats.stale += packEntryCount(value);
+    return;
+  }
+  if (start > s.expect) {
+    cutScan(s, s.expect, `entry ${s.expect} missing`);
+    stats.stale += packEntryCount(value);
+    return;
+  }
+  const cursor = new PackCursor();
+  try {
+    cursor.open(key, value, `group ${s.groupId} pack at ${start}`);
+  } catch (err) {
+    if (!(err instanceof StorageError && err.code === 'FLOTILLA_STORAGE_CORRUPTION')) throw err;
+    cutScan(s, s.expect, err.message);
+    stats.stale += packEntryCount(value);
+    return;
+  }
+  let used = 0;
+  while (s.expect <= upTo && cursor.next()) {
+    const index = cursor.index;
+    if (index < s.expect) continue;
+    if (cursor.typeCode > 1) {
+      cutScan(s, index, `entry ${index}: unknown type ${cursor.typeCode}`);
+      break;
+    }
+    const term = cursor.term;
+    if (term < s.prevTerm) {
+      cutScan(s, index, `entry ${index}: term ${term} below the preceding ${s.prevTerm}`);
+      break;
+    }
+    if (s.runs.length === 0 || s.runs[s.runs.length - 1] !== term) s.runs.push(index, term);
+    s.prevTerm = term;
+    s.expect++;
+    used++;
+  }
+  if (s.expect <= upTo) cutScan(s, s.expect, `entry ${s.expect} missing (the pack at ${start} holds ${cursor.count})`);
+  stats.entries += used;
+  // A pack that holds no recovered entry is deleted with the others nobody reads.
+  if (used > 0) s.starts.push(start);
+  else stats.stale += cursor.count;
+}
+
+/** After a group's last pack: its pending pack holds the entries up to the last index. */
+function finishScan(s: GroupScan, stats: ScanStats): void {
+  s.finished = true;
+  if (s.pendValue !== null) recoverPending(s, s.lastIndex, stats);
+  if (s.expect <= s.lastIndex) cutScan(s, s.expect, `entries from ${s.expect} missing`);
 }

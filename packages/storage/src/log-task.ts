@@ -7,7 +7,9 @@
  *
  * The main thread lays out keys and values in their final on-disk form (log-format.ts) except
  * the checksums, which the shard owner computes (keeping CPU work off the main thread) right
- * before handing zero-copy views of the buffer to the batch.
+ * before handing zero-copy views of the buffer to the batch. A piece's entries are encoded as
+ * packs of at most logPackEntriesMax entries and logPackBytesMax payload bytes (packEnd); the
+ * owner merges consecutive packs of a group within one batch (log-batch.ts).
  *
  *   chunk := u32 CHUNK_MAGIC | u32 pieceCount | piece*
  *   piece := f64 groupId | f64 prevLast | f64 newLast | f64 truncatedIndex | f64 firstNew
@@ -18,11 +20,12 @@
  * asserts it equals its own, which proves tasks and pieces are applied in submission order.
  */
 import type { ConfState, Entry } from '@flotilla/raft';
-import { LOG_FORMAT_VERSION } from './constants.ts';
+import { LOG_FORMAT_VERSION, logPackBytesMax, logPackEntriesMax } from './constants.ts';
 import {
-  ENTRY_HEADER_BYTES,
   LOG_KEY_BYTES,
   META_KEY_BYTES,
+  PACKED_ENTRY_HEADER_BYTES,
+  PACK_HEADER_BYTES,
   RAFT_STATE_BYTES,
   TAG_CONF_STATE,
   TAG_RAFT_STATE,
@@ -66,18 +69,43 @@ export interface TaskPiece {
   readonly truncatedAfter: TruncatedState | null;
 }
 
+/** Bytes of a pack put besides its entries: put header, key, pack header. */
+export const PACK_PUT_OVERHEAD_BYTES = PUT_HEADER_BYTES + LOG_KEY_BYTES + PACK_HEADER_BYTES;
+
+/** End (exclusive) of the pack that starts at entries[from]: the bounds of one pack, greedily. */
+export function packEnd(entries: readonly Entry[], from: number): number {
+  let bytes = 0;
+  let end = from;
+  const max = Math.min(entries.length, from + logPackEntriesMax);
+  while (end < max) {
+    const size = entries[end]!.data.byteLength;
+    if (end > from && bytes + size > logPackBytesMax) break;
+    bytes += size;
+    end++;
+  }
+  return end;
+}
+
+/** Packs of a piece's entries. */
+function packCount(entries: readonly Entry[]): number {
+  let n = 0;
+  for (let from = 0; from < entries.length; from = packEnd(entries, from)) n++;
+  return n;
+}
+
 export function pieceBytes(p: TaskPiece): number {
   let n = PIECE_HEADER_BYTES;
   if (p.truncatedBefore !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + TRUNCATED_BYTES;
-  for (const e of p.entries) n += PUT_HEADER_BYTES + LOG_KEY_BYTES + ENTRY_HEADER_BYTES + e.data.byteLength;
+  if (p.entries.length > 0) n += packCount(p.entries) * PACK_PUT_OVERHEAD_BYTES;
+  for (const e of p.entries) n += PACKED_ENTRY_HEADER_BYTES + e.data.byteLength;
   if (p.hardState !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + RAFT_STATE_BYTES;
   if (p.confState !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + confStateBytes(p.confState);
   if (p.truncatedAfter !== null) n += PUT_HEADER_BYTES + META_KEY_BYTES + TRUNCATED_BYTES;
   return n;
 }
 
-function putCount(p: TaskPiece): number {
-  return (p.truncatedBefore !== null ? 1 : 0) + p.entries.length + (p.hardState !== null ? 1 : 0) + (p.confState !== null ? 1 : 0) + (p.truncatedAfter !== null ? 1 : 0);
+function putCount(p: TaskPiece, packs: number): number {
+  return (p.truncatedBefore !== null ? 1 : 0) + packs + (p.hardState !== null ? 1 : 0) + (p.confState !== null ? 1 : 0) + (p.truncatedAfter !== null ? 1 : 0);
 }
 
 function putHeader(bytes: Uint8Array, view: DataView, at: number, column: number, keyBytes: number, valueBytes: number): number {
@@ -113,13 +141,15 @@ export class ChunkWriter {
     const view = this.view;
     let at = this.at;
     this.pieces++;
+    const entries = p.entries;
+    const packs = entries.length > 0 ? packCount(entries) : 0;
     view.setFloat64(at, p.groupId);
     view.setFloat64(at + 8, p.prevLast);
     view.setFloat64(at + 16, p.newLast);
     view.setFloat64(at + 24, p.truncatedIndex);
     view.setFloat64(at + 32, p.firstNew);
     view.setUint32(at + 40, p.flags);
-    view.setUint32(at + 44, putCount(p));
+    view.setUint32(at + 44, putCount(p, packs));
     at += PIECE_HEADER_BYTES;
     if (p.truncatedBefore !== null) {
       at = putHeader(bytes, view, at, COLUMN_META, META_KEY_BYTES, TRUNCATED_BYTES);
@@ -127,31 +157,40 @@ export class ChunkWriter {
       writeTruncatedValue(bytes, at + META_KEY_BYTES, p.truncatedBefore);
       at += META_KEY_BYTES + TRUNCATED_BYTES;
     }
-    // Entries and the raft state record: the per-write hot path, written through the DataView
-    // (same layout as writeLogKey / writeEntryValue / writeRaftStateValue in log-format.ts).
-    const entries = p.entries;
+    // Packs of entries and the raft state record: the per-write hot path, written through the
+    // DataView (same layout as writePackHeader / writePackedEntry / writeRaftStateValue in
+    // log-format.ts).
     const groupHi = Math.floor(p.groupId / TWO_32);
     const groupLo = p.groupId >>> 0;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      const data = e.data;
-      const valueBytes = ENTRY_HEADER_BYTES + data.byteLength;
+    for (let from = 0; from < entries.length; ) {
+      const end = packEnd(entries, from);
+      const putAt = at;
       bytes[at] = COLUMN_LOG;
       view.setUint16(at + 2, LOG_KEY_BYTES);
-      view.setUint32(at + 4, valueBytes);
       at += PUT_HEADER_BYTES;
+      const first = entries[from]!.index;
       view.setUint32(at, groupHi);
       view.setUint32(at + 4, groupLo);
-      view.setUint32(at + 8, Math.floor(e.index / TWO_32));
-      view.setUint32(at + 12, e.index >>> 0);
+      view.setUint32(at + 8, Math.floor(first / TWO_32));
+      view.setUint32(at + 12, first >>> 0);
       at += LOG_KEY_BYTES;
-      // value: crc (0: sealed by the owner) | version | type | 0 0 | term | data
+      const valueAt = at;
+      // pack: crc (0: sealed by the owner) | version | 0 0 0 | count | 0
       bytes[at + 4] = LOG_FORMAT_VERSION;
-      bytes[at + 5] = entryTypeCode(e.type);
-      view.setUint32(at + 8, Math.floor(e.term / TWO_32));
-      view.setUint32(at + 12, e.term >>> 0);
-      bytes.set(data, at + ENTRY_HEADER_BYTES);
-      at += valueBytes;
+      view.setUint32(at + 8, end - from);
+      at += PACK_HEADER_BYTES;
+      for (let i = from; i < end; i++) {
+        const e = entries[i]!;
+        const data = e.data;
+        view.setUint32(at, Math.floor(e.term / TWO_32));
+        view.setUint32(at + 4, e.term >>> 0);
+        bytes[at + 8] = entryTypeCode(e.type);
+        view.setUint32(at + 12, data.byteLength);
+        bytes.set(data, at + PACKED_ENTRY_HEADER_BYTES);
+        at += PACKED_ENTRY_HEADER_BYTES + data.byteLength;
+      }
+      view.setUint32(putAt + 4, at - valueAt);
+      from = end;
     }
     if (p.hardState !== null) {
       const hs = p.hardState;
@@ -200,8 +239,8 @@ export class ChunkWriter {
 // ---- read results (owner -> main thread) ---------------------------------------------------------
 
 /**
- * A disk read's answer: u32 status | u32 count | f64 firstIndex | (u32 valueBytes | value)*
- * with values verified by the owner; the main thread decodes them with decodeEntryValue.
+ * A disk read's answer: u32 status | u32 count | f64 firstIndex | packed entry* (log-format.ts)
+ * from packs verified by the owner; the main thread decodes them with decodePackedEntry.
  */
 export const READ_OK = 0;
 export const READ_COMPACTED = 1;

@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { RocksLevel } from '@nxtedition/rocksdb';
 import { SeededRandom, isRaftError, type ConfState, type Entry } from '@flotilla/raft';
 import type { KvCommand, LogEngine, RegionMeta } from '../src/index.ts';
 import { waitFor } from '../../../test/support/wait.ts';
@@ -50,6 +51,27 @@ export async function readEntries(engine: LogEngine, signal: FetchSignal, groupI
     await waitFor(`fetch of group ${groupId} [${lo},${hi})`, () => signal.count > before);
   }
   throw new Error(`group ${groupId}: entries [${lo},${hi}) never became available`);
+}
+
+/** The log column's keys of a closed shard, as [groupId, first index] pairs in key order. */
+export async function logKeys(shardDir: string): Promise<[number, number][]> {
+  const db = new RocksLevel(shardDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open({ columns: { default: {}, meta: {}, log: {} }, infoLogLevel: 'error' });
+  try {
+    const keys: [number, number][] = [];
+    const it = db.iterator({ column: db.columns['log']! });
+    try {
+      for (;;) {
+        const rows = await it.nextv(1000);
+        if (rows.length === 0) return keys;
+        for (const [key] of rows) keys.push([Number(key.readBigUInt64BE(0)), Number(key.readBigUInt64BE(8))]);
+      }
+    } finally {
+      await it.close();
+    }
+  } finally {
+    await db.close();
+  }
 }
 
 export function entry(index: number, term: number, data: Uint8Array = new Uint8Array([index & 0xff])): Entry {

@@ -10,10 +10,10 @@ import { writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { isStorageError, RocksLogEngine, type GroupWrite } from '../src/index.ts';
-import { logKey, metaKey, TAG_FORMAT, TAG_RAFT_STATE, valueChecksum } from '../src/log-format.ts';
+import { logKey, metaKey, PACK_HEADER_BYTES, PACKED_ENTRY_HEADER_BYTES, TAG_FORMAT, TAG_RAFT_STATE, valueChecksum } from '../src/log-format.ts';
 import { LogShard } from '../src/log-shard.ts';
 import { encodeChunk, pieceBytes, type TaskPiece } from '../src/log-task.ts';
-import { entry, tempDir } from './helpers.ts';
+import { entry, logKeys, tempDir } from './helpers.ts';
 
 /** Opens a shard's RocksDB behind the engine's back and edits one value. */
 async function editValue(shardDir: string, column: 'meta' | 'log', key: Uint8Array, edit: (value: Buffer | undefined) => Buffer | null): Promise<void> {
@@ -39,14 +39,24 @@ function flip(at: number): (value: Buffer | undefined) => Buffer {
   };
 }
 
+/** Offset of the first payload byte of a pack's first entry. */
+const FIRST_DATA_BYTE = PACK_HEADER_BYTES + PACKED_ENTRY_HEADER_BYTES;
+
+/**
+ * Group 1: entries 1..10 in three packs (three awaited writes, three batches) at 1 (1..5),
+ * 6 (6..7) and 8 (8..10); group 2: entries 1..2 in one pack.
+ */
 async function seed(dir: string, commit: number): Promise<void> {
   // One shard, so every group lives in log-0 (later opens read the shard count from the manifest).
   const engine = await RocksLogEngine.open({ dir, mode: 'inline', shards: 1 });
-  const writes: GroupWrite[] = [
-    { groupId: 1, entries: Array.from({ length: 10 }, (_, i) => entry(i + 1, 1, new Uint8Array(32).fill(i))), hardState: { term: 1, vote: 1, commit } },
-    { groupId: 2, entries: [entry(1, 1), entry(2, 1)], hardState: { term: 1, vote: 1, commit: 2 } },
-  ];
-  await engine.write(writes);
+  const group1 = (from: number, to: number): GroupWrite => ({
+    groupId: 1,
+    entries: Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, 1, new Uint8Array(32).fill(from + i - 1))),
+    hardState: { term: 1, vote: 1, commit: Math.min(commit, to) },
+  });
+  await engine.write([group1(1, 5), { groupId: 2, entries: [entry(1, 1), entry(2, 1)], hardState: { term: 1, vote: 1, commit: 2 } }]);
+  await engine.write([group1(6, 7)]);
+  await engine.write([group1(8, 10)]);
   await engine.close();
 }
 
@@ -55,8 +65,8 @@ describe('log recovery', () => {
     const tmp = await tempDir('recover-cut');
     try {
       await seed(tmp.dir, 5);
-      // Flip a byte of entry 8's payload (offset 16 = first data byte).
-      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 8), flip(20));
+      // Flip a payload byte of the pack holding entries 8..10.
+      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 8), flip(FIRST_DATA_BYTE + 4));
       let engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
       assert.deepEqual(engine.recovery.cut.map((c) => [c.groupId, c.fromIndex, c.lastIndexBefore]), [[1, 8, 10]]);
       assert.match(engine.recovery.cut[0]!.reason, /checksum/);
@@ -77,16 +87,17 @@ describe('log recovery', () => {
     }
   });
 
-  it('cuts at a missing entry above the commit index', async () => {
+  it('cuts at a missing pack above the commit index', async () => {
     const tmp = await tempDir('recover-gap');
     try {
       await seed(tmp.dir, 5);
-      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 7), () => null);
+      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 6), () => null);
       const engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
-      assert.deepEqual(engine.recovery.cut.map((c) => [c.groupId, c.fromIndex]), [[1, 7]]);
-      assert.equal(engine.group(1).lastIndex(), 6);
-      assert.ok(engine.recovery.staleEntries >= 3, 'entries 8..10 beyond the cut are collected');
+      assert.deepEqual(engine.recovery.cut.map((c) => [c.groupId, c.fromIndex]), [[1, 6]]);
+      assert.equal(engine.group(1).lastIndex(), 5);
+      assert.equal(engine.recovery.staleEntries, 3, 'entries 8..10 beyond the cut are collected');
       await engine.close();
+      assert.deepEqual(await logKeys(path.join(tmp.dir, 'log-0')), [[1, 1], [2, 1]]);
     } finally {
       await tmp.remove();
     }
@@ -96,10 +107,11 @@ describe('log recovery', () => {
     const tmp = await tempDir('recover-committed');
     try {
       await seed(tmp.dir, 9);
-      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 4), flip(9));
-      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /committed entry 4/.test(e.message));
+      // A damaged term in the pack at 6: entries 6 and 7 are committed.
+      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 6), flip(PACK_HEADER_BYTES + 7));
+      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /committed entry 6/.test(e.message));
       // Also through a worker: the typed error crosses the thread boundary.
-      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'worker' }), (e) => /FLOTILLA_STORAGE_CORRUPTION|committed entry 4/.test(String((e as Error).message) + String((e as { code?: string }).code)));
+      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'worker' }), (e) => /FLOTILLA_STORAGE_CORRUPTION|committed entry 6/.test(String((e as Error).message) + String((e as { code?: string }).code)));
     } finally {
       await tmp.remove();
     }
@@ -116,11 +128,12 @@ describe('log recovery', () => {
     }
   });
 
-  it('collects entries above the recorded last index', async () => {
+  it('collects packs above the recorded last index', async () => {
     const tmp = await tempDir('recover-stale');
     try {
       await seed(tmp.dir, 3);
-      // An entry beyond the last index (as left by a truncation whose range delete was lost).
+      // A record beyond the last index (as a version 1 shard could leave: its truncations
+      // range-deleted the replaced entries after the batch).
       await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(2, 3), () => {
         const v = Buffer.alloc(16);
         return v;
@@ -152,7 +165,7 @@ describe('log recovery', () => {
         return copy;
       });
       await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_FORMAT_VERSION'));
-      await writeFile(path.join(tmp.dir, 'LOG-MANIFEST.json'), JSON.stringify({ formatVersion: 2, shards: 1 }));
+      await writeFile(path.join(tmp.dir, 'LOG-MANIFEST.json'), JSON.stringify({ formatVersion: 99, shards: 1 }));
       await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_FORMAT_VERSION'));
     } finally {
       await tmp.remove();
@@ -192,15 +205,19 @@ describe('log shard owner', () => {
       await shard.append(...task(1, [piece(7, 0, [{ index: 1, term: 1 }, { index: 2, term: 1 }, { index: 3, term: 1 }])]));
       const good = await shard.read(7, 1, 4, 1 << 20);
       assert.equal(new DataView(good.buffer).getUint32(4), 3);
-      // Bit rot after open: flip a byte of entry 2 as stored.
-      const it = await readRaw(shard, 7, 2);
-      assert.equal(it.length, 17);
-      it[16] = it[16]! ^ 1;
-      await shard.rawPut('log', logKey(7, 2), it);
-      await assert.rejects(shard.read(7, 1, 4, 1 << 20), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /entry 2: checksum/.test(e.message));
-      // Entry 1 alone is still fine.
-      const one = await shard.read(7, 1, 2, 1 << 20);
-      assert.equal(new DataView(one.buffer).getUint32(4), 1);
+      await shard.append(...task(2, [piece(7, 3, [{ index: 4, term: 1 }, { index: 5, term: 1 }])]));
+      // Bit rot after open: flip a payload byte of the second entry of the pack at 1, as stored
+      // (a pack: header, then term u64 | type u8 | 0 ×3 | dataBytes u32 | data per entry).
+      const it = await shard.rawGet('log', logKey(7, 1));
+      assert.equal(it.length, PACK_HEADER_BYTES + 3 * (PACKED_ENTRY_HEADER_BYTES + 1));
+      const second = PACK_HEADER_BYTES + PACKED_ENTRY_HEADER_BYTES + 1 + PACKED_ENTRY_HEADER_BYTES;
+      it[second] = it[second]! ^ 1;
+      await shard.rawPut('log', logKey(7, 1), it);
+      await assert.rejects(shard.read(7, 1, 4, 1 << 20), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /pack at 1: checksum/.test(e.message));
+      await assert.rejects(shard.read(7, 3, 6, 1 << 20), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /pack at 1: checksum/.test(e.message));
+      // The next pack alone is still fine.
+      const next = await shard.read(7, 4, 6, 1 << 20);
+      assert.equal(new DataView(next.buffer).getUint32(4), 2);
     } finally {
       await shard.close();
       await tmp.remove();
@@ -228,13 +245,6 @@ describe('log shard owner', () => {
     }
   });
 });
-
-async function readRaw(shard: LogShard, groupId: number, index: number): Promise<Buffer> {
-  const bytes = await shard.read(groupId, index, index + 1, 1 << 20);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = view.getUint32(16);
-  return Buffer.from(bytes.subarray(20, 20 + n));
-}
 
 describe('log backpressure', () => {
   it('rejects with QUEUE_FULL when a shard is full, changes nothing, and recovers after writable()', async () => {
