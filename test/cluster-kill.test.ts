@@ -5,11 +5,11 @@
  * must keep serving with two stores, and the killed store must recover and catch up.
  */
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { checkLinearizability, kvModel, type KvInput, type KvOperation } from '@flotilla/sim';
 import { ProcessCluster, waitFor } from './support/cluster.ts';
 import { RecordingClient, type Region } from './support/kv-client.ts';
+import { reservedPorts } from './support/ports.ts';
 
 const KEYS = ['apple', 'banana', 'cherry', 'date', 'elder'];
 const CLIENTS = 4;
@@ -92,9 +92,9 @@ describe('store processes: graceful shutdown and a static cluster', () => {
   after(() => cluster.close());
 
   test('a static cluster from --initial-cluster; SIGTERM moves leadership away and exits 0', async () => {
-    // --initial-cluster needs every store's raft port before any starts: take free ports from
-    // the OS and release them (the one place these tests do not listen on port 0 directly).
-    const ports = await Promise.all([1, 2, 3].map(() => freePort()));
+    // --initial-cluster needs every store's raft port before any starts (the one place these
+    // tests do not listen on port 0): free ports outside the ephemeral range (test/support/ports.ts).
+    const ports = await reservedPorts(3);
     const initial = ports.map((port, i) => `${i + 1}=127.0.0.1:${port}`).join(',');
     for (const id of [1, 2, 3]) await cluster.startStore(id, ['--raft-listen', `127.0.0.1:${ports[id - 1]}`, '--initial-cluster', initial]);
     await waitFor('region 1 of the static cluster has a leader', async () => (await cluster.leaderOf(1)) !== undefined);
@@ -111,15 +111,3 @@ describe('store processes: graceful shutdown and a static cluster', () => {
     assert.deepEqual(await client.run({ kind: 'get', key: 'static' }), { kind: 'get', value: 'yes' });
   });
 });
-
-/** A port the OS just handed out and released. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -6,9 +6,9 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { reservedPorts } from '../../test/support/ports.ts';
 import { metricSum } from '../pd/pd-view.ts';
 import { EtcdAdapter } from './adapters.ts';
 import type { SystemUnderTest } from './load.ts';
@@ -51,17 +51,6 @@ function which(command: string): string | undefined {
   return result.status === 0 && found !== '' ? found : undefined;
 }
 
-/** A port free right now on 127.0.0.1 (etcd's --initial-cluster needs every peer URL up front). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface EtcdMember {
   readonly name: string;
@@ -87,8 +76,9 @@ export class EtcdCluster {
   /** Starts the members and resolves once every one reports itself healthy. */
   async start(): Promise<void> {
     this.root = await mkdtemp(path.join(os.tmpdir(), 'flotilla-peer-etcd-'));
-    const ports = [];
-    for (let i = 0; i < etcdLimits.members; i++) ports.push({ peer: await freePort(), client: await freePort() });
+    // etcd's --initial-cluster needs every peer URL up front: ports outside the ephemeral range.
+    const free = await reservedPorts(2 * etcdLimits.members);
+    const ports = Array.from({ length: etcdLimits.members }, (_, i) => ({ peer: free[2 * i]!, client: free[2 * i + 1]! }));
     const names = ports.map((_, i) => `m${i + 1}`);
     const initialCluster = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(',');
     for (const [i, p] of ports.entries()) {
