@@ -245,7 +245,7 @@ console.log(`Each measured with the binding's default options and with the log s
 console.log('');
 console.log(`- single-entry synced batches: ${fmt(raw.singlePerSec)} /s (= entries/s with one fsync per entry)`);
 console.log(`- largest-batch synced throughput, one thread: ${fmt(raw.batchEntriesPerSec)} entries/s (best of 1,024 / 4,096 / 16,384-entry batches of sequential keys: ${fmt(raw.batchSize)}, ${raw.batchConfig}; ${fmt(raw.batchCpuUsPerEntry, 2)} µs CPU/entry, RocksDB's threads included)`);
-console.log(`- the same with log-shaped keys (4,096-entry batches over 256 groups, key order): ${fmt(raw.shapedPerSec)} entries/s (${fmt(raw.shapedCpuUsPerEntry, 2)} µs CPU/entry)`);
+console.log(`- the same shaped like the log (4,096-entry batches over 256 groups, each group's 16 entries one key as the log's packs, key order): ${fmt(raw.shapedPerSec)} entries/s (${fmt(raw.shapedCpuUsPerEntry, 2)} µs CPU/entry)`);
 console.log(`- two threads, each on its own DB (the ceiling for two appender shards), 16,384-entry batches: ${fmt(raw.twoWritersPerSec)} entries/s; an idle process's event-loop delay p99 meanwhile: ${raw.twoWritersIdleP99 === null ? 'n/a' : fmt(raw.twoWritersIdleP99, 2)} ms`);
 for (const line of raw.perConfig) console.log(`- ${line}`);
 console.log('');
