@@ -172,11 +172,14 @@ export class BatchPlan {
     }
   }
 
-  /** Deletes the group's packs that lie wholly below `keepFrom` (the first index still needed). */
-  dropBelow(groupId: number, g: GroupRecords, keepFrom: number): void {
+  /**
+   * Deletes the group's packs that lie wholly below `keepFrom`, the first index still needed
+   * (every pack when the log ends before it: `last` < keepFrom).
+   */
+  dropBelow(groupId: number, g: GroupRecords, keepFrom: number, last: number): void {
     const starts = g.starts;
     // The pack holding keepFrom (the last start ≤ keepFrom) stays; everything before it goes.
-    const keep = Math.max(0, packSlotOf(starts, keepFrom));
+    const keep = last < keepFrom ? starts.length : Math.max(0, packSlotOf(starts, keepFrom));
     if (keep === 0) return;
     const mine = this.batchPacksOf(g);
     for (let i = 0; i < keep; i++) {

@@ -278,7 +278,7 @@ export class LogShard {
       return at;
     }
     owned.last = newLast;
-    if (truncatedIndex > owned.truncated) plan.dropBelow(groupId, owned.records, truncatedIndex + 1);
+    if (truncatedIndex > owned.truncated) plan.dropBelow(groupId, owned.records, truncatedIndex + 1, newLast);
     owned.truncated = truncatedIndex;
     return at;
   }
@@ -404,7 +404,8 @@ export class LogShard {
     for (const s of scans.values()) if (s.hasRaftState && !s.finished) finishScan(s, stats);
     if (formatVersion === 0 && (scans.size > 0 || orphanGroups.size > 0)) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: data without a format record`);
 
-    // 3. Cut repairable tails; refuse what cannot be repaired; upgrade an older format record.
+    // 3. Cut repairable tails; refuse what cannot be repaired; write the format record of a fresh
+    //    shard or upgrade an older one.
     const cut: ShardRecovery['cut'] = [];
     const repairs: BatchOperation[] = [];
     const meta = this.metaColumn;
@@ -454,7 +455,7 @@ export class LogShard {
     return { groups, entries: stats.entries, staleEntries: stats.stale, cut };
   }
 
-  /** Reads the meta column into `scans`; returns the format record's version (0: none). */
+  /** Reads the meta column into `scans`; returns the format record's version (0: none, a fresh shard). */
   private async scanStateRecords(scans: Map<number, GroupScan>): Promise<number> {
     let formatVersion = 0;
     await this.scanColumn(this.metaColumn, (key, value) => {
@@ -487,12 +488,6 @@ export class LogShard {
         throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: unknown meta tag ${tag}`);
       }
     });
-    if (formatVersion === 0 && scans.size === 0) {
-      // A fresh shard: the format record goes in first, on its own.
-      const f = formatRecord();
-      await this.db.batch([{ type: 'put', key: f.key, value: f.value, column: this.metaColumn }], { sync: true });
-      return LOG_FORMAT_VERSION;
-    }
     return formatVersion;
   }
 

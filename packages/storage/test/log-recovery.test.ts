@@ -151,6 +151,17 @@ describe('log recovery', () => {
     }
   });
 
+  it('refuses a shard with data but no format record', async () => {
+    const tmp = await tempDir('recover-no-format');
+    try {
+      await seed(tmp.dir, 3);
+      await editValue(path.join(tmp.dir, 'log-0'), 'meta', metaKey(TAG_FORMAT, 0), () => null);
+      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /without a format record/.test(e.message));
+    } finally {
+      await tmp.remove();
+    }
+  });
+
   it('checks format versions (records and manifest) and the shard count', async () => {
     const tmp = await tempDir('recover-format');
     try {
