@@ -157,6 +157,9 @@ describe('log recovery', () => {
       await seed(tmp.dir, 3);
       await editValue(path.join(tmp.dir, 'log-0'), 'meta', metaKey(TAG_FORMAT, 0), () => null);
       await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /without a format record/.test(e.message));
+      // Packs and no meta record at all: refused too, not taken for a fresh shard.
+      for (const groupId of [1, 2]) await editValue(path.join(tmp.dir, 'log-0'), 'meta', metaKey(TAG_RAFT_STATE, groupId), () => null);
+      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /without a format record/.test(e.message));
     } finally {
       await tmp.remove();
     }
