@@ -309,6 +309,7 @@ export class LogShard {
     const found: { cursor: PackCursor; from: number; to: number }[] = [];
     let expect = lo;
     let bytes = 0;
+    let payload = 0;
     if (lo < end) {
       if (first < 0) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: no pack holds entry ${lo}`);
       const it = this.db.iterator({ column: this.logColumn, gte: logKey(groupId, starts[first]!), lt: logKey(groupId, end), fillCache: false });
@@ -329,10 +330,12 @@ export class LogShard {
               if (cursor.index < expect) continue;
               cursor.checkType();
               const size = cursor.dataEnd - cursor.dataAt;
-              if (expect > lo && bytes + size > budget) {
+              // The budget counts payload bytes, as the cache's reads do.
+              if (expect > lo && payload + size > budget) {
                 found.push({ cursor, from, to: expect });
                 break outer;
               }
+              payload += size;
               bytes += PACKED_ENTRY_HEADER_BYTES + size;
               expect++;
             }

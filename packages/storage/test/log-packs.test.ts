@@ -42,8 +42,8 @@ function chunkOf(...pieces: TaskPiece[]): Uint8Array {
 }
 
 /** [index, term] of entries [lo, hi) of a group as the shard reads them from disk. */
-async function readTerms(shard: LogShard, groupId: number, lo: number, hi: number): Promise<[number, number][]> {
-  const bytes = await shard.read(groupId, lo, hi, 1 << 30);
+async function readTerms(shard: LogShard, groupId: number, lo: number, hi: number, maxBytes = 1 << 30): Promise<[number, number][]> {
+  const bytes = await shard.read(groupId, lo, hi, maxBytes);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = view.getUint32(4);
   const out: [number, number][] = [];
@@ -81,6 +81,9 @@ describe('log packs', () => {
         // The next batch starts a pack of its own.
         await shard.append(4, [chunkOf(piece(7, 3, 4, [1, 1]))]);
         assert.deepEqual(await readTerms(shard, 7, 2, 6), [[2, 1], [3, 1], [4, 1], [5, 1]]);
+        // A read's byte budget counts payloads (2 bytes each here), across packs; one entry at least.
+        assert.deepEqual(await readTerms(shard, 7, 2, 6, 6), [[2, 1], [3, 1], [4, 1]]);
+        assert.deepEqual(await readTerms(shard, 7, 2, 6, 1), [[2, 1]]);
       });
       assert.deepEqual(await logKeys(tmp.dir), [[7, 1], [7, 4], [8, 1]]);
       await withShard(tmp.dir, async (shard) => {
