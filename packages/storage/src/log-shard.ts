@@ -301,20 +301,22 @@ export class LogShard {
     }
     const end = Math.min(hi, owned.last + 1, lo + logFetchEntriesMax);
     const budget = Math.min(maxBytes, logFetchBytesMax);
-    // The packs to read: from the one holding `lo` (the greatest start ≤ lo) to the last start
-    // below `end`. Entry i is read from the pack holding it, never from an earlier pack that
-    // still carries a replaced copy.
-    const starts = owned.records.starts;
-    const first = packSlotOf(starts, lo);
     const found: { cursor: PackCursor; from: number; to: number }[] = [];
     let expect = lo;
     let bytes = 0;
     let payload = 0;
     if (lo < end) {
+      // The packs to read: from the one holding `lo` (the greatest start ≤ lo) to the last start
+      // below `end`. Entry i is read from the pack holding it, never from an earlier pack that
+      // still carries a replaced copy. The starts are copied in the same turn as the iterator
+      // (a snapshot) is made: appends that run while this read waits change the owner's list.
+      const all = owned.records.starts;
+      const first = packSlotOf(all, lo);
       if (first < 0) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${groupId}: no pack holds entry ${lo}`);
-      const it = this.db.iterator({ column: this.logColumn, gte: logKey(groupId, starts[first]!), lt: logKey(groupId, end), fillCache: false });
+      const it = this.db.iterator({ column: this.logColumn, gte: logKey(groupId, all[first]!), lt: logKey(groupId, end), fillCache: false });
+      const starts = all.slice(first, packSlotOf(all, end - 1) + 1);
       try {
-        let slot = first;
+        let slot = 0;
         outer: while (expect < end) {
           const rows = await it.nextv(Math.min(scanRowsPerStepMax, end - expect));
           if (rows.length === 0) break;

@@ -123,6 +123,27 @@ describe('log packs', () => {
     }
   });
 
+  it('reads from the packs it started with while an append deletes some of them', async () => {
+    const tmp = await tempDir('packs-read-race');
+    try {
+      await withShard(tmp.dir, async (shard) => {
+        await shard.append(1, [chunkOf(piece(7, 0, 1, [1, 1, 1], 3))]);
+        await shard.append(2, [chunkOf(piece(7, 3, 4, [1, 1], 5))]);
+        await shard.append(3, [chunkOf(piece(7, 5, 6, [1, 1], 7))]);
+        // The read runs up to its first await; the compaction's batch (to 5: the packs at 1 and 4
+        // go) is planned and written before the read goes on.
+        const reading = readTerms(shard, 7, 4, 8);
+        const compaction: TaskPiece = { ...piece(7, 7, 0, [], 7), newLast: 7, truncatedIndex: 5, truncatedAfter: { index: 5, term: 1 }, hardState: { term: 1, vote: 0, commit: 7 } };
+        await shard.append(4, [chunkOf(compaction)]);
+        assert.deepEqual(await reading, [[4, 1], [5, 1], [6, 1], [7, 1]]);
+        assert.deepEqual(await readTerms(shard, 7, 6, 8), [[6, 1], [7, 1]]);
+      });
+      assert.deepEqual(await logKeys(tmp.dir), [[7, 6]]);
+    } finally {
+      await tmp.remove();
+    }
+  });
+
   it('cuts a large write into bounded packs and drops packs below a compaction', async () => {
     const tmp = await tempDir('packs-bounds');
     try {
