@@ -85,9 +85,9 @@ export const logFetchedRangesMax = 256;
 /**
  * Entries in one pack, the on-disk record of consecutive entries of one group (log-format.ts).
  * A shard owner packs a group's entries of one batch into as few packs as these bounds allow:
- * one RocksDB key per pack instead of one per entry is what made the appender ~2.5x cheaper per
- * entry on raw RocksDB (benchmarks/storage/RESULTS.md, "The next step toward 80%"). The bounds
- * keep a cache-miss read of one entry from verifying a huge record.
+ * one RocksDB key per pack instead of one per entry took the appenders' CPU per entry down by a
+ * third at 256 groups (benchmarks/storage/RESULTS.md, "Packs"). The bounds keep a cache-miss
+ * read of one entry from verifying a huge record.
  */
 export const logPackEntriesMax = 256;
 /** Payload bytes of one pack; a single larger entry gets a pack of its own. */

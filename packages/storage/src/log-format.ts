@@ -6,7 +6,7 @@
  *                adjacent and ordered); value = a pack: entries firstIndex, firstIndex+1, … of
  *                the group. Entry i of a group is in the pack with the greatest firstIndex ≤ i:
  *                a pack written at f replaces every entry ≥ f, and the batch that writes it
- *                deletes the group's packs above f (log-batch.ts).
+ *                deletes the group's other packs at or above f (log-batch.ts).
  * Column `meta`: key = u8 tag ‖ u64 groupId; value = state record. Tag 0 with group 0 holds the
  *                format record.
  *
@@ -147,18 +147,6 @@ function entryType(code: number, index: number): EntryType {
   const type = ENTRY_TYPES[code];
   if (type === undefined) throw corruption(`entry ${index}: unknown type ${code}`);
   return type;
-}
-
-/** Writes a packed entry at `at`; returns the offset after it. */
-export function writePackedEntry(bytes: Uint8Array, at: number, entry: Entry): number {
-  writeU64(bytes, at, entry.term);
-  bytes[at + 8] = entryTypeCode(entry.type);
-  bytes[at + 9] = 0;
-  bytes[at + 10] = 0;
-  bytes[at + 11] = 0;
-  writeU32(bytes, at + 12, entry.data.byteLength);
-  bytes.set(entry.data, at + PACKED_ENTRY_HEADER_BYTES);
-  return at + PACKED_ENTRY_HEADER_BYTES + entry.data.byteLength;
 }
 
 /** Decodes the packed entry at `at` of `bytes` (whose bounds were checked); `data` is a view. */

@@ -70,10 +70,10 @@ export interface TaskPiece {
 }
 
 /** Bytes of a pack put besides its entries: put header, key, pack header. */
-export const PACK_PUT_OVERHEAD_BYTES = PUT_HEADER_BYTES + LOG_KEY_BYTES + PACK_HEADER_BYTES;
+const PACK_PUT_OVERHEAD_BYTES = PUT_HEADER_BYTES + LOG_KEY_BYTES + PACK_HEADER_BYTES;
 
 /** End (exclusive) of the pack that starts at entries[from]: the bounds of one pack, greedily. */
-export function packEnd(entries: readonly Entry[], from: number): number {
+function packEnd(entries: readonly Entry[], from: number): number {
   let bytes = 0;
   let end = from;
   const max = Math.min(entries.length, from + logPackEntriesMax);
@@ -158,7 +158,7 @@ export class ChunkWriter {
       at += META_KEY_BYTES + TRUNCATED_BYTES;
     }
     // Packs of entries and the raft state record: the per-write hot path, written through the
-    // DataView (same layout as writePackHeader / writePackedEntry / writeRaftStateValue in
+    // DataView (same layout as writePackHeader / decodePackedEntry / writeRaftStateValue in
     // log-format.ts).
     const groupHi = Math.floor(p.groupId / TWO_32);
     const groupLo = p.groupId >>> 0;
