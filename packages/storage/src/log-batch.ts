@@ -9,6 +9,11 @@
  *   group's packs that start at or above f (point deletes, atomic with the new pack: a reader
  *   picks the pack with the greatest start ≤ i, which must never be a replaced one).
  * - Compaction: packs wholly below a group's truncation are deleted in the same batch.
+ * - Raft state: a group's raft state record is written only when its term or vote change, when
+ *   the group is new to the shard, when the batch replaces entries (a suffix, a snapshot), or
+ *   when the batch writes no pack of the group; otherwise each pack carries the batch's commit
+ *   and the last pack's end is the last index (log-format.ts). One key per group and batch
+ *   instead of two: the record was ~15% of an append's CPU.
  * - Sealing: a pack that comes out of the batch as the main thread encoded it is checksummed in
  *   place and put as a zero-copy view of the task's chunk; a merged or trimmed pack is copied
  *   into one new buffer first.
@@ -22,13 +27,28 @@ import type { ChainedBatch, ColumnFamily, RocksLevel } from '@nxtedition/rocksdb
 import { appendTaskEntriesMax, appendTaskGroupsMax, logPackBytesMax, logPackEntriesMax } from './constants.ts';
 import { crc32c, crc32cUpdate } from './crc32c.ts';
 import { assert, fail } from './errors.ts';
-import { LOG_KEY_BYTES, PACKED_ENTRY_HEADER_BYTES, PACK_HEADER_BYTES, TAG_CONF_STATE, TAG_RAFT_STATE, TAG_TRUNCATED, logKey, metaKey, writePackHeader } from './log-format.ts';
+import {
+  LOG_KEY_BYTES,
+  META_KEY_BYTES,
+  PACKED_ENTRY_HEADER_BYTES,
+  PACK_COMMIT_AT,
+  PACK_HEADER_BYTES,
+  TAG_CONF_STATE,
+  TAG_RAFT_STATE,
+  TAG_TRUNCATED,
+  logKey,
+  metaKey,
+  writePackHeader,
+} from './log-format.ts';
 import { PUT_HEADER_BYTES } from './log-task.ts';
 
 /* Local copies: worker threads read imported bindings through getters (see log-shard.ts). */
 const PUT_HEADER = PUT_HEADER_BYTES;
 const PACK_HEADER = PACK_HEADER_BYTES;
 const LOG_KEY = LOG_KEY_BYTES;
+const META_KEY = META_KEY_BYTES;
+const COMMIT_AT = PACK_COMMIT_AT;
+const TWO_32 = 2 ** 32;
 const PACKED_ENTRY_HEADER = PACKED_ENTRY_HEADER_BYTES;
 const PACK_ENTRIES_MAX = logPackEntriesMax;
 const PACK_BYTES_MAX = logPackBytesMax;
@@ -63,10 +83,15 @@ export interface GroupRecords {
   stateStamp: number;
   /** Per state record tag (1..3): the slot of the batch's last record, DELETE, or NONE. */
   readonly stateSlots: Int32Array;
+  /** Term and vote of the group's raft state record on disk (-1: none yet). */
+  metaTerm: number;
+  metaVote: number;
+  /** The batch that must write the raft state record (new group, entries replaced). */
+  forceMetaStamp: number;
 }
 
-export function newGroupRecords(starts: number[] = []): GroupRecords {
-  return { starts, batchStamp: 0, batchPacks: [], stateStamp: 0, stateSlots: new Int32Array(STATE_TAGS) };
+export function newGroupRecords(starts: number[] = [], metaTerm = -1, metaVote = -1): GroupRecords {
+  return { starts, batchStamp: 0, batchPacks: [], stateStamp: 0, stateSlots: new Int32Array(STATE_TAGS), metaTerm, metaVote, forceMetaStamp: 0 };
 }
 
 /** Slot of the last pack in `starts` with a start ≤ index, or -1. */
@@ -92,6 +117,8 @@ export class BatchPlan {
   private packBytes = new Int32Array(256);
   private packSegHead = new Int32Array(256);
   private packSegTail = new Int32Array(256);
+  /** Each pack's group records (for the commit it carries). */
+  private packOwner: GroupRecords[] = [];
   private packs = 0;
   /**
    * Segments: runs of packed entries inside one chunk (a whole encoded pack, or its head when
@@ -135,6 +162,12 @@ export class BatchPlan {
   /** Drops the references to the task's buffers. */
   release(): void {
     this.chunks = [];
+    this.packOwner.length = 0;
+  }
+
+  /** The batch must write the group's raft state record (see the header). */
+  forceMeta(g: GroupRecords): void {
+    g.forceMetaStamp = this.stamp;
   }
 
   /** A piece with entries: counts it against the bounds of one task. */
@@ -159,6 +192,8 @@ export class BatchPlan {
    * stay: the reader's rule (the greatest start ≤ i) never reads their entries ≥ index again.
    */
   truncateFrom(groupId: number, g: GroupRecords, index: number): void {
+    // The log's end may move back: the record says where it is.
+    this.forceMeta(g);
     const starts = g.starts;
     const mine = this.batchPacksOf(g);
     while (starts.length > 0 && starts[starts.length - 1]! >= index) {
@@ -218,6 +253,7 @@ export class BatchPlan {
     this.packBytes[k] = bytes;
     this.packSegHead[k] = seg;
     this.packSegTail[k] = seg;
+    this.packOwner[k] = g;
     mine.push(k);
     if (g.starts.length === 0 || g.starts[g.starts.length - 1]! < first) g.starts.push(first);
   }
@@ -267,7 +303,8 @@ export class BatchPlan {
     const groups = this.stateGroups;
     for (let i = 0; i < groups.length; i++) {
       const groupId = this.stateGroupIds[i]!;
-      const slots = groups[i]!.stateSlots;
+      const g = groups[i]!;
+      const slots = g.stateSlots;
       for (const tag of TAG_ORDER) {
         const k = slots[tag - 1]!;
         if (k === NONE) continue;
@@ -281,11 +318,36 @@ export class BatchPlan {
         const valueBytes = ((task[at + 4]! << 24) | (task[at + 5]! << 16) | (task[at + 6]! << 8) | task[at + 7]!) >>> 0;
         const keyAt = at + PUT_HEADER;
         const valueAt = keyAt + keyBytes;
+        if (tag === TAG_RAFT_STATE && !this.writesRaftState(g, task, valueAt)) continue;
         writeU32(task, valueAt, crcUpdate(crcUpdate(0, task, keyAt, valueAt), task, valueAt + 4, valueAt + valueBytes));
         const base = task.byteOffset;
         batch.putMeta(new Uint8Array(task.buffer, base + keyAt, keyBytes), new Uint8Array(task.buffer, base + valueAt, valueBytes));
       }
     }
+  }
+
+  /**
+   * Whether the batch writes the group's raft state record (at `valueAt` of `task`), or leaves
+   * it to the group's packs: only its commit and last index would change, and the packs say both.
+   */
+  private writesRaftState(g: GroupRecords, task: Uint8Array, valueAt: number): boolean {
+    const term = readU32(task, valueAt + 8) * TWO_32 + readU32(task, valueAt + 12);
+    const vote = readU32(task, valueAt + 16) * TWO_32 + readU32(task, valueAt + 20);
+    const packs = g.batchStamp === this.stamp ? g.batchPacks.length : 0;
+    if (packs > 0 && g.forceMetaStamp !== this.stamp && term === g.metaTerm && vote === g.metaVote) return false;
+    g.metaTerm = term;
+    g.metaVote = vote;
+    return true;
+  }
+
+  /** Copies the commit of the group's last raft state record of this batch into a pack header at `at`. */
+  private stampCommit(g: GroupRecords, out: Uint8Array, at: number): void {
+    if (g.stateStamp !== this.stamp) return;
+    const k = g.stateSlots[TAG_RAFT_STATE - 1]!;
+    if (k < 0) return;
+    const task = this.chunks[this.stateChunk[k]!]!;
+    const from = this.stateAt[k]! + PUT_HEADER + META_KEY + 24;
+    for (let i = 0; i < 8; i++) out[at + COMMIT_AT + i] = task[from + i]!;
   }
 
   private putPacks(batch: LogBatch): void {
@@ -312,18 +374,19 @@ export class BatchPlan {
       const k = order === null ? keys[i]! % SORT_PACKS : order[i]!;
       if (this.packCount[k] === VOID) continue;
       const seg = this.packSegHead[k]!;
-      if (seg === this.packSegTail[k] && this.segPut[seg]! >= 0) this.putInPlace(batch, seg);
+      if (seg === this.packSegTail[k] && this.segPut[seg]! >= 0) this.putInPlace(batch, k, seg);
       else this.putMerged(batch, k);
     }
   }
 
   /** Seals an encoded pack in its chunk and puts views of it (no copy here; the binding copies). */
-  private putInPlace(batch: LogBatch, seg: number): void {
+  private putInPlace(batch: LogBatch, k: number, seg: number): void {
     const task = this.chunks[this.segChunk[seg]!]!;
     const at = this.segPut[seg]!;
     const keyAt = at + PUT_HEADER;
     const valueAt = keyAt + LOG_KEY;
     const valueEnd = this.segAt[seg]! + this.segBytes[seg]!;
+    this.stampCommit(this.packOwner[k]!, task, valueAt);
     // The checksum covers key ‖ value[4..] and is stored in value[0..4] (log-format.ts).
     const crc = crcUpdate(crcUpdate(0, task, keyAt, valueAt), task, valueAt + 4, valueEnd);
     writeU32(task, valueAt, crc);
@@ -335,7 +398,8 @@ export class BatchPlan {
   private putMerged(batch: LogBatch, k: number): void {
     const key = logKey(this.packGroup[k]!, this.packStart[k]!);
     const value = new Uint8Array(PACK_HEADER + this.packBytes[k]!);
-    writePackHeader(value, 0, this.packCount[k]!);
+    writePackHeader(value, 0, this.packCount[k]!, 0);
+    this.stampCommit(this.packOwner[k]!, value, 0);
     let at = PACK_HEADER;
     for (let seg = this.packSegHead[k]!; seg >= 0; seg = this.segNext[seg]!) {
       const task = this.chunks[this.segChunk[seg]!]!;

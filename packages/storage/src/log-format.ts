@@ -13,7 +13,17 @@
  * Every value starts with `u32 crc32c ‖ u8 version`; the checksum covers the key followed by
  * value[4..], so a value stored under the wrong key fails it too.
  *
- *   pack:      crc u32 | ver u8 | 0 u8 ×3 | count u32 | 0 u32 | packed entry × count
+ * A group's raft state is split between its raft state record and its last pack, so that an
+ * append costs one key per group and batch, not two (log-batch.ts): the record is written when
+ * term or vote change, when the group is new, when a batch replaces entries or installs a
+ * snapshot, and when a batch has no pack of the group; otherwise only the packs are written,
+ * each with the group's commit. Recovery takes term and vote from the record, the commit as the
+ * larger of the record's and the last pack's, and the last index as the larger of the record's
+ * and the last pack's end. The pack with the greatest start is always the last one written (a
+ * pack at f deletes the group's packs at or above f), so it carries the newest commit, and it
+ * ends where the log ends.
+ *
+ *   pack:      crc u32 | ver u8 | 0 u8 ×3 | count u32 | 0 u32 | commit u64 | packed entry × count
  *   packed entry:  term u64 | type u8 | 0 u8 ×3 | dataBytes u32 | data…
  *   raftState: crc u32 | ver u8 | 0 u8 ×3 | term u64 | vote u64 | commit u64 | lastIndex u64
  *   truncated: crc u32 | ver u8 | 0 u8 ×3 | index u64 | term u64
@@ -31,7 +41,9 @@ import { StorageError } from './errors.ts';
 
 export const LOG_KEY_BYTES = 16;
 export const META_KEY_BYTES = 9;
-export const PACK_HEADER_BYTES = 16;
+export const PACK_HEADER_BYTES = 24;
+/** Offset of a pack's commit field: the group's commit index when the pack was written. */
+export const PACK_COMMIT_AT = 16;
 export const PACKED_ENTRY_HEADER_BYTES = 16;
 /** Header of a version 1 entry value (one entry per key). */
 export const V1_ENTRY_HEADER_BYTES = 16;
@@ -156,7 +168,7 @@ export function decodePackedEntry(index: number, bytes: Uint8Array, at: number):
 }
 
 /** Writes a pack's header (checksum left zero: the shard owner seals the pack). */
-export function writePackHeader(bytes: Uint8Array, at: number, count: number): void {
+export function writePackHeader(bytes: Uint8Array, at: number, count: number, commit: number): void {
   writeU32(bytes, at, 0);
   bytes[at + 4] = LOG_FORMAT_VERSION;
   bytes[at + 5] = 0;
@@ -164,6 +176,7 @@ export function writePackHeader(bytes: Uint8Array, at: number, count: number): v
   bytes[at + 7] = 0;
   writeU32(bytes, at + 8, count);
   writeU32(bytes, at + 12, 0);
+  writeU64(bytes, at + PACK_COMMIT_AT, commit);
 }
 
 /**
@@ -173,14 +186,17 @@ export function writePackHeader(bytes: Uint8Array, at: number, count: number): v
 export class PackCursor {
   first = 0;
   count = 0;
+  /** The group's commit index when the pack was written (0 in a version 1 value). */
+  commit = 0;
   /** The current entry (after next() returned true). */
   index = 0;
   term = 0;
   typeCode = 0;
   dataAt = 0;
   dataEnd = 0;
+  /** The value's format version (1: one entry per key). */
+  version = 0;
   private value: Uint8Array = new Uint8Array(0);
-  private version = 0;
   private at = 0;
   private left = 0;
 
@@ -193,9 +209,11 @@ export class PackCursor {
     if (version === 1) {
       if (value.byteLength < V1_ENTRY_HEADER_BYTES) throw corruption(`${what}: entry value of ${value.byteLength} bytes`);
       this.count = 1;
+      this.commit = 0;
     } else {
       if (value.byteLength < PACK_HEADER_BYTES) throw corruption(`${what}: pack of ${value.byteLength} bytes`);
       this.count = readU32(value, 8);
+      this.commit = readU64(value, PACK_COMMIT_AT);
       let at = PACK_HEADER_BYTES;
       for (let i = 0; i < this.count; i++) {
         if (at + PACKED_ENTRY_HEADER_BYTES > value.byteLength) throw corruption(`${what}: pack of ${this.count} entries ends at entry ${i}`);

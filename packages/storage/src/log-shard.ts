@@ -37,6 +37,7 @@ import {
   readU32,
   readU64,
   sealValue,
+  writePackHeader,
   writeRaftStateValue,
   type TruncatedState,
 } from './log-format.ts';
@@ -218,6 +219,8 @@ export class LogShard {
       if (plan.destroyed.length > 0 && plan.destroyed.includes(groupId)) fail(`group ${groupId}: written after its destroy in one batch`);
       owned = { last: 0, truncated: 0, records: newGroupRecords() };
       this.groups.set(groupId, owned);
+      // A group's first batch writes its raft state record: recovery knows groups by it.
+      plan.forceMeta(owned.records);
     }
     if (prevLast !== owned.last) fail(`group ${groupId}: order broken, piece continues ${prevLast} but the log ends at ${owned.last}`);
     const snapshot = (flags & FLAG_SNAPSHOT) !== 0;
@@ -382,7 +385,8 @@ export class LogShard {
       s.expect = s.truncated.index + 1;
       s.prevTerm = s.truncated.term;
       if (!s.hasRaftState) s.lastIndex = s.truncated.index;
-      if (s.lastIndex < s.truncated.index) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${s.groupId}: last index ${s.lastIndex} below truncation ${s.truncated.index}`);
+      // The record's last index; the group's last pack may end later (log-format.ts).
+      s.metaLast = s.lastIndex;
     }
 
     // 2. Every pack, in key order (group, then start): contiguity, checksums, terms. A group's
@@ -407,6 +411,11 @@ export class LogShard {
     });
     if (current !== null) finishScan(current, stats);
     for (const s of scans.values()) if (s.hasRaftState && !s.finished) finishScan(s, stats);
+    for (const s of scans.values()) {
+      if (s.hasRaftState && s.lastIndex < s.truncated.index) {
+        throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${s.groupId}: last index ${s.lastIndex} below truncation ${s.truncated.index}`);
+      }
+    }
     if (formatVersion === 0 && (scans.size > 0 || orphanGroups.size > 0)) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `${this.path}: data without a format record`);
 
     // 3. Cut repairable tails; refuse what cannot be repaired; write the format record of a fresh
@@ -428,6 +437,10 @@ export class LogShard {
       }
       cut.push({ groupId: s.groupId, fromIndex: s.cutAt, lastIndexBefore: s.lastIndex, reason: s.cutReason });
       s.lastIndex = s.cutAt - 1;
+      // The last pack left must end at the new last index: its tail was damaged, or replaced by
+      // a pack the cut deletes (the greatest start's end is the last index: log-format.ts).
+      const trimmed = await this.trimmedPack(s);
+      if (trimmed !== null) repairs.push({ type: 'put', key: trimmed.key, value: trimmed.value, column: this.logColumn });
       const key = metaKey(TAG_RAFT_STATE, s.groupId);
       const value = Buffer.alloc(RAFT_STATE_BYTES);
       writeRaftStateValue(value, 0, s.hardState, s.lastIndex);
@@ -453,11 +466,31 @@ export class LogShard {
         if (s.minKey < starts[0]!) await this.clearLog(s.groupId, 0, starts[0]!);
         if (s.maxKey > s.lastIndex) await this.clearLog(s.groupId, s.lastIndex + 1, Number.MAX_SAFE_INTEGER);
       }
-      this.groups.set(s.groupId, { last: s.lastIndex, truncated: s.truncated.index, records: newGroupRecords(starts) });
+      this.groups.set(s.groupId, { last: s.lastIndex, truncated: s.truncated.index, records: newGroupRecords(starts, s.hardState.term, s.hardState.vote) });
       groups.push({ groupId: s.groupId, hardState: s.hardState, confState: s.confState, truncated: s.truncated, lastIndex: s.lastIndex, runs: s.runs });
     }
     this.recovered = true;
     return { groups, entries: stats.entries, staleEntries: stats.stale, cut };
+  }
+
+  /** The group's last kept pack cut to end at its last index, or null when it does already. */
+  private async trimmedPack(s: GroupScan): Promise<{ key: Buffer; value: Buffer } | null> {
+    while (s.starts.length > 0 && s.starts[s.starts.length - 1]! > s.lastIndex) s.starts.pop();
+    const start = s.starts[s.starts.length - 1];
+    if (start === undefined) return null;
+    const key = logKey(s.groupId, start);
+    const [value] = await this.db.getMany([key], { column: this.logColumn });
+    if (value === undefined) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', `group ${s.groupId}: pack at ${start} vanished during recovery`);
+    const cursor = new PackCursor();
+    cursor.open(key, value, `group ${s.groupId} pack at ${start}`);
+    const keep = s.lastIndex - start + 1;
+    if (cursor.count <= keep) return null;
+    let end = PACK_HEADER_BYTES;
+    for (let i = 0; i < keep; i++) end += PACKED_ENTRY_HEADER_BYTES + readU32(value, end + 12);
+    const out = Buffer.from(value.subarray(0, end));
+    writePackHeader(out, 0, keep, cursor.commit);
+    sealValue(key, out);
+    return { key, value: out };
   }
 
   /** Reads the meta column into `scans`; returns the format record's version (0: none, a fresh shard). */
@@ -533,6 +566,8 @@ interface GroupScan {
   readonly groupId: number;
   hardState: HardState;
   lastIndex: number;
+  /** The raft state record's last index (lastIndex becomes final when the group's scan ends). */
+  metaLast: number;
   hasRaftState: boolean;
   confState: ConfState | null;
   truncated: TruncatedState;
@@ -559,6 +594,7 @@ function newGroupScan(groupId: number): GroupScan {
     groupId,
     hardState: { term: 0, vote: 0, commit: 0 },
     lastIndex: 0,
+    metaLast: 0,
     hasRaftState: false,
     confState: null,
     truncated: { index: 0, term: 0 },
@@ -597,14 +633,25 @@ function scanPack(s: GroupScan, key: Buffer, value: Buffer, stats: ScanStats): v
   const start = readU64(key, 8);
   s.minKey = Math.min(s.minKey, start);
   s.maxKey = Math.max(s.maxKey, start);
-  if (s.cutAt !== 0 || start > s.lastIndex) {
-    stats.stale += packEntryCount(value);
+  // Above the record's last index: packs that extend the log, or a version 1 entry a replaced
+  // suffix left behind (version 1 deleted those after the batch). Only a verified version 1
+  // value is taken for the latter.
+  if (start > s.metaLast && isVersion1(key, value)) {
+    stats.stale++;
     return;
   }
   // The pending pack holds the entries up to this pack's start.
   if (s.pendValue !== null) recoverPending(s, start - 1, stats);
   s.pendKey = key;
   s.pendValue = value;
+}
+
+function isVersion1(key: Buffer, value: Buffer): boolean {
+  try {
+    return checkValue(key, value, 5, 'entry') === 1;
+  } catch {
+    return false;
+  }
 }
 
 /** Recovers entries expect..upTo from the pending pack (it is not needed when upTo < expect). */
@@ -658,9 +705,30 @@ function recoverPending(s: GroupScan, upTo: number, stats: ScanStats): void {
   else stats.stale += cursor.count;
 }
 
-/** After a group's last pack: its pending pack holds the entries up to the last index. */
+/**
+ * After a group's last pack: it holds the entries up to the last index, and it carries the
+ * group's newest commit and the log's end (log-format.ts), so it must be intact.
+ */
 function finishScan(s: GroupScan, stats: ScanStats): void {
   s.finished = true;
-  if (s.pendValue !== null) recoverPending(s, s.lastIndex, stats);
+  if (s.pendValue !== null) {
+    const key = s.pendKey!;
+    const start = readU64(key, 8);
+    const cursor = new PackCursor();
+    try {
+      cursor.open(key, s.pendValue, `group ${s.groupId} pack at ${start}`);
+    } catch (err) {
+      if (!(err instanceof StorageError && err.code === 'FLOTILLA_STORAGE_CORRUPTION')) throw err;
+      throw new StorageError(
+        'FLOTILLA_STORAGE_CORRUPTION',
+        `group ${s.groupId}: its last pack is damaged (${err.message}); it holds the group's newest commit and last index, so the replica must be rebuilt from a snapshot`,
+      );
+    }
+    if (cursor.version >= 2) {
+      s.lastIndex = Math.max(s.metaLast, start + cursor.count - 1);
+      if (cursor.commit > s.hardState.commit) s.hardState = { ...s.hardState, commit: cursor.commit };
+    }
+    recoverPending(s, s.lastIndex, stats);
+  }
   if (s.expect <= s.lastIndex) cutScan(s, s.expect, `entries from ${s.expect} missing`);
 }

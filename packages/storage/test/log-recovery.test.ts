@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { RocksLevel } from '@nxtedition/rocksdb';
 import { isStorageError, RocksLogEngine, type GroupWrite } from '../src/index.ts';
-import { logKey, metaKey, PACK_HEADER_BYTES, PACKED_ENTRY_HEADER_BYTES, TAG_FORMAT, TAG_RAFT_STATE, valueChecksum } from '../src/log-format.ts';
+import { logKey, metaKey, PACK_HEADER_BYTES, PACKED_ENTRY_HEADER_BYTES, sealValue, TAG_FORMAT, TAG_RAFT_STATE, valueChecksum } from '../src/log-format.ts';
 import { LogShard } from '../src/log-shard.ts';
 import { encodeChunk, pieceBytes, type TaskPiece } from '../src/log-task.ts';
 import { entry, logKeys, tempDir } from './helpers.ts';
@@ -61,27 +61,67 @@ async function seed(dir: string, commit: number): Promise<void> {
 }
 
 describe('log recovery', () => {
-  it('cuts a tail whose checksum fails above the commit index, and persists the cut', async () => {
+  it('cuts at a damaged pack above the commit index, and persists the cut', async () => {
     const tmp = await tempDir('recover-cut');
     try {
       await seed(tmp.dir, 5);
-      // Flip a payload byte of the pack holding entries 8..10.
-      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 8), flip(FIRST_DATA_BYTE + 4));
+      // Flip a payload byte of the pack holding entries 6..7 (the pack at 8 is the last one).
+      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 6), flip(FIRST_DATA_BYTE + 1));
       let engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
-      assert.deepEqual(engine.recovery.cut.map((c) => [c.groupId, c.fromIndex, c.lastIndexBefore]), [[1, 8, 10]]);
+      assert.deepEqual(engine.recovery.cut.map((c) => [c.groupId, c.fromIndex, c.lastIndexBefore]), [[1, 6, 10]]);
       assert.match(engine.recovery.cut[0]!.reason, /checksum/);
-      assert.equal(engine.group(1).lastIndex(), 7);
+      assert.equal(engine.group(1).lastIndex(), 5);
+      assert.equal(engine.group(1).hardState().commit, 5);
       assert.equal(engine.group(2).lastIndex(), 2);
-      const kept = await engine.loadEntries(1, 1, 8, Number.MAX_SAFE_INTEGER);
-      assert.deepEqual(kept.map((e) => e.data[0]), [0, 1, 2, 3, 4, 5, 6]);
+      const kept = await engine.loadEntries(1, 1, 6, Number.MAX_SAFE_INTEGER);
+      assert.deepEqual(kept.map((e) => e.data[0]), [0, 1, 2, 3, 4]);
       // The log continues after the cut.
-      await engine.write([{ groupId: 1, entries: [entry(8, 2)] }]);
+      await engine.write([{ groupId: 1, entries: [entry(6, 2)], hardState: { term: 2, vote: 1, commit: 5 } }]);
       await engine.close();
       engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
       assert.deepEqual(engine.recovery.cut, []);
-      assert.equal(engine.group(1).lastIndex(), 8);
-      assert.equal(engine.group(1).term(8), 2);
+      assert.equal(engine.group(1).lastIndex(), 6);
+      assert.equal(engine.group(1).term(6), 2);
       await engine.close();
+    } finally {
+      await tmp.remove();
+    }
+  });
+
+  it('refuses to open when a group\'s last pack is damaged (it holds the newest commit and last index)', async () => {
+    const tmp = await tempDir('recover-last');
+    try {
+      await seed(tmp.dir, 5);
+      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 8), flip(FIRST_DATA_BYTE + 4));
+      await assert.rejects(RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_CORRUPTION') && /group 1: its last pack is damaged/.test(e.message));
+    } finally {
+      await tmp.remove();
+    }
+  });
+
+  it('trims the pack left last by a cut, so entries a cut pack had replaced stay replaced', async () => {
+    const tmp = await tempDir('recover-trim');
+    try {
+      let engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline', shards: 1 });
+      const terms1 = Array.from({ length: 10 }, (_, i) => entry(i + 1, 1));
+      await engine.write([{ groupId: 1, entries: terms1, hardState: { term: 1, vote: 1, commit: 3 } }]);
+      // 6..7 at term 2 replace 6..10 (a pack at 6); then 8..9 (a pack at 8).
+      await engine.write([{ groupId: 1, entries: [entry(6, 2), entry(7, 2)], hardState: { term: 2, vote: 1, commit: 3 } }]);
+      await engine.write([{ groupId: 1, entries: [entry(8, 2), entry(9, 2)], hardState: { term: 2, vote: 1, commit: 4 } }]);
+      await engine.close();
+      assert.deepEqual(await logKeys(path.join(tmp.dir, 'log-0')), [[1, 1], [1, 6], [1, 8]]);
+      await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(1, 6), flip(FIRST_DATA_BYTE));
+      engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
+      assert.deepEqual(engine.recovery.cut.map((c) => [c.fromIndex, c.lastIndexBefore]), [[6, 9]]);
+      assert.equal(engine.group(1).lastIndex(), 5);
+      await engine.close();
+      // Reopened: the pack at 1 ends at 5 now; its old entries 6..10 must not come back.
+      engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
+      assert.deepEqual(engine.recovery.cut, []);
+      assert.equal(engine.group(1).lastIndex(), 5);
+      assert.equal(engine.group(1).hardState().commit, 4);
+      await engine.close();
+      assert.deepEqual(await logKeys(path.join(tmp.dir, 'log-0')), [[1, 1]]);
     } finally {
       await tmp.remove();
     }
@@ -132,10 +172,12 @@ describe('log recovery', () => {
     const tmp = await tempDir('recover-stale');
     try {
       await seed(tmp.dir, 3);
-      // A record beyond the last index (as a version 1 shard could leave: its truncations
-      // range-deleted the replaced entries after the batch).
+      // A version 1 entry beyond the last index (as a version 1 shard could leave: it
+      // range-deleted a replaced suffix after the batch).
       await editValue(path.join(tmp.dir, 'log-0'), 'log', logKey(2, 3), () => {
-        const v = Buffer.alloc(16);
+        const v = Buffer.alloc(17);
+        v[4] = 1;
+        sealValue(logKey(2, 3), v);
         return v;
       });
       let engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline' });
