@@ -135,6 +135,8 @@ class Load {
   refused = 0;
   readonly latencies: number[] = [];
   private serial = 0;
+  /** xorshift32 state: the keys' random part, the same sequence every run. */
+  private random = 0x9e3779b9;
   private requestId = 1;
   private readonly perStore: Map<number, number[]>;
   private readonly cursor = new Map<number, number>();
@@ -181,13 +183,28 @@ class Load {
     }
   }
 
+  /**
+   * A new key spread at random over region `index`'s range (its serial keeps it unique): the
+   * same key pattern at every point, so a single region's puts do not land in key order (a
+   * serial suffix alone made its memtable inserts near-sequential, hence cheaper than
+   * the spread inserts of many regions).
+   */
+  private keyIn(index: number): Uint8Array {
+    let x = this.random;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.random = x >>> 0;
+    return encoder.encode(`w${pad(index)}-${this.random.toString(16).padStart(8, '0')}-${this.serial++}`);
+  }
+
   private request(storeId: number): KvRequest {
     const regions = this.perStore.get(storeId)!;
     let at = this.cursor.get(storeId) ?? 0;
     const ops: KvOp[] = [];
     for (let i = 0; i < OPS_PER_REQUEST; i++) {
       const index = regions[at++ % regions.length]!;
-      ops.push({ op: 'put', regionId: regionIdOf(index), regionEpoch: { version: 1, confVer: 1 }, key: encoder.encode(`w${pad(index)}-${this.serial++}`), value: this.value });
+      ops.push({ op: 'put', regionId: regionIdOf(index), regionEpoch: { version: 1, confVer: 1 }, key: this.keyIn(index), value: this.value });
     }
     this.cursor.set(storeId, at % regions.length);
     return { requestId: this.requestId++, timeoutMs: 30_000, ops };
@@ -285,7 +302,7 @@ function report(rows: readonly Row[], leaderLines: readonly string[]): void {
     `- command: node --import tsx benchmarks/cluster/write.ts ${process.argv.slice(2).join(' ')}`.trimEnd(),
     `- node: ${process.version} (${process.platform}/${process.arch})`,
     `- machine: ${machineLine()}`,
-    `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point`,
+    `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads; new keys at random within each region's range), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point`,
     `- leaders per store (of ${fmt(REGIONS)}): ${leaderLines.join('; ')}`,
     '',
     '| active regions | leaders per store | puts/s | requests/s | p50 ms | p99 ms | refused ops | store CPU % (3 procs) | store CPU µs per put | store main threads wait % (1 / 2 / 3) | client CPU % | machine CPU % (of 200) | log writes/s (3 stores) |',
