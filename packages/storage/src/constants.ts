@@ -15,10 +15,13 @@ export const LOG_FORMAT_VERSION = 2;
 export const LOG_FORMAT_VERSION_OLDEST = 1;
 /**
  * Version of the KV engine's layout (format record in its meta column). 2: a region record
- * carries the region's raft configuration (kv-format.ts), 3: and its merge state; older
- * directories are refused.
+ * carries the region's raft configuration (kv-format.ts), 3: and its merge state, 4: apply
+ * states go to the apply journal (kv-apply-journal.ts). Version 3 directories are read and
+ * upgraded in place (their records did not change); older ones are refused.
  */
-export const KV_FORMAT_VERSION = 3;
+export const KV_FORMAT_VERSION = 4;
+/** The oldest KV layout this build reads (and upgrades). */
+export const KV_FORMAT_VERSION_OLDEST = 3;
 /** Version byte of region snapshot streams and staged snapshot files (2: the header carries the configuration, 3: the merge state). */
 export const SNAPSHOT_FORMAT_VERSION = 3;
 
@@ -104,6 +107,14 @@ export const kvValueBytesMax = 8 * 1024 * 1024;
 export const kvApplyRegionsMax = 64 * 1024;
 /** Commands in one apply batch (over all its regions). */
 export const kvApplyCommandsMax = 256 * 1024;
+/**
+ * Apply-journal records (one per apply batch, holding the apply states of its regions) kept
+ * before a checkpoint writes each region's own apply-state record and deletes them
+ * (kv-apply-journal.ts). Recovery reads at most this many.
+ */
+export const kvApplyJournalRecordsMax = 256;
+/** Region states over all live apply-journal records before a checkpoint (bounds recovery's reading). */
+export const kvApplyJournalStatesMax = 256 * 1024;
 /** Apply batches queued behind the one running. A full queue rejects with QUEUE_FULL. */
 export const kvApplyQueueMax = 64;
 /** Keys one delete-range command may delete (point deletes inside the apply batch). */

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { RocksLevel, type BatchOperation, type ColumnFamily, type RocksIterator } from '@nxtedition/rocksdb';
 import type { ConfState } from '@flotilla/raft';
 import {
+  KV_FORMAT_VERSION,
   kvApplyQueueMax,
   kvDeleteRangeKeysMax,
   kvGetManyKeysMax,
@@ -23,20 +24,23 @@ import {
 } from './constants.ts';
 import { StorageError, assert } from './errors.ts';
 import { checkKey, clipRange, regionAfterPut, validateApplyBatch } from './kv-apply.ts';
+import { ApplyJournal } from './kv-apply-journal.ts';
 import {
+  KV_TAG_APPLY_JOURNAL,
   KV_TAG_APPLY_STATE,
   KV_TAG_FORMAT,
   KV_TAG_REGION,
   KV_TAG_SNAPSHOT_MARKER,
   KV_TAG_SYNC,
   checkKvValue,
+  decodeApplyJournal,
   decodeApplyState,
   decodeRegionRecord,
   decodeSnapshotMarker,
-  encodeApplyState,
   encodeKvFormatRecord,
   encodeRegionRecord,
   encodeSyncMarker,
+  type AppliedState,
   type SnapshotMarker,
 } from './kv-format.ts';
 import { readU64 } from './log-format.ts';
@@ -92,6 +96,8 @@ export class RocksKvEngine implements KvEngine {
 
   /** The engine as the snapshot code (kv-snapshots.ts) sees it. */
   private readonly host: KvSnapshotHost;
+  /** How apply states are written (kv-apply-journal.ts); recovery replaces it with what it read. */
+  private journal = new ApplyJournal();
   /** get() calls of one turn, read in one MultiGet (point-reads.ts). */
   private readonly pointReads: PointReadBatcher<Buffer>;
 
@@ -124,6 +130,7 @@ export class RocksKvEngine implements KvEngine {
       markDirty: (regionId) => this.dirty.add(regionId),
       markDurable: () => this.markDurable(),
       serialized: (work) => this.serialized(work),
+      recordApplied: (states) => this.journal.ops(states, (regionId) => this.appliedState(regionId), this.meta),
     };
   }
 
@@ -194,8 +201,9 @@ export class RocksKvEngine implements KvEngine {
 
   private async recover(): Promise<void> {
     const regions = new Map<number, { meta?: { region: RegionMeta; confState: ConfState; status: RegionState['status']; merging?: MergeState }; apply?: { appliedIndex: number; appliedTerm: number }; marker?: SnapshotMarker }>();
-    let sawFormat = false;
+    let formatVersion = 0;
     let sawOther = false;
+    const journal: { seq: number; states: AppliedState[] }[] = [];
     const it = this.db.iterator({ column: this.meta, fillCache: false });
     try {
       for (;;) {
@@ -206,12 +214,16 @@ export class RocksKvEngine implements KvEngine {
           const tag = key[0]!;
           const id = readU64(key, 1);
           if (tag === KV_TAG_FORMAT) {
-            checkKvValue(key, value, 8, 'kv format record');
-            sawFormat = true;
+            formatVersion = checkKvValue(key, value, 8, 'kv format record');
             continue;
           }
           if (tag === KV_TAG_SYNC) continue;
           sawOther = true;
+          if (tag === KV_TAG_APPLY_JOURNAL) {
+            // Key order is sequence order; applied over the apply-state records below.
+            journal.push({ seq: id, states: decodeApplyJournal(key, value) });
+            continue;
+          }
           const r = regions.get(id) ?? {};
           regions.set(id, r);
           if (tag === KV_TAG_REGION) r.meta = decodeRegionRecord(key, value);
@@ -223,11 +235,25 @@ export class RocksKvEngine implements KvEngine {
     } finally {
       await it.close();
     }
-    if (!sawFormat) {
-      if (sawOther) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', 'kv data without a format record');
+    if (formatVersion === 0 && sawOther) throw new StorageError('FLOTILLA_STORAGE_CORRUPTION', 'kv data without a format record');
+    if (formatVersion !== KV_FORMAT_VERSION) {
+      // A new directory, or one of version 3 (read as is: its records did not change) upgraded.
       const f = encodeKvFormatRecord();
       await this.db.batch([{ type: 'put', key: f.key, value: f.value, column: this.meta }], { sync: true });
     }
+    // Each journal record is newer than every apply-state record and than the records before it.
+    const named = new Set<number>();
+    let journalStates = 0;
+    for (const { states } of journal) {
+      for (const s of states) {
+        const r = regions.get(s.regionId) ?? {};
+        regions.set(s.regionId, r);
+        r.apply = { appliedIndex: s.appliedIndex, appliedTerm: s.appliedTerm };
+        named.add(s.regionId);
+      }
+      journalStates += states.length;
+    }
+    this.journal = new ApplyJournal({ seqs: journal.map((j) => j.seq), regions: named, states: journalStates });
     const redo: { id: number; marker: SnapshotMarker }[] = [];
     for (const [id, r] of regions) {
       if (r.meta === undefined) {
@@ -287,6 +313,13 @@ export class RocksKvEngine implements KvEngine {
 
   private lookup(regionId: number): RegionState | null {
     return this.regionsById.get(regionId)?.state ?? null;
+  }
+
+  /** A known region's applied index and term (for the apply journal's checkpoints). */
+  private appliedState(regionId: number): AppliedState {
+    const state = this.lookup(regionId);
+    assert(state !== null, `region ${regionId} named by the apply journal is known`);
+    return { regionId, appliedIndex: state.appliedIndex, appliedTerm: state.appliedTerm };
   }
 
   private async applyNow(batch: readonly RegionApply[]): Promise<ApplyResult[]> {
@@ -416,15 +449,21 @@ export class RocksKvEngine implements KvEngine {
       if (o.value === null) ops.push({ type: 'del', key: o.key, column: data });
       else ops.push({ type: 'put', key: o.key, value: o.value, column: data });
     }
+    const applied: AppliedState[] = [];
     for (const [id, s] of regionChanges) {
       const old = this.lookup(id);
       if (old === null || old.region !== s.region || old.confState !== s.confState || old.status !== s.status || old.merging !== s.merging) {
         const r = encodeRegionRecord(s, s.status);
         ops.push({ type: 'put', key: r.key, value: r.value, column: meta });
       }
-      const a = encodeApplyState(id, s.appliedIndex, s.appliedTerm);
-      ops.push({ type: 'put', key: a.key, value: a.value, column: meta });
+      applied.push({ regionId: id, appliedIndex: s.appliedIndex, appliedTerm: s.appliedTerm });
     }
+    // The apply states: one journal record for the whole batch (or a checkpoint).
+    const appliedOf = (id: number): AppliedState => {
+      const s = regionChanges.get(id);
+      return s === undefined ? this.appliedState(id) : { regionId: id, appliedIndex: s.appliedIndex, appliedTerm: s.appliedTerm };
+    };
+    for (const op of this.journal.ops(applied, appliedOf, meta)) ops.push(op);
     // The batch is written synchronously by this call; the in-memory states follow in the same
     // turn, so a snapshot taken at any moment sees data and applied index that agree.
     const write = this.db.batch(ops, { sync: false });

@@ -9,6 +9,9 @@
  *   tag 1  apply state:  0 u8 ×3 | appliedIndex u64 | appliedTerm u64
  *   tag 2  region:       status u8 | 0 u16 | region (see writeRegion) | conf (see writeConf) | merge
  *   tag 3  snapshot marker (a snapshot is being applied): 0 u8 ×3 | index u64 | term u64 | u32 n | file name (utf8)
+ *   tag 4  apply journal record (id = its sequence number): 0 u8 ×3 | count u32 | 0 u32 |
+ *          (regionId u64 | appliedIndex u64 | appliedTerm u64) × count — newer than the
+ *          apply-state records of the regions it names (kv-apply-journal.ts)
  *   tag 255 (id 0) sync marker: 0 u8 ×3 | counter u64
  *
  * Snapshot frame := u32 frameBytes | u32 crc32c(frame[8..]) | u8 version | u8 kind | u16 0 | u32 seq | payload
@@ -26,10 +29,12 @@
  *   (targetRegionId u64 | targetVersion u64 | targetConfVer u64 | prepareIndex u64 | prepareTerm u64) when present.
  *
  * Version 2 of both (KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION) added the conf section,
- * version 3 the merge section; older data is refused with FLOTILLA_STORAGE_FORMAT_VERSION.
+ * version 3 the merge section; KV version 4 the apply journal (version 3 records are read as
+ * they are, the format record is rewritten); older data is refused with
+ * FLOTILLA_STORAGE_FORMAT_VERSION.
  */
 import type { ConfState } from '@flotilla/raft';
-import { KV_FORMAT_VERSION, SNAPSHOT_FORMAT_VERSION, regionPeersMax, snapshotChunkPairsMax, snapshotFrameBytesMax } from './constants.ts';
+import { KV_FORMAT_VERSION, KV_FORMAT_VERSION_OLDEST, SNAPSHOT_FORMAT_VERSION, regionPeersMax, snapshotChunkPairsMax, snapshotFrameBytesMax } from './constants.ts';
 import { crc32c } from './crc32c.ts';
 import { StorageError, assert } from './errors.ts';
 import { checkValue, metaKey, readU32, readU64, sealValue, writeU32, writeU64 } from './log-format.ts';
@@ -39,6 +44,7 @@ export const KV_TAG_FORMAT = 0;
 export const KV_TAG_APPLY_STATE = 1;
 export const KV_TAG_REGION = 2;
 export const KV_TAG_SNAPSHOT_MARKER = 3;
+export const KV_TAG_APPLY_JOURNAL = 4;
 export const KV_TAG_SYNC = 255;
 
 export const kvMetaKey = metaKey;
@@ -58,8 +64,9 @@ function header(value: Uint8Array, byte5 = 0): void {
   value[7] = 0;
 }
 
-export function checkKvValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string): void {
-  checkValue(key, value, minBytes, what, KV_FORMAT_VERSION, KV_FORMAT_VERSION);
+/** Checks a meta value's checksum and version; answers the version (KV_FORMAT_VERSION_OLDEST..KV_FORMAT_VERSION). */
+export function checkKvValue(key: Uint8Array, value: Uint8Array, minBytes: number, what: string): number {
+  return checkValue(key, value, minBytes, what, KV_FORMAT_VERSION_OLDEST, KV_FORMAT_VERSION);
 }
 
 // ---- raft configuration -------------------------------------------------------------------------
@@ -274,6 +281,43 @@ export function encodeApplyState(regionId: number, appliedIndex: number, applied
 export function decodeApplyState(key: Uint8Array, value: Uint8Array): { appliedIndex: number; appliedTerm: number } {
   checkKvValue(key, value, 24, `apply state of region ${readU64(key, 1)}`);
   return { appliedIndex: readU64(value, 8), appliedTerm: readU64(value, 16) };
+}
+
+/** A region's applied index and term, as the apply journal and the apply-state records keep them. */
+export interface AppliedState {
+  readonly regionId: number;
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+}
+
+const JOURNAL_STATE_BYTES = 24;
+
+export function encodeApplyJournal(seq: number, states: readonly AppliedState[]): { key: Buffer; value: Buffer } {
+  const key = kvMetaKey(KV_TAG_APPLY_JOURNAL, seq);
+  const value = Buffer.alloc(16 + JOURNAL_STATE_BYTES * states.length);
+  header(value);
+  writeU32(value, 8, states.length);
+  let at = 16;
+  for (const s of states) {
+    writeU64(value, at, s.regionId);
+    writeU64(value, at + 8, s.appliedIndex);
+    writeU64(value, at + 16, s.appliedTerm);
+    at += JOURNAL_STATE_BYTES;
+  }
+  sealValue(key, value);
+  return { key, value };
+}
+
+export function decodeApplyJournal(key: Uint8Array, value: Uint8Array): AppliedState[] {
+  const what = `apply journal record ${readU64(key, 1)}`;
+  checkKvValue(key, value, 16, what);
+  const count = readU32(value, 8);
+  if (value.byteLength !== 16 + JOURNAL_STATE_BYTES * count) throw corrupt(`${what}: ${value.byteLength} bytes for ${count} states`);
+  const states: AppliedState[] = [];
+  for (let at = 16; at < value.byteLength; at += JOURNAL_STATE_BYTES) {
+    states.push({ regionId: readU64(value, at), appliedIndex: readU64(value, at + 8), appliedTerm: readU64(value, at + 16) });
+  }
+  return states;
 }
 
 export interface SnapshotMarker {

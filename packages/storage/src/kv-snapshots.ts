@@ -12,7 +12,7 @@ import { scanRowsPerStepMax, snapshotFrameBytesMax } from './constants.ts';
 import { StorageError, assert } from './errors.ts';
 import { failpoint } from './failpoints.ts';
 import { snapshotFrames, snapshotRefusal, supersededStates } from './kv-apply.ts';
-import { KV_TAG_SNAPSHOT_MARKER, encodeApplyState, encodeRegionRecord, encodeSnapshotMarker, kvMetaKey, readFrames, type SnapshotMarker } from './kv-format.ts';
+import { KV_TAG_SNAPSHOT_MARKER, encodeRegionRecord, encodeSnapshotMarker, kvMetaKey, readFrames, type AppliedState, type SnapshotMarker } from './kv-format.ts';
 import { readU32 } from './log-format.ts';
 import type { KvPair, RegionSnapshotSource, RegionState, SnapshotAdmission } from './kv-types.ts';
 
@@ -36,6 +36,8 @@ export interface KvSnapshotHost {
   markDurable(): void;
   /** Runs `work` after every apply queued before it (applies are serialized). */
   serialized<T>(work: () => Promise<T>): Promise<T>;
+  /** The batch operations that record these regions' apply states (the apply journal, kv-apply-journal.ts). */
+  recordApplied(states: readonly AppliedState[]): BatchOperation[];
 }
 
 /** A point-in-time source of a region's snapshot (see the README's "Region snapshots"). */
@@ -248,11 +250,10 @@ export async function ingestStaged(host: KvSnapshotHost, regionId: number, marke
     failpoint('kv.snapshot.ingest', ++frames);
   });
   const r = encodeRegionRecord(state, 'normal');
-  const a = encodeApplyState(regionId, state.appliedIndex, state.appliedTerm);
   const write = host.db.batch(
     [
       { type: 'put', key: r.key, value: r.value, column: host.meta() },
-      { type: 'put', key: a.key, value: a.value, column: host.meta() },
+      ...host.recordApplied([{ regionId, appliedIndex: state.appliedIndex, appliedTerm: state.appliedTerm }]),
       { type: 'del', key: kvMetaKey(KV_TAG_SNAPSHOT_MARKER, regionId), column: host.meta() },
     ],
     { sync: true },

@@ -18,7 +18,7 @@ import {
   type RegionApply,
   type RegionMeta,
 } from '../src/index.ts';
-import { KV_FORMAT_VERSION } from '../src/constants.ts';
+import { KV_FORMAT_VERSION_OLDEST } from '../src/constants.ts';
 import { KV_TAG_FORMAT, confBytes, decodeFrame, decodeRegionRecord, encodeHeaderFrame, encodeRegionRecord, kvMetaKey, mergeBytes } from '../src/kv-format.ts';
 
 /** A region record or snapshot header ends with the merge section; without a merge state, this long. */
@@ -571,13 +571,13 @@ describe('rocksdb kv engine: the configuration on disk', () => {
     }
   });
 
-  it('refuses a data directory of format version 1 (region records without a configuration)', async () => {
+  it('refuses a data directory older than the oldest format it reads (version 2: region records without a merge state)', async () => {
     const tmp = await tempDir('kv-v1');
     try {
       await (await RocksKvEngine.open({ dir: tmp.dir })).close();
       const key = kvMetaKey(KV_TAG_FORMAT, 0);
       const value = Buffer.alloc(8);
-      value[4] = KV_FORMAT_VERSION - 1;
+      value[4] = KV_FORMAT_VERSION_OLDEST - 1;
       sealValue(key, value);
       await putMeta(tmp.dir, key, value);
       await assert.rejects(RocksKvEngine.open({ dir: tmp.dir }), (e) => isStorageError(e, 'FLOTILLA_STORAGE_FORMAT_VERSION'));
