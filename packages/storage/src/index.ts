@@ -38,6 +38,7 @@ export type {
   ScanResult,
   SnapshotAdmission,
 } from './kv-types.ts';
+export { compareBytes, inRange as keyInRange } from './kv-types.ts';
 export { RocksKvEngine, openKvEngine } from './kv-engine.ts';
 export type { KvRecoveryReport, RocksKvEngineOptions } from './kv-engine.ts';
 export { MemoryKvEngine, MemoryKvDisk } from './memory-kv-engine.ts';

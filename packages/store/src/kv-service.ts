@@ -1,4 +1,4 @@
-import type { CommandResult, KvEngine } from '@flotilla/storage';
+import { compareBytes, keyInRange, type CommandResult, type KvEngine } from '@flotilla/storage';
 import { ENTRY_FRAMING_BYTES_MAX, commandBytesBound, type EntryCommand } from './command-codec.ts';
 import { WireError, type KvError, type KvOp, type KvOpResult, type KvRequest, type KvResponse, type ReadConsistency } from '@flotilla/wire';
 import { limits } from './constants.ts';
@@ -86,7 +86,7 @@ export class KvService {
     if (peer.merging) return { error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.mergingRetryAfterMs } };
     const key = op.op === 'deleteRange' || op.op === 'scan' ? op.start : op.key;
     const { startKey, endKey } = peer.region;
-    if (!inRange(key, startKey, endKey)) {
+    if (!keyInRange(key, startKey, endKey)) {
       return { error: { code: 'FLOTILLA_KEY_NOT_IN_REGION', regionId: op.regionId, key, startKey, endKey } };
     }
     return { peer };
@@ -202,16 +202,11 @@ function toResult(command: EntryCommand, result: CommandResult | undefined, peer
   }
 }
 
-/** Whether key is in [start, end) with an empty end meaning unbounded. */
-function inRange(key: Uint8Array, start: Uint8Array, end: Uint8Array): boolean {
-  return Buffer.compare(key, start) >= 0 && (end.byteLength === 0 || Buffer.compare(key, end) < 0);
-}
-
 /** The scan's end clipped to the region's end (an empty end means unbounded). */
 function clipEnd(requested: Uint8Array, regionEnd: Uint8Array): Uint8Array {
   if (regionEnd.byteLength === 0) return requested;
   if (requested.byteLength === 0) return regionEnd;
-  return Buffer.compare(requested, regionEnd) < 0 ? requested : regionEnd;
+  return compareBytes(requested, regionEnd) < 0 ? requested : regionEnd;
 }
 
 function internalTimeout(): KvOpResult {
