@@ -36,8 +36,6 @@ export class ApplyJournal {
   /** Regions named by the live records: a checkpoint writes their apply-state records. */
   private readonly named: Set<number>;
   private states: number;
-  /** Checkpoints written (stats, tests). */
-  checkpoints = 0;
 
   constructor(recovered: RecoveredJournal = { seqs: [], regions: [], states: 0 }) {
     this.seqs = [...recovered.seqs];
@@ -45,11 +43,6 @@ export class ApplyJournal {
     this.nextSeq = (this.seqs[this.seqs.length - 1] ?? 0) + 1;
     this.named = new Set(recovered.regions);
     this.states = recovered.states;
-  }
-
-  /** Live records (a checkpoint leaves none). */
-  get records(): number {
-    return this.seqs.length;
   }
 
   /**
@@ -86,7 +79,6 @@ export class ApplyJournal {
     this.seqs.length = 0;
     this.named.clear();
     this.states = 0;
-    this.checkpoints++;
     return ops;
   }
 }
