@@ -506,6 +506,8 @@ export class MultiRaftHost implements InboundHandlers {
     for (const peer of this.dirty) {
       if (!this.peers.isCurrent(peer)) continue; // replaced or destroyed meanwhile
       try {
+        // The turn's data writes to this region become one entry (peer.ts, ProposalBatch).
+        peer.flushProposals();
         if (peer.node.hasReady()) batch.push({ peer, rd: peer.node.ready() });
       } catch (err) {
         throw new StoreError('FLOTILLA_STORE_INTERNAL', `region ${peer.regionId} (peer ${peer.peerId}${peer.placeholder ? ', placeholder' : ''}): ${(err as Error).message}`, { cause: err });

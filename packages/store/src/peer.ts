@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
 import type { CommandResult, MergeState, RegionMeta } from '@flotilla/storage';
 import type { KvError, ReadConsistency } from '@flotilla/wire';
-import { encodeCommands, type EntryCommand } from './command-codec.ts';
+import { ENTRY_FRAMING_BYTES_MAX, commandBytesBound, encodeCommands, type EntryCommand } from './command-codec.ts';
 import { limits } from './constants.ts';
 import { ReplicaReads, boundedStaleness, linearizable, type Moment } from './replica-reads.ts';
 
@@ -10,6 +10,23 @@ import { ReplicaReads, boundedStaleness, linearizable, type Moment } from './rep
 export type ProposalOutcome =
   | { readonly kind: 'applied'; readonly results: readonly CommandResult[] }
   | { readonly kind: 'failed'; readonly error: KvError };
+
+/**
+ * Data writes proposed since the last flush (one event-loop turn), merged into ONE entry: the
+ * writes of many requests to a region then cost one entry, one proposal and one apply segment,
+ * not one each (benchmarks/cluster/WRITE.md). Bounded like one entry: commandsPerEntryMax
+ * commands, entryBytesMax bytes.
+ */
+interface ProposalBatch {
+  readonly commands: EntryCommand[];
+  /** Upper bound of the commands' encoded bytes (commandBytesBound). */
+  bytes: number;
+  /** Each proposer's share of the commands, in order, and how to answer it. */
+  readonly waiters: { readonly count: number; readonly settle: (outcome: ProposalOutcome) => void }[];
+}
+
+/** The entry bytes left for commands once the entry's own framing is counted. */
+const ENTRY_COMMAND_BYTES_MAX = limits.entryBytesMax - ENTRY_FRAMING_BYTES_MAX;
 
 interface PendingProposal {
   readonly term: number;
@@ -39,6 +56,8 @@ export class Peer {
   mergedAway = false;
   /** Proposals waiting for their entry to apply; no Map until the first one (idle regions). */
   private proposals: Map<number, PendingProposal> | null = null;
+  /** Data writes of this turn not yet proposed (flushProposals). */
+  private batch: ProposalBatch | null = null;
   /**
    * Reads at this replica, whatever its role (replica-reads.ts has the safety argument).
    * Created by the first read: most regions of a store are idle and never need one.
@@ -91,8 +110,61 @@ export class Peer {
     return { code: 'FLOTILLA_NOT_LEADER', regionId: this.regionId, leader: storeId === undefined ? null : { peerId: leader, storeId } };
   }
 
-  /** Proposes write commands as one entry; settles when the entry applies (or cannot). */
+  /**
+   * Proposes write commands; settles when they apply (with one result per command) or cannot.
+   * Data writes (put, delete, cas, deleteRange) wait for the host's next ready cycle, which
+   * proposes every data write of the turn as one entry (flushProposals); admin commands (split,
+   * merge steps) are proposed at once, alone, after the writes proposed before them.
+   */
   propose(commands: readonly EntryCommand[]): Promise<ProposalOutcome> {
+    if (!this.isLeader()) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
+    if (!commands.every(isDataCommand)) {
+      this.flushProposals();
+      return this.proposeNow(commands);
+    }
+    let bytes = 0;
+    for (const c of commands) bytes += commandBytesBound(c);
+    let batch = this.batch;
+    if (batch !== null && (batch.commands.length + commands.length > limits.commandsPerEntryMax || batch.bytes + bytes > ENTRY_COMMAND_BYTES_MAX)) {
+      this.flushProposals();
+      batch = null;
+    }
+    if (batch === null) {
+      if (this.proposals !== null && this.proposals.size >= limits.pendingProposalsPerRegionMax) return Promise.resolve(busy());
+      batch = this.batch = { commands: [], bytes: 0, waiters: [] };
+      this.hasWork(); // the host's next cycle flushes it
+    }
+    for (const c of commands) batch.commands.push(c);
+    batch.bytes += bytes;
+    const waiters = batch.waiters;
+    return new Promise((settle) => waiters.push({ count: commands.length, settle }));
+  }
+
+  /**
+   * Proposes the data writes merged this turn as one entry (the host calls it for every peer
+   * with work as a ready cycle starts, before it asks for the peer's Ready). Each proposer gets
+   * its own commands' results, or the entry's failure.
+   */
+  flushProposals(): void {
+    const batch = this.batch;
+    if (batch === null) return;
+    this.batch = null;
+    const waiters = batch.waiters;
+    if (waiters.length === 1) {
+      void this.proposeNow(batch.commands).then(waiters[0]!.settle);
+      return;
+    }
+    void this.proposeNow(batch.commands).then((outcome) => {
+      let at = 0;
+      for (const { count, settle } of waiters) {
+        settle(outcome.kind === 'applied' ? { kind: 'applied', results: outcome.results.slice(at, at + count) } : outcome);
+        at += count;
+      }
+    });
+  }
+
+  /** Proposes `commands` as one entry now. */
+  private proposeNow(commands: readonly EntryCommand[]): Promise<ProposalOutcome> {
     if (!this.isLeader()) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
     if (this.proposals !== null && this.proposals.size >= limits.pendingProposalsPerRegionMax) return Promise.resolve(busy());
     let position;
@@ -195,11 +267,20 @@ export class Peer {
    * client the write did not happen and may safely be retried.
    */
   failAll(error: KvError): void {
+    // Writes never proposed did not happen: they get `error`, as reads do.
+    const batch = this.batch;
+    this.batch = null;
+    if (batch !== null) for (const w of batch.waiters) w.settle({ kind: 'failed', error });
     const proposals = this.proposals;
     this.proposals = null;
     if (proposals !== null) for (const p of proposals.values()) p.settle({ kind: 'failed', error: { code: 'FLOTILLA_TIMEOUT' } });
     this.reads?.failAll(error);
   }
+}
+
+/** A plain data write: merged with others of the turn into one entry (admin commands are not). */
+function isDataCommand(c: EntryCommand): boolean {
+  return c.op === 'put' || c.op === 'delete' || c.op === 'cas' || c.op === 'deleteRange';
 }
 
 function busy(): ProposalOutcome {

@@ -51,6 +51,41 @@ describe('multi-raft host on in-memory twins', () => {
     assert.ok(logWrites < 50, `200 writes took ${logWrites} log writes`);
   });
 
+  test('the writes of many requests to a region in one turn become one entry; each request gets its own results', async () => {
+    const leader = cluster.leaderOf(1)!;
+    // Settle first: nothing else proposes meanwhile.
+    await run(leader, put('merge-warm', '0'));
+    const lastIndex = (): number => leader.host.regionStatus(1)!.raft.lastIndex;
+    const before = lastIndex();
+    // Issued in one turn: 30 requests of one put each, one of two puts and a CAS whose base is
+    // the put before it in the same entry.
+    const requests: Promise<KvOpResult[]>[] = Array.from({ length: 30 }, (_, i) => run(leader, put(`merged-${i}`, `${i}`)));
+    requests.push(run(leader, put('merged-pair-a', 'A'), put('merged-pair-b', 'B')));
+    requests.push(run(leader, { op: 'cas', regionId: 1, regionEpoch: EPOCH, key: bytes('merged-0'), expected: bytes('0'), value: bytes('zero') }));
+    const results = await Promise.all(requests);
+    for (let i = 0; i < 30; i++) assert.deepEqual(results[i], [{ op: 'put' }], `request ${i}`);
+    assert.deepEqual(results[30], [{ op: 'put' }, { op: 'put' }]);
+    const cas = results[31]![0]!;
+    assert.ok(cas.op === 'cas' && cas.succeeded, `the CAS saw the put merged before it: ${JSON.stringify(cas)}`);
+    assert.equal(lastIndex() - before, 1, '32 requests, one entry');
+    assert.equal(text(await leader.kv.get(bytes('merged-0'))), 'zero');
+    assert.equal(text(await leader.kv.get(bytes('merged-pair-b'))), 'B');
+  });
+
+  test('a turn whose writes exceed one entry\'s command bound is cut into several entries', async () => {
+    const leader = cluster.leaderOf(1)!;
+    await run(leader, put('cut-warm', '0'));
+    const lastIndex = (): number => leader.host.regionStatus(1)!.raft.lastIndex;
+    const before = lastIndex();
+    const perRequest = 100;
+    const ops = (r: number): KvOp[] => Array.from({ length: perRequest }, (_, i) => put(`cut-${r}-${i}`, 'v'));
+    // 25 requests of 100 puts in one turn: 2,500 commands, at most commandsPerEntryMax (1,024) an entry.
+    const results = await Promise.all(Array.from({ length: 25 }, (_, r) => run(leader, ...ops(r))));
+    assert.ok(results.every((rs) => rs.length === perRequest && rs.every((x) => x.op === 'put')));
+    assert.equal(lastIndex() - before, 3, 'ten requests per entry, three entries');
+    assert.equal(text(await leader.kv.get(bytes('cut-24-99'))), 'v');
+  });
+
   test('a write waits for one fsync per replica: the commit that follows it is written without one', async () => {
     const puts = 20;
     const before = new Map([...cluster.stores.values()].map((s) => [s.id, s.host.stats()]));
