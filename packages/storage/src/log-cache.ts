@@ -1,15 +1,16 @@
 /**
  * The cache of one group's recent entries (a contiguous suffix of its log), kept as BYTES in one
  * ring buffer per group, with index, term, type, offset and length in typed-array rings. A write
- * copies payloads in; a read copies the range it returns out into one new buffer (the Entry
- * objects' `data` view it), so the ring's memory can be reused at once.
+ * copies payloads in; a read copies the range it returns out (the Entry objects' `data` view the
+ * copy, in a read slab shared with other reads: see readSpace), so the ring's memory can be
+ * reused at once.
  *
  * Why not keep the caller's Entry objects (the first design)? Objects kept for ~1,000 appends
  * survive scavenges, and every scavenge copied them (~11-27% of the main thread, most event-loop
  * stalls). Why not append-only buffers handed out as views? Each cached byte was then a fresh
  * off-heap allocation, and that allocation rate drove V8 into a full mark-compact every ~0.5 s
  * (3-6 ms pauses). With the ring, appending allocates nothing in the steady state; the copy
- * moves to reads, one allocation per read call. Measured in benchmarks/storage/RESULTS.md.
+ * moves to reads. Measured in benchmarks/storage/RESULTS.md.
  *
  * Memory: the ring holds the cached payload plus at most as much again (it doubles when full and
  * is released when the cache empties), so the engine's payload budget bounds it. A store keeps
@@ -35,6 +36,31 @@ const TWO_32 = 2 ** 32;
 /** A payload length must fit in 30 bits (length * 2 + type in an int32). */
 const PAYLOAD_BYTES_MAX = 2 ** 30 - 1;
 const NO_SLOTS = new Int32Array(0);
+
+/**
+ * Reads copy payloads into shared slabs, as Node's Buffer pool does: a new ArrayBuffer per read
+ * cost ~350 ns of a ~400 ns one-entry read (its backing store is malloc'd and tracked), and a
+ * store at 4,096 active regions makes one such read per group and cycle to apply. A slab is
+ * retained while any entry read from it is, so whoever keeps part of an entry for long copies
+ * it (the store's command decoder copies the keys of region metadata); reads larger than
+ * READ_SLAB_PIECE_MAX get a buffer of their own.
+ */
+const READ_SLAB_BYTES = 16 * 1024;
+const READ_SLAB_PIECE_MAX = 2 * 1024;
+let readSlab = new ArrayBuffer(0);
+let readSlabAt = 0;
+
+/** Room for `n` payload bytes: the buffer and the offset to write them at. */
+function readSpace(n: number): { readonly buffer: ArrayBuffer; readonly at: number } {
+  if (n > READ_SLAB_PIECE_MAX) return { buffer: new ArrayBuffer(n), at: 0 };
+  if (readSlabAt + n > readSlab.byteLength) {
+    readSlab = new ArrayBuffer(READ_SLAB_BYTES);
+    readSlabAt = 0;
+  }
+  const at = readSlabAt;
+  readSlabAt += n;
+  return { buffer: readSlab, at };
+}
 
 export class EntryCache {
   /** Index of the first cached entry; `first + count - 1` is the last. */
@@ -137,17 +163,20 @@ export class EntryCache {
       payload += n;
       end++;
     }
-    const copy = new Uint8Array(payload);
+    const space = readSpace(payload);
+    const buffer = space.buffer;
+    let at = space.at;
     const out: Entry[] = new Array(end - lo);
-    let at = 0;
+    const ring = this.ring;
     for (let index = lo; index < end; index++) {
       const slot = ((base + index) & mask) * STRIDE;
       const lengthType = s[slot + LENGTH_TYPE]!;
       const n = lengthType >>> 1;
       const from = s[slot + OFFSET]!;
-      copy.set(this.ring.subarray(from, from + n), at);
+      const data = new Uint8Array(buffer, at, n);
+      data.set(ring.subarray(from, from + n));
       const term = s[slot + TERM_HI]! * TWO_32 + (s[slot + TERM_LO]! >>> 0);
-      out[index - lo] = { index, term, type: TYPES[lengthType & 1]!, data: copy.subarray(at, at + n) };
+      out[index - lo] = { index, term, type: TYPES[lengthType & 1]!, data };
       at += n;
     }
     return out;

@@ -88,6 +88,36 @@ describe('entry cache (byte ring)', () => {
     for (const e of read) assert.ok(e.data.every((b) => b === (e.index & 0xff)), `entry ${e.index} unchanged`);
   });
 
+  it('reads of several caches share read slabs without overlapping, small and large reads alike', () => {
+    const caches = [new EntryCache(1), new EntryCache(1), new EntryCache(1)];
+    const rng = new Prng(77);
+    const read: { cache: number; entry: Entry }[] = [];
+    const fill = (cache: number, index: number): number => (cache * 71 + index * 13) & 0xff;
+    for (let i = 1; i <= 2000; i++) {
+      caches.forEach((cache, c) => {
+        const n = rng.int(0, 9) === 0 ? rng.int(2500, 5000) : rng.int(0, 400);
+        cache.push({ index: i, term: 1, type: 'normal', data: new Uint8Array(n).fill(fill(c, i)) });
+        if (cache.count > 40) cache.dropBelow(cache.first + 20);
+      });
+      const c = rng.int(0, caches.length - 1);
+      const cache = caches[c]!;
+      const lo = rng.int(cache.first, i);
+      for (const entry of cache.slice(lo, Math.min(i + 1, lo + rng.int(1, 5)), Number.MAX_SAFE_INTEGER)) read.push({ cache: c, entry });
+    }
+    const shared = new Map<ArrayBufferLike, { from: number; to: number }[]>();
+    for (const { cache, entry } of read) {
+      assert.ok(entry.data.every((b) => b === fill(cache, entry.index)), `cache ${cache} entry ${entry.index} unchanged`);
+      const ranges = shared.get(entry.data.buffer) ?? [];
+      ranges.push({ from: entry.data.byteOffset, to: entry.data.byteOffset + entry.data.byteLength });
+      shared.set(entry.data.buffer, ranges);
+    }
+    assert.ok([...shared.values()].some((r) => r.length > 10), 'small reads share buffers');
+    for (const ranges of shared.values()) {
+      ranges.sort((a, b) => a.from - b.from);
+      for (let k = 1; k < ranges.length; k++) assert.ok(ranges[k]!.from >= ranges[k - 1]!.to, 'no two entries read share bytes');
+    }
+  });
+
   it('keeps terms up to 2^53 - 1 and both entry types exactly (slots packed into one Int32Array)', () => {
     const cache = new EntryCache(1);
     const terms = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40 + 12345, Number.MAX_SAFE_INTEGER];

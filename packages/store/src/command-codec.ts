@@ -147,6 +147,14 @@ function bytes(v: unknown): Uint8Array {
   return v;
 }
 
+/**
+ * A copy, for bytes that outlive the apply: region boundaries. Decoded bins are views into the
+ * entry's payload, which may share its buffer with other entries (the log cache's read slabs).
+ */
+function ownedBytes(v: unknown): Uint8Array {
+  return new Uint8Array(bytes(v));
+}
+
 function bytesOrNull(v: unknown): Uint8Array | null {
   return v === null || v === undefined ? null : bytes(v);
 }
@@ -170,7 +178,7 @@ function regionOf(v: unknown): RegionMeta {
     if (role === undefined) malformed('peer role');
     return { id: id(p[0]), storeId: id(p[1]), role };
   });
-  return { id: id(v[0]), startKey: bytes(v[1]), endKey: bytes(v[2]), epoch: { version: id(v[3]), confVer: id(v[4]) }, peers };
+  return { id: id(v[0]), startKey: ownedBytes(v[1]), endKey: ownedBytes(v[2]), epoch: { version: id(v[3]), confVer: id(v[4]) }, peers };
 }
 
 export function decodeCommands(data: Uint8Array): EntryCommand[] {
@@ -189,7 +197,7 @@ export function decodeCommands(data: Uint8Array): EntryCommand[] {
         return { op: 'deleteRange', start: bytes(t[1]), end: bytes(t[2]) };
       case Op.Split: {
         if (!Array.isArray(t[3])) malformed('split peers');
-        return { op: 'split', splitKey: bytes(t[1]), newRegionId: id(t[2]), newPeerIds: (t[3] as unknown[]).map(id), epoch: { version: id(t[4]), confVer: id(t[5]) } };
+        return { op: 'split', splitKey: ownedBytes(t[1]), newRegionId: id(t[2]), newPeerIds: (t[3] as unknown[]).map(id), epoch: { version: id(t[4]), confVer: id(t[5]) } };
       }
       case Op.PrepareMerge:
         return { op: 'prepareMerge', targetRegionId: id(t[1]), targetEpoch: { version: id(t[2]), confVer: id(t[3]) }, epoch: { version: id(t[4]), confVer: id(t[5]) } };
