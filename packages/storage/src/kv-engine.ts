@@ -8,7 +8,7 @@
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { RocksLevel, type BatchOperation, type ColumnFamily, type RocksIterator } from '@nxtedition/rocksdb';
+import { RocksLevel, type ChainedBatch, type ColumnFamily, type RocksIterator } from '@nxtedition/rocksdb';
 import type { ConfState } from '@flotilla/raft';
 import {
   KV_FORMAT_VERSION,
@@ -74,6 +74,19 @@ export interface KvRecoveryReport {
 }
 
 const toKey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/** What a batch's commands did: their results, and the region states after them. */
+interface BatchEffects {
+  readonly out: ApplyResult[];
+  readonly regionChanges: Map<number, RegionState>;
+}
+
+/** Whether a batch needs its own writes in an overlay: a CAS reads them, a delete-range counts them. */
+function needsOverlay(batch: readonly RegionApply[]): boolean {
+  for (const a of batch) for (const c of a.commands) if (c.op === 'cas' || c.op === 'deleteRange') return true;
+  return false;
+}
+
 /** Values leave the engine as plain Uint8Array views (no copy), as the twin returns them. */
 const plain = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
@@ -355,13 +368,46 @@ export class RocksKvEngine implements KvEngine {
     }
     this.check();
 
-    // Compute the effects with an overlay of this batch's own writes.
-    const overlay = new Map<string, { key: Uint8Array; value: Uint8Array | null }>();
+    const writes = this.db.batch();
+    assert(typeof writes._put === 'function' && typeof writes._del === 'function', '@nxtedition/rocksdb chained batch has _put/_del');
+    let effects: BatchEffects;
+    let write: Promise<void>;
+    try {
+      effects = this.effects(batch, base, rangeKeys, writes);
+      this.putRegionsAndStates(effects.regionChanges, writes);
+      // The batch is written synchronously by this call; the in-memory states follow in the same
+      // turn, so a snapshot taken at any moment sees data and applied index that agree.
+      write = writes.length > 0 ? writes.write({ sync: false }) : writes.close();
+    } catch (err) {
+      void writes.close().catch(() => {});
+      throw err;
+    }
+    const { out, regionChanges } = effects;
+    for (const [id, s] of regionChanges) {
+      const t = this.regionsById.get(id);
+      if (t === undefined) this.regionsById.set(id, { state: s, durableAppliedIndex: 0 });
+      else t.state = s;
+      this.dirty.add(id);
+    }
+    await this.written(write);
+    return out;
+  }
+
+  /**
+   * The results of a batch's commands and the region states after them; the data writes go into
+   * `writes`. A batch with a CAS or a delete-range keeps its own writes in an overlay (a CAS
+   * reads them, a delete-range counts and clears them), written at the end; plain puts and
+   * deletes go straight into the batch in command order, where the last write of a key wins as
+   * the overlay's would (no key string, map entry or object per write: the common case).
+   */
+  private effects(batch: readonly RegionApply[], base: ReadonlyMap<string, Uint8Array | null>, rangeKeys: ReadonlyMap<object, Uint8Array[] | 'tooMany'>, writes: ChainedBatch): BatchEffects {
+    const overlay = needsOverlay(batch) ? new Map<string, { key: Uint8Array; value: Uint8Array | null }>() : null;
     const current = (k: string): Uint8Array | null => {
-      const o = overlay.get(k);
+      const o = overlay?.get(k);
       if (o !== undefined) return o.value;
       return base.get(k) ?? null;
     };
+    const data = { column: this.data };
     const regionChanges = new Map<number, RegionState>();
     const stateOf = (id: number): RegionState | null => regionChanges.get(id) ?? this.lookup(id);
     const out: ApplyResult[] = [];
@@ -376,7 +422,9 @@ export class RocksKvEngine implements KvEngine {
               results.push({ op: c.op, error: 'keyNotInRegion' });
               break;
             }
-            overlay.set(toKey(c.key), { key: c.key, value: c.op === 'put' ? c.value : null });
+            if (overlay !== null) overlay.set(toKey(c.key), { key: c.key, value: c.op === 'put' ? c.value : null });
+            else if (c.op === 'put') writes._put(c.key, c.value, data);
+            else writes._del(c.key, data);
             results.push({ op: c.op });
             break;
           case 'cas': {
@@ -387,7 +435,7 @@ export class RocksKvEngine implements KvEngine {
             const k = toKey(c.key);
             const previous = current(k);
             const succeeded = c.expected === null ? previous === null : previous !== null && compareBytes(previous, c.expected) === 0;
-            if (succeeded) overlay.set(k, { key: c.key, value: c.value });
+            if (succeeded) overlay!.set(k, { key: c.key, value: c.value });
             results.push({ op: 'cas', succeeded, previous });
             break;
           }
@@ -403,12 +451,12 @@ export class RocksKvEngine implements KvEngine {
             if (clip !== null) {
               const doomed = new Map<string, Uint8Array>();
               for (const key of keys) if (inRange(key, clip.start, clip.end)) doomed.set(toKey(key), key);
-              for (const [k, o] of overlay) if (inRange(o.key, clip.start, clip.end)) doomed.set(k, o.key);
+              for (const [k, o] of overlay!) if (inRange(o.key, clip.start, clip.end)) doomed.set(k, o.key);
               for (const [k, key] of doomed) {
-                const o = overlay.get(k);
+                const o = overlay!.get(k);
                 const exists = o !== undefined ? o.value !== null : true;
                 if (exists) deleted++;
-                overlay.set(k, { key, value: null });
+                overlay!.set(k, { key, value: null });
               }
             }
             results.push({ op: 'deleteRange', deleted });
@@ -441,20 +489,24 @@ export class RocksKvEngine implements KvEngine {
       out.push({ regionId: a.regionId, results });
     }
 
-    // One batch: data, region metadata and apply states together.
-    const ops: BatchOperation[] = [];
-    const data = this.data;
-    const meta = this.meta;
-    for (const o of overlay.values()) {
-      if (o.value === null) ops.push({ type: 'del', key: o.key, column: data });
-      else ops.push({ type: 'put', key: o.key, value: o.value, column: data });
+    if (overlay !== null) {
+      for (const o of overlay.values()) {
+        if (o.value === null) writes._del(o.key, data);
+        else writes._put(o.key, o.value, data);
+      }
     }
+    return { out, regionChanges };
+  }
+
+  /** Region records that changed, and the batch's apply states (kv-apply-journal.ts), into `writes`. */
+  private putRegionsAndStates(regionChanges: ReadonlyMap<number, RegionState>, writes: ChainedBatch): void {
+    const meta = { column: this.meta };
     const applied: AppliedState[] = [];
     for (const [id, s] of regionChanges) {
       const old = this.lookup(id);
       if (old === null || old.region !== s.region || old.confState !== s.confState || old.status !== s.status || old.merging !== s.merging) {
         const r = encodeRegionRecord(s, s.status);
-        ops.push({ type: 'put', key: r.key, value: r.value, column: meta });
+        writes._put(r.key, r.value, meta);
       }
       applied.push({ regionId: id, appliedIndex: s.appliedIndex, appliedTerm: s.appliedTerm });
     }
@@ -463,18 +515,10 @@ export class RocksKvEngine implements KvEngine {
       const s = regionChanges.get(id);
       return s === undefined ? this.appliedState(id) : { regionId: id, appliedIndex: s.appliedIndex, appliedTerm: s.appliedTerm };
     };
-    for (const op of this.journal.ops(applied, appliedOf, meta)) ops.push(op);
-    // The batch is written synchronously by this call; the in-memory states follow in the same
-    // turn, so a snapshot taken at any moment sees data and applied index that agree.
-    const write = this.db.batch(ops, { sync: false });
-    for (const [id, s] of regionChanges) {
-      const t = this.regionsById.get(id);
-      if (t === undefined) this.regionsById.set(id, { state: s, durableAppliedIndex: 0 });
-      else t.state = s;
-      this.dirty.add(id);
+    for (const op of this.journal.ops(applied, appliedOf, meta.column)) {
+      if (op.type === 'put') writes._put(op.key, op.value, meta);
+      else writes._del(op.key, meta);
     }
-    await this.written(write);
-    return out;
   }
 
   private async keysIn(start: Uint8Array, end: Uint8Array, limit: number): Promise<Uint8Array[] | 'tooMany'> {
