@@ -41,6 +41,8 @@ describe('multi-process benchmarks, quick mode', () => {
       const waits = cells[8]!.split(' / ');
       assert.equal(waits.length, 3, `${regions} active regions: a wait per store (${cells[8]})`);
       for (const w of waits) if (w !== '-') assert.ok(figure(w) >= 0 && figure(w) <= 110, `${regions} active regions: a main thread's wait within the window (${cells[8]})`);
+      // | … | raft messages per put |: puts are replicated, so the stores sent messages.
+      assert.ok(figure(cells[12]) > 0, `${regions} active regions: raft messages per put measured (${cells[12]})`);
     }
     assert.match(run.stdout, /^- the curve rises with regions until the cores saturate, not falls: (MET|NOT MET)\b/m);
   });

@@ -57,6 +57,11 @@ interface Row {
   readonly clientCpuPct: number;
   readonly machineCpuPct: number;
   readonly logWritesPerS: number;
+  /**
+   * Raft messages the stores sent per put measured (heartbeats included): 4 is one entry per
+   * put (an append to each follower and its answer), less is puts sharing entries.
+   */
+  readonly messagesPerPut: number;
   readonly leadersPerStore: number[];
 }
 
@@ -222,6 +227,7 @@ async function scenario(cluster: ProcessCluster, pools: Map<number, Pool>, activ
   const warmupUntil = performance.now() + WARMUP_S * 1000;
   await waitFor('warm-up', () => performance.now() >= warmupUntil && load.completed >= WARMUP_REQUESTS_PER_LANE * LANES, 120_000);
   const logWrites0 = await sumMetric(stores, 'flotilla_store_log_writes_total');
+  const messages0 = await sumMetric(stores, 'flotilla_store_raft_messages_sent_total');
   const cpu0 = stores.map((s) => cpuMs(s.child.pid!));
   const waits0 = stores.map((s) => threadRunQueueWaits(s.child.pid!));
   const self0 = process.cpuUsage();
@@ -236,6 +242,7 @@ async function scenario(cluster: ProcessCluster, pools: Map<number, Pool>, activ
   const self1 = process.cpuUsage(self0);
   const machine1 = machineCpuMs();
   const logWrites1 = await sumMetric(stores, 'flotilla_store_log_writes_total');
+  const messages1 = await sumMetric(stores, 'flotilla_store_raft_messages_sent_total');
   load.stop();
   await running;
   const sorted = load.latencies.sort((a, b) => a - b);
@@ -253,6 +260,7 @@ async function scenario(cluster: ProcessCluster, pools: Map<number, Pool>, activ
     clientCpuPct: ((self1.user + self1.system) / 1000 / elapsedMs) * 100,
     machineCpuPct: ((machine1 - machine0) / elapsedMs) * 100,
     logWritesPerS: (logWrites1 - logWrites0) / (elapsedMs / 1000),
+    messagesPerPut: load.ops === 0 ? 0 : (messages1 - messages0) / load.ops,
     leadersPerStore: perStore,
   };
 }
@@ -305,14 +313,15 @@ function report(rows: readonly Row[], leaderLines: readonly string[]): void {
     `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads; new keys at random within each region's range), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point`,
     `- leaders per store (of ${fmt(REGIONS)}): ${leaderLines.join('; ')}`,
     '',
-    '| active regions | leaders per store | puts/s | requests/s | p50 ms | p99 ms | refused ops | store CPU % (3 procs) | store CPU µs per put | store main threads wait % (1 / 2 / 3) | client CPU % | machine CPU % (of 200) | log writes/s (3 stores) |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|',
+    '| active regions | leaders per store | puts/s | requests/s | p50 ms | p99 ms | refused ops | store CPU % (3 procs) | store CPU µs per put | store main threads wait % (1 / 2 / 3) | client CPU % | machine CPU % (of 200) | log writes/s (3 stores) | raft messages per put |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${fmt(r.regions)} | ${r.leadersPerStore.join(' / ')} | ${fmt(r.opsPerS)} | ${fmt(r.requestsPerS)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${fmt(r.refused)} | ${r.storeCpuPct.toFixed(0)} | ${fmt((r.storeCpuPct * 10_000) / r.opsPerS, 1)} | ${r.storeMainThreadWaitPct.map(pctCell).join(' / ')} | ${r.clientCpuPct.toFixed(0)} | ${r.machineCpuPct.toFixed(0)} | ${fmt(r.logWritesPerS)} |`,
+        `| ${fmt(r.regions)} | ${r.leadersPerStore.join(' / ')} | ${fmt(r.opsPerS)} | ${fmt(r.requestsPerS)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${fmt(r.refused)} | ${r.storeCpuPct.toFixed(0)} | ${fmt((r.storeCpuPct * 10_000) / r.opsPerS, 1)} | ${r.storeMainThreadWaitPct.map(pctCell).join(' / ')} | ${r.clientCpuPct.toFixed(0)} | ${r.machineCpuPct.toFixed(0)} | ${fmt(r.logWritesPerS)} | ${r.messagesPerPut.toFixed(2)} |`,
     ),
     '',
     'On a shared machine other processes take CPU too (machine CPU above stores + client): compare the stores\' CPU per put, not only puts/s.',
+    'Raft messages per put: all the stores sent (heartbeats included) over the puts answered; 4 means one raft entry per put (an append to each of two followers and their answers).',
     'Store main threads wait: the share of the window each store\'s event loop (its whole ready loop) was ready to run but waited in a run queue (/proc schedstat) — the cores were full.',
     '',
     '## Target',
