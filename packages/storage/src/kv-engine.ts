@@ -75,6 +75,10 @@ export interface KvRecoveryReport {
 
 const toKey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
+/** The result of every put or delete that applied: one frozen object each, not one per command. */
+const PUT_DONE: CommandResult = Object.freeze({ op: 'put' });
+const DELETE_DONE: CommandResult = Object.freeze({ op: 'delete' });
+
 /** What a batch's commands did: their results, and the region states after them. */
 interface BatchEffects {
   readonly out: ApplyResult[];
@@ -425,7 +429,7 @@ export class RocksKvEngine implements KvEngine {
             if (overlay !== null) overlay.set(toKey(c.key), { key: c.key, value: c.op === 'put' ? c.value : null });
             else if (c.op === 'put') writes._put(c.key, c.value, data);
             else writes._del(c.key, data);
-            results.push({ op: c.op });
+            results.push(c.op === 'put' ? PUT_DONE : DELETE_DONE);
             break;
           case 'cas': {
             if (region === undefined || !inRange(c.key, region.startKey, region.endKey)) {

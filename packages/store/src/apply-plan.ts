@@ -7,7 +7,7 @@ export interface ApplySegment<P> {
   readonly entries: Entry[];
   /** Commands of each entry (an entry's results are that many of the region's results). */
   readonly commandCounts: number[];
-  readonly commands: KvCommand[];
+  commands: KvCommand[];
 }
 
 /** The KV engine's bounds on one apply batch. */
@@ -36,6 +36,8 @@ export function* applyBatches<P>(
   let commandsPending = 0;
   for (const { peer, entries } of groups) {
     let segment: ApplySegment<P> | null = null;
+    /** The segment's command list is still the one `commandsOf` handed over for its first entry. */
+    let borrowed = false;
     for (const entry of entries) {
       const commands = commandsOf(peer, entry);
       if (commands === null) {
@@ -50,10 +52,20 @@ export function* applyBatches<P>(
         pending = [];
         commandsPending = 0;
       }
-      segment ??= { peer, entries: [], commandCounts: [], commands: [] };
-      segment.entries.push(entry);
-      segment.commandCounts.push(commands.length);
-      for (const c of commands) segment.commands.push(c);
+      if (segment === null) {
+        // Most segments hold one entry (one put per region and cycle under spread load):
+        // exact-size arrays, and the entry's own command list (copied once a second entry joins).
+        segment = { peer, entries: [entry], commandCounts: [commands.length], commands };
+        borrowed = true;
+      } else {
+        if (borrowed) {
+          segment.commands = segment.commands.slice();
+          borrowed = false;
+        }
+        segment.entries.push(entry);
+        segment.commandCounts.push(commands.length);
+        for (const c of commands) segment.commands.push(c);
+      }
       commandsPending += commands.length;
     }
     if (segment) pending.push(segment);

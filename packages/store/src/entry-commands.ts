@@ -44,11 +44,19 @@ export function entryCommands(peer: Peer, entry: Entry, effects: EntryEffects): 
 export function dataEntryCommands(peer: Peer, entry: Entry, effects: EntryEffects): KvCommand[] | null {
   if (entry.type === 'confChange' || entry.data.byteLength === 0 || peer.merging !== undefined) return null;
   const decoded = decodeCommands(entry.data);
-  for (const c of decoded) if (!DATA_OPS.has(c.op)) return null;
-  return decodedCommands(peer, entry, decoded, effects);
+  // Data commands are KV commands as they are (a region not frozen applies them unchanged):
+  // the decoded list is the entry's command list, with no copy and no array per command.
+  return allData(decoded) ? decoded : null;
 }
 
+type DataCommand = Extract<EntryCommand, { readonly op: 'put' | 'delete' | 'cas' | 'deleteRange' }>;
+
 const DATA_OPS: ReadonlySet<EntryCommand['op']> = new Set(['put', 'delete', 'cas', 'deleteRange']);
+
+function allData(decoded: EntryCommand[]): decoded is DataCommand[] {
+  for (const c of decoded) if (!DATA_OPS.has(c.op)) return false;
+  return true;
+}
 
 function decodedCommands(peer: Peer, entry: Entry, decoded: EntryCommand[], effects: EntryEffects): KvCommand[] | null {
   // A CommitMerge travels alone in its entry (host.commitMerge): the only command that waits.

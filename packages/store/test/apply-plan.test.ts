@@ -21,6 +21,23 @@ describe('applyBatches', () => {
     for (const b of batches) assert.ok(b.reduce((n, s) => n + s.commands.length, 0) <= 9);
   });
 
+  test("a segment's commands are its entries' in log order; the lists commandsOf hands over are never changed", () => {
+    const put = (index: number, k: number): KvCommand => ({ op: 'put', key: new Uint8Array([index, k]), value: new Uint8Array(0) });
+    const shared: readonly KvCommand[] = Object.freeze([{ op: 'noop' }]);
+    const handed = new Map<number, KvCommand[]>();
+    const of = (_peer: string, e: Entry): KvCommand[] => {
+      // Entry 8 answers a shared constant list, as commandsOf does for refused admin commands.
+      const list = e.index === 8 ? (shared as KvCommand[]) : Array.from({ length: e.data.byteLength }, (_, k) => put(e.index, k));
+      handed.set(e.index, list);
+      return list;
+    };
+    const [batch] = [...applyBatches([{ peer: 'a', entries: [entry(6, 2), entry(7, 1), entry(8, 1)] }, { peer: 'b', entries: [entry(3, 2)] }], of, { commandsMax: 100, regionsMax: 10 })];
+    const keys = (list: readonly KvCommand[]): string[] => list.map((c) => (c.op === 'put' ? c.key.join('.') : c.op));
+    assert.deepEqual(batch!.map((s) => keys(s.commands)), [['6.0', '6.1', '7.0', 'noop'], ['3.0', '3.1']]);
+    assert.deepEqual(keys(handed.get(6)!), ['6.0', '6.1'], "the first entry's list is not where the segment's grows");
+    assert.deepEqual(keys(shared), ['noop']);
+  });
+
   test('the regions bound starts a new batch', () => {
     const groups = ['a', 'b', 'c'].map((peer, i) => ({ peer, entries: [entry(6 + i, 1)] }));
     const batches = [...applyBatches(groups, commandsOf, { commandsMax: 100, regionsMax: 2 })];
