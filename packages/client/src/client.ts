@@ -31,7 +31,10 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /** The read consistency of every read that gives none (default `'linearizable'`). */
   readonly consistency?: Consistency;
-  /** Tuning of the per-store coalescing (tests); the defaults are in `clientLimits`. */
+  /**
+   * Tuning of the per-store coalescing (tests): each bound may be lowered, not raised past its
+   * default in `clientLimits` (FLOTILLA_INVALID_ARGUMENT when a store's channel opens).
+   */
   readonly channel?: Omit<ChannelOptions, 'stats'>;
   /** Replaces PD as the source of regions and stores (tests). */
   readonly regionSource?: RegionSource;

@@ -111,12 +111,14 @@ export class StoreChannel {
   ) {
     this.label = `store ${storeId}`;
     this.stats = options.stats ?? { requests: 0, ops: 0 };
-    this.batchOpsMax = options.batchOpsMax ?? clientLimits.batchOpsMax;
-    this.batchBytesMax = options.batchBytesMax ?? clientLimits.batchBytesMax;
-    this.readRequestsInFlightMax = inFlightBound('readRequestsInFlightMax', options.readRequestsInFlightMax, clientLimits.readRequestsInFlightPerStoreMax);
-    this.writeRequestsInFlightMax = inFlightBound('writeRequestsInFlightMax', options.writeRequestsInFlightMax, clientLimits.writeRequestsInFlightPerStoreMax);
-    this.queuedOpsMax = options.queuedOpsMax ?? clientLimits.queuedOpsPerStoreMax;
-    this.attemptTimeoutMsMax = options.attemptTimeoutMsMax ?? clientLimits.attemptTimeoutMsMax;
+    // Each bound may be lowered, never raised: the defaults are what the wire's bounds were
+    // checked against (constants.ts), so a request can always be encoded and sent.
+    this.batchOpsMax = channelBound('batchOpsMax', options.batchOpsMax, clientLimits.batchOpsMax);
+    this.batchBytesMax = channelBound('batchBytesMax', options.batchBytesMax, clientLimits.batchBytesMax);
+    this.readRequestsInFlightMax = channelBound('readRequestsInFlightMax', options.readRequestsInFlightMax, clientLimits.readRequestsInFlightPerStoreMax);
+    this.writeRequestsInFlightMax = channelBound('writeRequestsInFlightMax', options.writeRequestsInFlightMax, clientLimits.writeRequestsInFlightPerStoreMax);
+    this.queuedOpsMax = channelBound('queuedOpsMax', options.queuedOpsMax, clientLimits.queuedOpsPerStoreMax);
+    this.attemptTimeoutMsMax = channelBound('attemptTimeoutMsMax', options.attemptTimeoutMsMax, clientLimits.attemptTimeoutMsMax);
     this.readPool = new Pool(`http://${address}`, {
       connections: clientLimits.readConnectionsPerStore,
       pipelining: clientLimits.pipeliningPerConnection,
@@ -249,11 +251,20 @@ export class StoreChannel {
     nextRequestId = nextRequestId >= Number.MAX_SAFE_INTEGER ? 1 : nextRequestId + 1;
     this.stats.requests++;
     this.stats.ops += ops.length;
+    let body: Uint8Array;
+    try {
+      body = encodeKvRequest({ requestId, timeoutMs, ops: ops.map((o) => o.op) });
+    } catch (err) {
+      // Refused before anything was sent (an operation the wire format can't carry): the
+      // store is not at fault and no write of it can have applied.
+      const error = new ClientError('FLOTILLA_INVALID_ARGUMENT', `a request to store ${this.storeId} could not be encoded: ${(err as Error).message}`, { cause: err });
+      this.settleAll(ops, { kind: 'failed', error, maybeApplied: false, connection: false });
+      return;
+    }
     let status: number;
     let contentType: string;
     let payload: Buffer;
     try {
-      const body = encodeKvRequest({ requestId, timeoutMs, ops: ops.map((o) => o.op) });
       ({ status, contentType, payload } = await exchange(write ? this.writePool : this.readPool, {
         method: 'POST',
         path: '/v1/kv',
@@ -324,8 +335,8 @@ export class StoreChannel {
   }
 }
 
-/** A lowered in-flight bound (tests) within 1..the default; the default when none is given. */
-function inFlightBound(name: string, value: number | undefined, max: number): number {
+/** A lowered bound within 1..the default; the default when none is given. */
+function channelBound(name: string, value: number | undefined, max: number): number {
   if (value === undefined) return max;
   if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `channel.${name}: an integer in 1..${max}, got ${value}`);
   return value;
