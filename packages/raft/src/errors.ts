@@ -34,7 +34,16 @@ export function isRaftError(err: unknown, code?: RaftErrorCode): err is RaftErro
   return code === undefined || (err as RaftError).code === code;
 }
 
-/** A broken invariant is a bug: it stops the process (TigerBeetle style), it is not handled. */
+/**
+ * A broken invariant is a bug: it stops the process (TigerBeetle style), it is not handled. On
+ * hot paths write `if (!cond) fail(\`...\`)` instead of assert(cond, \`...\`): a template
+ * argument is built on every call, even when the condition holds (number-to-string conversions
+ * and a string per call: the log's slices, advance and every message sent ran them).
+ */
 export function assert(condition: unknown, what: string): asserts condition {
-  if (!condition) throw new Error(`raft assertion failed: ${what}`);
+  if (!condition) fail(what);
+}
+
+export function fail(what: string): never {
+  throw new Error(`raft assertion failed: ${what}`);
 }

@@ -1,4 +1,4 @@
-import { assert } from './errors.ts';
+import { fail } from './errors.ts';
 import type { Entry, Snapshot } from './types.ts';
 
 /**
@@ -77,8 +77,8 @@ export class UnstableLog {
   }
 
   private mustCheckOutOfBounds(lo: number, hi: number): void {
-    assert(lo <= hi, `unstable slice: lo ${lo} > hi ${hi}`);
+    if (!(lo <= hi)) fail(`unstable slice: lo ${lo} > hi ${hi}`);
     const upper = this.offset + this.entries.length;
-    assert(lo >= this.offset && hi <= upper, `unstable slice [${lo},${hi}) out of [${this.offset},${upper})`);
+    if (!(lo >= this.offset && hi <= upper)) fail(`unstable slice [${lo},${hi}) out of [${this.offset},${upper})`);
   }
 }

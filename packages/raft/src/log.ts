@@ -1,4 +1,4 @@
-import { assert, isRaftError, RaftError } from './errors.ts';
+import { isRaftError, RaftError, fail } from './errors.ts';
 import { UnstableLog } from './log-unstable.ts';
 import type { RaftStorage } from './storage.ts';
 import type { Entry, Snapshot } from './types.ts';
@@ -83,7 +83,7 @@ export class RaftLog {
     const lastNew = index + entries.length;
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      assert(conflict > this.committed, `entry ${conflict} conflicts with committed entry (committed ${this.committed})`);
+      if (!(conflict > this.committed)) fail(`entry ${conflict} conflicts with committed entry (committed ${this.committed})`);
       this.append(entries.slice(conflict - (index + 1)));
     }
     // Only what the leader verified matches us may be committed (not our stale suffix).
@@ -94,7 +94,7 @@ export class RaftLog {
   append(entries: readonly Entry[]): number {
     const first = entries[0];
     if (first === undefined) return this.lastIndex();
-    assert(first.index - 1 >= this.committed, `append at ${first.index} would overwrite committed ${this.committed}`);
+    if (!(first.index - 1 >= this.committed)) fail(`append at ${first.index} would overwrite committed ${this.committed}`);
     this.unstable.truncateAndAppend(entries);
     return this.lastIndex();
   }
@@ -124,7 +124,7 @@ export class RaftLog {
 
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
+    if (!(index <= this.lastIndex())) fail(`commit ${index} beyond last index ${this.lastIndex()}`);
     this.committed = index;
   }
 
@@ -139,8 +139,8 @@ export class RaftLog {
 
   appliedTo(index: number): void {
     if (index === 0) return;
-    assert(index <= this.committed, `applied ${index} beyond committed ${this.committed}`);
-    assert(index >= this.applied, `applied ${index} moves back from ${this.applied}`);
+    if (!(index <= this.committed)) fail(`applied ${index} beyond committed ${this.committed}`);
+    if (!(index >= this.applied)) fail(`applied ${index} moves back from ${this.applied}`);
     this.applied = index;
     if (this.applying < index) this.applying = index;
   }
@@ -179,7 +179,7 @@ export class RaftLog {
    * again, from index + 1, once the host calls resumeApplying.
    */
   holdApplying(index: number): void {
-    assert(index >= this.applied && index <= this.applying, `hold at ${index} outside applied ${this.applied}..applying ${this.applying}`);
+    if (!(index >= this.applied && index <= this.applying)) fail(`hold at ${index} outside applied ${this.applied}..applying ${this.applying}`);
     this.applying = index;
     this.applyHeld = true;
   }
@@ -193,7 +193,7 @@ export class RaftLog {
   }
 
   acceptApplying(index: number): void {
-    assert(index <= this.committed, `applying ${index} beyond committed ${this.committed}`);
+    if (!(index <= this.committed)) fail(`applying ${index} beyond committed ${this.committed}`);
     this.applying = Math.max(this.applying, index);
   }
 
@@ -243,10 +243,10 @@ export class RaftLog {
   }
 
   private checkBounds(lo: number, hi: number): void {
-    assert(lo <= hi, `invalid slice ${lo} > ${hi}`);
+    if (!(lo <= hi)) fail(`invalid slice ${lo} > ${hi}`);
     const first = this.firstIndex();
     if (lo < first) throw new RaftError('FLOTILLA_RAFT_COMPACTED', `entry ${lo} is compacted (first index ${first})`);
-    assert(hi <= this.lastIndex() + 1, `slice [${lo},${hi}) beyond last index ${this.lastIndex()}`);
+    if (!(hi <= this.lastIndex() + 1)) fail(`slice [${lo},${hi}) beyond last index ${this.lastIndex()}`);
   }
 
   /** Replaces the log with a snapshot (follower receiving InstallSnapshot). */

@@ -1,4 +1,4 @@
-import { assert, RaftError } from './errors.ts';
+import { RaftError, fail } from './errors.ts';
 import type { RaftStorage } from './storage.ts';
 import {
   EMPTY_BYTES,
@@ -101,7 +101,7 @@ export class MemoryStorage implements RaftStorage {
     if (index <= this.currentSnapshot.metadata.index) {
       throw new RaftError('FLOTILLA_RAFT_SNAPSHOT_OUT_OF_DATE', `snapshot at ${index} is not newer than ${this.currentSnapshot.metadata.index}`);
     }
-    assert(index <= this.lastIndex(), `snapshot index ${index} beyond last index ${this.lastIndex()}`);
+    if (!(index <= this.lastIndex())) fail(`snapshot index ${index} beyond last index ${this.lastIndex()}`);
     this.currentSnapshot = { metadata: { index, term: this.term(index), confState }, data };
     this.adoptSnapshotConf(this.currentSnapshot);
     return this.currentSnapshot;
@@ -116,7 +116,7 @@ export class MemoryStorage implements RaftStorage {
   /** Discards entries up to and including `compactIndex`. */
   compact(compactIndex: number): void {
     if (compactIndex <= this.offset) throw new RaftError('FLOTILLA_RAFT_COMPACTED', `already compacted past ${compactIndex}`);
-    assert(compactIndex <= this.lastIndex(), `compact ${compactIndex} beyond last index ${this.lastIndex()}`);
+    if (!(compactIndex <= this.lastIndex())) fail(`compact ${compactIndex} beyond last index ${this.lastIndex()}`);
     const at = compactIndex - this.offset;
     const dummy: Entry = { index: compactIndex, term: this.entriesFromDummy[at]!.term, type: 'normal', data: EMPTY_BYTES };
     this.entriesFromDummy = [dummy, ...this.entriesFromDummy.slice(at + 1)];
@@ -133,7 +133,7 @@ export class MemoryStorage implements RaftStorage {
     if (last < first) return;
     const fresh = first > entries[0]!.index ? entries.slice(first - entries[0]!.index) : entries;
     const at = fresh[0]!.index - this.offset;
-    assert(at <= this.entriesFromDummy.length, `append leaves a gap: first new ${fresh[0]!.index}, last ${this.lastIndex()}`);
+    if (!(at <= this.entriesFromDummy.length)) fail(`append leaves a gap: first new ${fresh[0]!.index}, last ${this.lastIndex()}`);
     this.entriesFromDummy.length = at;
     for (const entry of fresh) this.entriesFromDummy.push(entry);
   }

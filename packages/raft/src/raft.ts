@@ -1,7 +1,7 @@
 import { changeNeedsJoint, Changer, isLeaveJoint, restoreConfig, type ChangeResult } from './confchange.ts';
 import { encodeConfChange } from './confchange-codec.ts';
 import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.ts';
-import { assert, RaftError } from './errors.ts';
+import { assert, RaftError, fail } from './errors.ts';
 import { RaftLog } from './log.ts';
 import { ReadOnlyQueue } from './read-only.ts';
 import { ProgressTracker, toConfState } from './tracker.ts';
@@ -146,10 +146,10 @@ export class Raft {
     const type = fields.type;
     let term: number;
     if (type === 'vote' || type === 'preVote' || type === 'voteResponse' || type === 'preVoteResponse') {
-      assert(fields.term !== undefined && fields.term !== 0, `${type} must carry a term`);
+      if (!(fields.term !== undefined && fields.term !== 0)) fail(`${type} must carry a term`);
       term = fields.term;
     } else {
-      assert(fields.term === undefined, `${type} takes the node's term`);
+      if (!(fields.term === undefined)) fail(`${type} takes the node's term`);
       const forwarded = type === 'propose' || type === 'readIndex' || type === 'transferLeader';
       term = forwarded ? 0 : this.term;
     }

@@ -1,6 +1,6 @@
 import type { RaftConfig } from './config.ts';
 import { encodeConfChange } from './confchange-codec.ts';
-import { assert, RaftError } from './errors.ts';
+import { RaftError, fail } from './errors.ts';
 import { LOCAL_MESSAGE_TYPES, Raft } from './raft.ts';
 import { leaseReadIndex } from './raft-reads.ts';
 import { confStatesEqual, toConfState } from './tracker.ts';
@@ -256,20 +256,20 @@ export class RawNode {
     if (rd.hardState) this.prevHardState = rd.hardState;
     if (rd.snapshot) {
       const stored = storage.snapshot().metadata;
-      assert(stored.index >= rd.snapshot.metadata.index, `advance: snapshot ${rd.snapshot.metadata.index} was not persisted`);
+      if (!(stored.index >= rd.snapshot.metadata.index)) fail(`advance: snapshot ${rd.snapshot.metadata.index} was not persisted`);
       r.appliedSnapshot(rd.snapshot.metadata.index);
     }
     const last = rd.entries[rd.entries.length - 1];
     if (last) {
-      assert(storage.lastIndex() >= last.index, `advance: entry ${last.index} was not persisted (storage ends at ${storage.lastIndex()})`);
-      assert(storage.term(last.index) === last.term, `advance: entry ${last.index} persisted with another term`);
+      if (!(storage.lastIndex() >= last.index)) fail(`advance: entry ${last.index} was not persisted (storage ends at ${storage.lastIndex()})`);
+      if (!(storage.term(last.index) === last.term)) fail(`advance: entry ${last.index} persisted with another term`);
       r.log.stableTo(last.index, last.term);
       r.onPersisted();
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied && appliedThrough !== undefined && appliedThrough < lastApplied.index) {
       const first = rd.committedEntries[0]!.index;
-      assert(appliedThrough >= first - 1, `advance: applied through ${appliedThrough}, the Ready's committed entries start at ${first}`);
+      if (!(appliedThrough >= first - 1)) fail(`advance: applied through ${appliedThrough}, the Ready's committed entries start at ${first}`);
       if (appliedThrough >= first) r.appliedTo(appliedThrough);
       r.log.holdApplying(appliedThrough);
       return;
