@@ -146,10 +146,10 @@ export class Raft {
     const type = fields.type;
     let term: number;
     if (type === 'vote' || type === 'preVote' || type === 'voteResponse' || type === 'preVoteResponse') {
-      if (!(fields.term !== undefined && fields.term !== 0)) fail(`${type} must carry a term`);
+      if (fields.term === undefined || fields.term === 0) fail(`${type} must carry a term`);
       term = fields.term;
     } else {
-      if (!(fields.term === undefined)) fail(`${type} takes the node's term`);
+      if (fields.term !== undefined) fail(`${type} takes the node's term`);
       const forwarded = type === 'propose' || type === 'readIndex' || type === 'transferLeader';
       term = forwarded ? 0 : this.term;
     }

@@ -335,7 +335,7 @@ export class RocksKvEngine implements KvEngine {
   /** A known region's applied index and term (for the apply journal's checkpoints). */
   private appliedState(regionId: number): AppliedState {
     const state = this.lookup(regionId);
-    if (!(state !== null)) fail(`region ${regionId} named by the apply journal is known`);
+    if (state === null) fail(`region ${regionId} named by the apply journal is known`);
     return { regionId, appliedIndex: state.appliedIndex, appliedTerm: state.appliedTerm };
   }
 
@@ -488,7 +488,7 @@ export class RocksKvEngine implements KvEngine {
         }
       }
       const state = stateOf(a.regionId);
-      if (!(state !== null)) fail(`region ${a.regionId} exists after its commands`);
+      if (state === null) fail(`region ${a.regionId} exists after its commands`);
       regionChanges.set(a.regionId, { ...state, appliedIndex: a.appliedIndex, appliedTerm: a.appliedTerm });
       out.push({ regionId: a.regionId, results });
     }
