@@ -82,6 +82,13 @@ export type MergeCommand = PrepareMergeCommand | CommitMergeCommand | RollbackMe
 /** What one entry of a region's log carries. */
 export type EntryCommand = Exclude<KvCommand, { op: 'putRegion' | 'tombstoneRegion' | 'noop' }> | SplitCommand | MergeCommand;
 
+/** A plain data write: a KV command as it is, merged with the turn's others into one entry (peer.ts). */
+export type DataCommand = Extract<EntryCommand, { readonly op: 'put' | 'delete' | 'cas' | 'deleteRange' }>;
+
+export function isDataCommand(c: EntryCommand): c is DataCommand {
+  return c.op === 'put' || c.op === 'delete' || c.op === 'cas' || c.op === 'deleteRange';
+}
+
 type Tuple = readonly unknown[];
 
 /** Bytes of msgpack framing an entry adds around its commands, at most. */

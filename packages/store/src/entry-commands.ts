@@ -1,6 +1,6 @@
 import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, decodeConfChange, type Entry } from '@flotilla/raft';
 import type { KvCommand, RegionMeta } from '@flotilla/storage';
-import { decodeCommands, type CommitMergeCommand, type EntryCommand } from './command-codec.ts';
+import { decodeCommands, isDataCommand, type CommitMergeCommand, type DataCommand, type EntryCommand } from './command-codec.ts';
 import type { HostEventLog } from './host-types.ts';
 import { decodeLocations, regionAfterChange } from './membership.ts';
 import type { Peer } from './peer.ts';
@@ -49,12 +49,8 @@ export function dataEntryCommands(peer: Peer, entry: Entry, effects: EntryEffect
   return allData(decoded) ? decoded : null;
 }
 
-type DataCommand = Extract<EntryCommand, { readonly op: 'put' | 'delete' | 'cas' | 'deleteRange' }>;
-
-const DATA_OPS: ReadonlySet<EntryCommand['op']> = new Set(['put', 'delete', 'cas', 'deleteRange']);
-
 function allData(decoded: EntryCommand[]): decoded is DataCommand[] {
-  for (const c of decoded) if (!DATA_OPS.has(c.op)) return false;
+  for (const c of decoded) if (!isDataCommand(c)) return false;
   return true;
 }
 

@@ -1,9 +1,9 @@
 import { compareBytes, keyInRange, type CommandResult, type KvEngine } from '@flotilla/storage';
-import { ENTRY_FRAMING_BYTES_MAX, commandBytesBound, type EntryCommand } from './command-codec.ts';
+import { commandBytesBound, type DataCommand } from './command-codec.ts';
 import { WireError, type KvError, type KvOp, type KvOpResult, type KvRequest, type KvResponse, type ReadConsistency } from '@flotilla/wire';
 import { limits } from './constants.ts';
 import type { MultiRaftHost } from './host.ts';
-import type { Peer } from './peer.ts';
+import { ENTRY_COMMAND_BYTES_MAX, type Peer } from './peer.ts';
 import { storeMoment, type Moment } from './replica-reads.ts';
 
 type ReadOp = Extract<KvOp, { op: 'get' | 'scan' }>;
@@ -52,7 +52,7 @@ export class KvService {
 
   private async run(ops: readonly KvOp[], time: RequestTime): Promise<KvOpResult[]> {
     const results: (KvOpResult | undefined)[] = new Array(ops.length);
-    const writesByRegion = new Map<Peer, { at: number; command: EntryCommand }[]>();
+    const writesByRegion = new Map<Peer, { at: number; command: DataCommand }[]>();
     const reads: Promise<void>[] = [];
     ops.forEach((op, at) => {
       const checked = this.check(op);
@@ -92,11 +92,11 @@ export class KvService {
     return { peer };
   }
 
-  private async write(peer: Peer, list: { at: number; command: EntryCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
+  private async write(peer: Peer, list: { at: number; command: DataCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
     for (const chunk of entryChunks(list, results)) {
       const proposedVersion = peer.region.epoch.version;
-      const outcome = await peer.propose(chunk.map((w) => w.command));
-      chunk.forEach(({ at, command }, i) => {
+      const outcome = await peer.proposeWrites(chunk.writes.map((w) => w.command), chunk.bytes);
+      chunk.writes.forEach(({ at, command }, i) => {
         results[at] = outcome.kind === 'failed' ? { op: 'error', error: outcome.error } : toResult(command, outcome.results[i], peer, proposedVersion);
       });
     }
@@ -135,30 +135,29 @@ function checkConsistency(c: ReadConsistency): void {
  * entry byte bound. A write that alone exceeds the byte bound is answered REQUEST_TOO_LARGE
  * here and never proposed: past the bound the log engine would refuse the whole log write.
  */
-function entryChunks<W extends { at: number; command: EntryCommand }>(list: readonly W[], results: (KvOpResult | undefined)[]): W[][] {
-  const room = limits.entryBytesMax - ENTRY_FRAMING_BYTES_MAX;
-  const chunks: W[][] = [];
+function entryChunks<W extends { at: number; command: DataCommand }>(list: readonly W[], results: (KvOpResult | undefined)[]): { writes: W[]; bytes: number }[] {
+  const chunks: { writes: W[]; bytes: number }[] = [];
   let chunk: W[] = [];
   let bytes = 0;
   for (const write of list) {
     const size = commandBytesBound(write.command);
-    if (size > room) {
-      results[write.at] = { op: 'error', error: { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: room, opsMax: limits.commandsPerEntryMax } };
+    if (size > ENTRY_COMMAND_BYTES_MAX) {
+      results[write.at] = { op: 'error', error: { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: ENTRY_COMMAND_BYTES_MAX, opsMax: limits.commandsPerEntryMax } };
       continue;
     }
-    if (chunk.length === limits.commandsPerEntryMax || bytes + size > room) {
-      chunks.push(chunk);
+    if (chunk.length === limits.commandsPerEntryMax || bytes + size > ENTRY_COMMAND_BYTES_MAX) {
+      chunks.push({ writes: chunk, bytes });
       chunk = [];
       bytes = 0;
     }
     chunk.push(write);
     bytes += size;
   }
-  if (chunk.length > 0) chunks.push(chunk);
+  if (chunk.length > 0) chunks.push({ writes: chunk, bytes });
   return chunks;
 }
 
-function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRange' }>): EntryCommand {
+function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRange' }>): DataCommand {
   switch (op.op) {
     case 'put':
       return { op: 'put', key: op.key, value: op.value };
@@ -172,7 +171,7 @@ function toCommand(op: Extract<KvOp, { op: 'put' | 'delete' | 'cas' | 'deleteRan
 }
 
 /** A command's result as the client sees it; deterministic apply-time failures become errors. */
-function toResult(command: EntryCommand, result: CommandResult | undefined, peer: Peer, proposedVersion: number): KvOpResult {
+function toResult(command: DataCommand, result: CommandResult | undefined, peer: Peer, proposedVersion: number): KvOpResult {
   // A delete-range applies clipped to the region as it is then: if a split or merge came in
   // between, the keys that moved to another region were not deleted. The client is told to
   // go again with fresh regions (deleting again is harmless), never that it is done.
@@ -197,8 +196,6 @@ function toResult(command: EntryCommand, result: CommandResult | undefined, peer
       return result?.op === 'cas' ? { op: 'cas', succeeded: result.succeeded, previous: result.previous } : internalTimeout();
     case 'deleteRange':
       return result?.op === 'deleteRange' ? { op: 'deleteRange', deleted: result.deleted } : internalTimeout();
-    default:
-      return internalTimeout();
   }
 }
 

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { RawNode, isRaftError, type ConfChange, type ProposalPosition, type RaftConfig, type ReadState } from '@flotilla/raft';
 import type { CommandResult, MergeState, RegionMeta } from '@flotilla/storage';
 import type { KvError, ReadConsistency } from '@flotilla/wire';
-import { ENTRY_FRAMING_BYTES_MAX, commandBytesBound, encodeCommands, type EntryCommand } from './command-codec.ts';
+import { ENTRY_FRAMING_BYTES_MAX, encodeCommands, type DataCommand, type EntryCommand } from './command-codec.ts';
 import { limits } from './constants.ts';
 import { ReplicaReads, boundedStaleness, linearizable, type Moment } from './replica-reads.ts';
 
@@ -18,15 +18,15 @@ export type ProposalOutcome =
  * commands, entryBytesMax bytes.
  */
 interface ProposalBatch {
-  readonly commands: EntryCommand[];
+  readonly commands: DataCommand[];
   /** Upper bound of the commands' encoded bytes (commandBytesBound). */
   bytes: number;
   /** Each proposer's share of the commands, in order, and how to answer it. */
   readonly waiters: { readonly count: number; readonly settle: (outcome: ProposalOutcome) => void }[];
 }
 
-/** The entry bytes left for commands once the entry's own framing is counted. */
-const ENTRY_COMMAND_BYTES_MAX = limits.entryBytesMax - ENTRY_FRAMING_BYTES_MAX;
+/** The entry bytes left for commands once the entry's own framing is counted (commandBytesBound sums). */
+export const ENTRY_COMMAND_BYTES_MAX = limits.entryBytesMax - ENTRY_FRAMING_BYTES_MAX;
 
 interface PendingProposal {
   readonly term: number;
@@ -111,19 +111,13 @@ export class Peer {
   }
 
   /**
-   * Proposes write commands; settles when they apply (with one result per command) or cannot.
-   * Data writes (put, delete, cas, deleteRange) wait for the host's next ready cycle, which
-   * proposes every data write of the turn as one entry (flushProposals); admin commands (split,
-   * merge steps) are proposed at once, alone, after the writes proposed before them.
+   * Proposes data writes that fit one entry (`bytes`: their commandBytesBound sum, which the
+   * caller computed to cut them into entries); settles with one result per command when they
+   * apply, or when they cannot. They wait for the host's next ready cycle, which proposes every
+   * data write of the turn to this region as one entry (flushProposals).
    */
-  propose(commands: readonly EntryCommand[]): Promise<ProposalOutcome> {
+  proposeWrites(commands: readonly DataCommand[], bytes: number): Promise<ProposalOutcome> {
     if (!this.isLeader()) return Promise.resolve({ kind: 'failed', error: this.notLeader() });
-    if (!commands.every(isDataCommand)) {
-      this.flushProposals();
-      return this.proposeNow(commands);
-    }
-    let bytes = 0;
-    for (const c of commands) bytes += commandBytesBound(c);
     let batch = this.batch;
     if (batch !== null && (batch.commands.length + commands.length > limits.commandsPerEntryMax || batch.bytes + bytes > ENTRY_COMMAND_BYTES_MAX)) {
       this.flushProposals();
@@ -138,6 +132,15 @@ export class Peer {
     batch.bytes += bytes;
     const waiters = batch.waiters;
     return new Promise((settle) => waiters.push({ count: commands.length, settle }));
+  }
+
+  /**
+   * Proposes an admin command (split, merge steps) as its own entry, at once, after the data
+   * writes proposed before it; settles when it applies or cannot.
+   */
+  propose(commands: readonly EntryCommand[]): Promise<ProposalOutcome> {
+    this.flushProposals();
+    return this.proposeNow(commands);
   }
 
   /**
@@ -276,11 +279,6 @@ export class Peer {
     if (proposals !== null) for (const p of proposals.values()) p.settle({ kind: 'failed', error: { code: 'FLOTILLA_TIMEOUT' } });
     this.reads?.failAll(error);
   }
-}
-
-/** A plain data write: merged with others of the turn into one entry (admin commands are not). */
-function isDataCommand(c: EntryCommand): boolean {
-  return c.op === 'put' || c.op === 'delete' || c.op === 'cas' || c.op === 'deleteRange';
 }
 
 function busy(): ProposalOutcome {
