@@ -77,6 +77,10 @@ export const logCacheBytesPerGroupMax = 4 * 1024 * 1024;
 export const logCacheRingBytesMin = 4096;
 /** Payload bytes cached over all groups of one engine. */
 export const logCacheBytesMax = 256 * 1024 * 1024;
+/** Shared buffer that small cache reads copy their payloads into (log-cache.ts, readSpace). */
+export const logCacheReadSlabBytes = 16 * 1024;
+/** Reads of more payload bytes than this get a buffer of their own, not a slab's. */
+export const logCacheReadSlabPieceBytesMax = 2 * 1024;
 /** Disk reads (cache misses) in flight per engine; further misses wait for the next retry. */
 export const logFetchesInflightMax = 64;
 /** Entries one disk read loads. */
@@ -163,6 +167,7 @@ check(appendTasksInflightPerShardMax >= 1 && appendTasksInflightPerWorkerMax >= 
 check(logCacheBytesPerGroupMax >= entryDataBytesMax / 2, 'a group caches at least half a maximal entry');
 check(logCacheBytesMax >= logCacheBytesPerGroupMax, 'the global cache holds at least one group window');
 check(logCacheRingBytesMin >= 64 && logCacheRingBytesMin <= logCacheBytesPerGroupMax, 'a cache ring starts small');
+check(logCacheReadSlabPieceBytesMax >= 1 && logCacheReadSlabPieceBytesMax <= logCacheReadSlabBytes, 'a slab holds at least one read it takes');
 check(logFetchBytesMax >= entryDataBytesMax, 'a fetch can always load one maximal entry');
 check(logPackEntriesMax >= 1 && logPackEntriesMax <= logFetchEntriesMax, 'a pack holds at least one entry, at most one fetch');
 check(logFetchedRangesMax >= logFetchesInflightMax, 'every fetch in flight has a slot for its result');

@@ -19,7 +19,7 @@
  * cost ~900 bytes per idle group, one of SLOTS_MIN slots ~260 (it stays on the V8 heap).
  */
 import { ENTRY_OVERHEAD_BYTES, type Entry, type EntryType } from '@flotilla/raft';
-import { logCacheRingBytesMin } from './constants.ts';
+import { logCacheReadSlabBytes, logCacheReadSlabPieceBytesMax, logCacheRingBytesMin } from './constants.ts';
 import { assert, fail } from './errors.ts';
 
 const TYPES: readonly EntryType[] = ['normal', 'confChange'];
@@ -43,18 +43,16 @@ const NO_SLOTS = new Int32Array(0);
  * store at 4,096 active regions makes one such read per group and cycle to apply. A slab is
  * retained while any entry read from it is, so whoever keeps part of an entry for long copies
  * it (the store's command decoder copies the keys of region metadata); reads larger than
- * READ_SLAB_PIECE_MAX get a buffer of their own.
+ * logCacheReadSlabPieceBytesMax get a buffer of their own.
  */
-const READ_SLAB_BYTES = 16 * 1024;
-const READ_SLAB_PIECE_MAX = 2 * 1024;
 let readSlab = new ArrayBuffer(0);
 let readSlabAt = 0;
 
 /** Room for `n` payload bytes: the buffer and the offset to write them at. */
 function readSpace(n: number): { readonly buffer: ArrayBuffer; readonly at: number } {
-  if (n > READ_SLAB_PIECE_MAX) return { buffer: new ArrayBuffer(n), at: 0 };
+  if (n > logCacheReadSlabPieceBytesMax) return { buffer: new ArrayBuffer(n), at: 0 };
   if (readSlabAt + n > readSlab.byteLength) {
-    readSlab = new ArrayBuffer(READ_SLAB_BYTES);
+    readSlab = new ArrayBuffer(logCacheReadSlabBytes);
     readSlabAt = 0;
   }
   const at = readSlabAt;
