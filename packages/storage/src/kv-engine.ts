@@ -23,7 +23,8 @@ import {
   scanRowsPerStepMax,
 } from './constants.ts';
 import { StorageError, assert, fail } from './errors.ts';
-import { checkKey, clipRange, regionAfterPut, validateApplyBatch } from './kv-apply.ts';
+import { checkKey, clipRange, validateApplyBatch } from './kv-apply.ts';
+import { batchEffects, toKey, type BatchEffects } from './kv-apply-effects.ts';
 import { ApplyJournal } from './kv-apply-journal.ts';
 import {
   KV_TAG_APPLY_JOURNAL,
@@ -47,10 +48,7 @@ import { readU64 } from './log-format.ts';
 import { applySnapshot, ingestStaged, openSnapshotSource, type KvSnapshotHost } from './kv-snapshots.ts';
 import { PointReadBatcher, type ReadNow } from './point-reads.ts';
 import {
-  compareBytes,
-  inRange,
   type ApplyResult,
-  type CommandResult,
   type KvEngine,
   type KvPair,
   type RegionApply,
@@ -71,24 +69,6 @@ export interface KvRecoveryReport {
   readonly regions: number;
   /** Regions whose interrupted snapshot apply was redone on open. */
   readonly snapshotsRedone: readonly number[];
-}
-
-const toKey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-
-/** The result of every put or delete that applied: one frozen object each, not one per command. */
-const PUT_DONE: CommandResult = Object.freeze({ op: 'put' });
-const DELETE_DONE: CommandResult = Object.freeze({ op: 'delete' });
-
-/** What a batch's commands did: their results, and the region states after them. */
-interface BatchEffects {
-  readonly out: ApplyResult[];
-  readonly regionChanges: Map<number, RegionState>;
-}
-
-/** Whether a batch needs its own writes in an overlay: a CAS reads them, a delete-range counts them. */
-function needsOverlay(batch: readonly RegionApply[]): boolean {
-  for (const a of batch) for (const c of a.commands) if (c.op === 'cas' || c.op === 'deleteRange') return true;
-  return false;
 }
 
 /** Values leave the engine as plain Uint8Array views (no copy), as the twin returns them. */
@@ -377,7 +357,7 @@ export class RocksKvEngine implements KvEngine {
     let effects: BatchEffects;
     let write: Promise<void>;
     try {
-      effects = this.effects(batch, base, rangeKeys, writes);
+      effects = batchEffects(batch, base, rangeKeys, (id) => this.lookup(id), writes, { column: this.data });
       this.putRegionsAndStates(effects.regionChanges, writes);
       // The batch is written synchronously by this call; the in-memory states follow in the same
       // turn, so a snapshot taken at any moment sees data and applied index that agree.
@@ -395,111 +375,6 @@ export class RocksKvEngine implements KvEngine {
     }
     await this.written(write);
     return out;
-  }
-
-  /**
-   * The results of a batch's commands and the region states after them; the data writes go into
-   * `writes`. A batch with a CAS or a delete-range keeps its own writes in an overlay (a CAS
-   * reads them, a delete-range counts and clears them), written at the end; plain puts and
-   * deletes go straight into the batch in command order, where the last write of a key wins as
-   * the overlay's would (no key string, map entry or object per write: the common case).
-   */
-  private effects(batch: readonly RegionApply[], base: ReadonlyMap<string, Uint8Array | null>, rangeKeys: ReadonlyMap<object, Uint8Array[] | 'tooMany'>, writes: ChainedBatch): BatchEffects {
-    const overlay = needsOverlay(batch) ? new Map<string, { key: Uint8Array; value: Uint8Array | null }>() : null;
-    const current = (k: string): Uint8Array | null => {
-      const o = overlay?.get(k);
-      if (o !== undefined) return o.value;
-      return base.get(k) ?? null;
-    };
-    const data = { column: this.data };
-    const regionChanges = new Map<number, RegionState>();
-    const stateOf = (id: number): RegionState | null => regionChanges.get(id) ?? this.lookup(id);
-    const out: ApplyResult[] = [];
-    for (const a of batch) {
-      const results: CommandResult[] = [];
-      for (const c of a.commands) {
-        const region = stateOf(a.regionId)?.region;
-        switch (c.op) {
-          case 'put':
-          case 'delete':
-            if (region === undefined || !inRange(c.key, region.startKey, region.endKey)) {
-              results.push({ op: c.op, error: 'keyNotInRegion' });
-              break;
-            }
-            if (overlay !== null) overlay.set(toKey(c.key), { key: c.key, value: c.op === 'put' ? c.value : null });
-            else if (c.op === 'put') writes._put(c.key, c.value, data);
-            else writes._del(c.key, data);
-            results.push(c.op === 'put' ? PUT_DONE : DELETE_DONE);
-            break;
-          case 'cas': {
-            if (region === undefined || !inRange(c.key, region.startKey, region.endKey)) {
-              results.push({ op: 'cas', succeeded: false, previous: null, error: 'keyNotInRegion' });
-              break;
-            }
-            const k = toKey(c.key);
-            const previous = current(k);
-            const succeeded = c.expected === null ? previous === null : previous !== null && compareBytes(previous, c.expected) === 0;
-            if (succeeded) overlay!.set(k, { key: c.key, value: c.value });
-            results.push({ op: 'cas', succeeded, previous });
-            break;
-          }
-          case 'deleteRange': {
-            const keys = rangeKeys.get(c);
-            assert(keys !== undefined, 'delete-range keys were read');
-            if (keys === 'tooMany') {
-              results.push({ op: 'deleteRange', deleted: 0, error: 'limitExceeded' });
-              break;
-            }
-            const clip = region === undefined ? null : clipRange(c.start, c.end, region.startKey, region.endKey);
-            let deleted = 0;
-            if (clip !== null) {
-              const doomed = new Map<string, Uint8Array>();
-              for (const key of keys) if (inRange(key, clip.start, clip.end)) doomed.set(toKey(key), key);
-              for (const [k, o] of overlay!) if (inRange(o.key, clip.start, clip.end)) doomed.set(k, o.key);
-              for (const [k, key] of doomed) {
-                const o = overlay!.get(k);
-                const exists = o !== undefined ? o.value !== null : true;
-                if (exists) deleted++;
-                overlay!.set(k, { key, value: null });
-              }
-            }
-            results.push({ op: 'deleteRange', deleted });
-            break;
-          }
-          case 'putRegion': {
-            const next = regionAfterPut(stateOf(c.region.id), c);
-            if (next === 'epochNotMatch') {
-              results.push({ op: 'putRegion', error: 'epochNotMatch' });
-              break;
-            }
-            regionChanges.set(c.region.id, next);
-            results.push({ op: 'putRegion' });
-            break;
-          }
-          case 'tombstoneRegion': {
-            const old = stateOf(c.regionId);
-            if (old !== null) regionChanges.set(c.regionId, { ...old, status: 'tombstone' });
-            results.push({ op: 'tombstoneRegion' });
-            break;
-          }
-          case 'noop':
-            results.push({ op: 'noop' });
-            break;
-        }
-      }
-      const state = stateOf(a.regionId);
-      if (state === null) fail(`region ${a.regionId} exists after its commands`);
-      regionChanges.set(a.regionId, { ...state, appliedIndex: a.appliedIndex, appliedTerm: a.appliedTerm });
-      out.push({ regionId: a.regionId, results });
-    }
-
-    if (overlay !== null) {
-      for (const o of overlay.values()) {
-        if (o.value === null) writes._del(o.key, data);
-        else writes._put(o.key, o.value, data);
-      }
-    }
-    return { out, regionChanges };
   }
 
   /** Region records that changed, and the batch's apply states (kv-apply-journal.ts), into `writes`. */
