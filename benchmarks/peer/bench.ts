@@ -257,7 +257,7 @@ async function main(): Promise<void> {
         keyBytes: KEY_BYTES,
         valueBytes: VALUE_BYTES,
         etcd: '3 members on loopback, default flags (WAL fsync per commit), etcd3 client with all members as hosts',
-        flotilla: `1 PD + 3 stores on loopback, 3 replicas, fsync on, tick 100 ms, 2 log shards (worker appenders), ${options.regions} regions pre-split, leaders spread evenly, PD schedulers off while measuring`,
+        flotilla: `1 PD + 3 stores on loopback, 3 replicas, fsync on, tick 100 ms, 1 log shard (the default; a worker appender), ${options.regions} regions pre-split, leaders spread evenly, PD schedulers off while measuring`,
         flotillaLayout: layout,
       },
       workloads: workloadLines(),

@@ -1,7 +1,7 @@
 /**
  * Flotilla as the benchmark runs it: one PD member and N PD-placed store processes on loopback
- * (test/support's harness), the store's production settings (100 ms tick, 2 log shards with
- * worker appenders, fsync on, the default 60 s between a quiet region's heartbeats to PD: a
+ * (test/support's harness), the store's production settings (100 ms tick, one log shard with
+ * a worker appender, fsync on, the default 60 s between a quiet region's heartbeats to PD: a
  * region heartbeat may count the region's rows, which once every second cost a third of the
  * throughput) unless a curve changes one, 3 replicas per region. The key space
  * is pre-split into `regions` equal ranges (PD split operators) and their leaderships are spread
@@ -52,7 +52,7 @@ class BenchCluster extends SdkCluster {
     this.cluster = new ProcessCluster({
       tickMs: TICK_MS,
       pd: () => this.urls(),
-      args: ['--store-heartbeat-ms', '300', '--log-shards', '2', '--appender', options.appender],
+      args: ['--store-heartbeat-ms', '300', '--appender', options.appender],
     });
   }
 }

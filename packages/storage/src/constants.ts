@@ -33,9 +33,11 @@ export const groupsMax = 1 << 20;
 /** Appender shards (each one worker thread and one RocksDB). */
 export const appenderShardsMax = 16;
 /**
- * Default number of shards, chosen by measurement (benchmarks/storage/RESULTS.md): on the
- * 2-core reference machine two shards append ~30% more than one at 256 groups (two fsyncs and
- * two batch writes overlap); more shards than cores only add contention.
+ * Default number of shards of a new log directory, chosen by measurement
+ * (benchmarks/storage/RESULTS.md): on the 2-core reference machine two shards append up to
+ * ~30% more than one at 256 groups when the appenders have the cores to themselves (two fsyncs
+ * and two batch writes overlap); more shards than cores only add contention. A store, which
+ * shares the cores with its event loop and its peers, picks its own (store constants).
  */
 export const appenderShardsDefault = 2;
 /**

@@ -23,7 +23,7 @@ import {
 import { StorageError, assert, fail } from './errors.ts';
 import { EMPTY_VIEW, GroupState, type FetchedRange, type GroupOwner } from './log-group.ts';
 import { Lane } from './log-lane.ts';
-import { resolveManifest } from './log-manifest.ts';
+import { resolveManifest, shardOf, type LogManifest } from './log-manifest.ts';
 import { LogReader, type ReaderHost } from './log-reads.ts';
 import { ChunkWriter, PIECE_DESTROY, PIECE_SNAPSHOT, pieceBytes, type TaskPiece } from './log-task.ts';
 import {
@@ -45,8 +45,10 @@ export interface RocksLogEngineOptions extends LogEngineHooks {
   readonly dir: string;
   /** 'worker' (default): each shard's RocksDB is owned by a worker thread. */
   readonly mode?: AppenderMode;
-  /** Shard count; fixed when the directory is created (recorded in its manifest). */
+  /** Shard count; fixed when the directory is created (recorded in its manifest): an existing directory must have it. */
   readonly shards?: number;
+  /** Without `shards`: the count of a directory this open creates (default appenderShardsDefault); an existing one keeps its own. */
+  readonly defaultShards?: number;
   /** Global cache budget in payload bytes (<= logCacheBytesMax). */
   readonly cacheBytesMax?: number;
   /** Bytes of one append task, lowered for tests and small machines (<= appendTaskBytesMax). */
@@ -87,6 +89,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
 
   private constructor(
     private readonly lanes: Lane[],
+    private readonly manifest: LogManifest,
     private readonly hooks: LogEngineHooks,
     readonly recovery: LogRecoveryReport,
     private readonly cacheBytesMax: number,
@@ -97,7 +100,8 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   /** Opens (creating if missing) and recovers every shard. */
   static async open(options: RocksLogEngineOptions): Promise<RocksLogEngine> {
     const mode = options.mode ?? 'worker';
-    const shards = await resolveManifest(options.dir, options.shards);
+    const manifest = await resolveManifest(options.dir, options.shards, options.defaultShards);
+    const shards = manifest.shards;
     const cacheBytesMax = options.cacheBytesMax ?? logCacheBytesMax;
     const taskBytesMax = options.taskBytesMax ?? appendTaskBytesMax;
     const nice = options.appenderNice ?? appenderNiceDefault;
@@ -119,10 +123,10 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
         cut: recoveries.flatMap((r) => r.cut),
         staleEntries: recoveries.reduce((n, r) => n + r.staleEntries, 0),
       };
-      const engine = new RocksLogEngine(lanes, options, report, cacheBytesMax);
+      const engine = new RocksLogEngine(lanes, manifest, options, report, cacheBytesMax);
       for (let i = 0; i < shards; i++) {
         for (const g of recoveries[i]!.groups) {
-          assert(g.groupId % shards === i, `group ${g.groupId} found in shard ${i}`);
+          assert(shardOf(g.groupId, manifest) === i, `group ${g.groupId} found in shard ${i} (${manifest.placement} placement over ${shards})`);
           const s = new GroupState(g.groupId, engine);
           s.hard = g.hardState;
           s.conf = g.confState ?? EMPTY_CONF_STATE;
@@ -221,7 +225,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   // ---- writes ---------------------------------------------------------------------------------
 
   private laneOf(groupId: number): Lane {
-    return this.lanes[groupId % this.lanes.length]!;
+    return this.lanes[shardOf(groupId, this.manifest)]!;
   }
 
   compact(requests: readonly { readonly groupId: number; readonly compactTo: number }[]): Promise<void> {

@@ -205,7 +205,7 @@ describe('log packs', () => {
       // Appending replaces entry 3 (one key per entry) with a pack from 3.
       await engine.write([{ groupId: 5, entries: [entry(3, 3), entry(4, 3)], hardState: { term: 3, vote: 1, commit: 2 } }]);
       await engine.close();
-      assert.deepEqual(JSON.parse(await readFile(path.join(tmp.dir, 'LOG-MANIFEST.json'), 'utf8')), { formatVersion: 2, shards: 1 });
+      assert.deepEqual(JSON.parse(await readFile(path.join(tmp.dir, 'LOG-MANIFEST.json'), 'utf8')), { formatVersion: 2, shards: 1, placement: 'modulo' }, 'upgraded, keeping the placement its groups were written with');
       engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline', cacheBytesMax: 0 });
       assert.equal(engine.recovery.staleEntries, 0);
       assert.deepEqual(

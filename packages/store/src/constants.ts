@@ -27,6 +27,14 @@ export const limits = Object.freeze({
   /** Idle ticks after which a quiet group hibernates (0: never). */
   hibernateAfterTicks: 20,
   /**
+   * Raft log shards of a new data directory (`--log-shards`; one appender thread and one
+   * RocksDB each). One, measured in the 3-store cluster on 2 cores (benchmarks/storage/RESULTS.md,
+   * "Shard placement"): two shards wrote no more at 16 to 4,096 regions, and at 16 requests in
+   * flight cost two fsyncs where one costs one (a turn's groups sit in both) and ~13% of the
+   * throughput. The storage engine's own default (two) is measured with the cores to itself.
+   */
+  logShardsDefault: 1,
+  /**
    * Longest a restarted store answers 503 on /ready while the replicas it started with catch
    * up with their leaders (catch-up.ts); then it is ready whatever is left behind.
    */
@@ -114,6 +122,7 @@ if (limits.compactKeepEntries >= limits.compactAfterEntries) throw new Error('st
 if (limits.pendingProposalsPerRegionMax > limits.requestsInFlightMax) throw new Error('store limits: per-region proposals above the store total');
 if (limits.staleReadRefreshFraction <= 0 || limits.staleReadRefreshFraction > 1) throw new Error('store limits: staleReadRefreshFraction must be in (0, 1]');
 if (limits.entryBytesMax > storageLimits.entryDataBytesMax) throw new Error('store limits: an entry above the log engine\'s entryDataBytesMax');
+if (!(limits.logShardsDefault >= 1 && limits.logShardsDefault <= storageLimits.appenderShardsMax)) throw new Error('store limits: logShardsDefault outside the log engine\'s 1..appenderShardsMax');
 
 /**
  * glibc malloc settings every store process must start with (they are read from the environment

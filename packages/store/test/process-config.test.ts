@@ -24,6 +24,17 @@ describe('store process configuration', () => {
     invalid(() => parseStoreConfig(['--data-dir', '/d'], {}), /--store-id/);
   });
 
+  test('--log-shards: absent, an existing log directory keeps its count (a new one gets the default); given, 1..max', () => {
+    const absent = parseStoreConfig(['--store-id', '1', '--data-dir', '/d'], {});
+    assert.ok(absent !== 'help');
+    assert.equal(absent.logShards, undefined, 'no count of its own: a directory created with another default still opens');
+    const given = parseStoreConfig(['--store-id', '1', '--data-dir', '/d'], { FLOTILLA_LOG_SHARDS: '4' });
+    assert.ok(given !== 'help');
+    assert.equal(given.logShards, 4);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--log-shards', '0'], {}), /--log-shards/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--log-shards', '17'], {}), /--log-shards/);
+  });
+
   test('flags win over environment variables, which win over defaults', () => {
     const config = parseStoreConfig(['--store-id', '3', '--api-listen', '0.0.0.0:8080'], { FLOTILLA_DATA_DIR: '/data', FLOTILLA_STORE_ID: '9', FLOTILLA_TICK_MS: '50' });
     assert.ok(config !== 'help');

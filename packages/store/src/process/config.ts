@@ -38,7 +38,8 @@ export interface StoreConfig {
   /** Leaders answer linearizable reads from their read lease (no heartbeat round per read). */
   readonly readLease: boolean;
   readonly appender: 'worker' | 'inline';
-  readonly logShards: number;
+  /** Shards of a new raft log directory; undefined: an existing directory's count, else the default. */
+  readonly logShards: number | undefined;
   /** Linux nice of the appender threads (0 = the main thread's priority). */
   readonly appenderNice: number;
   /** Longest /ready answers 503 after a start while the store's replicas catch up (0: not at all). */
@@ -89,7 +90,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'read-lease', help: 'on: leaders answer linearizable reads from their read lease, without a heartbeat round (every store must run the same --tick-ms); off: a ReadIndex round per read', fallback: 'on' },
   { name: 'hibernate-after-ticks', help: 'quiet ticks before a region stops heartbeating; 0: never', fallback: String(limits.hibernateAfterTicks) },
   { name: 'appender', help: 'raft log appenders: worker (threads) or inline (main thread)', fallback: 'worker' },
-  { name: 'log-shards', help: 'raft log shards (one appender thread and one RocksDB each); fixed at creation', fallback: String(storageLimits.appenderShardsDefault) },
+  { name: 'log-shards', help: `raft log shards (one appender thread and one RocksDB each), fixed when the data directory is created (default ${limits.logShardsDefault}); an existing directory keeps its count` },
   { name: 'appender-nice', help: 'Linux nice of the appender threads, 0..19: higher yields the CPU to the event loop, lower gets fsyncs out sooner on a busy machine', fallback: String(storageLimits.appenderNiceDefault) },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
   { name: 'ready-catch-up-max-ms', help: 'after a start, /ready answers 503 until the store\'s replicas caught up with their leaders, at most this long; 0: no wait', fallback: String(limits.readyCatchUpWaitMaxMs) },
@@ -185,7 +186,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     hibernateAfterTicks: flags.integer('hibernate-after-ticks', configBounds.hibernateAfterTicks.min, configBounds.hibernateAfterTicks.max),
     readLease: readLease === 'on',
     appender,
-    logShards: flags.integer('log-shards', 1, storageLimits.appenderShardsMax),
+    logShards: flags.value('log-shards') ? flags.integer('log-shards', 1, storageLimits.appenderShardsMax) : undefined,
     appenderNice: flags.integer('appender-nice', 0, 19),
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
     readyCatchUpWaitMaxMs: flags.integer('ready-catch-up-max-ms', configBounds.readyCatchUpWaitMaxMs.min, configBounds.readyCatchUpWaitMaxMs.max),

@@ -6,6 +6,7 @@ import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storag
 import { FaultSwitch, TcpTransport } from '@flotilla/transport';
 import type { JoinRequest, JoinResponse } from '@flotilla/wire';
 import { monotonicNowMs } from '../clock.ts';
+import { limits } from '../constants.ts';
 import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
 import { KvService } from '../kv-service.ts';
@@ -63,7 +64,8 @@ export class StoreProcess {
     const log = await RocksLogEngine.open({
       dir: path.join(config.dataDir, 'log'),
       mode: config.appender,
-      shards: config.logShards,
+      ...(config.logShards === undefined ? {} : { shards: config.logShards }),
+      defaultShards: limits.logShardsDefault,
       appenderNice: config.appenderNice,
       onFetched: (groupId) => host?.onLogFetched(groupId),
       compactLimit: (groupId) => kv?.durableAppliedIndex(groupId) ?? 0,
