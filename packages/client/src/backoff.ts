@@ -85,43 +85,61 @@ export class CallContext {
 
   /**
    * Races `work` with the deadline and the signal. `waitingFor` names the work in the deadline
-   * error. `onGiveUp` runs when the call gives up first (the work may still finish; its result
-   * is then ignored).
+   * error. When the call gives up first, the work may still finish; its result is then ignored.
    */
-  race<T>(work: Promise<T>, waitingFor: string, onGiveUp?: () => void): Promise<T> {
+  race<T>(work: Promise<T>, waitingFor: string): Promise<T> {
     try {
       this.check();
     } catch (err) {
-      onGiveUp?.();
       return Promise.reject(err);
     }
-    return new Promise<T>((resolve, reject) => void new Race(this, work, waitingFor, resolve, reject, onGiveUp));
+    return new Promise<T>((resolve, reject) => void new Race(this, work, waitingFor, resolve, reject));
   }
 }
 
 /**
- * One race of a call's work against its deadline and signal. A class rather than closures kept
- * in consts: tsx compiles with esbuild's keepNames, which names each such closure with an
- * Object.defineProperty call — per operation here (benchmarks/RESULTS.md).
+ * A call's race against its deadline and its signal: one timer, one abort listener, ended once
+ * (by the work, or by giveUp). A class rather than closures kept in consts: tsx compiles with
+ * esbuild's keepNames, which names each such closure with an Object.defineProperty call — per
+ * operation here (benchmarks/RESULTS.md).
  */
-class Race<T> {
-  private done = false;
+export abstract class CallRace {
+  private finished = false;
   private readonly timer: NodeJS.Timeout;
   private readonly abortListener: (() => void) | undefined;
 
-  constructor(
-    private readonly ctx: CallContext,
-    work: Promise<T>,
-    waitingFor: string,
-    private readonly resolve: (value: T) => void,
-    private readonly reject: (err: unknown) => void,
-    private readonly onGiveUp: (() => void) | undefined,
-  ) {
-    this.timer = setTimeout(() => this.giveUp(ctx.deadlineError(undefined, waitingFor)), Math.max(0, ctx.remainingMs()));
+  /** The caller has checked `ctx` (an aborted signal would never fire its listener). */
+  constructor(protected readonly ctx: CallContext) {
+    this.timer = setTimeout(() => this.giveUp(false), Math.max(0, ctx.remainingMs()));
     if (ctx.signal) {
-      this.abortListener = () => this.giveUp(ctx.abortedError());
+      this.abortListener = () => this.giveUp(true);
       ctx.signal.addEventListener('abort', this.abortListener, { once: true });
     }
+  }
+
+  /** The deadline passed (`aborted` false) or the signal fired, maybe after the race ended. */
+  protected abstract giveUp(aborted: boolean): void;
+
+  /** Ends the race; false when it had ended already. */
+  protected finish(): boolean {
+    if (this.finished) return false;
+    this.finished = true;
+    clearTimeout(this.timer);
+    if (this.abortListener) this.ctx.signal?.removeEventListener('abort', this.abortListener);
+    return true;
+  }
+}
+
+/** Some work of a call (a PD look-up), raced against the call's deadline and signal. */
+class Race<T> extends CallRace {
+  constructor(
+    ctx: CallContext,
+    work: Promise<T>,
+    private readonly waitingFor: string,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    super(ctx);
     work.then(
       (value) => {
         if (this.finish()) this.resolve(value);
@@ -132,18 +150,7 @@ class Race<T> {
     );
   }
 
-  /** Ends the race; false when it had ended already. */
-  private finish(): boolean {
-    if (this.done) return false;
-    this.done = true;
-    clearTimeout(this.timer);
-    if (this.abortListener) this.ctx.signal?.removeEventListener('abort', this.abortListener);
-    return true;
-  }
-
-  private giveUp(error: unknown): void {
-    if (!this.finish()) return;
-    this.onGiveUp?.();
-    this.reject(error);
+  protected giveUp(aborted: boolean): void {
+    if (this.finish()) this.reject(aborted ? this.ctx.abortedError() : this.ctx.deadlineError(undefined, this.waitingFor));
   }
 }

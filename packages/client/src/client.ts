@@ -12,7 +12,8 @@ import { asBuffer, boundOf, compareKeys, keyOf, maxStart, minEnd, successor, val
 import { PdRouting, type RegionSource } from './pd-client.ts';
 import { RegionCache, type CachedRegion } from './region-cache.ts';
 import { Router } from './router.ts';
-import type { ChannelOptions, OpOutcome, PendingOp, StoreChannel } from './store-channel.ts';
+import { SentOp } from './sent-op.ts';
+import type { ChannelOptions, OpOutcome, StoreChannel } from './store-channel.ts';
 import { StoreChannels } from './store-channels.ts';
 
 /**
@@ -368,7 +369,8 @@ export class FlotillaClient {
     for (; tries.attempt < clientLimits.attemptsMax; tries.attempt++) {
       this.checkOpen();
       ctx.check();
-      const region = await (spec.locate instanceof Uint8Array ? this.router.locate(spec.locate, ctx) : spec.locate(ctx));
+      // A cached region and an open channel are taken without an await (most calls).
+      const region = (spec.locate instanceof Uint8Array ? this.router.cache.locate(spec.locate) : undefined) ?? (await (spec.locate instanceof Uint8Array ? this.router.locate(spec.locate, ctx) : spec.locate(ctx)));
       const peer = this.target(region, spec, tries.attempt);
       if (!peer) {
         this.router.cache.remove(region.meta.id);
@@ -377,7 +379,7 @@ export class FlotillaClient {
       }
       let channel: StoreChannel;
       try {
-        channel = await this.channels.get(peer.storeId, ctx);
+        channel = this.channels.opened(peer.storeId) ?? (await this.channels.get(peer.storeId, ctx));
       } catch (err) {
         if (!isClientError(err) || (err.code !== 'FLOTILLA_STORE_UNAVAILABLE' && err.code !== 'FLOTILLA_PD_UNAVAILABLE')) throw err;
         // PD does not know the store (any more): the region's peers are stale.
@@ -457,23 +459,9 @@ export class FlotillaClient {
   }
 
   /** Sends one op through a store's channel; the call's deadline and signal still apply. */
-  private async send(ctx: CallContext, channel: StoreChannel, op: KvOp, write: boolean): Promise<OpOutcome> {
+  private send(ctx: CallContext, channel: StoreChannel, op: KvOp, write: boolean): Promise<OpOutcome> {
     ctx.check();
-    let settle!: (outcome: OpOutcome) => void;
-    const answered = new Promise<OpOutcome>((resolve) => (settle = resolve));
-    const pending: PendingOp = { op, deadline: ctx.deadline, sent: false, done: false, settle };
-    if (write) ctx.writesInFlight++;
-    channel.submit(pending);
-    const outcome = await ctx.race(answered, channel.label, () => {
-      // Never sent: certainly not applied. Sent: its outcome is unknown (stays in flight).
-      if (channel.cancel(pending) && write) ctx.writesInFlight--;
-    });
-    if (write) {
-      ctx.writesInFlight--;
-      const applied = outcome.kind === 'result' ? outcome.result.op !== 'error' || outcome.result.error.code === 'FLOTILLA_TIMEOUT' : outcome.maybeApplied;
-      if (applied) ctx.writesMaybeApplied++;
-    }
-    return outcome;
+    return new Promise<OpOutcome>((resolve, reject) => void new SentOp(op, ctx, channel, write, resolve, reject));
   }
 
   /** The replica to ask: the leader for writes and linearizable reads (any peer while unknown), any replica for stale reads. */

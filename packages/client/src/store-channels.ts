@@ -33,6 +33,11 @@ export class StoreChannels {
     return this.open.size;
   }
 
+  /** The store's open channel, if there is one (no look-up). */
+  opened(storeId: number): StoreChannel | undefined {
+    return this.open.get(storeId);
+  }
+
   /** The channel to a store; its address is asked of PD once (concurrent callers share the look-up). */
   get(storeId: number, ctx: CallContext): Promise<StoreChannel> {
     const open = this.open.get(storeId);

@@ -173,6 +173,32 @@ describe('the client against fake stores', () => {
     await assert.rejects(call, (err: unknown) => isClientError(err, 'FLOTILLA_ABORTED'));
   });
 
+  it('a write still queued in the client when its call ends was never sent: not applied, and it never leaves later', async () => {
+    const bounded = createClient({ pd: [], regionSource: pd, random: () => 0.5, channel: { writeRequestsInFlightMax: 1 } });
+    clients.push(bounded);
+    await bounded.put('warm', 'x');
+    const held: (() => void)[] = [];
+    const answer = serve(data);
+    store1.handler = (request) => new Promise((resolve) => held.push(() => resolve(answer(request))));
+    const first = bounded.put('q1', 'v', { timeoutMs: 5_000 });
+    await waitFor('the only write connection busy', () => held.length === 1);
+    // Queued behind it: one ends at its deadline, one by its signal.
+    await assert.rejects(bounded.put('q2', 'v', { timeoutMs: 50 }), (err: unknown) => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && !err.unknownOutcome && isRetryable(err));
+    const controller = new AbortController();
+    const aborted = bounded.put('q3', 'v', { signal: controller.signal });
+    controller.abort();
+    await assert.rejects(aborted, (err: unknown) => isClientError(err, 'FLOTILLA_ABORTED') && !err.unknownOutcome);
+    store1.handler = answer;
+    held.shift()!();
+    await first;
+    await bounded.put('q4', 'v');
+    assert.deepEqual(
+      store1.requests.flatMap((r) => r.ops.map((op) => Buffer.from((op as { key: Uint8Array }).key).toString())).filter((k) => k.startsWith('q')),
+      ['q1', 'q4'],
+      'the cancelled writes were never sent',
+    );
+  });
+
   it('a broken connection: a read moves to another replica, a write reports an unknown outcome', async () => {
     await client.get('warm');
     store1.handler = () => 'destroy';
