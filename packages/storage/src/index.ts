@@ -16,6 +16,7 @@ export type {
 } from './log-types.ts';
 export { RocksLogEngine, openLogEngine } from './log-engine.ts';
 export type { RocksLogEngineOptions } from './log-engine.ts';
+export type { LogManifest, ShardPlacement } from './log-manifest.ts';
 export type { AppenderMode } from './shard-client.ts';
 export { MemoryLogEngine, MemoryLogDisk } from './memory-log-engine.ts';
 export type {

@@ -89,7 +89,8 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
 
   private constructor(
     private readonly lanes: Lane[],
-    private readonly manifest: LogManifest,
+    /** The directory's shard count and group placement (LOG-MANIFEST.json). */
+    readonly manifest: LogManifest,
     private readonly hooks: LogEngineHooks,
     readonly recovery: LogRecoveryReport,
     private readonly cacheBytesMax: number,

@@ -72,6 +72,7 @@ describe('log manifest: shard placement', () => {
     try {
       const groups = pdRegionIds(16);
       const engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline', shards: 2, cacheBytesMax: 0 });
+      assert.deepEqual(engine.manifest, { shards: 2, placement: 'mixed' });
       await engine.close();
       assert.deepEqual(await manifestOf(tmp.dir), { formatVersion: 2, shards: 2, placement: 'mixed' });
       await writeOneEntryEach(tmp.dir, groups);

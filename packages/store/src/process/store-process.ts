@@ -70,7 +70,7 @@ export class StoreProcess {
       onFetched: (groupId) => host?.onLogFetched(groupId),
       compactLimit: (groupId) => kv?.durableAppliedIndex(groupId) ?? 0,
     });
-    logger.info({ recovery: log.recovery }, 'raft log engine open');
+    logger.info({ recovery: log.recovery, shards: log.manifest.shards, placement: log.manifest.placement }, 'raft log engine open');
     kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
     logger.info({ recovery: kv.recovery }, 'kv engine open');
     const faults = config.faultControl === undefined ? undefined : new FaultSwitch();
