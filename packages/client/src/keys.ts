@@ -1,5 +1,5 @@
 /** Keys and values: bytes (Uint8Array or Buffer) or strings (UTF-8), compared as bytes. */
-import { limits as wire } from '@flotilla/wire';
+import { compareBytes as compareKeys, keyInRange, limits as wire } from '@flotilla/wire';
 import { ClientError } from './errors.ts';
 
 /** A key or value as a caller gives it: bytes, or a string (encoded as UTF-8). */
@@ -36,14 +36,8 @@ export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-export function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
-/** Whether key is in [start, end), an empty end meaning unbounded. */
-export function keyInRange(key: Uint8Array, start: Uint8Array, end: Uint8Array): boolean {
-  return compareKeys(key, start) >= 0 && (end.byteLength === 0 || compareKeys(key, end) < 0);
-}
+/** Byte order of keys, and whether a key is in [start, end) (an empty end: unbounded); the stores compare the same way. */
+export { compareKeys, keyInRange };
 
 /** The smaller of two range ends, an empty end meaning unbounded. */
 export function minEnd(a: Uint8Array, b: Uint8Array): Uint8Array {
