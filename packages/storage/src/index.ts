@@ -39,7 +39,6 @@ export type {
   ScanResult,
   SnapshotAdmission,
 } from './kv-types.ts';
-export { compareBytes, inRange as keyInRange } from './kv-types.ts';
 export { RocksKvEngine, openKvEngine } from './kv-engine.ts';
 export type { KvRecoveryReport, RocksKvEngineOptions } from './kv-engine.ts';
 export { MemoryKvEngine, MemoryKvDisk } from './memory-kv-engine.ts';

@@ -8,7 +8,8 @@
 import type { ChainedBatch, ColumnFamily } from '@nxtedition/rocksdb';
 import { assert, fail } from './errors.ts';
 import { clipRange, regionAfterPut } from './kv-apply.ts';
-import { compareBytes, inRange, type ApplyResult, type CommandResult, type RegionApply, type RegionState } from './kv-types.ts';
+import { compareBytes, keyInRange as inRange } from '@flotilla/wire';
+import type { ApplyResult, CommandResult, RegionApply, RegionState } from './kv-types.ts';
 
 /** A key as a map key (the overlay's and the CAS bases'). */
 export const toKey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');

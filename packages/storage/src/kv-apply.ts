@@ -13,7 +13,8 @@ import {
 } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { confStateProblem, encodeDataFrame, encodeHeaderFrame, encodeTrailerFrame } from './kv-format.ts';
-import { compareBytes, type KvCommand, type KvPair, type MergeState, type RegionApply, type RegionMeta, type RegionState } from './kv-types.ts';
+import { compareBytes } from '@flotilla/wire';
+import type { KvCommand, KvPair, MergeState, RegionApply, RegionMeta, RegionState } from './kv-types.ts';
 
 function contract(what: string): StorageError {
   return new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', what);

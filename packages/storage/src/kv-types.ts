@@ -165,5 +165,3 @@ export interface KvEngine {
   close(): Promise<void>;
 }
 
-/** Byte order and range membership live in @flotilla/wire (the SDK compares keys the same way). */
-export { compareBytes, keyInRange as inRange } from '@flotilla/wire';

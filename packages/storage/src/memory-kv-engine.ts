@@ -4,13 +4,12 @@
  * engine implements with an overlay and batched reads). Everything is durable at once; a
  * MemoryKvDisk outlives an engine to model restarts.
  */
+import { compareBytes, keyInRange as inRange } from '@flotilla/wire';
 import { kvDeleteRangeKeysMax, kvGetManyKeysMax, kvScanBytesMax, kvScanRowsMax, regionsMax } from './constants.ts';
 import { StorageError } from './errors.ts';
 import { readFrames } from './kv-format.ts';
 import { checkKey, clipRange, regionAfterPut, snapshotFrames, snapshotRefusal, supersededStates, validateApplyBatch } from './kv-apply.ts';
 import {
-  compareBytes,
-  inRange,
   type ApplyResult,
   type CommandResult,
   type KvEngine,

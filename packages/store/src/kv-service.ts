@@ -1,6 +1,6 @@
-import { compareBytes, keyInRange, type CommandResult, type KvEngine } from '@flotilla/storage';
+import type { CommandResult, KvEngine } from '@flotilla/storage';
 import { commandBytesBound, type DataCommand } from './command-codec.ts';
-import { WireError, type KvError, type KvOp, type KvOpResult, type KvRequest, type KvResponse, type ReadConsistency } from '@flotilla/wire';
+import { WireError, compareBytes, keyInRange, type KvError, type KvOp, type KvOpResult, type KvRequest, type KvResponse, type ReadConsistency } from '@flotilla/wire';
 import { limits } from './constants.ts';
 import type { MultiRaftHost } from './host.ts';
 import { ENTRY_COMMAND_BYTES_MAX, type Peer } from './peer.ts';
