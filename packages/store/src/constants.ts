@@ -105,6 +105,11 @@ export const limits = Object.freeze({
   tombstonesMax: 100_000,
   /** Every this many ticks, the frozen merge sources led here move their merges on (merge-driver.ts). */
   mergeDriveTicks: 5,
+  /**
+   * The ticker visits only groups not known to hibernate; every this many ticks it visits all
+   * of them once, a safety net for a group woken by a path that did not mark it dirty (host.ts).
+   */
+  tickSweepTicks: 10,
   /** Merge sources driven at once (each holds a proposal in flight). */
   mergesInFlightMax: 64,
   /**

@@ -82,8 +82,10 @@ export interface ReplicaStatus {
 /** Counters for tests and metrics. */
 export interface HostStats {
   readonly peers: number;
-  /** Ticker rounds (every group ticked once per round). */
+  /** Ticker rounds. */
   readonly ticks: number;
+  /** Groups ticked, summed over the rounds: a round visits the awake ones (all of them every tickSweepTicks). */
+  readonly groupTicks: number;
   readonly readyCycles: number;
   readonly logWrites: number;
   /** fsyncs of the raft log engine (group commit: one covers log writes of several cycles and shards' batches). */

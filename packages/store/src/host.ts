@@ -51,7 +51,13 @@ export class MultiRaftHost implements InboundHandlers {
   private closed = false;
   private started = false;
   private failure: unknown;
-  private counters = { ticks: 0, readyCycles: 0, snapshotsReceived: 0 };
+  private counters = { ticks: 0, groupTicks: 0, readyCycles: 0, snapshotsReceived: 0 };
+  /**
+   * The groups the ticker visits: every replica not known to hibernate. markDirty adds a group
+   * (a wake-up always leaves work: the soft state changed), a tick drops one found hibernating,
+   * so an idle store's ticks cost O(awake groups), not O(replicas).
+   */
+  private readonly ticking = new Set<Peer>();
   /** Received snapshots are installed one at a time, never during a ready cycle. */
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
@@ -457,18 +463,31 @@ export class MultiRaftHost implements InboundHandlers {
     this.readLease?.onTick();
     this.merges.retryAll();
     if (this.counters.ticks % limits.mergeDriveTicks === 0) this.mergeDriver.drive(this.peers);
-    // A tick that left a group nothing to do (most of them: a hibernating group, a follower
-    // counting towards its election timeout) costs no place in the ready cycle.
-    for (const peer of this.peers) {
-      peer.node.tick();
-      if (peer.node.hasReady()) this.markDirty(peer);
+    // A tick that left a group nothing to do (a follower counting towards its election
+    // timeout) costs no place in the ready cycle. Every tickSweepTicks the round visits all
+    // replicas: a group woken without a markDirty still ticks, at worst that much slower.
+    const sweep = this.counters.ticks % limits.tickSweepTicks === 0;
+    for (const peer of sweep ? this.peers : this.ticking) this.tickGroup(peer, sweep);
+  }
+
+  private tickGroup(peer: Peer, sweep: boolean): void {
+    if (!this.peers.isCurrent(peer)) {
+      this.ticking.delete(peer); // replaced or removed since it was marked
+      return;
     }
+    this.counters.groupTicks++;
+    const node = peer.node;
+    node.tick();
+    if (node.hasReady()) this.markDirty(peer);
+    else if (node.hibernating) this.ticking.delete(peer);
+    else if (sweep) this.ticking.add(peer);
   }
 
   markDirty(peer: Peer): void {
     // A replaced or destroyed peer (a split child's placeholder, a removed replica) may still
     // be woken by its timers or callbacks: its Ready must never reach the region's log again.
     if (!this.peers.isCurrent(peer)) return;
+    this.ticking.add(peer);
     this.dirty.add(peer);
     if (this.cycleScheduled || this.cycleRunning || this.closed) return;
     this.cycleScheduled = true;

@@ -31,6 +31,7 @@ export async function handOverLeaderships(host: HandoverHost, electionTimeoutMs:
         continue;
       }
       peer.node.wake(); // a hibernated leader learns which followers are active
+      host.markDirty(peer); // its heartbeats leave now, and it ticks again (host.ts, ticking)
       const target = transferTarget(peer);
       if (target === undefined) {
         // Followers prove themselves active within an election timeout (after waking).

@@ -4,6 +4,7 @@ import { MemoryNetwork } from '@flotilla/transport';
 import type { GroupWrite, LogEngine, LogWriteOptions, MemoryLogEngine } from '@flotilla/storage';
 import type { KvOp, KvOpResult } from '@flotilla/wire';
 import { EPOCH, HeldCalls, REGION, TestCluster, bytes, connectAll, get, intercept, leaderOf, memoryStore, put, run, text, waitFor, type MemoryStore } from './harness.ts';
+import { limits } from '../src/constants.ts';
 
 describe('multi-raft host on in-memory twins', () => {
   const cluster = new TestCluster();
@@ -325,9 +326,25 @@ describe('hibernation', () => {
       [...cluster.stores.values()].every((s, i) => s.host.stats().ticks >= ticksBefore[i]! + 40),
     );
     assert.deepEqual([...cluster.stores.values()].map((s) => s.host.stats().messagesSent), sent, 'hibernating groups sent nothing');
-    // A proposal wakes the group.
+    // Nor does the ticker visit them, but for its sweep every tickSweepTicks rounds.
+    const stores = [...cluster.stores.values()];
+    const visits = (i: number, since: { ticks: number; groupTicks: number }): { ticks: number; groupTicks: number } => {
+      const now = stores[i]!.host.stats();
+      return { ticks: now.ticks - since.ticks, groupTicks: now.groupTicks - since.groupTicks };
+    };
+    const asleep = stores.map((s) => s.host.stats());
+    await waitFor('40 more ticks on every store', () => stores.every((s, i) => s.host.stats().ticks >= asleep[i]!.ticks + 40));
+    for (let i = 0; i < stores.length; i++) {
+      const { ticks, groupTicks } = visits(i, asleep[i]!);
+      assert.ok(groupTicks <= Math.ceil(ticks / limits.tickSweepTicks) + 1, `store ${i + 1}: a hibernating group was ticked ${groupTicks} times in ${ticks} rounds`);
+    }
+    // A proposal wakes the group; awake, it is ticked every round until it hibernates again.
+    const leaderIndex = stores.indexOf(cluster.leaderOf(1)!);
+    const woken = stores[leaderIndex]!.host.stats();
     assert.deepEqual(await run(cluster.leaderOf(1)!, put('doze', 'awake')), [{ op: 'put' }]);
     await waitFor('the group hibernates again', () => [...cluster.stores.values()].every((s) => s.host.peer(1)!.node.status().hibernating));
+    const awake = visits(leaderIndex, woken);
+    assert.ok(awake.groupTicks >= awake.ticks / 2, `the woken leader was ticked ${awake.groupTicks} times in ${awake.ticks} rounds`);
     // The leader's store dies while everyone sleeps: the transport reports it down, the
     // followers wake, and one of them is elected.
     const dead = cluster.leaderOf(1)!;
