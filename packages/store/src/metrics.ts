@@ -136,6 +136,7 @@ export class StoreMetrics {
     }
     const hostCounters: readonly [keyof HostStats, string, string][] = [
       ['readyCycles', 'flotilla_store_ready_cycles_total', 'Ready-loop cycles that had work'],
+      ['groupTicks', 'flotilla_store_group_ticks_total', 'Raft groups ticked: each tick visits the groups not known to hibernate, and all of them every tickSweepTicks ticks'],
       ['logWrites', 'flotilla_store_log_writes_total', 'Log-engine writes (one per cycle with entries or hard states)'],
       ['logSyncs', 'flotilla_store_log_syncs_total', 'fsyncs of the raft log engine (each makes the appends and hard states of many groups durable)'],
       ['applyBatches', 'flotilla_store_apply_batches_total', 'KV-engine apply batches (one per cycle with committed entries)'],

@@ -293,7 +293,7 @@ describe('the client API server in front of a 3-store cluster', () => {
     assert.ok(logWrites > 0 && logWrites <= stats.logWrites, `scraped ${logWrites} log writes, the host counts ${stats.logWrites} since`);
     const logSyncs = sample(after, 'flotilla_store_log_syncs_total') ?? 0;
     assert.ok(logSyncs > 0 && logSyncs <= stats.logSyncs, `scraped ${logSyncs} log fsyncs, the log engine counts ${stats.logSyncs} since`);
-    for (const name of ['ready_cycles', 'log_writes', 'log_syncs', 'apply_batches', 'raft_messages_sent', 'raft_messages_dropped', 'snapshots_sent', 'snapshots_received', 'log_compactions']) {
+    for (const name of ['ready_cycles', 'group_ticks', 'log_writes', 'log_syncs', 'apply_batches', 'raft_messages_sent', 'raft_messages_dropped', 'snapshots_sent', 'snapshots_received', 'log_compactions']) {
       assert.notEqual(sample(after, `flotilla_store_${name}_total`), undefined, `flotilla_store_${name}_total is missing`);
     }
     // The ready loop's histograms and the replica states.
