@@ -2,7 +2,7 @@
 export { PdError, PD_ERROR_STATUS, isPdError } from './errors.ts';
 export type { PdErrorCode } from './errors.ts';
 export type { ClusterView, FlowRates, Operator, OperatorOrigin, OperatorStep, RegionInfo, StoreInfo, StoreLabels, StoreState } from './cluster/types.ts';
-export { RegionIndex, compareKeys, keyInRange } from './cluster/region-index.ts';
+export { RegionIndex } from './cluster/region-index.ts';
 export type { PutOutcome } from './cluster/region-index.ts';
 export { Cluster, clusterStoresMax } from './cluster/cluster.ts';
 export type { RegionReport, StoreTiming } from './cluster/cluster.ts';

@@ -3,7 +3,7 @@ import type { KvEngine, LogEngine, RegionMeta, RegionState } from '@flotilla/sto
 import { backoffDelayMs, type PeerTransport, type SnapshotOutcome, type StoreId } from '@flotilla/transport';
 import type { RandomSource } from '@flotilla/raft';
 import { limits } from './constants.ts';
-import type { RaftEnvelope } from '@flotilla/wire';
+import { keyInRange, type RaftEnvelope } from '@flotilla/wire';
 import { StoreError } from './errors.ts';
 import type { Peer } from './peer.ts';
 
@@ -166,7 +166,7 @@ export function admitSnapshot(
   const region = incoming.region;
   for (const other of peers) {
     if (other === peer || other.placeholder || !overlaps(other.region, region)) continue;
-    if (holdsKey(region, other.region.startKey) && region.epoch.version > other.region.epoch.version) {
+    if (keyInRange(other.region.startKey, region.startKey, region.endKey) && region.epoch.version > other.region.epoch.version) {
       tombstones.push(other.regionId);
       absorbed.push(other);
       continue;
@@ -210,10 +210,6 @@ export async function installIncomingSnapshot(
   peer.placeholder = false;
   peer.node.step(message);
   return { state, absorbed };
-}
-
-function holdsKey(r: RegionMeta, key: Uint8Array): boolean {
-  return Buffer.compare(key, r.startKey) >= 0 && (r.endKey.byteLength === 0 || Buffer.compare(key, r.endKey) < 0);
 }
 
 /**

@@ -5,18 +5,8 @@
  * known for that id, or if a region it overlaps has a higher version (that one split or
  * merged later). A fresh report replaces every region it overlaps.
  */
-import type { RegionMeta } from '@flotilla/wire';
+import { compareBytes as compareKeys, keyInRange, type RegionMeta } from '@flotilla/wire';
 import type { RegionInfo } from './types.ts';
-
-/** Whether key `a` sorts before `b` (bytewise, as RocksDB and the stores order keys). */
-export function compareKeys(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
-/** Whether `key` is in [start, end) (an empty end is unbounded). */
-export function keyInRange(key: Uint8Array, start: Uint8Array, end: Uint8Array): boolean {
-  return compareKeys(key, start) >= 0 && (end.length === 0 || compareKeys(key, end) < 0);
-}
 
 function overlaps(a: RegionMeta, b: RegionMeta): boolean {
   const aEndsBeforeB = a.endKey.length > 0 && compareKeys(a.endKey, b.startKey) <= 0;
