@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { PD, STORE, STORE_MALLOC_ENV } from '../deploy/src/constants.ts';
-import type { Container, StatefulSet } from '../deploy/src/kube-types.ts';
+import type { Container, NetworkPolicy, StatefulSet } from '../deploy/src/kube-types.ts';
 import { overlayObjects, type KubeObject } from '../deploy/src/kustomize.ts';
 import { ALERT_RULES, allQueries, metricNames } from '../deploy/src/monitoring.ts';
 import { OVERLAY_PROFILES, type Profile } from '../deploy/src/profile.ts';
@@ -169,6 +169,37 @@ describe('the pods', () => {
         const budget = objects.find((o) => o.kind === 'PodDisruptionBudget' && o.metadata?.name === name) as KubeObject & { spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } } };
         assert.equal(budget.spec.maxUnavailable, 1, `${name}: one pod disrupted at a time`);
         assert.deepEqual(budget.spec.selector.matchLabels, set.spec!.selector.matchLabels);
+      }
+    });
+  }
+});
+
+describe('network policies', () => {
+  for (const { profile, objects } of built) {
+    it(`overlay ${profile.name}: a raft port admits only its own component's pods; the client ports stay open`, () => {
+      const policies = objects.filter((o): o is NetworkPolicy & KubeObject => o.kind === 'NetworkPolicy');
+      for (const [name, raftPortName] of [[PD.name, 'raft'], [STORE.name, 'raft']] as const) {
+        const set = statefulSet(objects, name);
+        const podLabels = set.spec!.template.metadata!.labels!;
+        const selects = (selector: { matchLabels?: Record<string, string> } | undefined): boolean =>
+          Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => podLabels[k] === v);
+        const mine = policies.filter((p) => selects(p.spec!.podSelector));
+        assert.equal(mine.length, 1, `${name}: one policy selects its pods`);
+        const rules = mine[0]!.spec!.ingress!;
+        assert.deepEqual(mine[0]!.spec!.policyTypes, ['Ingress']);
+        // Every port the container listens on is admitted by exactly one rule (a port missing
+        // here would be closed to everyone where policies are enforced).
+        for (const port of set.spec!.template.spec!.containers[0]!.ports!) {
+          const admitting = rules.filter((r) => r.ports!.some((p) => p.port === port.containerPort && p.protocol === 'TCP'));
+          assert.equal(admitting.length, 1, `${name}: port ${port.name} is admitted by one rule`);
+          const from = admitting[0]!.from;
+          if (port.name === raftPortName) {
+            assert.equal(from?.length, 1, `${name}: the raft port admits one kind of peer`);
+            assert.ok(from![0]!.podSelector && selects(from![0]!.podSelector) && from![0]!.namespaceSelector === undefined && from![0]!.ipBlock === undefined, `${name}: its raft port admits its own pods, in its namespace`);
+          } else {
+            assert.equal(from, undefined, `${name}: port ${port.name} admits any source (clients, Prometheus, the kubelet)`);
+          }
+        }
       }
     });
   }

@@ -10,6 +10,7 @@ import type { Namespace } from 'kubernetes-types/core/v1.js';
 import { nodeReaderBinding, nodeReaderRole, storeDisruptionBudget, storeService, storeServiceAccount, storeStatefulSet } from './store.ts';
 import { pdDisruptionBudget, pdServices, pdStatefulSet } from './pd.ts';
 import { pdConfigJob } from './pd-config-job.ts';
+import { pdNetworkPolicy, storeNetworkPolicy } from './network-policy.ts';
 import { APP } from './constants.ts';
 import type { Profile } from './profile.ts';
 
@@ -57,6 +58,7 @@ export function baseManifests(profile: Profile): { readonly file: string; readon
     { file: 'store.yaml', objects: [storeServiceAccount(profile), storeService(profile), storeStatefulSet(profile), storeDisruptionBudget(profile)] },
     { file: 'node-reader-role.yaml', objects: [nodeReaderRole()] },
     { file: 'pd-config-job.yaml', objects: [pdConfigJob(profile)] },
+    { file: 'network-policy.yaml', objects: [pdNetworkPolicy(profile), storeNetworkPolicy(profile)] },
   ];
 }
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
@@ -28,6 +29,7 @@ const TSC = path.resolve(DEPLOY_DIR, '../node_modules/typescript/bin/tsc');
 const KINDS: Readonly<Record<string, { readonly model: new (data: never) => { validate(): void }; readonly types: string }>> = {
   'apps/v1 StatefulSet': { model: StatefulSet, types: 'apps/v1' },
   'batch/v1 Job': { model: Job, types: 'batch/v1' },
+  'networking.k8s.io/v1 NetworkPolicy': { model: NetworkPolicy, types: 'networking/v1' },
   'policy/v1 PodDisruptionBudget': { model: PodDisruptionBudget, types: 'policy/v1' },
   'rbac.authorization.k8s.io/v1 ClusterRole': { model: ClusterRole, types: 'rbac/v1' },
   'rbac.authorization.k8s.io/v1 ClusterRoleBinding': { model: ClusterRoleBinding, types: 'rbac/v1' },
