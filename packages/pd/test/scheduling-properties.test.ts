@@ -16,8 +16,11 @@ import fc from 'fast-check';
 import type { ClusterView, Operator, OperatorStep, RegionInfo, RegionPeer, StoreInfo, StoreState } from '../src/cluster/types.ts';
 import { scheduleConfig, type ScheduleConfig } from '../src/scheduling/config.ts';
 import { newSchedulerState, observeRegions, room, schedule } from '../src/scheduling/coordinator.ts';
-import { regionsHeldBy } from '../src/scheduling/operators.ts';
-import { LIMIT_OF_ORIGIN } from '../src/scheduling/types.ts';
+import { leaderCandidates, regionsHeldBy } from '../src/scheduling/operators.ts';
+import { balanceTargets, widestGap } from '../src/scheduling/balance.ts';
+import { bestLeaderStore, loadOf, newContext } from '../src/scheduling/context.ts';
+import { withoutHistory } from '../src/scheduling/replica-checker.ts';
+import { LIMIT_OF_ORIGIN, leaderStoreId, peerOnStore } from '../src/scheduling/types.ts';
 import { MIB, NOW, allocator, region, store } from './scheduling-helpers.ts';
 
 const SEED = Number(process.env.FLOTILLA_FUZZ_SEED ?? 20260517);
@@ -243,6 +246,34 @@ describe('scheduling properties over random clusters', () => {
       }),
       { seed: SEED + 1, numRuns: RUNS, includeErrorInReport: true },
     );
+  });
+
+  it('no balance move closes a wider gap than widestGap, the bound the balance passes stop on', () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(clusterArb, (cluster) => {
+        const ctx = newContext(withoutHistory(cluster.view), cluster.config, ids());
+        const weight = (id: number): number => loadOf(ctx, id).regionWeight;
+        const leaders = (id: number): number => loadOf(ctx, id).leaderCount;
+        for (const source of cluster.view.stores) {
+          if (source.state !== 'up') continue;
+          for (const r of cluster.view.regions) {
+            if (peerOnStore(r, source.id)?.role === 'voter') {
+              for (const target of balanceTargets(ctx, r, source.id, weight)) {
+                checked++;
+                assert.ok(weight(source.id) - weight(target.id) <= widestGap(ctx, source.id, weight), `region ${r.meta.id}: s${source.id} -> s${target.id}`);
+              }
+            }
+            if (leaderStoreId(r) === source.id) {
+              const to = bestLeaderStore(ctx, leaderCandidates(r, source.id));
+              if (to !== undefined) assert.ok(leaders(source.id) - leaders(to) <= widestGap(ctx, source.id, leaders), `region ${r.meta.id}: leader s${source.id} -> s${to}`);
+            }
+          }
+        }
+      }),
+      { seed: SEED + 3, numRuns: RUNS, includeErrorInReport: true },
+    );
+    assert.ok(checked > RUNS, `only ${checked} moves checked`);
   });
 
   it('the generator reaches the interesting cases (the properties are not vacuous)', () => {

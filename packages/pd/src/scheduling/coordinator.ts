@@ -34,6 +34,8 @@ export function newSchedulerState(): SchedulerState {
 function observeRegion(prev: RegionTimes | undefined, region: RegionInfo, config: ScheduleConfig, nowMs: number): RegionTimes {
   const version = region.meta.epoch.version;
   const hot = isWriteHot(region, config) || isReadHot(region, config);
+  // Nothing changed (most regions, most passes): the same record, not a new one per region per pass.
+  if (prev !== undefined && prev.version === version && (prev.hotSinceMs !== null) === hot) return prev;
   return {
     version,
     versionSinceMs: prev !== undefined && prev.version === version ? prev.versionSinceMs : nowMs,
@@ -46,14 +48,20 @@ function observeRegion(prev: RegionTimes | undefined, region: RegionInfo, config
  * regions no longer in the view, and returns the view with that history attached.
  */
 export function observeRegions(state: SchedulerState, view: ClusterView, config: ScheduleConfig): SchedulingView {
-  const seen = new Set<number>();
+  const times = state.regionTimes;
   for (const region of view.regions) {
     const id = region.meta.id;
-    seen.add(id);
-    state.regionTimes.set(id, observeRegion(state.regionTimes.get(id), region, config, view.nowMs));
+    const prev = times.get(id);
+    const next = observeRegion(prev, region, config, view.nowMs);
+    if (next !== prev) times.set(id, next);
   }
-  for (const id of state.regionTimes.keys()) if (!seen.has(id)) state.regionTimes.delete(id);
-  return { ...view, regionTimes: state.regionTimes };
+  // Every region of the view has its record now; more records than regions means some are of
+  // regions PD no longer sees (the view's ids are unique). Only then look for them.
+  if (times.size > view.regions.length) {
+    const seen = new Set(view.regions.map((r) => r.meta.id));
+    for (const id of times.keys()) if (!seen.has(id)) times.delete(id);
+  }
+  return { ...view, regionTimes: times };
 }
 
 /** How many more operators counted against `limit` may start now. */
