@@ -19,7 +19,7 @@ import { newSchedulerState, observeRegions, room, schedule } from '../src/schedu
 import { leaderCandidates, regionsHeldBy } from '../src/scheduling/operators.ts';
 import { balanceTargets, widestGap } from '../src/scheduling/balance.ts';
 import { bestLeaderStore, loadOf, newContext } from '../src/scheduling/context.ts';
-import { withoutHistory } from '../src/scheduling/replica-checker.ts';
+import { checkRegionReplicas, mustLeaveByStore, surelyFine, withoutHistory } from '../src/scheduling/replica-checker.ts';
 import { LIMIT_OF_ORIGIN, leaderStoreId, peerOnStore } from '../src/scheduling/types.ts';
 import { MIB, NOW, allocator, region, store } from './scheduling-helpers.ts';
 
@@ -274,6 +274,29 @@ describe('scheduling properties over random clusters', () => {
       { seed: SEED + 3, numRuns: RUNS, includeErrorInReport: true },
     );
     assert.ok(checked > RUNS, `only ${checked} moves checked`);
+  });
+
+  it('a region the replica checker passes over without looking (surelyFine) gets no operator from it', () => {
+    let fine = 0;
+    let notFine = 0;
+    fc.assert(
+      fc.property(clusterArb, (cluster) => {
+        const ctx = newContext(withoutHistory(cluster.view), cluster.config, ids());
+        const mustLeave = mustLeaveByStore(ctx);
+        for (const r of cluster.view.regions) {
+          if (!surelyFine(ctx, r, mustLeave)) {
+            notFine++;
+            continue;
+          }
+          fine++;
+          // Rules 1-4 make nothing for it; rule 5 (isolation) is the pass's to skip only without labels.
+          const noLabels = { ...ctx, config: { ...ctx.config, locationLabels: [] } };
+          assert.equal(checkRegionReplicas(noLabels, r), null, `region ${r.meta.id}`);
+        }
+      }),
+      { seed: SEED + 4, numRuns: RUNS, includeErrorInReport: true },
+    );
+    assert.ok(fine > RUNS / 4 && notFine > RUNS, `fine ${fine}, not fine ${notFine}`);
   });
 
   it('the generator reaches the interesting cases (the properties are not vacuous)', () => {
