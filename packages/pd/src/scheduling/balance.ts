@@ -62,7 +62,7 @@ export function balanceTargets(ctx: PlanContext, region: RegionInfo, sourceId: n
  * How far `sourceId` is above the lowest other up store by `score`: every target of a move or
  * transfer off it is such a store, so no move closes a wider gap. A balanced cluster's passes
  * end on this bound instead of ranking targets for each of the source's regions (at 100,000
- * regions that ranking took ~0.45 s of PD's event loop per balance-region pass).
+ * regions that ranking took ~0.65 s of PD's event loop per balance-region pass).
  */
 export function widestGap(ctx: PlanContext, sourceId: number, score: (storeId: number) => number): number {
   let lowest = Infinity;
