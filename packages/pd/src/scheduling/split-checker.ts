@@ -38,10 +38,15 @@ function loadReason(ctx: PlanContext, region: RegionInfo): string | null {
   return `region ${region.meta.id} hot for ${formatDuration(hotForMs)} (write ${writeBytes} B/s, read ${readBytes} B/s): split it to spread the load`;
 }
 
+/** Why the region should be split now, or null (no side effects: nothing is allocated). */
+function splitReason(ctx: PlanContext, region: RegionInfo): string | null {
+  if (leaderPeer(region) === undefined) return null;
+  return sizeReason(region, ctx.config) ?? loadReason(ctx, region);
+}
+
 /** The split checker's operator for one region, or null. */
 export function checkRegionSplit(ctx: PlanContext, region: RegionInfo): Operator | null {
-  if (leaderPeer(region) === undefined) return null;
-  const reason = sizeReason(region, ctx.config) ?? loadReason(ctx, region);
+  const reason = splitReason(ctx, region);
   return reason === null ? null : buildSplit(region, [], meta(ctx, reason), ctx.allocateId);
 }
 
@@ -49,10 +54,11 @@ export function splitCheckerPass(ctx: PlanContext, budget: number): void {
   let left = budget;
   for (const region of ctx.view.regions) {
     if (left <= 0) return;
-    if (isBusy(ctx, [region.meta.id])) continue;
-    const op = checkRegionSplit(ctx, region);
-    if (op === null) continue;
-    accept(ctx, op);
+    // The reason first: most regions need no split, and asking costs no allocation; only then
+    // whether an operator holds the region (the same operators as asking in the other order).
+    const reason = splitReason(ctx, region);
+    if (reason === null || isBusy(ctx, [region.meta.id])) continue;
+    accept(ctx, buildSplit(region, [], meta(ctx, reason), ctx.allocateId));
     left--;
   }
 }
