@@ -107,7 +107,7 @@ export const limits = Object.freeze({
   mergeDriveTicks: 5,
   /**
    * The ticker visits only groups not known to hibernate; every this many ticks it visits all
-   * of them once, a safety net for a group woken by a path that did not mark it dirty (host.ts).
+   * of them once, a safety net for a group woken by a path that did not mark it dirty (awake-groups.ts).
    */
   tickSweepTicks: 10,
   /** Merge sources driven at once (each holds a proposal in flight). */

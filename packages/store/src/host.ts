@@ -25,6 +25,7 @@ import { MergeWaits } from './merge-waits.ts';
 import { toConfChange, type MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import type { Peer, ProposalOutcome } from './peer.ts';
+import { AwakeGroups } from './awake-groups.ts';
 import { readLeaseClock } from './read-lease.ts';
 import { ReplicaLifecycle } from './replica-lifecycle.ts';
 import { ReplicaRouter } from './replica-router.ts';
@@ -51,13 +52,9 @@ export class MultiRaftHost implements InboundHandlers {
   private closed = false;
   private started = false;
   private failure: unknown;
-  private counters = { ticks: 0, groupTicks: 0, readyCycles: 0, snapshotsReceived: 0 };
-  /**
-   * The groups the ticker visits: every replica not known to hibernate. markDirty adds a group
-   * (a wake-up always leaves work: the soft state changed), a tick drops one found hibernating,
-   * so an idle store's ticks cost O(awake groups), not O(replicas).
-   */
-  private readonly ticking = new Set<Peer>();
+  private counters = { ticks: 0, readyCycles: 0, snapshotsReceived: 0 };
+  /** The groups the ticker visits (awake-groups.ts). */
+  private readonly awake: AwakeGroups;
   /** Received snapshots are installed one at a time, never during a ready cycle. */
   private snapshotInstall: Promise<void> = Promise.resolve();
   private installingSnapshot = false;
@@ -100,6 +97,7 @@ export class MultiRaftHost implements InboundHandlers {
       accepting: () => !this.closed,
       ...(this.readLease ? { readLease: this.readLease } : {}),
     });
+    this.awake = new AwakeGroups(this.peers, (peer) => this.markDirty(peer));
     // What applied entries ask of the host after the cycle (entry-commands.ts).
     const entryEffects: EntryEffects = {
       removed: (peer) => this.replicas.onRemoved(peer),
@@ -332,7 +330,7 @@ export class MultiRaftHost implements InboundHandlers {
 
   stats(): HostStats {
     const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
-    return { peers: this.peers.size, ...this.counters, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs, readLeaseStalls: this.readLease?.stalls ?? 0 };
+    return { peers: this.peers.size, ...this.counters, groupTicks: this.awake.visits, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs, readLeaseStalls: this.readLease?.stalls ?? 0 };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */
@@ -463,33 +461,14 @@ export class MultiRaftHost implements InboundHandlers {
     this.readLease?.onTick();
     this.merges.retryAll();
     if (this.counters.ticks % limits.mergeDriveTicks === 0) this.mergeDriver.drive(this.peers);
-    // A tick that left a group nothing to do (a follower counting towards its election
-    // timeout) costs no place in the ready cycle. Every tickSweepTicks the round visits all
-    // replicas: a group woken without a markDirty still ticks, at worst that much slower.
-    // Two loops, each over one kind of iterator: one loop over either would call a polymorphic
-    // next() that allocates a result object per group (the sweep's 10,000 a second, idle).
-    if (this.counters.ticks % limits.tickSweepTicks === 0) for (const peer of this.peers) this.tickGroup(peer, true);
-    else for (const peer of this.ticking) this.tickGroup(peer, false);
-  }
-
-  private tickGroup(peer: Peer, sweep: boolean): void {
-    if (!this.peers.isCurrent(peer)) {
-      this.ticking.delete(peer); // replaced or removed since it was marked
-      return;
-    }
-    this.counters.groupTicks++;
-    const node = peer.node;
-    node.tick();
-    if (node.hasReady()) this.markDirty(peer);
-    else if (node.hibernating) this.ticking.delete(peer);
-    else if (sweep) this.ticking.add(peer);
+    this.awake.tick(this.counters.ticks);
   }
 
   markDirty(peer: Peer): void {
     // A replaced or destroyed peer (a split child's placeholder, a removed replica) may still
     // be woken by its timers or callbacks: its Ready must never reach the region's log again.
     if (!this.peers.isCurrent(peer)) return;
-    this.ticking.add(peer);
+    this.awake.add(peer);
     this.dirty.add(peer);
     if (this.cycleScheduled || this.cycleRunning || this.closed) return;
     this.cycleScheduled = true;

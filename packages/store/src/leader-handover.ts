@@ -31,7 +31,7 @@ export async function handOverLeaderships(host: HandoverHost, electionTimeoutMs:
         continue;
       }
       peer.node.wake(); // a hibernated leader learns which followers are active
-      host.markDirty(peer); // its heartbeats leave now, and it ticks again (host.ts, ticking)
+      host.markDirty(peer); // its heartbeats leave now, and it ticks again (awake-groups.ts)
       const target = transferTarget(peer);
       if (target === undefined) {
         // Followers prove themselves active within an election timeout (after waking).
@@ -39,8 +39,7 @@ export async function handOverLeaderships(host: HandoverHost, electionTimeoutMs:
         continue;
       }
       askedAt.set(peer.regionId, monotonicNowMs());
-      peer.node.transferLeader(target);
-      host.markDirty(peer);
+      peer.node.transferLeader(target); // marked dirty above: its TimeoutNow leaves with the cycle
       moving++;
     }
     if (moving === 0 || monotonicNowMs() >= until || host.closed()) return leading;

@@ -33,6 +33,6 @@ test('a hibernated leader woken for the hand-over is marked dirty at once, befor
   );
   assert.equal(left, 1, 'still leading: no follower could take over yet');
   // Without the mark, its heartbeats (which find the active followers) would wait for a tick,
-  // and the awake-only ticker (host.ts) would not tick it until its next sweep.
+  // and the awake-only ticker (awake-groups.ts) would not tick it until its next sweep.
   assert.deepEqual(calls, ['wake', 'markDirty']);
 });
