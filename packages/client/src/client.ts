@@ -370,7 +370,7 @@ export class FlotillaClient {
       this.checkOpen();
       ctx.check();
       // A cached region and an open channel are taken without an await (most calls).
-      const region = (spec.locate instanceof Uint8Array ? this.router.cache.locate(spec.locate) : undefined) ?? (await (spec.locate instanceof Uint8Array ? this.router.locate(spec.locate, ctx) : spec.locate(ctx)));
+      const region = spec.locate instanceof Uint8Array ? (this.router.cache.locate(spec.locate) ?? (await this.router.locate(spec.locate, ctx))) : await spec.locate(ctx);
       const peer = this.target(region, spec, tries.attempt);
       if (!peer) {
         this.router.cache.remove(region.meta.id);
