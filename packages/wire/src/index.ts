@@ -5,7 +5,7 @@ import * as limits from './constants.ts';
 /** Every bound of the package (constants.ts), read-only. */
 export { limits };
 export { compareBytes, keyInRange } from './bytes.ts';
-export { crc32c, crc32cUpdate } from './crc32c.ts';
+export { crc32c, crc32cImplementation, crc32cUpdate } from './crc32c.ts';
 export { FRAME_KINDS, FRAME_PAYLOAD_BYTES_MAX, FrameDecoder, frameKindName, frameOf } from './frame.ts';
 export type { Frame, FrameDecoderOptions, FrameKind, FrameKindName } from './frame.ts';
 export {

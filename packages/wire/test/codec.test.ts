@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { crc32cImplementation, crc32cUpdateJs } from '../src/crc32c.ts';
 import { Packr } from 'msgpackr';
 import { EMPTY_BYTES, EMPTY_CONF_STATE, message, type Message } from '@flotilla/raft';
 import {
@@ -83,6 +84,29 @@ describe('crc32c', () => {
     assert.equal(crc32c(data), 0xe3069283);
     assert.equal(crc32cUpdate(crc32c(data, 0, 4), data, 4), 0xe3069283);
     assert.equal(crc32c(new Uint8Array(0)), 0);
+  });
+
+  it('gives the same value from the native and the JavaScript implementation, for every length, offset and running state', () => {
+    // The log's values and the frames written before and after must check either way.
+    const bytes = new Uint8Array(70_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 66_000 }), fc.integer({ min: 0, max: 3_000 }), fc.integer({ min: 0, max: 0xffffffff }), (start, extra, state) => {
+        const len = extra < 1_500 ? extra : (extra - 1_500) * 40;
+        const end = Math.min(bytes.length, start + len);
+        assert.equal(crc32cUpdate(state, bytes, start, end), crc32cUpdateJs(state, bytes, start, end));
+        assert.equal(crc32c(bytes.subarray(start, end)), crc32cUpdateJs(0, bytes, start, end));
+      }),
+      { numRuns: 400 },
+    );
+    const whole = crc32cUpdateJs(0, bytes);
+    assert.equal(crc32c(bytes), whole);
+    assert.equal(crc32cUpdate(crc32c(bytes, 0, 1_000), bytes, 1_000), whole);
+  });
+
+  it('loads the native implementation where its prebuilt binary exists (Linux x64, as in CI)', () => {
+    if (process.platform !== 'linux' || process.arch !== 'x64' || process.env['FLOTILLA_CRC32C'] === 'js') return;
+    assert.equal(crc32cImplementation, 'native');
   });
 });
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
 import { FaultSwitch, TcpTransport } from '@flotilla/transport';
-import type { JoinRequest, JoinResponse } from '@flotilla/wire';
+import { crc32cImplementation, type JoinRequest, type JoinResponse } from '@flotilla/wire';
 import { monotonicNowMs } from '../clock.ts';
 import { limits } from '../constants.ts';
 import { StoreError, isStoreError } from '../errors.ts';
@@ -116,7 +116,7 @@ export class StoreProcess {
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
-    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers }, 'store started');
+    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation }, 'store started');
     return store;
   }
 
