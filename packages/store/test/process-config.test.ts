@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isStoreError } from '../src/index.ts';
 import { envName, parseInitialCluster, parseStoreConfig, usage } from '../src/process/config.ts';
+import { raiseEventLoopPriority } from '../src/process/event-loop-priority.ts';
 import { initialRegion } from '../src/process/store-process.ts';
 
 const invalid = (fn: () => unknown, mentions: RegExp): void => {
@@ -48,6 +49,7 @@ describe('store process configuration', () => {
     assert.equal(config.clusterId, 1);
     assert.equal(config.appender, 'worker');
     assert.equal(config.appenderNice, 0);
+    assert.equal(config.eventLoopPriority, 0);
     assert.equal(config.initialCluster, undefined);
     assert.equal(config.raftAdvertiseHost, undefined);
     assert.equal(config.apiAdvertiseHost, undefined);
@@ -77,10 +79,34 @@ describe('store process configuration', () => {
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--log-level', 'loud'], {}), /--log-level must be one of/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender', 'fast'], {}), /--appender/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--appender-nice', '20'], {}), /--appender-nice must be an integer in 0\.\.19/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--event-loop-priority', '21'], {}), /--event-loop-priority must be an integer in 0\.\.20/);
+    invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--event-loop-priority=-5'], {}), /--event-loop-priority must be an integer in 0\.\.20/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--tick-ms', '1'], {}), /--tick-ms/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--hibernate-after-ticks', '-1'], {}), /--hibernate-after-ticks/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--read-lease', 'yes'], {}), /--read-lease must be on or off/);
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--bogus', 'x'], {}), /bogus/);
+  });
+
+  test('--event-loop-priority: from the flag or FLOTILLA_EVENT_LOOP_PRIORITY; raised as nice -N, or a typed error saying what is missing', () => {
+    const fromEnv = parseStoreConfig(['--store-id', '1', '--data-dir', '/d'], { FLOTILLA_EVENT_LOOP_PRIORITY: '15' });
+    assert.ok(fromEnv !== 'help');
+    assert.equal(fromEnv.eventLoopPriority, 15);
+    const calls: [number, number][] = [];
+    const record = (pid: number, nice: number): void => void calls.push([pid, nice]);
+    raiseEventLoopPriority(0, record);
+    assert.deepEqual(calls, [], '0 leaves the thread alone');
+    if (process.platform === 'linux') {
+      raiseEventLoopPriority(15, record);
+      assert.deepEqual(calls, [[0, -15]], 'the calling thread (pid 0) at nice -15');
+      const denied = (): void => {
+        throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+      };
+      assert.throws(
+        () => raiseEventLoopPriority(10, denied),
+        (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /CAP_SYS_NICE/.test(err.message) && /RLIMIT_NICE of at least 30/.test(err.message),
+      );
+    }
+    assert.throws(() => raiseEventLoopPriority(21, record), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG'));
   });
 
   test('IPv6 listen addresses need brackets', () => {

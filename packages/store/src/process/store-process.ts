@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
@@ -15,6 +16,7 @@ import { PdWorker } from '../pd/pd-worker.ts';
 import { RegionFlow } from '../pd/region-flow.ts';
 import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
+import { raiseEventLoopPriority } from './event-loop-priority.ts';
 import { followFaultControl } from './fault-control.ts';
 import { errorFields, type Logger } from './logger.ts';
 
@@ -73,6 +75,13 @@ export class StoreProcess {
     logger.info({ recovery: log.recovery, shards: log.manifest.shards, placement: log.manifest.placement }, 'raft log engine open');
     kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
     logger.info({ recovery: kv.recovery }, 'kv engine open');
+    // Only now: the engines' threads exist and keep their own priority (event-loop-priority.ts).
+    try {
+      raiseEventLoopPriority(config.eventLoopPriority);
+    } catch (err) {
+      await Promise.allSettled([log.close(), kv.close()]);
+      throw err;
+    }
     const faults = config.faultControl === undefined ? undefined : new FaultSwitch();
     const transport = new TcpTransport({
       localStore: storeId,
@@ -116,7 +125,7 @@ export class StoreProcess {
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
-    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation }, 'store started');
+    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0) }, 'store started');
     return store;
   }
 
