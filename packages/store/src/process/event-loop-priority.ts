@@ -4,8 +4,8 @@
  * Why: on a machine whose cores the appender threads, RocksDB's threads and the collector's
  * helpers keep busy, a woken event loop waits its turn for a core like any of them — a timer
  * due in 1 ms ran ~4 ms late at the 99th percentile in bench:storage's 256-group scenario. At a
- * higher priority the scheduler lets it preempt them at once: 1.7–1.9 ms at nice −15 or −20,
- * with no loss of append throughput (benchmarks/storage/RESULTS.md). etcd's tuning guide gives
+ * higher priority the scheduler lets it preempt them at once: ~2 ms (1.7–2.5) at nice −15 or
+ * −20, with no loss of append throughput (benchmarks/storage/RESULTS.md). etcd's tuning guide gives
  * the same advice for its process. Not a default: with three stores on two cores it cost ~15%
  * of write throughput at 16 active regions, the fsyncs waiting for a core (docs/OPERATIONS.md).
  *
