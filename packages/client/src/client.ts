@@ -138,7 +138,8 @@ export class FlotillaClient {
   private readonly timeoutMs: number;
   private readonly consistency: ReadConsistency;
   private readonly random: () => number;
-  private replicaTurn = 0;
+  /** Where this client's first stale-read replica of each region is counted from (spreads clients). */
+  private readonly replicaOffset: number;
   private readonly retries = new Map<string, number>();
   private closed = false;
 
@@ -150,6 +151,7 @@ export class FlotillaClient {
     this.timeoutMs = checkTimeout(options.timeoutMs ?? clientLimits.callTimeoutMsDefault);
     this.consistency = readConsistency(options.consistency ?? 'linearizable');
     this.random = options.random ?? Math.random;
+    this.replicaOffset = Math.floor(this.random() * 1_000_000);
     this.source = options.regionSource ?? new PdRouting(options.pd);
     this.router = new Router(new RegionCache(), this.source, this.random);
     this.channels = new StoreChannels(this.source, options.channel, () => void this.router.pdLookups++);
@@ -468,16 +470,35 @@ export class FlotillaClient {
   private target(region: CachedRegion, spec: OpSpec, attempt: number): RegionPeer | undefined {
     const peers = region.meta.peers;
     if (peers.length === 0) return undefined;
-    if (spec.consistency?.level === 'stale') {
-      this.replicaTurn = (this.replicaTurn + 1) % 1_000_000;
-      return peers[(this.replicaTurn + attempt) % peers.length];
-    }
+    if (spec.consistency?.level === 'stale') return this.staleReplica(region, attempt);
     const leader = peers.find((p) => p.id === region.leaderPeerId);
     if (leader && !this.channels.isSuspect(leader.storeId)) return leader;
     const voters = peers.filter((p) => p.role === 'voter');
     const healthy = voters.filter((p) => !this.channels.isSuspect(p.storeId));
     const list = healthy.length > 0 ? healthy : voters.length > 0 ? voters : peers;
     return list[(attempt + region.meta.id) % list.length];
+  }
+
+  /**
+   * The replica for a stale read of `region`: the same one for every stale read of the region,
+   * as long as it answers. A replica's applied state only moves forward, so this client's stale
+   * reads of a region are monotonic (never an older state after a newer one) until that replica
+   * fails or leaves the region; a retry, or a store that just failed, moves the region on to the
+   * next replica on a store not suspected. The first choice is this client's offset plus the
+   * region id, so clients and regions spread over the replicas (and off the leader).
+   */
+  private staleReplica(region: CachedRegion, attempt: number): RegionPeer {
+    const peers = region.meta.peers;
+    let at = region.staleStoreId === null ? -1 : peers.findIndex((p) => p.storeId === region.staleStoreId);
+    if (at < 0) at = (this.replicaOffset + region.meta.id) % peers.length;
+    if (attempt > 0 || this.channels.isSuspect(peers[at]!.storeId)) {
+      let next = (at + 1) % peers.length;
+      for (let k = 1; k < peers.length && this.channels.isSuspect(peers[next]!.storeId); k++) next = (next + 1) % peers.length;
+      at = this.channels.isSuspect(peers[next]!.storeId) ? (at + 1) % peers.length : next;
+    }
+    const peer = peers[at]!;
+    region.staleStoreId = peer.storeId;
+    return peer;
   }
 
   /** Runs `run` for every item, a window at a time; fails with the first error once its window is done. */

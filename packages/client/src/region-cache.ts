@@ -12,6 +12,8 @@ export interface CachedRegion {
   readonly meta: RegionMeta;
   /** The peer believed to lead, or null while unknown. */
   leaderPeerId: number | null;
+  /** The store this client's stale reads of the region go to (client.ts, staleReplica); null: not chosen yet. */
+  staleStoreId: number | null;
   /** Use counter, for eviction. */
   lastUsed: number;
 }
@@ -94,6 +96,8 @@ export class RegionCache {
     const entry: CachedRegion = {
       meta,
       leaderPeerId: leaderPeerId !== null && hasPeer(meta.peers, leaderPeerId) ? leaderPeerId : (known?.leaderPeerId ?? null),
+      // A new epoch of the same region keeps its stale reads on the same replica while it has one.
+      staleStoreId: known?.staleStoreId != null && meta.peers.some((p) => p.storeId === known.staleStoreId) ? known.staleStoreId : null,
       lastUsed: ++this.uses,
     };
     if (entry.leaderPeerId !== null && !hasPeer(meta.peers, entry.leaderPeerId)) entry.leaderPeerId = null;

@@ -209,6 +209,31 @@ describe('the client against fake stores', () => {
     await assert.rejects(client.put('h', 'x', { timeoutMs: 2_000 }), (err: unknown) => isClientError(err, 'FLOTILLA_STORE_UNAVAILABLE') && err.unknownOutcome);
   });
 
+  it('sends a client\'s stale reads of a region to one replica while it answers, then to the next', async () => {
+    const stale = { consistency: { maxStalenessMs: 5_000 } } as const;
+    await client.get('a', stale); // region 1 ([, m)): loads the cache, picks its replica
+    const first = store1.requests.length > 0 ? store1 : store2;
+    const other = first === store1 ? store2 : store1;
+    first.requests.length = 0;
+    other.requests.length = 0;
+    // One read after the other (not coalesced): each is a request of its own.
+    for (let i = 0; i < 10; i++) await client.get(`a${i}`, stale);
+    assert.equal(first.requests.length, 10, 'every stale read of the region to the same replica (its state only moves forward)');
+    assert.equal(other.requests.length, 0);
+    // The region's replica there is gone: the read moves on, and the region's later reads stay there.
+    first.handler = serve(data, () => ({ code: 'FLOTILLA_REGION_NOT_FOUND', regionId: 1 }));
+    assert.equal(await client.get('h', stale), null);
+    first.handler = serve(data);
+    first.requests.length = 0;
+    other.requests.length = 0;
+    for (let i = 0; i < 5; i++) await client.get(`a${i}`, stale);
+    assert.deepEqual([first.requests.length, other.requests.length], [0, 5], 'the next replica keeps the region\'s stale reads');
+    // A linearizable read still goes to the leader.
+    store1.requests.length = 0;
+    await client.get('k', { consistency: 'linearizable' });
+    assert.equal(store1.requests.length, 1, 'the leader (store 1) serves a linearizable read');
+  });
+
   it('refuses bad arguments and calls after close', async () => {
     await assert.rejects(client.get('k'.repeat(8 * 1024 + 1)), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
     await assert.rejects(client.get('k', { consistency: { maxStalenessMs: -1 } }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
