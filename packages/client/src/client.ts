@@ -491,14 +491,19 @@ export class FlotillaClient {
     const peers = region.meta.peers;
     let at = region.staleStoreId === null ? -1 : peers.findIndex((p) => p.storeId === region.staleStoreId);
     if (at < 0) at = (this.replicaOffset + region.meta.id) % peers.length;
-    if (attempt > 0 || this.channels.isSuspect(peers[at]!.storeId)) {
-      let next = (at + 1) % peers.length;
-      for (let k = 1; k < peers.length && this.channels.isSuspect(peers[next]!.storeId); k++) next = (next + 1) % peers.length;
-      at = this.channels.isSuspect(peers[next]!.storeId) ? (at + 1) % peers.length : next;
-    }
+    if (attempt > 0 || this.channels.isSuspect(peers[at]!.storeId)) at = this.nextReplica(peers, at);
     const peer = peers[at]!;
     region.staleStoreId = peer.storeId;
     return peer;
+  }
+
+  /** The first replica after `at` on a store not suspected (the one right after it if all are). */
+  private nextReplica(peers: readonly RegionPeer[], at: number): number {
+    for (let k = 1; k < peers.length; k++) {
+      const i = (at + k) % peers.length;
+      if (!this.channels.isSuspect(peers[i]!.storeId)) return i;
+    }
+    return (at + 1) % peers.length;
   }
 
   /** Runs `run` for every item, a window at a time; fails with the first error once its window is done. */

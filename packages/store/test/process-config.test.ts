@@ -106,7 +106,6 @@ describe('store process configuration', () => {
         (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /CAP_SYS_NICE/.test(err.message) && /RLIMIT_NICE of at least 30/.test(err.message),
       );
     }
-    assert.throws(() => raiseEventLoopPriority(21, record), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG'));
   });
 
   test('IPv6 listen addresses need brackets', () => {

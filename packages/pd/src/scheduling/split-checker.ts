@@ -44,10 +44,15 @@ function splitReason(ctx: PlanContext, region: RegionInfo): string | null {
   return sizeReason(region, ctx.config) ?? loadReason(ctx, region);
 }
 
+/** The split operator for `region`, for `reason`. */
+function splitFor(ctx: PlanContext, region: RegionInfo, reason: string): Operator {
+  return buildSplit(region, [], meta(ctx, reason), ctx.allocateId);
+}
+
 /** The split checker's operator for one region, or null. */
 export function checkRegionSplit(ctx: PlanContext, region: RegionInfo): Operator | null {
   const reason = splitReason(ctx, region);
-  return reason === null ? null : buildSplit(region, [], meta(ctx, reason), ctx.allocateId);
+  return reason === null ? null : splitFor(ctx, region, reason);
 }
 
 export function splitCheckerPass(ctx: PlanContext, budget: number): void {
@@ -58,7 +63,7 @@ export function splitCheckerPass(ctx: PlanContext, budget: number): void {
     // whether an operator holds the region (the same operators as asking in the other order).
     const reason = splitReason(ctx, region);
     if (reason === null || isBusy(ctx, [region.meta.id])) continue;
-    accept(ctx, buildSplit(region, [], meta(ctx, reason), ctx.allocateId));
+    accept(ctx, splitFor(ctx, region, reason));
     left--;
   }
 }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { limits as storageLimits } from '@flotilla/storage';
 import { limits } from '../constants.ts';
 import { StoreError } from '../errors.ts';
+import { EVENT_LOOP_PRIORITY_MAX } from './event-loop-priority.ts';
 
 /** Where a store listens or is reached: host and TCP port (0: any free port). */
 export interface HostPort {
@@ -94,7 +95,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'appender', help: 'raft log appenders: worker (threads) or inline (main thread)', fallback: 'worker' },
   { name: 'log-shards', help: `raft log shards (one appender thread and one RocksDB each), fixed when the data directory is created (default ${limits.logShardsDefault}); an existing directory keeps its count` },
   { name: 'appender-nice', help: 'Linux nice of the appender threads, 0..19: higher yields the CPU to the event loop, lower gets fsyncs out sooner on a busy machine', fallback: String(storageLimits.appenderNiceDefault) },
-  { name: 'event-loop-priority', help: 'raise the event-loop thread\'s CPU priority to nice -N, 0..20 (Linux; needs CAP_SYS_NICE, root or RLIMIT_NICE): the loop then preempts the appender and RocksDB threads as soon as it wakes, for shorter delays on a busy machine; 0: unchanged', fallback: '0' },
+  { name: 'event-loop-priority', help: `raise the event-loop thread's CPU priority to nice -N, 0..${EVENT_LOOP_PRIORITY_MAX} (Linux; needs CAP_SYS_NICE, root or RLIMIT_NICE): the loop then preempts the appender and RocksDB threads as soon as it wakes, for shorter delays on a busy machine; 0: unchanged`, fallback: '0' },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
   { name: 'ready-catch-up-max-ms', help: 'after a start, /ready answers 503 until the store\'s replicas caught up with their leaders, at most this long; 0: no wait', fallback: String(limits.readyCatchUpWaitMaxMs) },
   { name: 'pd', help: 'placement driver member URLs, e.g. http://pd-0:2379,http://pd-1:2379 (instead of --initial-cluster)' },
@@ -191,7 +192,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     appender,
     logShards: flags.value('log-shards') ? flags.integer('log-shards', 1, storageLimits.appenderShardsMax) : undefined,
     appenderNice: flags.integer('appender-nice', 0, 19),
-    eventLoopPriority: flags.integer('event-loop-priority', 0, 20),
+    eventLoopPriority: flags.integer('event-loop-priority', 0, EVENT_LOOP_PRIORITY_MAX),
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
     readyCatchUpWaitMaxMs: flags.integer('ready-catch-up-max-ms', configBounds.readyCatchUpWaitMaxMs.min, configBounds.readyCatchUpWaitMaxMs.max),
     pd,

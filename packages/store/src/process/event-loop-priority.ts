@@ -17,13 +17,12 @@
 import os from 'node:os';
 import { StoreError } from '../errors.ts';
 
+/** The highest `--event-loop-priority`: nice −20, the kernel's highest (config.ts checks the flag against it). */
 export const EVENT_LOOP_PRIORITY_MAX = 20;
 
+/** `priority` is the parsed flag, 0..EVENT_LOOP_PRIORITY_MAX. */
 export function raiseEventLoopPriority(priority: number, setPriority: (pid: number, nice: number) => void = os.setPriority): void {
   if (priority === 0) return;
-  if (!Number.isSafeInteger(priority) || priority < 0 || priority > EVENT_LOOP_PRIORITY_MAX) {
-    throw new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `--event-loop-priority must be an integer in 0..${EVENT_LOOP_PRIORITY_MAX}, got ${priority}`);
-  }
   if (process.platform !== 'linux') {
     throw new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `--event-loop-priority ${priority} needs Linux, where a thread's nice is its own (this is ${process.platform})`);
   }
