@@ -12,6 +12,10 @@
  * event-loop delay p99 (how late a 1 ms timer runs: machine.ts's probe) while it runs, the same probe in an
  * idle process at the same time (what the OS scheduler alone allows), CPU per entry by thread,
  * and how much CPU other processes used meanwhile (the machines are shared).
+ *
+ * The targets (256 groups: >= 80% of the raw largest-batch rate, event-loop delay p99 < 2 ms) are
+ * decided on a second part: the raw writer and that scenario measured back to back in alternating
+ * order, several times, and the median of those runs (see TARGET_RUNS).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,15 +23,27 @@ import path from 'node:path';
 import type { Entry } from '@flotilla/raft';
 import { RocksLogEngine, isStorageError, limits, type GroupWrite } from '@flotilla/storage';
 import { awaitQuietMachine, foreignCpu, idleLoopControl, loopDelayMs, machineLine, splitCpu, startLoopProbe, threadCpu, type CpuSplit } from './machine.ts';
-import { RAW_CONFIGS, RawDb, twoWriters } from './raw.ts';
+import { RAW_CONFIGS, RawDb, twoWriters, type RawConfig } from './raw.ts';
 
 const quick = process.argv.includes('--quick');
 const SECONDS = quick ? 0.8 : 3;
 /** JIT of the worker code and the first memtable take a second or two to settle. */
 const WARMUP_SECONDS = quick ? 0.5 : 2;
 const ENTRY_BYTES = 128;
-const PIPELINE = 32;
-const GROUP_COUNTS = [1, 16, 256, 4096];
+/**
+ * Rounds that may wait for durability at once. 64 rounds of the target's 256 groups are 16,384
+ * entries pending: the raw ceiling's largest batch (RAW_BATCH_SIZES), which one synced write
+ * holds in flight. With 32 (this benchmark's bound until 2026-11-25) the engine had half the raw
+ * writer's entries in flight and its rate was bound by the round latency, not by its cost
+ * (benchmarks/storage/RESULTS.md, "Rounds in flight").
+ */
+const PIPELINE = 64;
+/** Batch sizes of the raw writer's largest-batch measurement; the largest sets PIPELINE's 64. */
+const RAW_BATCH_SIZES = [1024, 4096, 16384] as const;
+/** The targets' scenario: 256 groups appending at once. */
+const TARGET_GROUPS = 256;
+const GROUP_COUNTS = [1, 16, TARGET_GROUPS, 4096];
+if (PIPELINE * TARGET_GROUPS !== RAW_BATCH_SIZES[RAW_BATCH_SIZES.length - 1]) throw new Error("PIPELINE: the target's rounds in flight hold the raw writer's largest batch");
 /**
  * The event-loop priority of the extra 256-group row: a store's `--event-loop-priority 15`
  * (nice -15 for the main thread only). Measured only where this process may raise a priority.
@@ -83,6 +99,8 @@ interface RawLimits {
   batchCpuUsPerEntry: number;
   batchSize: number;
   batchConfig: string;
+  /** The configuration that gave batchEntriesPerSec (the alternating target check reuses it). */
+  batchRawConfig: RawConfig;
   shapedPerSec: number;
   shapedCpuUsPerEntry: number;
   twoWritersPerSec: number;
@@ -99,6 +117,7 @@ async function rawLimits(): Promise<RawLimits> {
     batchCpuUsPerEntry: 0,
     batchSize: 0,
     batchConfig: '',
+    batchRawConfig: RAW_CONFIGS[0]!,
     shapedPerSec: 0,
     shapedCpuUsPerEntry: 0,
     twoWritersPerSec: 0,
@@ -113,7 +132,7 @@ async function rawLimits(): Promise<RawLimits> {
     try {
       const single = (await db.batches(1, (SECONDS * 1000) / 2, value)).perSec;
       const sizes: string[] = [];
-      for (const size of [1024, 4096, 16384]) {
+      for (const size of RAW_BATCH_SIZES) {
         const r = await db.batches(size, (SECONDS * 1000) / 2, value);
         sizes.push(`${fmt(size)}: ${fmt(r.perSec)} (${fmt(r.cpuUsPerEntry, 2)} µs CPU/entry)`);
         if (r.perSec > out.batchEntriesPerSec) {
@@ -121,6 +140,7 @@ async function rawLimits(): Promise<RawLimits> {
           out.batchCpuUsPerEntry = r.cpuUsPerEntry;
           out.batchSize = size;
           out.batchConfig = config.name;
+          out.batchRawConfig = config;
         }
       }
       // 4,096 entries = 16 rounds of 256 groups, in key order (what the appender writes).
@@ -143,13 +163,78 @@ async function rawLimits(): Promise<RawLimits> {
   return out;
 }
 
+// ---- the alternating target check ------------------------------------------------------------
+
+/**
+ * Runs of the target check: the raw writer and the 256-group engine scenario measured back to
+ * back, several times, in alternating order. On this shared machine one 3 s sample of either
+ * moves by ±20% from one minute to the next (the table's rows are one sample each, held against
+ * the best of six raw measurements), so the targets are decided on the median of ratios each
+ * measured within one minute.
+ */
+const TARGET_RUNS = quick ? 1 : 5;
+
+interface TargetRun {
+  rawPerSec: number;
+  engine: ScenarioResult;
+  /** The same scenario with the event loop's priority raised, where this process may. */
+  raised: ScenarioResult | null;
+}
+
+/** One raw measurement of the best configuration and batch size, after a warm-up of its own. */
+async function rawBatchRate(raw: RawLimits): Promise<number> {
+  await awaitQuietMachine(QUIET_WAIT_MS);
+  const db = await RawDb.open(raw.batchRawConfig);
+  try {
+    const value = Buffer.alloc(ENTRY_BYTES + 16, 7);
+    await db.batches(raw.batchSize, WARMUP_SECONDS * 1000, value);
+    return (await db.batches(raw.batchSize, SECONDS * 1000, value)).perSec;
+  } finally {
+    await db.close();
+  }
+}
+
+async function alternatingTargetCheck(raw: RawLimits, shards: number, raisedPriority: number): Promise<TargetRun[]> {
+  console.log(`## Target check: ${TARGET_RUNS} alternating runs (raw writer and the engine at ${TARGET_GROUPS} groups, back to back)`);
+  console.log('');
+  console.log(
+    `Raw: ${raw.batchConfig}, ${fmt(raw.batchSize)}-entry synced batches (the best of the raw limits above), ${WARMUP_SECONDS}s warm-up and ${SECONDS}s measured as the engine's scenario. ` +
+      `Engine: worker appenders, ${shards} shards, ${TARGET_GROUPS} groups${raisedPriority > 0 ? `, then once more with the event loop at nice -${raisedPriority}` : ''}. The raw writer runs first in odd runs, last in even ones.`,
+  );
+  console.log('');
+  const raisedHeader = raisedPriority > 0 ? ` at nice -${raisedPriority}: entries/s | % of raw | loop p99 ms |` : '';
+  console.log(`| run | raw entries/s | engine entries/s | % of raw | loop p99 ms | idle loop p99 ms |${raisedHeader}`);
+  console.log(`|---:|---:|---:|---:|---:|---:|${raisedPriority > 0 ? '---:|---:|---:|' : ''}`);
+  const runs: TargetRun[] = [];
+  for (let i = 0; i < TARGET_RUNS; i++) {
+    const rawFirst = i % 2 === 0;
+    let rawPerSec = rawFirst ? await rawBatchRate(raw) : 0;
+    const engine = await scenario('worker', shards, TARGET_GROUPS);
+    const raised = raisedPriority > 0 ? await scenario('worker', shards, TARGET_GROUPS, raisedPriority) : null;
+    if (!rawFirst) rawPerSec = await rawBatchRate(raw);
+    runs.push({ rawPerSec, engine, raised });
+    const raisedCells = raised === null ? '' : ` ${fmt(raised.entriesPerSec)} | ${fmt((100 * raised.entriesPerSec) / rawPerSec)}% | ${fmt(raised.loopDelayMsP99, 2)} |`;
+    console.log(
+      `| ${i + 1} | ${fmt(rawPerSec)} | ${fmt(engine.entriesPerSec)} | ${fmt((100 * engine.entriesPerSec) / rawPerSec)}% | ${fmt(engine.loopDelayMsP99, 2)} | ${engine.idleLoopDelayMsP99 === null ? 'n/a' : fmt(engine.idleLoopDelayMsP99, 2)} |${raisedCells}`,
+    );
+  }
+  console.log('');
+  return runs;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const range = (values: readonly number[], show: (v: number) => string): string => `${show(Math.min(...values))}–${show(Math.max(...values))}`;
+
 // ---- engine scenarios -------------------------------------------------------------------------
 
 interface ScenarioResult {
   mode: string;
   shards: number;
-  /** The main thread ran at nice -eventLoopPriority while measured (a store's --event-loop-priority). */
-  eventLoopPriority: number;
   groups: number;
   entriesPerSec: number;
   fsyncsPerSec: number;
@@ -244,7 +329,6 @@ async function scenario(mode: 'worker' | 'inline', shards: number, groups: numbe
   return {
     mode,
     shards,
-    eventLoopPriority,
     groups,
     entriesPerSec: entries / (wallMs / 1000),
     fsyncsPerSec: syncs / (wallMs / 1000),
@@ -275,38 +359,41 @@ for (const line of raw.perConfig) console.log(`- ${line}`);
 console.log('');
 
 const results: ScenarioResult[] = [];
-const plan: Array<['worker' | 'inline', number, number, number]> = [];
+const plan: Array<['worker' | 'inline', number, number]> = [];
 const defaultShards: number = limits.appenderShardsDefault;
-for (const groups of GROUP_COUNTS) plan.push(['worker', defaultShards, groups, 0], ['inline', 1, groups, 0]);
+for (const groups of GROUP_COUNTS) plan.push(['worker', defaultShards, groups], ['inline', 1, groups]);
 const otherShards = defaultShards === 1 ? 2 : 1;
-plan.push(['worker', otherShards, 256, 0], ['worker', otherShards, 4096, 0]);
+plan.push(['worker', otherShards, TARGET_GROUPS], ['worker', otherShards, 4096]);
 const raisedPriority = mayRaisePriority() ? EVENT_LOOP_PRIORITY : 0;
-if (raisedPriority > 0) plan.push(['worker', defaultShards, 256, raisedPriority]);
 console.log(`## Appends: G groups at once (one write() per event-loop turn, one ${ENTRY_BYTES}-byte entry per group, <= ${PIPELINE} rounds pending)`);
 console.log('');
 console.log('CPU µs/entry: main thread / appender threads / RocksDB background threads. Idle loop: the same delay probe in an idle process at the same time. Others: CPU share of the machine used by other processes meanwhile.');
 console.log('');
 console.log('| appender | shards | groups | entries/s | fsyncs/s | p99 round latency ms | event-loop delay p99 ms | idle loop p99 ms | CPU µs/entry | % of raw batch (seq / log-shaped) | x one-fsync-per-entry | others |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-for (const [mode, shards, groups, priority] of plan) {
-  const r = await scenario(mode, shards, groups, priority);
+for (const [mode, shards, groups] of plan) {
+  const r = await scenario(mode, shards, groups);
   results.push(r);
   const cpu = `${fmt(perEntry(r.cpu.main, r.entries), 2)} / ${fmt(perEntry(r.cpu.appenders, r.entries), 2)} / ${fmt(perEntry(r.cpu.rocksdb, r.entries), 2)}`;
   console.log(
-    `| ${r.mode}${r.eventLoopPriority > 0 ? `, event loop at nice -${r.eventLoopPriority}` : ''} | ${r.shards} | ${fmt(r.groups)} | ${fmt(r.entriesPerSec)} | ${fmt(r.fsyncsPerSec)} | ${fmt(r.latencyMsP99, 2)} | ${fmt(r.loopDelayMsP99, 2)} | ${r.idleLoopDelayMsP99 === null ? '–' : fmt(r.idleLoopDelayMsP99, 2)} | ${cpu} | ${fmt((100 * r.entriesPerSec) / raw.batchEntriesPerSec)}% / ${fmt((100 * r.entriesPerSec) / raw.shapedPerSec)}% | ${fmt(r.entriesPerSec / raw.singlePerSec, 1)}x | ${pct(r.foreignShare)} |`,
+    `| ${r.mode} | ${r.shards} | ${fmt(r.groups)} | ${fmt(r.entriesPerSec)} | ${fmt(r.fsyncsPerSec)} | ${fmt(r.latencyMsP99, 2)} | ${fmt(r.loopDelayMsP99, 2)} | ${r.idleLoopDelayMsP99 === null ? '–' : fmt(r.idleLoopDelayMsP99, 2)} | ${cpu} | ${fmt((100 * r.entriesPerSec) / raw.batchEntriesPerSec)}% / ${fmt((100 * r.entriesPerSec) / raw.shapedPerSec)}% | ${fmt(r.entriesPerSec / raw.singlePerSec, 1)}x | ${pct(r.foreignShare)} |`,
   );
 }
 console.log('');
-const w256 = results.find((r) => r.mode === 'worker' && r.shards === defaultShards && r.groups === 256 && r.eventLoopPriority === 0)!;
-const w256Raised = results.find((r) => r.mode === 'worker' && r.shards === defaultShards && r.groups === 256 && r.eventLoopPriority > 0);
+const w256 = results.find((r) => r.mode === 'worker' && r.shards === defaultShards && r.groups === TARGET_GROUPS)!;
+const checks = await alternatingTargetCheck(raw, defaultShards, raisedPriority);
 const check = (ok: boolean): string => (ok ? 'MET' : 'NOT MET');
 const cpuTotal = perEntry(w256.cpu.main + w256.cpu.appenders + w256.cpu.rocksdb + w256.cpu.other, w256.entries);
 const cores = os.cpus().length;
-console.log(`## Targets (worker appenders, default ${defaultShards} shards, 256 groups)`);
+console.log(`## Targets (worker appenders, default ${defaultShards} shards, ${TARGET_GROUPS} groups)`);
 console.log('');
+const shares = checks.map((c) => (100 * c.engine.entriesPerSec) / c.rawPerSec);
+const share = median(shares);
+const percent = (v: number): string => `${fmt(v)}%`;
 console.log(
-  `- >= 80% of raw largest-batch throughput: ${fmt((100 * w256.entriesPerSec) / raw.batchEntriesPerSec)}% of sequential-key batches — ${check(w256.entriesPerSec >= 0.8 * raw.batchEntriesPerSec)}; ` +
-    `${fmt((100 * w256.entriesPerSec) / raw.shapedPerSec)}% of log-shaped batches — ${check(w256.entriesPerSec >= 0.8 * raw.shapedPerSec)}`,
+  `- >= 80% of raw largest-batch throughput: ${percent(share)} (median of the ${checks.length} alternating runs, ${range(shares, percent)}) — ${check(share >= 80)}; ` +
+    `the table's single sample against the best raw limit: ${fmt((100 * w256.entriesPerSec) / raw.batchEntriesPerSec)}% of sequential-key batches, ` +
+    `${fmt((100 * w256.entriesPerSec) / raw.shapedPerSec)}% of log-shaped batches`,
 );
 const budget80 = (cores * 1e6) / (0.8 * raw.batchEntriesPerSec);
 console.log(
@@ -320,14 +407,23 @@ console.log(`- group commit >= 50x one-fsync-per-entry: ${fmt(w256.entriesPerSec
 console.log(
   `  - CPU: 50x = ${fmt(50 * raw.singlePerSec)} entries/s leaves at most ${fmt((cores * 1e6) / (50 * raw.singlePerSec), 2)} µs of CPU per entry on ${cores} cores; the engine spent ${fmt(cpuTotal, 2)} µs.`,
 );
+const loopP99s = checks.map((c) => c.engine.loopDelayMsP99);
+const loopP99 = median(loopP99s);
+const ms = (v: number): string => `${fmt(v, 2)} ms`;
+const idleP99s = checks.flatMap((c) => (c.engine.idleLoopDelayMsP99 === null ? [] : [c.engine.idleLoopDelayMsP99]));
 console.log(
-  `- main-thread event-loop delay p99 < 2 ms at full speed: ${fmt(w256.loopDelayMsP99, 2)} ms — ${check(w256.loopDelayMsP99 < 2)}; ` +
-    `an idle process at the same time: ${w256.idleLoopDelayMsP99 === null ? 'n/a' : `${fmt(w256.idleLoopDelayMsP99, 2)} ms`}; ` +
-    `during the two raw writers (no Flotilla code running): ${raw.twoWritersIdleP99 === null ? 'n/a' : `${fmt(raw.twoWritersIdleP99, 2)} ms`}`,
+  `- main-thread event-loop delay p99 < 2 ms at full speed: ${ms(loopP99)} (median of the alternating runs, ${range(loopP99s, ms)}) — ${check(loopP99 < 2)}; ` +
+    `an idle process at the same time: ${idleP99s.length === 0 ? 'n/a' : `${ms(median(idleP99s))} (median)`}; ` +
+    `during the two raw writers (no Flotilla code running): ${raw.twoWritersIdleP99 === null ? 'n/a' : ms(raw.twoWritersIdleP99)}`,
 );
-console.log(
-  w256Raised === undefined
-    ? `  - with the event loop at nice -${EVENT_LOOP_PRIORITY} (a store's --event-loop-priority ${EVENT_LOOP_PRIORITY}): not measured, this process may not raise a priority (needs CAP_SYS_NICE or root)`
-    : `  - with the event loop at nice -${w256Raised.eventLoopPriority} (a store's --event-loop-priority ${w256Raised.eventLoopPriority}; the other threads at their own): ` +
-        `${fmt(w256Raised.loopDelayMsP99, 2)} ms — ${check(w256Raised.loopDelayMsP99 < 2)}, at ${fmt(w256Raised.entriesPerSec)} entries/s (${fmt((100 * w256Raised.entriesPerSec) / raw.batchEntriesPerSec)}% of the raw rate)`,
-);
+const raised = checks.flatMap((c) => (c.raised === null ? [] : [{ run: c.raised, rawPerSec: c.rawPerSec }]));
+if (raised.length === 0) {
+  console.log(`  - with the event loop at nice -${EVENT_LOOP_PRIORITY} (a store's --event-loop-priority ${EVENT_LOOP_PRIORITY}): not measured, this process may not raise a priority (needs CAP_SYS_NICE or root)`);
+} else {
+  const raisedP99s = raised.map((r) => r.run.loopDelayMsP99);
+  const raisedShares = raised.map((r) => (100 * r.run.entriesPerSec) / r.rawPerSec);
+  console.log(
+    `  - with the event loop at nice -${raisedPriority} (a store's --event-loop-priority ${raisedPriority}; the other threads at their own): ` +
+      `${ms(median(raisedP99s))} (median, ${range(raisedP99s, ms)}) — ${check(median(raisedP99s) < 2)}, at ${percent(median(raisedShares))} of the raw rate (median, ${range(raisedShares, percent)})`,
+  );
+}
