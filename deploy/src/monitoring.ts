@@ -115,7 +115,14 @@ export const ALERT_RULES: readonly AlertRule[] = [
     expr: `kubelet_volume_stats_available_bytes{${DATA_CLAIMS}} / kubelet_volume_stats_capacity_bytes{${DATA_CLAIMS}} < 0.1`,
     for: '5m',
     labels: { severity: 'critical' },
-    annotations: { summary: 'A Flotilla data volume is almost out of space', description: 'Volume {{ $labels.persistentvolumeclaim }} in {{ $labels.namespace }} has {{ $value | humanizePercentage }} free; RocksDB stops writing when it is full.' },
+    annotations: { summary: 'A Flotilla data volume is almost out of space', description: 'Volume {{ $labels.persistentvolumeclaim }} in {{ $labels.namespace }} has {{ $value | humanizePercentage }} free. Below its --disk-reserve-bytes (default 5%, at most 2 GiB) the store refuses puts; a store whose disk fills up stops.' },
+  },
+  {
+    alert: 'FlotillaStoreRefusingWrites',
+    expr: `max by (namespace, pod) (flotilla_store_disk_writes_refused{${STORE}}) > 0`,
+    for: '1m',
+    labels: { severity: 'critical' },
+    annotations: { summary: 'A store refuses writes: its data disk is below the reserve', description: 'Store {{ $labels.pod }} in {{ $labels.namespace }} answers puts and compare-and-swaps of the regions it leads with FLOTILLA_DISK_FULL (reads and deletes go on). Free or add space: docs/OPERATIONS.md, "A full disk".' },
   },
   {
     alert: 'FlotillaHighCommitLatency',

@@ -437,6 +437,7 @@ export class FlotillaClient {
           await this.retry(ctx, tries, fromKvError(e, false), 0);
           continue;
         case 'FLOTILLA_REQUEST_TOO_LARGE':
+        case 'FLOTILLA_DISK_FULL':
           throw withOutcome(fromKvError(e, false), ctx);
       }
     }

@@ -5,7 +5,7 @@
 import type { KvError } from '@flotilla/wire';
 
 /**
- * Every code a call may fail with. The first seven are the store's own KvError codes (most are
+ * Every code a call may fail with. The first eight are the store's own KvError codes (most are
  * retried inside the SDK and surface only when a call runs out of attempts); the rest are the
  * SDK's.
  */
@@ -17,6 +17,8 @@ export type ClientErrorCode =
   | 'FLOTILLA_SERVER_BUSY'
   | 'FLOTILLA_REQUEST_TOO_LARGE'
   | 'FLOTILLA_TIMEOUT'
+  /** The leader's store is short of disk space: it refuses puts and compare-and-swaps (not retried). */
+  | 'FLOTILLA_DISK_FULL'
   /** The call's deadline passed before a definite answer. */
   | 'FLOTILLA_DEADLINE_EXCEEDED'
   /** The caller's AbortSignal fired. */
@@ -45,6 +47,7 @@ export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = Object.freeze([
   'FLOTILLA_SERVER_BUSY',
   'FLOTILLA_REQUEST_TOO_LARGE',
   'FLOTILLA_TIMEOUT',
+  'FLOTILLA_DISK_FULL',
   'FLOTILLA_DEADLINE_EXCEEDED',
   'FLOTILLA_ABORTED',
   'FLOTILLA_STORE_UNAVAILABLE',
@@ -141,5 +144,7 @@ function kvErrorMessage(error: KvError): string {
       return `request too large (at most ${error.requestBytesMax} bytes, ${error.opsMax} operations)`;
     case 'FLOTILLA_TIMEOUT':
       return 'the store did not finish in time; a write may or may not have taken effect';
+    case 'FLOTILLA_DISK_FULL':
+      return `store ${error.storeId} is short of disk space (${error.availableBytes} bytes free, reserve ${error.reserveBytes}): it refuses writes that add data until space is freed`;
   }
 }

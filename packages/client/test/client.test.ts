@@ -149,6 +149,13 @@ describe('the client against fake stores', () => {
     assert.equal(store1.requests.length + store2.requests.length, 3);
   });
 
+  it("surfaces a store's DiskFull at once: not retried, nothing written, not retryable", async () => {
+    store1.handler = serve(data, (op) => (op.op === 'put' ? { code: 'FLOTILLA_DISK_FULL', storeId: 1, availableBytes: 10, reserveBytes: 100 } : undefined));
+    await assert.rejects(client.put('full', 'x'), (err: unknown) => isClientError(err, 'FLOTILLA_DISK_FULL') && !err.unknownOutcome && !isRetryable(err) && /store 1 is short of disk space/.test(err.message) && err.kvError?.code === 'FLOTILLA_DISK_FULL');
+    assert.equal(store1.requests.length + store2.requests.length, 1, 'sent once');
+    assert.equal(await client.get('full'), null, 'reads go on');
+  });
+
   it('backs off on ServerBusy and RegionNotFound, then succeeds', async () => {
     let busy = 2;
     store1.handler = (request) => (busy-- > 0 ? { requestId: request.requestId, error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: 5 } } : serve(data)(request));

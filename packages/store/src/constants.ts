@@ -91,6 +91,8 @@ export const limits = Object.freeze({
   compactAfterEntries: 10_000,
   /** Entries kept below the applied index on compaction (followers just behind need them). */
   compactKeepEntries: 1_000,
+  /** How often the store reads its data disk's free space (disk-guard.ts: one statfs). */
+  diskCheckMs: 1_000,
   /** The KV engine is synced (to let compaction advance) at most this often. */
   kvSyncIntervalMs: 1_000,
   /** How often a graceful shutdown re-checks the leaderships it is moving away. */

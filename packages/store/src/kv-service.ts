@@ -24,9 +24,14 @@ interface RequestTime {
 export class KvService {
   private inFlight = 0;
 
+  /**
+   * `diskRefusal`: the error a write that adds data (put, cas) is answered with while the store's
+   * disk is short of space (disk-guard.ts), else null.
+   */
   constructor(
     private readonly host: MultiRaftHost,
     private readonly kv: KvEngine,
+    private readonly diskRefusal: () => KvError | null = () => null,
   ) {}
 
   /**
@@ -65,6 +70,11 @@ export class KvService {
         reads.push(this.read(peer, op, time).then((r) => void (results[at] = r)));
         return;
       }
+      const refused = op.op === 'put' || op.op === 'cas' ? this.refuseAddingData(peer) : null;
+      if (refused !== null) {
+        results[at] = { op: 'error', error: refused };
+        return;
+      }
       const list = writesByRegion.get(peer) ?? [];
       list.push({ at, command: toCommand(op) });
       writesByRegion.set(peer, list);
@@ -90,6 +100,15 @@ export class KvService {
       return { error: { code: 'FLOTILLA_KEY_NOT_IN_REGION', regionId: op.regionId, key, startKey, endKey } };
     }
     return { peer };
+  }
+
+  /**
+   * A put or cas of a region led here while the disk is short of space: refused, nothing proposed.
+   * Led elsewhere, the proposal answers NotLeader as always (the leader's disk is what counts).
+   */
+  private refuseAddingData(peer: Peer): KvError | null {
+    const refusal = this.diskRefusal();
+    return refusal !== null && peer.isLeader() ? refusal : null;
   }
 
   private async write(peer: Peer, list: { at: number; command: DataCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {

@@ -44,6 +44,18 @@ export interface MetricsSources {
   readonly host: { stats(): HostStats; replicaCounts?(): ReplicaCounts };
   readonly transport: { stats(): ReadonlyMap<StoreId, PeerStats> };
   readonly server: () => { readonly requestsInFlight: number; readonly connections: number; readonly bodyBytesInFlight: number };
+  /** The data disk's guard (disk-guard.ts); without it, no disk series. */
+  readonly disk?: () => DiskStatus;
+}
+
+/** What the disk series read: DiskGuard.status(). */
+export interface DiskStatus {
+  /** Writes that add data are refused. */
+  readonly low: boolean;
+  /** null: not known yet (an 'auto' reserve before the first reading). */
+  readonly reserveBytes: number | null;
+  /** The last reading; null: none yet, or the guard is off. */
+  readonly space: { readonly availableBytes: number; readonly capacityBytes: number } | null;
 }
 
 export interface StoreMetricsOptions {
@@ -114,6 +126,14 @@ export class StoreMetrics {
     gauge(registers, 'flotilla_store_kv_requests_in_flight', 'Requests admitted and not yet answered (client KV and admin: they share the bound)', () => sources.server().requestsInFlight);
     gauge(registers, 'flotilla_store_kv_request_body_bytes_in_flight', 'Body bytes of admitted requests (client KV and admin) held by the server', () => sources.server().bodyBytesInFlight);
     gauge(registers, 'flotilla_store_http_connections', 'Open client API connections', () => sources.server().connections);
+
+    const disk = sources.disk;
+    if (disk) {
+      gauge(registers, 'flotilla_store_disk_available_bytes', "Free bytes of the data directory's filesystem at the last check (statfs, every diskCheckMs)", () => disk().space?.availableBytes ?? 0);
+      gauge(registers, 'flotilla_store_disk_capacity_bytes', "Size of the data directory's filesystem", () => disk().space?.capacityBytes ?? 0);
+      gauge(registers, 'flotilla_store_disk_reserve_bytes', 'Free space below which the store refuses writes that add data (--disk-reserve-bytes; 0: never)', () => disk().reserveBytes ?? 0);
+      gauge(registers, 'flotilla_store_disk_writes_refused', '1 while the store refuses puts and compare-and-swaps for lack of disk space (FLOTILLA_DISK_FULL), else 0', () => (disk().low ? 1 : 0));
+    }
 
     // The host: a gauge for the peer count, counters mirrored from its cumulative stats.
     gauge(registers, 'flotilla_store_peers', 'Region replicas (peers) hosted by this store', () => sources.host.stats().peers);

@@ -10,7 +10,7 @@ import type { CatchUpStatus } from './catch-up.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
-import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
+import { StoreMetrics, requestKind, type DiskStatus, type RequestKind } from './metrics.ts';
 import { serverLimits } from './server-limits.ts';
 
 /** The client API endpoint: POST a msgpack KvRequest, get a msgpack KvResponse. */
@@ -43,6 +43,8 @@ export interface StoreServerOptions {
   readonly defaultMetrics?: boolean;
   /** Serves the admin API under /v1/admin/ (admin-api.ts); without it those paths answer 404. */
   readonly admin?: AdminOptions;
+  /** The data disk's guard, for its metrics (disk-guard.ts). */
+  readonly disk?: () => DiskStatus;
 }
 
 export interface ServerStats {
@@ -130,7 +132,7 @@ export class StoreServer {
     this.drainTimeoutMs = bounded('drainTimeoutMs', options.drainTimeoutMs, serverLimits.drainTimeoutMs);
     this.admin = options.admin ? new AdminApi(options.admin) : null;
     this.metrics = new StoreMetrics(
-      { host: options.host, transport: options.transport, server: () => this.stats() },
+      { host: options.host, transport: options.transport, server: () => this.stats(), ...(options.disk ? { disk: options.disk } : {}) },
       { defaultMetrics: options.defaultMetrics ?? true },
     );
     options.host.setObserver?.(this.metrics.hostObserver);

@@ -67,6 +67,7 @@ const ERROR_CODES: readonly KvErrorCode[] = [
   'FLOTILLA_SERVER_BUSY', // 5
   'FLOTILLA_REQUEST_TOO_LARGE', // 6
   'FLOTILLA_TIMEOUT', // 7
+  'FLOTILLA_DISK_FULL', // 8
 ];
 
 /** Every code a store may answer a client with. */
@@ -87,6 +88,8 @@ export function isRetryableKvError(error: KvError): boolean {
       return true;
     case 'FLOTILLA_REQUEST_TOO_LARGE':
     case 'FLOTILLA_TIMEOUT':
+    // Space comes back when an operator or deletes free it, not within a retry's backoff.
+    case 'FLOTILLA_DISK_FULL':
       return false;
   }
 }
@@ -160,6 +163,8 @@ function errorTuple(e: KvError): unknown[] {
       return [6, argUint(e.requestBytesMax, 'requestBytesMax'), argUint(e.opsMax, 'opsMax')];
     case 'FLOTILLA_TIMEOUT':
       return [7];
+    case 'FLOTILLA_DISK_FULL':
+      return [8, argId(e.storeId, 'storeId'), argUint(e.availableBytes, 'availableBytes'), argUint(e.reserveBytes, 'reserveBytes')];
   }
   return invalid(`unknown error code '${String((e as { code: unknown }).code)}'`);
 }
@@ -322,6 +327,9 @@ function readError(value: unknown): KvError {
     case 7:
       readTuple(t, 1, 'Timeout');
       return { code: 'FLOTILLA_TIMEOUT' };
+    case 8:
+      readTuple(t, 4, 'DiskFull');
+      return { code: 'FLOTILLA_DISK_FULL', storeId: readId(t[1], 'storeId'), availableBytes: readUint(t[2], 'availableBytes'), reserveBytes: readUint(t[3], 'reserveBytes') };
     default:
       return malformed('unknown error code');
   }

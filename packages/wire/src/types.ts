@@ -173,7 +173,8 @@ export type KvErrorCode =
   | 'FLOTILLA_KEY_NOT_IN_REGION'
   | 'FLOTILLA_SERVER_BUSY'
   | 'FLOTILLA_REQUEST_TOO_LARGE'
-  | 'FLOTILLA_TIMEOUT';
+  | 'FLOTILLA_TIMEOUT'
+  | 'FLOTILLA_DISK_FULL';
 
 export type KvError =
   /** This peer does not lead the region; `leader` is the one it knows of, if any. */
@@ -187,7 +188,13 @@ export type KvError =
   /** The request exceeds the store's bounds; split it below them. */
   | { readonly code: 'FLOTILLA_REQUEST_TOO_LARGE'; readonly requestBytesMax: number; readonly opsMax: number }
   /** Not finished within the request's timeout: a write's outcome is UNKNOWN (it may still commit). */
-  | { readonly code: 'FLOTILLA_TIMEOUT' };
+  | { readonly code: 'FLOTILLA_TIMEOUT' }
+  /**
+   * The leader's store has less free disk than its reserve (`--disk-reserve-bytes`): it refuses
+   * writes that add data (put, cas) until space is freed; reads, deletes and delete-ranges go on.
+   * Nothing was written.
+   */
+  | { readonly code: 'FLOTILLA_DISK_FULL'; readonly storeId: number; readonly availableBytes: number; readonly reserveBytes: number };
 
 export interface KvPair {
   readonly key: Uint8Array;

@@ -195,6 +195,7 @@ export const kvError = (): fc.Arbitrary<KvError> =>
     rec({ retryAfterMs: fc.integer({ min: 0, max: limits.kvRetryAfterMsMax }) }).map((f): KvError => ({ code: 'FLOTILLA_SERVER_BUSY', ...f })),
     rec({ requestBytesMax: uint(), opsMax: uint() }).map((f): KvError => ({ code: 'FLOTILLA_REQUEST_TOO_LARGE', ...f })),
     fc.constant<KvError>({ code: 'FLOTILLA_TIMEOUT' }),
+    rec({ storeId: id(), availableBytes: uint(), reserveBytes: uint() }).map((f): KvError => ({ code: 'FLOTILLA_DISK_FULL', ...f })),
   );
 
 export const kvOpResult = (): fc.Arbitrary<KvOpResult> =>

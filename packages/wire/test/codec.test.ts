@@ -341,6 +341,7 @@ describe('client protocol', () => {
         { op: 'error', error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.kvRetryAfterMsMax } },
         { op: 'error', error: { code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: limits.kvRequestPayloadBytesMax, opsMax: limits.kvRequestOpsMax } },
         { op: 'error', error: { code: 'FLOTILLA_TIMEOUT' } },
+        { op: 'error', error: { code: 'FLOTILLA_DISK_FULL', storeId: MAX, availableBytes: 0, reserveBytes: Number.MAX_SAFE_INTEGER } },
       ],
     };
     assert.deepStrictEqual(decodeKvResponse(encodeKvResponse(response)), response);
@@ -349,12 +350,13 @@ describe('client protocol', () => {
   });
 
   it('names every error code once, and knows which are retryable', () => {
-    assert.equal(new Set(KV_ERROR_CODES).size, 7);
+    assert.equal(new Set(KV_ERROR_CODES).size, 8);
     assert.equal(isRetryableKvError({ code: 'FLOTILLA_NOT_LEADER', regionId: 1, leader: null }), true);
     assert.equal(isRetryableKvError({ code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: 1, currentRegions: [] }), true);
     assert.equal(isRetryableKvError({ code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: 1 }), true);
     assert.equal(isRetryableKvError({ code: 'FLOTILLA_REQUEST_TOO_LARGE', requestBytesMax: 1, opsMax: 1 }), false);
     assert.equal(isRetryableKvError({ code: 'FLOTILLA_TIMEOUT' }), false);
+    assert.equal(isRetryableKvError({ code: 'FLOTILLA_DISK_FULL', storeId: 1, availableBytes: 1, reserveBytes: 2 }), false);
   });
 
   it('refuses to encode requests past the bounds', () => {

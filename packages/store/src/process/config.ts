@@ -45,6 +45,11 @@ export interface StoreConfig {
   readonly appenderNice: number;
   /** Raises the event-loop (main) thread's CPU priority to nice −N once the engines are open; 0: unchanged. */
   readonly eventLoopPriority: number;
+  /**
+   * Below this many free bytes on the data disk the store refuses writes that add data
+   * (disk-guard.ts); 0: never; 'auto': 5% of the filesystem, at most 2 GiB.
+   */
+  readonly diskReserveBytes: number | 'auto';
   /** Longest /ready answers 503 after a start while the store's replicas catch up (0: not at all). */
   readonly readyCatchUpWaitMaxMs: number;
   /** How long a SIGTERM shutdown may spend moving leaderships away and draining clients. */
@@ -96,6 +101,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'log-shards', help: `raft log shards (one appender thread and one RocksDB each), fixed when the data directory is created (default ${limits.logShardsDefault}); an existing directory keeps its count` },
   { name: 'appender-nice', help: 'Linux nice of the appender threads, 0..19: higher yields the CPU to the event loop, lower gets fsyncs out sooner on a busy machine', fallback: String(storageLimits.appenderNiceDefault) },
   { name: 'event-loop-priority', help: `raise the event-loop thread's CPU priority to nice -N, 0..${EVENT_LOOP_PRIORITY_MAX} (Linux; needs CAP_SYS_NICE, root or RLIMIT_NICE): the loop then preempts the appender and RocksDB threads as soon as it wakes, for shorter delays on a busy machine; 0: unchanged`, fallback: '0' },
+  { name: 'disk-reserve-bytes', help: 'free space kept on the data disk: below it the store refuses puts and compare-and-swaps with FLOTILLA_DISK_FULL (reads, deletes and raft replication go on) until space is back; auto: 5% of the filesystem, at most 2 GiB; 0: never refuse', fallback: 'auto' },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
   { name: 'ready-catch-up-max-ms', help: 'after a start, /ready answers 503 until the store\'s replicas caught up with their leaders, at most this long; 0: no wait', fallback: String(limits.readyCatchUpWaitMaxMs) },
   { name: 'pd', help: 'placement driver member URLs, e.g. http://pd-0:2379,http://pd-1:2379 (instead of --initial-cluster)' },
@@ -193,6 +199,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     logShards: flags.value('log-shards') ? flags.integer('log-shards', 1, storageLimits.appenderShardsMax) : undefined,
     appenderNice: flags.integer('appender-nice', 0, 19),
     eventLoopPriority: flags.integer('event-loop-priority', 0, EVENT_LOOP_PRIORITY_MAX),
+    diskReserveBytes: flags.required('disk-reserve-bytes') === 'auto' ? 'auto' : flags.integer('disk-reserve-bytes', 0, Number.MAX_SAFE_INTEGER),
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
     readyCatchUpWaitMaxMs: flags.integer('ready-catch-up-max-ms', configBounds.readyCatchUpWaitMaxMs.min, configBounds.readyCatchUpWaitMaxMs.max),
     pd,

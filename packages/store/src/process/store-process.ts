@@ -8,6 +8,7 @@ import { FaultSwitch, TcpTransport } from '@flotilla/transport';
 import { crc32cImplementation, type JoinRequest, type JoinResponse } from '@flotilla/wire';
 import { monotonicNowMs } from '../clock.ts';
 import { limits } from '../constants.ts';
+import { DiskGuard } from '../disk-guard.ts';
 import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
 import { KvService } from '../kv-service.ts';
@@ -50,6 +51,7 @@ export class StoreProcess {
     readonly transport: TcpTransport,
     readonly host: MultiRaftHost,
     readonly server: StoreServer,
+    private readonly disk: DiskGuard,
     private readonly pd: { client: PdClient; flow: RegionFlow } | null,
   ) {}
 
@@ -109,7 +111,20 @@ export class StoreProcess {
       },
     });
     await host.start();
-    const service = new KvService(host, kv);
+    const disk = new DiskGuard({
+      storeId,
+      dir: config.dataDir,
+      reserveBytes: config.diskReserveBytes,
+      checkMs: limits.diskCheckMs,
+      onChange: (low, space, reserveBytes) => {
+        const fields = { availableBytes: space.availableBytes, capacityBytes: space.capacityBytes, reserveBytes };
+        if (low) logger.warn(fields, 'data disk short of space: refusing puts and compare-and-swaps (FLOTILLA_DISK_FULL) until space is freed; reads, deletes and replication go on');
+        else logger.info(fields, 'data disk has room again: accepting all writes');
+      },
+      onProbeError: (err) => logger.warn(errorFields(err), 'data disk: could not read its free space (statfs); keeping the last state'),
+    });
+    await disk.start();
+    const service = new KvService(host, kv, () => disk.refusal());
     const flow = pdClient ? new RegionFlow(service) : null;
     const server = new StoreServer({
       service: flow ?? service,
@@ -119,13 +134,14 @@ export class StoreProcess {
       port: config.apiListen.port,
       admin: { host, transport, kv },
       log: logger,
+      disk: () => disk.status(),
     });
-    const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, pdClient && flow ? { client: pdClient, flow } : null);
+    const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, disk, pdClient && flow ? { client: pdClient, flow } : null);
     if (faults && config.faultControl !== undefined) store.faultControl = followFaultControl(config.faultControl, faults, logger);
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
-    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0) }, 'store started');
+    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), diskReserveBytes: disk.status().reserveBytes }, 'store started');
     return store;
   }
 
@@ -199,6 +215,7 @@ export class StoreProcess {
     await this.pdWorker?.stop();
     await this.pd?.client.close();
     await this.server.close();
+    this.disk.stop();
     await this.host.close();
     await this.log.close();
     await this.kv.close();

@@ -1,0 +1,123 @@
+/**
+ * The store's guard against a full data disk.
+ *
+ * RocksDB fails a write it cannot complete, and a failed raft log write stops the store
+ * (host.ts, failStop: a store must not limp on after a lost fsync). So the store keeps a reserve:
+ * while the data directory's filesystem has less than `reserveBytes` available, the KV service
+ * refuses the client writes that add data — put and compare-and-swap — with FLOTILLA_DISK_FULL
+ * (nothing written), and goes on with everything else: reads, deletes and delete-ranges (they
+ * free space once compacted), raft replication, splits, membership changes and snapshots, which
+ * the reserve is there for. etcd does the same with its NOSPACE alarm (a quota instead of free
+ * space: reads and deletes only); TiKV keeps a reserve file for the same reason.
+ *
+ * The reserve is `--disk-reserve-bytes`, by default 5% of the filesystem, at most 2 GiB
+ * (diskReserveAuto). Checked with one statfs every `checkMs`, and once before the store serves
+ * (a store started on a full disk refuses from its first request). Writes are accepted again
+ * only once the space is back above the reserve by an eighth of it, so a disk at the edge does
+ * not flap between the two.
+ *
+ * What it does not do: a follower's log appends are never refused (raft has no way to refuse
+ * them without stalling its group), so a store short of space keeps taking the writes of regions
+ * other stores lead — PD places no new replicas on it (its low-space ratio), and an operator
+ * frees or adds space (docs/OPERATIONS.md, "A full disk").
+ */
+import { statfs } from 'node:fs/promises';
+import type { KvError } from '@flotilla/wire';
+
+/** The default reserve: a share of the filesystem's capacity, bounded (a 5 GiB volume keeps 256 MiB). */
+export const diskReserveAuto = Object.freeze({ fraction: 0.05, bytesMax: 2 * 1024 ** 3 });
+/** Writes come back once the space is this share of the reserve above it. */
+const RESUME_MARGIN_FRACTION = 1 / 8;
+
+export interface DiskSpace {
+  /** Bytes an unprivileged writer may still use (statfs bavail × bsize). */
+  readonly availableBytes: number;
+  readonly capacityBytes: number;
+}
+
+/** Reads the space of the filesystem holding `dir`. */
+export type DiskProbe = (dir: string) => Promise<DiskSpace>;
+
+export const statfsProbe: DiskProbe = async (dir) => {
+  const s = await statfs(dir);
+  return { availableBytes: s.bavail * s.bsize, capacityBytes: s.blocks * s.bsize };
+};
+
+export interface DiskGuardOptions {
+  readonly storeId: number;
+  /** The data directory. */
+  readonly dir: string;
+  /** Writes that add data are refused below this many available bytes; 0: never; auto: diskReserveAuto. */
+  readonly reserveBytes: number | 'auto';
+  /** Between two checks. */
+  readonly checkMs: number;
+  readonly probe?: DiskProbe;
+  /** Writes became refused (low) or accepted again. */
+  readonly onChange?: (low: boolean, space: DiskSpace, reserveBytes: number) => void;
+  /** A check failed (the state stays what it was). */
+  readonly onProbeError?: (err: unknown) => void;
+}
+
+export class DiskGuard {
+  private low = false;
+  private space: DiskSpace | null = null;
+  /** The reserve in bytes; null until an 'auto' one is known (the first reading gives the capacity). */
+  private reserve: number | null;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | null = null;
+  private readonly probe: DiskProbe;
+
+  constructor(private readonly options: DiskGuardOptions) {
+    const r = options.reserveBytes;
+    if (r !== 'auto' && (!Number.isSafeInteger(r) || r < 0)) throw new RangeError(`DiskGuard: reserveBytes must be 'auto' or a non-negative integer, got ${r}`);
+    this.reserve = r === 'auto' ? null : r;
+    this.probe = options.probe ?? statfsProbe;
+  }
+
+  /** Checks once (awaited: the state is known before the store serves), then every checkMs. */
+  async start(): Promise<void> {
+    if (this.reserve === 0) return;
+    await this.check();
+    this.timer = setInterval(() => void this.check(), this.options.checkMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One check now; a check already under way is joined, not doubled. */
+  check(): Promise<void> {
+    this.checking ??= this.checkOnce().finally(() => (this.checking = null));
+    return this.checking;
+  }
+
+  /** The error a write that adds data is answered with now, or null while there is room. */
+  refusal(): KvError | null {
+    if (!this.low || this.space === null || this.reserve === null) return null;
+    return { code: 'FLOTILLA_DISK_FULL', storeId: this.options.storeId, availableBytes: this.space.availableBytes, reserveBytes: this.reserve };
+  }
+
+  /** For metrics and status: the last reading (space null: none yet, or the guard is off). */
+  status(): { readonly low: boolean; readonly reserveBytes: number | null; readonly space: DiskSpace | null } {
+    return { low: this.low, reserveBytes: this.reserve, space: this.space };
+  }
+
+  private async checkOnce(): Promise<void> {
+    let space: DiskSpace;
+    try {
+      space = await this.probe(this.options.dir);
+    } catch (err) {
+      this.options.onProbeError?.(err);
+      return;
+    }
+    this.space = space;
+    const reserve = (this.reserve ??= Math.min(diskReserveAuto.bytesMax, Math.floor(space.capacityBytes * diskReserveAuto.fraction)));
+    const resumeAt = reserve + Math.floor(reserve * RESUME_MARGIN_FRACTION);
+    const low = this.low ? space.availableBytes < resumeAt : space.availableBytes < reserve;
+    if (low === this.low) return;
+    this.low = low;
+    this.options.onChange?.(low, space, reserve);
+  }
+}
