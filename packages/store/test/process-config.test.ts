@@ -87,6 +87,20 @@ describe('store process configuration', () => {
     invalid(() => parseStoreConfig(['--store-id', '1', '--data-dir', '/d', '--bogus', 'x'], {}), /bogus/);
   });
 
+  test("--disk-reserve-bytes: 'auto' by default, a byte count, 0 (off), from the flag or FLOTILLA_DISK_RESERVE_BYTES", () => {
+    const reserve = (argv: string[], env: NodeJS.ProcessEnv = {}): number | 'auto' => {
+      const config = parseStoreConfig(['--store-id', '1', '--data-dir', '/d', ...argv], env);
+      assert.ok(config !== 'help');
+      return config.diskReserveBytes;
+    };
+    assert.equal(reserve([]), 'auto');
+    assert.equal(reserve(['--disk-reserve-bytes', '0']), 0);
+    assert.equal(reserve(['--disk-reserve-bytes', '1073741824']), 1024 ** 3);
+    assert.equal(reserve([], { FLOTILLA_DISK_RESERVE_BYTES: '5000000' }), 5_000_000);
+    invalid(() => reserve(['--disk-reserve-bytes', '1GB']), /--disk-reserve-bytes must be an integer/);
+    invalid(() => reserve(['--disk-reserve-bytes=-1']), /--disk-reserve-bytes must be an integer/);
+  });
+
   test('--event-loop-priority: from the flag or FLOTILLA_EVENT_LOOP_PRIORITY; raised as nice -N, or a typed error saying what is missing', () => {
     const fromEnv = parseStoreConfig(['--store-id', '1', '--data-dir', '/d'], { FLOTILLA_EVENT_LOOP_PRIORITY: '15' });
     assert.ok(fromEnv !== 'help');
