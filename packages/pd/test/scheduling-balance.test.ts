@@ -8,7 +8,7 @@ import type { RegionInfo } from '../src/cluster/types.ts';
 import { balanceLeaders, balanceRegions } from '../src/scheduling/balance.ts';
 import { scheduleConfig } from '../src/scheduling/config.ts';
 import { scheduleHotRegions } from '../src/scheduling/hot-region.ts';
-import { MIB, allocator, region, renderAll, store, stores, view } from './scheduling-helpers.ts';
+import { GIB, MIB, allocator, region, renderAll, store, stores, view } from './scheduling-helpers.ts';
 
 const config = scheduleConfig({});
 const zoned = scheduleConfig({ locationLabels: ['zone', 'host'] });
@@ -33,6 +33,27 @@ describe('balance-region', () => {
       'r1 balance-region: addLearner p1002@s4 > changeVoters +p1002@s4 -p102@s2',
       'r4 balance-region: addLearner p1004@s4 > changeVoters +p1004@s4 -p403@s3',
     ]);
+  });
+
+  it('stores fill by their capacity: a disk three times larger takes every region it can, then nothing moves back', () => {
+    // s1..s3 hold 300 MiB each on 100 GiB, s4 nothing on 300 GiB. By bytes alone s4 would get 3
+    // regions (the test above); by fill it gets all 6: at 200/200/200/300 MiB s1..s3 are still
+    // the fuller (600 against 300 in fill units), but s4 already holds every region.
+    const disks = [store(1, { capacity: 100 * GIB }), store(2, { capacity: 100 * GIB }), store(3, { capacity: 100 * GIB }), store(4, { capacity: 300 * GIB })];
+    const ops = balanceRegions(view(disks, many(6, [1, 2, 3])), config, allocator(), 10);
+    assert.equal(ops.length, 6, renderAll(ops).join('\n'));
+    assert.ok(renderAll(ops).every((op) => / \+p\d+@s4 /.test(op)), renderAll(ops).join('\n'));
+    assert.match(ops[0]!.reason, /on 33% of the largest store's capacity/);
+    // Where they end up, nothing moves (no move invites its reverse).
+    const pairs = [[1, 2], [1, 3], [2, 3], [1, 2], [1, 3], [2, 3]] as const;
+    const placed = pairs.map(([a, b], i) => region(i + 1, { voters: [4, a, b], leader: a, bytes: 50 * MIB, last: i === 5 }));
+    assert.deepEqual(balanceRegions(view(disks, placed), config, allocator(), 10), []);
+  });
+
+  it('while a store has not reported its capacity, balance goes by bytes alone', () => {
+    const disks = [store(1, { capacity: 0, available: 0 }), store(2, { capacity: 100 * GIB }), store(3, { capacity: 100 * GIB }), store(4, { capacity: 300 * GIB })];
+    const ops = balanceRegions(view(disks, many(6, [1, 2, 3])), config, allocator(), 10);
+    assert.equal(ops.length, 3, renderAll(ops).join('\n'));
   });
 
   it('within tolerance: nothing moves', () => {

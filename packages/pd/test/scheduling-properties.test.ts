@@ -18,7 +18,7 @@ import { scheduleConfig, type ScheduleConfig } from '../src/scheduling/config.ts
 import { newSchedulerState, observeRegions, room, schedule } from '../src/scheduling/coordinator.ts';
 import { leaderCandidates, regionsHeldBy } from '../src/scheduling/operators.ts';
 import { balanceTargets, widestGap } from '../src/scheduling/balance.ts';
-import { bestLeaderStore, loadOf, newContext } from '../src/scheduling/context.ts';
+import { bestLeaderStore, capacityShare, fillScore, loadOf, moveThreshold, newContext, regionWeight } from '../src/scheduling/context.ts';
 import { checkRegionReplicas, mustLeaveByStore, surelyFine, withoutHistory } from '../src/scheduling/replica-checker.ts';
 import { LIMIT_OF_ORIGIN, leaderStoreId, peerOnStore } from '../src/scheduling/types.ts';
 import { MIB, NOW, allocator, region, store } from './scheduling-helpers.ts';
@@ -45,8 +45,19 @@ const storeArb = (id: number): fc.Arbitrary<StoreInfo> =>
       zone: fc.constantFrom('a', 'b', 'c'),
       host: fc.constantFrom('x', 'y'),
       availableGib: fc.constantFrom(0, 5, 50, 90),
+      // Disks of different sizes (balance compares fill), and 0: no store heartbeat yet.
+      capacityGib: fc.constantFrom(0, 100, 100, 200, 400),
     })
-    .map((s) => store(id, { state: s.state, silentMs: s.state === 'up' ? 0 : s.silentMs, zone: s.zone, host: `${s.zone}${s.host}${id % 2}`, available: s.availableGib * 1024 * MIB }));
+    .map((s) =>
+      store(id, {
+        state: s.state,
+        silentMs: s.state === 'up' ? 0 : s.silentMs,
+        zone: s.zone,
+        host: `${s.zone}${s.host}${id % 2}`,
+        capacity: s.capacityGib * 1024 * MIB,
+        available: Math.min(s.availableGib, s.capacityGib) * 1024 * MIB,
+      }),
+    );
 
 /** A region's shape: which stores hold voters and learners (distinct), who leads, who is unwell. */
 const regionArb = (id: number, storeCount: number, last: boolean): fc.Arbitrary<RegionInfo> =>
@@ -98,6 +109,8 @@ const clusterArb: fc.Arbitrary<Cluster> = fc
       labels: fc.boolean(),
       limit: fc.integer({ min: 0, max: 6 }),
       storeOperatorLimit: fc.integer({ min: 1, max: 8 }),
+      // 0.5 is the lowest that keeps a move from inviting its reverse.
+      tolerantSizeRatio: fc.constantFrom(0.5, 1, 2),
     }),
   )
   .map((c) => {
@@ -121,6 +134,7 @@ const clusterArb: fc.Arbitrary<Cluster> = fc
       hotRegionScheduleLimit: c.limit,
       splitScheduleLimit: c.limit,
       storeOperatorLimit: c.storeOperatorLimit,
+      tolerantSizeRatio: c.tolerantSizeRatio,
     });
     return { config, view: { nowMs: NOW, stores: c.stores, regions: c.regions, running: [] } };
   });
@@ -248,20 +262,28 @@ describe('scheduling properties over random clusters', () => {
     );
   });
 
-  it('no balance move closes a wider gap than widestGap, the bound the balance passes stop on', () => {
+  it('no balance move closes a wider gap than widestGap, the bound the balance passes stop on; none invites its reverse', () => {
     let checked = 0;
+    let moves = 0;
     fc.assert(
       fc.property(clusterArb, (cluster) => {
         const ctx = newContext(withoutHistory(cluster.view), cluster.config, ids());
-        const weight = (id: number): number => loadOf(ctx, id).regionWeight;
+        const fill = (id: number): number => fillScore(ctx, id);
         const leaders = (id: number): number => loadOf(ctx, id).leaderCount;
         for (const source of cluster.view.stores) {
           if (source.state !== 'up') continue;
           for (const r of cluster.view.regions) {
             if (peerOnStore(r, source.id)?.role === 'voter') {
-              for (const target of balanceTargets(ctx, r, source.id, weight)) {
+              for (const target of balanceTargets(ctx, r, source.id, fill)) {
                 checked++;
-                assert.ok(weight(source.id) - weight(target.id) <= widestGap(ctx, source.id, weight), `region ${r.meta.id}: s${source.id} -> s${target.id}`);
+                const gap = fill(source.id) - fill(target.id);
+                assert.ok(gap <= widestGap(ctx, source.id, fill), `region ${r.meta.id}: s${source.id} -> s${target.id}`);
+                const w = regionWeight(r);
+                if (gap <= moveThreshold(ctx, w, source.id, target.id)) continue;
+                // A move: after it, the target must not be fuller than the source by the bound.
+                moves++;
+                const after = fill(target.id) + w / capacityShare(ctx, target.id) - (fill(source.id) - w / capacityShare(ctx, source.id));
+                assert.ok(after <= moveThreshold(ctx, w, target.id, source.id), `region ${r.meta.id}: s${source.id} -> s${target.id} would invite its reverse`);
               }
             }
             if (leaderStoreId(r) === source.id) {
@@ -273,7 +295,8 @@ describe('scheduling properties over random clusters', () => {
       }),
       { seed: SEED + 3, numRuns: RUNS, includeErrorInReport: true },
     );
-    assert.ok(checked > RUNS, `only ${checked} moves checked`);
+    assert.ok(checked > RUNS, `only ${checked} candidate moves checked`);
+    assert.ok(moves > RUNS / 10, `only ${moves} moves past the threshold checked`);
   });
 
   it('a region the replica checker passes over without looking (surelyFine) gets no operator from it', () => {

@@ -1,12 +1,16 @@
 /**
  * The balance schedulers.
  *
- * balance-region moves a replica from the store with the highest region weight (sum of its
- * regions' sizes, each at least REGION_WEIGHT_MIN_BYTES, influence of running operators
- * included) to a lighter store, only when the source exceeds the target by more than
- * 2 × tolerantSizeRatio × the region's weight: after the move the source is still at least as
- * heavy as the target, so the move never invites its reverse. The target must be at least as
- * isolated from the region's other replicas as the source was (labels never get worse).
+ * balance-region moves a replica from the fullest store to a less full one. Full is the
+ * fill score (context.ts): a store's region weight (sum of its regions' sizes, each at least
+ * REGION_WEIGHT_MIN_BYTES, influence of running operators included) over its share of the
+ * largest store's capacity — with equal disks, the region weight itself; a store with half the
+ * disk is as full with half the bytes, so stores of different sizes fill evenly instead of the
+ * smallest running out first. A move happens only when the source's score exceeds the target's
+ * by more than moveThreshold (2 × tolerantSizeRatio × the region's weight with equal disks):
+ * after it the source is still at least as full as the target, so the move never invites its
+ * reverse. The target must be at least as isolated from the region's other replicas as the
+ * source was (labels never get worse).
  *
  * balance-leader transfers a leadership from the store leading the most regions to the
  * region's voter (healthy, on an up store) leading the fewest, when the difference exceeds
@@ -17,7 +21,7 @@
  */
 import type { ClusterView, Operator, RegionInfo, StoreInfo } from '../cluster/types.ts';
 import type { ScheduleConfig } from './config.ts';
-import { accept, bestLeaderStore, isBusy, isSourceStore, loadOf, newContext, rankTargets, regionWeight, storesOf, type PlanContext } from './context.ts';
+import { accept, bestLeaderStore, capacityShare, fillScore, isBusy, isSourceStore, loadOf, moveThreshold, newContext, rankTargets, regionWeight, storesOf, type PlanContext } from './context.ts';
 import { buildMovePeer, buildTransferLeader, leaderCandidates, type OperatorMeta } from './operators.ts';
 import { REGION_WEIGHT_MIN_BYTES, isolationScore } from './placement.ts';
 import { withoutHistory } from './replica-checker.ts';
@@ -71,30 +75,37 @@ export function widestGap(ctx: PlanContext, sourceId: number, score: (storeId: n
 }
 
 function tryMoveRegion(ctx: PlanContext, source: StoreInfo): Operator | null {
-  const weight = (id: number): number => loadOf(ctx, id).regionWeight;
+  const fill = (id: number): number => fillScore(ctx, id);
   if (!isSourceStore(ctx, source.id)) return null;
-  // A region moves only when the gap exceeds this factor of its weight (at least the minimum).
-  const factor = 2 * ctx.config.tolerantSizeRatio;
-  const reach = widestGap(ctx, source.id, weight);
+  // No target's share is above 1, so no move off this store needs less than this factor of
+  // the region's weight (moveThreshold with a target of share 1); at least the minimum weight.
+  const factor = ctx.config.tolerantSizeRatio * (1 / capacityShare(ctx, source.id) + 1);
+  const reach = widestGap(ctx, source.id, fill);
   if (reach <= factor * REGION_WEIGHT_MIN_BYTES) return null;
   for (const region of regionsOnStore(ctx, source.id)) {
     if (reach <= factor * regionWeight(region)) continue;
-    const target = balanceTargets(ctx, region, source.id, weight)[0];
+    const target = balanceTargets(ctx, region, source.id, fill)[0];
     if (target === undefined) continue;
-    const gap = weight(source.id) - weight(target.id);
-    if (gap <= 2 * ctx.config.tolerantSizeRatio * regionWeight(region)) continue;
-    const reason = `store ${source.id} holds ${weight(source.id)} region bytes, store ${target.id} ${weight(target.id)}: move region ${region.meta.id} (${regionWeight(region)} bytes)`;
+    if (fill(source.id) - fill(target.id) <= moveThreshold(ctx, regionWeight(region), source.id, target.id)) continue;
+    const reason = `store ${source.id} holds ${bytesOf(ctx, source.id)}, store ${target.id} ${bytesOf(ctx, target.id)}: move region ${region.meta.id} (${regionWeight(region)} bytes)`;
     const leaderTo = bestLeaderStore(ctx, leaderCandidates(region, source.id));
     return buildMovePeer(region, source.id, target.id, meta(ctx, 'balance-region', reason), ctx.allocateId, leaderTo);
   }
   return null;
 }
 
+/** A store's region bytes for an operator's reason, with its capacity share when disks differ. */
+function bytesOf(ctx: PlanContext, storeId: number): string {
+  const share = capacityShare(ctx, storeId);
+  const bytes = `${loadOf(ctx, storeId).regionWeight} region bytes`;
+  return share === 1 ? bytes : `${bytes} on ${Math.round(100 * share)}% of the largest store's capacity`;
+}
+
 /** Makes up to `budget` balance-region moves, re-reading loads (with influence) after each. */
 export function balanceRegionPass(ctx: PlanContext, budget: number): void {
   for (let made = 0; made < budget; made++) {
     let op: Operator | null = null;
-    for (const source of sourcesBy(ctx, (id) => loadOf(ctx, id).regionWeight)) {
+    for (const source of sourcesBy(ctx, (id) => fillScore(ctx, id))) {
       op = tryMoveRegion(ctx, source);
       if (op !== null) break;
     }

@@ -32,6 +32,8 @@ export interface PlanContext {
   readonly stores: ReadonlyMap<number, StoreInfo>;
   readonly regions: ReadonlyMap<number, RegionInfo>;
   readonly load: Map<number, StoreLoad>;
+  /** Each up store's capacity over the largest up store's (see capacityShare). */
+  readonly capacityShares: ReadonlyMap<number, number>;
   /** Regions held by a running or new operator: one operator per region. */
   readonly busy: Set<number>;
   readonly made: Operator[];
@@ -129,6 +131,7 @@ export function newContext(view: SchedulingView, config: ScheduleConfig, allocat
   // pass has none — at 100,000 regions the map cost ~14 ms of every pass.
   let regions: Map<number, RegionInfo> | undefined;
   let load: Map<number, StoreLoad> | undefined;
+  let shares: Map<number, number> | undefined;
   const ctx: PlanContext = {
     view,
     config,
@@ -148,11 +151,51 @@ export function newContext(view: SchedulingView, config: ScheduleConfig, allocat
       }
       return load;
     },
+    get capacityShares(): ReadonlyMap<number, number> {
+      return (shares ??= capacitySharesOf(view.stores));
+    },
     busy: new Set(),
     made: [],
   };
   for (const op of view.running) for (const held of regionsHeldBy(op)) ctx.busy.add(held);
   return ctx;
+}
+
+/**
+ * Capacity shares: every up store's capacity over the largest up store's (1 for the largest).
+ * While any up store has not reported its capacity (0: no store heartbeat yet), every share is
+ * 1 — balance by bytes alone — rather than guess.
+ */
+function capacitySharesOf(stores: readonly StoreInfo[]): Map<number, number> {
+  const up = stores.filter((s) => s.state === 'up');
+  const largest = Math.max(0, ...up.map((s) => s.capacityBytes));
+  const known = up.every((s) => s.capacityBytes > 0);
+  return new Map(up.map((s) => [s.id, known ? s.capacityBytes / largest : 1]));
+}
+
+/** The store's capacity share (1 for a store that is not up, or while capacities are unknown). */
+export function capacityShare(ctx: PlanContext, storeId: number): number {
+  return ctx.capacityShares.get(storeId) ?? 1;
+}
+
+/**
+ * How full a store is by the data PD placed there: its region weight over its capacity share,
+ * in bytes as if every store had the largest one's capacity. With equal capacities it is the
+ * region weight itself; a store with half the disk reaches the same fill with half the bytes
+ * (TiKV's region score also rises as a store's space shrinks).
+ */
+export function fillScore(ctx: PlanContext, storeId: number): number {
+  return loadOf(ctx, storeId).regionWeight / capacityShare(ctx, storeId);
+}
+
+/**
+ * The fill gap above which moving a region of `weight` bytes from `sourceId` to `targetId`
+ * balances: tolerantSizeRatio × what the move changes on both sides (weight / share each).
+ * After such a move the source is still at least as full as the target, less (1 - ratio) × the
+ * same change — so with ratio ≥ 0.5 the reverse move never passes this bound.
+ */
+export function moveThreshold(ctx: PlanContext, weight: number, sourceId: number, targetId: number): number {
+  return ctx.config.tolerantSizeRatio * weight * (1 / capacityShare(ctx, sourceId) + 1 / capacityShare(ctx, targetId));
 }
 
 /** Records a new operator: its regions become busy, its influence counts from now on. */
@@ -190,7 +233,7 @@ export interface Candidate {
 
 /**
  * The stores that may take a replica of `region`, best first: most isolated from `others`
- * (the stores of the replicas that stay), then the lightest by region weight, then lowest id.
+ * (the stores of the replicas that stay), then the least full (fillScore), then lowest id.
  */
 export function rankTargets(ctx: PlanContext, region: RegionInfo, others: readonly number[]): Candidate[] {
   const otherStores = storesOf(ctx, others);
@@ -200,7 +243,7 @@ export function rankTargets(ctx: PlanContext, region: RegionInfo, others: readon
   return candidates.sort(
     (a, b) =>
       b.isolation - a.isolation ||
-      loadOf(ctx, a.store.id).regionWeight - loadOf(ctx, b.store.id).regionWeight ||
+      fillScore(ctx, a.store.id) - fillScore(ctx, b.store.id) ||
       a.store.id - b.store.id,
   );
 }

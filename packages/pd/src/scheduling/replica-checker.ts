@@ -13,7 +13,7 @@
  */
 import type { ClusterView, Operator, RegionInfo, RegionPeer } from '../cluster/types.ts';
 import type { ScheduleConfig } from './config.ts';
-import { accept, bestLeaderStore, isBusy, loadOf, newContext, rankTargets, storesOf, type PlanContext } from './context.ts';
+import { accept, bestLeaderStore, fillScore, isBusy, newContext, rankTargets, storesOf, type PlanContext } from './context.ts';
 import { buildAddReplica, buildMovePeer, buildPromoteLearner, buildRemoveReplica, leaderCandidates, regionsHeldBy, type OperatorMeta } from './operators.ts';
 import { isolationScore, mustLeaveReason } from './placement.ts';
 import { PRIORITY, isPeerUnhealthy, isRegionHealthy, leaderPeer, learners, voters, type AllocateId, type SchedulingView } from './types.ts';
@@ -81,7 +81,7 @@ function addMissing(ctx: PlanContext, region: RegionInfo): Operator | null {
   return buildAddReplica(region, target.store.id, meta(ctx, reason, PRIORITY.replicaRepair), ctx.allocateId);
 }
 
-/** Voters sorted worst placed first: least isolated, not the leader, heaviest store, highest id. */
+/** Voters sorted worst placed first: least isolated, not the leader, fullest store (fillScore), highest id. */
 function worstPlaced(ctx: PlanContext, region: RegionInfo): { peer: RegionPeer; isolation: number }[] {
   const all = voters(region);
   const leaderId = leaderPeer(region)?.id;
@@ -94,7 +94,7 @@ function worstPlaced(ctx: PlanContext, region: RegionInfo): { peer: RegionPeer; 
     (a, b) =>
       a.isolation - b.isolation ||
       Number(a.peer.id === leaderId) - Number(b.peer.id === leaderId) ||
-      loadOf(ctx, b.peer.storeId).regionWeight - loadOf(ctx, a.peer.storeId).regionWeight ||
+      fillScore(ctx, b.peer.storeId) - fillScore(ctx, a.peer.storeId) ||
       b.peer.storeId - a.peer.storeId,
   );
 }
