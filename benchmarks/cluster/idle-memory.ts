@@ -28,6 +28,7 @@ import { ProcessCluster, waitFor, type StoreHandle } from '../../test/support/cl
 import { REPO } from '../../test/support/process.ts';
 import { rssBytes, scrape, useStoreMallocEnv } from './proc.ts';
 import { STORES, grow, regionRoles } from './regions.ts';
+import { median } from '../stats.ts';
 
 const regions = Number(process.argv.find((a) => a.startsWith('--regions='))?.split('=')[1] ?? 10_000);
 const trim = process.argv.includes('--trim');
@@ -130,7 +131,6 @@ async function snapshot(cluster: ProcessCluster, label: string): Promise<void> {
     });
     last = now;
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   process.stdout.write(`${label}, idle allocation (median heap growth per s, incl. scrapes): ${rates.map((r) => (median(r) / 1024).toFixed(0)).join(' / ')} KiB/s\n`);
   process.stdout.write(`${label}, before the GC: rss ${stores.map((s) => (rssBytes(s.child.pid!) / MiB).toFixed(1)).join(' / ')} MiB\n`);
   for (const s of stores) process.kill(s.child.pid!, 'SIGUSR2');

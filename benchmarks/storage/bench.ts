@@ -24,6 +24,7 @@ import type { Entry } from '@flotilla/raft';
 import { RocksLogEngine, isStorageError, limits, type GroupWrite } from '@flotilla/storage';
 import { awaitQuietMachine, foreignCpu, idleLoopControl, loopDelayMs, machineLine, splitCpu, startLoopProbe, threadCpu, type CpuSplit } from './machine.ts';
 import { RAW_CONFIGS, RawDb, twoWriters, type RawConfig } from './raw.ts';
+import { median } from '../stats.ts';
 
 const quick = process.argv.includes('--quick');
 const SECONDS = quick ? 0.8 : 3;
@@ -220,12 +221,6 @@ async function alternatingTargetCheck(raw: RawLimits, shards: number, raisedPrio
   }
   console.log('');
   return runs;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = Float64Array.from(values).sort();
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 const range = (values: readonly number[], show: (v: number) => string): string => `${show(Math.min(...values))}–${show(Math.max(...values))}`;

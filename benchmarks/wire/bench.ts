@@ -32,6 +32,7 @@ import { crc32c } from '../../packages/wire/src/crc32c.ts';
 import { heartbeatBatchTuple, readHeartbeatBatch } from '../../packages/wire/src/heartbeat-codec.ts';
 import { packValue, scanPayload, unpackPayload } from '../../packages/wire/src/msgpack.ts';
 import { raftBatchTuple, readRaftBatch } from '../../packages/wire/src/raft-codec.ts';
+import { median } from '../stats.ts';
 
 const quick = process.argv.includes('--quick');
 const ROUND_MS = quick ? 150 : 600;
@@ -90,11 +91,6 @@ function rate(fn: () => void, ms: number): number {
     now = performance.now();
   }
   return (calls * 1000) / (now - start);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 interface Row {

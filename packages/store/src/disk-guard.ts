@@ -35,6 +35,16 @@ export interface DiskSpace {
   readonly capacityBytes: number;
 }
 
+/** What the guard knows now: for metrics (metrics.ts) and logs. */
+export interface DiskStatus {
+  /** Writes that add data are refused. */
+  readonly low: boolean;
+  /** null: not known yet (an 'auto' reserve before the first reading). */
+  readonly reserveBytes: number | null;
+  /** The last reading; null: none yet, or the guard is off. */
+  readonly space: DiskSpace | null;
+}
+
 /** Reads the space of the filesystem holding `dir`. */
 export type DiskProbe = (dir: string) => Promise<DiskSpace>;
 
@@ -99,8 +109,7 @@ export class DiskGuard {
     return { code: 'FLOTILLA_DISK_FULL', storeId: this.options.storeId, availableBytes: this.space.availableBytes, reserveBytes: this.reserve };
   }
 
-  /** For metrics and status: the last reading (space null: none yet, or the guard is off). */
-  status(): { readonly low: boolean; readonly reserveBytes: number | null; readonly space: DiskSpace | null } {
+  status(): DiskStatus {
     return { low: this.low, reserveBytes: this.reserve, space: this.space };
   }
 

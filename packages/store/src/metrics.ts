@@ -3,6 +3,7 @@ import { KV_ERROR_CODES, type KvErrorCode, type KvOp, type KvOpName, type KvOpRe
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminEndpoint } from './admin-api.ts';
 import { API_ERROR_CODES, type ApiErrorCode } from './api-errors.ts';
+import type { DiskStatus } from './disk-guard.ts';
 import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 
 /**
@@ -48,15 +49,6 @@ export interface MetricsSources {
   readonly disk?: () => DiskStatus;
 }
 
-/** What the disk series read: DiskGuard.status(). */
-export interface DiskStatus {
-  /** Writes that add data are refused. */
-  readonly low: boolean;
-  /** null: not known yet (an 'auto' reserve before the first reading). */
-  readonly reserveBytes: number | null;
-  /** The last reading; null: none yet, or the guard is off. */
-  readonly space: { readonly availableBytes: number; readonly capacityBytes: number } | null;
-}
 
 export interface StoreMetricsOptions {
   /** Node process metrics (CPU, memory, event loop lag, GC) on this store's registry. Default: true. */

@@ -10,7 +10,8 @@ import type { CatchUpStatus } from './catch-up.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
-import { StoreMetrics, requestKind, type DiskStatus, type RequestKind } from './metrics.ts';
+import type { DiskStatus } from './disk-guard.ts';
+import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
 import { serverLimits } from './server-limits.ts';
 
 /** The client API endpoint: POST a msgpack KvRequest, get a msgpack KvResponse. */

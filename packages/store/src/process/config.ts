@@ -73,6 +73,7 @@ export const configBounds = Object.freeze({
   readyCatchUpWaitMaxMs: { min: 0, max: 24 * 3_600_000 },
   initialClusterStoresMax: 7,
   heartbeatMs: { min: 100, max: 600_000 },
+  diskReserveBytes: { min: 0, max: Number.MAX_SAFE_INTEGER },
   pdEndpointsMax: 16,
   labelsMax: 16,
 });
@@ -199,7 +200,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     logShards: flags.value('log-shards') ? flags.integer('log-shards', 1, storageLimits.appenderShardsMax) : undefined,
     appenderNice: flags.integer('appender-nice', 0, 19),
     eventLoopPriority: flags.integer('event-loop-priority', 0, EVENT_LOOP_PRIORITY_MAX),
-    diskReserveBytes: flags.required('disk-reserve-bytes') === 'auto' ? 'auto' : flags.integer('disk-reserve-bytes', 0, Number.MAX_SAFE_INTEGER),
+    diskReserveBytes: flags.required('disk-reserve-bytes') === 'auto' ? 'auto' : flags.integer('disk-reserve-bytes', configBounds.diskReserveBytes.min, configBounds.diskReserveBytes.max),
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
     readyCatchUpWaitMaxMs: flags.integer('ready-catch-up-max-ms', configBounds.readyCatchUpWaitMaxMs.min, configBounds.readyCatchUpWaitMaxMs.max),
     pd,

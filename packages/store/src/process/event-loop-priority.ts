@@ -5,7 +5,8 @@
  * helpers keep busy, a woken event loop waits its turn for a core like any of them — a timer
  * due in 1 ms ran ~4 ms late at the 99th percentile in bench:storage's 256-group scenario. At a
  * higher priority the scheduler lets it preempt them at once: ~2 ms (1.7–2.5) at nice −15 or
- * −20, with no loss of append throughput (benchmarks/storage/RESULTS.md). etcd's tuning guide gives
+ * −20 with 32 rounds in flight, 2.7–3.1 ms (against ~4.2) with the 64 the benchmark keeps since
+ * 2026-11-25, with no loss of append throughput (benchmarks/storage/RESULTS.md). etcd's tuning guide gives
  * the same advice for its process. Not a default: with three stores on two cores it cost ~15%
  * of write throughput at 16 active regions, the fsyncs waiting for a core (docs/OPERATIONS.md).
  *
