@@ -3,6 +3,8 @@
  * any disk): it refuses puts and compare-and-swaps with FLOTILLA_DISK_FULL from its first
  * request, writes nothing for them, serves reads and deletes, says so in its log and metrics,
  * and keeps serving. A store with room (reserve 0: never refuse) takes the same writes.
+ * Below half its reserve a store takes no replicated entries either: in a 3-store region it
+ * falls behind while the other two commit, stays up, and catches up once it has room.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -55,7 +57,46 @@ describe('a store process short of disk space', () => {
     assert.match(page, new RegExp(`^flotilla_store_disk_reserve_bytes ${HUGE_RESERVE}$`, 'm'));
     assert.match(page, /^flotilla_store_disk_available_bytes [1-9]\d*$/m);
     assert.match(page, /^flotilla_store_kv_operations_total\{op="put",code="FLOTILLA_DISK_FULL"\} 1$/m);
-    const warned = full.logs.map((l) => JSON.parse(l) as { level?: number; msg?: string; reserveBytes?: number }).find((l) => l.msg?.startsWith('data disk short of space'));
+    const warned = full.logs.map((l) => JSON.parse(l) as { level?: number; msg?: string; reserveBytes?: number }).find((l) => l.msg?.startsWith('data disk critically short of space'));
     assert.equal(warned?.reserveBytes, HUGE_RESERVE, 'the store logged why it refuses');
+  });
+});
+
+describe('a store process critically short of disk space in a 3-store region', () => {
+  const cluster = new ProcessCluster({ tickMs: 50 });
+  after(() => cluster.close());
+  const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
+  let requestId = 1;
+  const status = (storeId: number) => cluster.expectAdmin<{ commit: number; applied: number; lastIndex: number }>(storeId, 'GET', '/v1/admin/regions/1');
+  const metric = async (storeId: number, name: string): Promise<number> => {
+    const store = cluster.stores.get(storeId)!;
+    const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
+    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(page)?.[1] ?? NaN);
+  };
+
+  test('falls behind without filling up while the others commit, and catches up with room', async () => {
+    await cluster.startStore(1, ['--disk-reserve-bytes', '0']);
+    await cluster.startStore(2, ['--disk-reserve-bytes', '0']);
+    await cluster.startStore(3, ['--disk-reserve-bytes', String(HUGE_RESERVE)]);
+    await cluster.bootstrap(REGION);
+    await waitFor('a leader on a store with room', async () => {
+      const leader = await cluster.leaderOf(1);
+      if (leader?.id === 3) await cluster.admin(3, 'POST', '/v1/admin/regions/1/transfer-leader', { toPeerId: 1 });
+      return leader !== undefined && leader.id !== 3;
+    });
+    const leader = (await cluster.leaderOf(1))!;
+    for (let i = 0; i < 10; i++) {
+      const { response } = await cluster.kv(leader.id, { requestId: requestId++, timeoutMs: 5_000, ops: [{ op: 'put', regionId: 1, regionEpoch: EPOCH, key: bytes(`k${i}`), value: bytes('v') }] });
+      assert.deepEqual('results' in response ? response.results : response, [{ op: 'put' }], 'committed by the two stores with room');
+    }
+    const { commit } = await status(leader.id);
+    await waitFor('the leader retried its appends to store 3 and they were dropped', async () => (await metric(3, 'flotilla_store_disk_replication_refused_total')) > 0);
+    assert.ok((await status(3)).lastIndex < commit, 'store 3 took none of the entries');
+    assert.equal(await metric(3, 'flotilla_store_disk_replication_refused'), 1);
+
+    // Room again (here: a restart without the reserve): store 3 catches up.
+    await cluster.terminate(3);
+    await cluster.startStore(3, ['--disk-reserve-bytes', '0']);
+    await waitFor('store 3 applied up to the commit index seen', async () => (await status(3)).applied >= commit);
   });
 });

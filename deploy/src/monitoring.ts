@@ -115,7 +115,7 @@ export const ALERT_RULES: readonly AlertRule[] = [
     expr: `kubelet_volume_stats_available_bytes{${DATA_CLAIMS}} / kubelet_volume_stats_capacity_bytes{${DATA_CLAIMS}} < 0.1`,
     for: '5m',
     labels: { severity: 'critical' },
-    annotations: { summary: 'A Flotilla data volume is almost out of space', description: 'Volume {{ $labels.persistentvolumeclaim }} in {{ $labels.namespace }} has {{ $value | humanizePercentage }} free. Below its --disk-reserve-bytes (default 5%, at most 2 GiB) the store refuses puts; a store whose disk fills up stops.' },
+    annotations: { summary: 'A Flotilla data volume is almost out of space', description: 'Volume {{ $labels.persistentvolumeclaim }} in {{ $labels.namespace }} has {{ $value | humanizePercentage }} free. Below its --disk-reserve-bytes (default 5%, at most 2 GiB) the store refuses puts; below half of it, replicated entries too (its replicas fall behind rather than the disk filling up and the store stopping).' },
   },
   {
     alert: 'FlotillaStoreRefusingWrites',
@@ -123,6 +123,13 @@ export const ALERT_RULES: readonly AlertRule[] = [
     for: '1m',
     labels: { severity: 'critical' },
     annotations: { summary: 'A store refuses writes: its data disk is below the reserve', description: 'Store {{ $labels.pod }} in {{ $labels.namespace }} answers puts and compare-and-swaps of the regions it leads with FLOTILLA_DISK_FULL (reads and deletes go on). Free or add space: docs/OPERATIONS.md, "A full disk".' },
+  },
+  {
+    alert: 'FlotillaStoreRefusingReplication',
+    expr: `max by (namespace, pod) (flotilla_store_disk_replication_refused{${STORE}}) > 0`,
+    for: '1m',
+    labels: { severity: 'critical' },
+    annotations: { summary: 'A store takes no replicated entries: its data disk is below half the reserve', description: 'Store {{ $labels.pod }} in {{ $labels.namespace }} drops raft appends and refuses snapshots from other stores, so its replicas fall behind (the others still commit; a region with a second such store stops taking writes). Free or add space now: docs/OPERATIONS.md, "A full disk".' },
   },
   {
     alert: 'FlotillaHighCommitLatency',

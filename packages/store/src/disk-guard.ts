@@ -7,8 +7,9 @@
  * refuses the client writes that add data — put and compare-and-swap — with FLOTILLA_DISK_FULL
  * (nothing written), and goes on with everything else: reads, deletes and delete-ranges (they
  * free space once compacted), raft replication, splits, membership changes and snapshots, which
- * the reserve is there for. etcd does the same with its NOSPACE alarm (a quota instead of free
- * space: reads and deletes only); TiKV keeps a reserve file for the same reason.
+ * the reserve is there for (replication down to half of it, below). etcd does the same with its
+ * NOSPACE alarm (a quota instead of free space: reads and deletes only); TiKV keeps a reserve
+ * file for the same reason.
  *
  * The reserve is `--disk-reserve-bytes`, by default 5% of the filesystem, at most 2 GiB
  * (diskReserveAuto). Checked with one statfs every `checkMs`, and once before the store serves
@@ -16,9 +17,16 @@
  * only once the space is back above the reserve by an eighth of it, so a disk at the edge does
  * not flap between the two.
  *
- * What it does not do: a follower's log appends are never refused (raft has no way to refuse
- * them without stalling its group), so a store short of space keeps taking the writes of regions
- * other stores lead — PD places no new replicas on it (its low-space ratio), and an operator
+ * A second, lower threshold — half the reserve (CRITICAL_FRACTION) — is for what the first does
+ * not stop: the writes of regions other stores lead, which reach this store as raft appends. Below
+ * it the store stops taking appends that carry entries, and snapshots (host.ts,
+ * `refusesReplication`): its replicas fall behind while the other replicas of each region go on
+ * committing, as if this store's link were slow, instead of the disk filling up and the store
+ * fail-stopping on a failed log write (and again at every restart). Heartbeats and everything
+ * else still flow; once the space is back above the threshold by an eighth of the reserve, Raft
+ * retransmits what was dropped (or sends a snapshot) and the replicas catch up. TiKV stops raft
+ * appends to a store whose disk is almost full the same way. PD meanwhile places no new replicas
+ * on the store (its low-space ratio) and moves regions off it (balance by fill); an operator
  * frees or adds space (docs/OPERATIONS.md, "A full disk").
  */
 import { statfs } from 'node:fs/promises';
@@ -28,6 +36,8 @@ import type { KvError } from '@flotilla/wire';
 export const diskReserveAuto = Object.freeze({ fraction: 0.05, bytesMax: 2 * 1024 ** 3 });
 /** Writes come back once the space is this share of the reserve above it. */
 const RESUME_MARGIN_FRACTION = 1 / 8;
+/** Below this share of the reserve the store takes no more replicated entries (appends, snapshots). */
+export const CRITICAL_FRACTION = 1 / 2;
 
 export interface DiskSpace {
   /** Bytes an unprivileged writer may still use (statfs bavail × bsize). */
@@ -39,6 +49,8 @@ export interface DiskSpace {
 export interface DiskStatus {
   /** Writes that add data are refused. */
   readonly low: boolean;
+  /** Below half the reserve: replicated entries (appends, snapshots) are refused too. */
+  readonly critical: boolean;
   /** null: not known yet (an 'auto' reserve before the first reading). */
   readonly reserveBytes: number | null;
   /** The last reading; null: none yet, or the guard is off. */
@@ -53,6 +65,14 @@ export const statfsProbe: DiskProbe = async (dir) => {
   return { availableBytes: s.bavail * s.bsize, capacityBytes: s.blocks * s.bsize };
 };
 
+/** What onChange reports: the new state, the reading that moved it, the reserve. */
+export interface DiskChange {
+  readonly low: boolean;
+  readonly critical: boolean;
+  readonly space: DiskSpace;
+  readonly reserveBytes: number;
+}
+
 export interface DiskGuardOptions {
   readonly storeId: number;
   /** The data directory. */
@@ -62,14 +82,15 @@ export interface DiskGuardOptions {
   /** Between two checks. */
   readonly checkMs: number;
   readonly probe?: DiskProbe;
-  /** Writes became refused (low) or accepted again. */
-  readonly onChange?: (low: boolean, space: DiskSpace, reserveBytes: number) => void;
+  /** Writes or replication became refused, or accepted again (the state after the change). */
+  readonly onChange?: (change: DiskChange) => void;
   /** A check failed (the state stays what it was). */
   readonly onProbeError?: (err: unknown) => void;
 }
 
 export class DiskGuard {
   private low = false;
+  private critical = false;
   private space: DiskSpace | null = null;
   /** The reserve in bytes; null until an 'auto' one is known (the first reading gives the capacity). */
   private reserve: number | null;
@@ -109,8 +130,13 @@ export class DiskGuard {
     return { code: 'FLOTILLA_DISK_FULL', storeId: this.options.storeId, availableBytes: this.space.availableBytes, reserveBytes: this.reserve };
   }
 
+  /** True while the store must take no replicated entries (below half the reserve). */
+  refusesReplication(): boolean {
+    return this.critical;
+  }
+
   status(): DiskStatus {
-    return { low: this.low, reserveBytes: this.reserve, space: this.space };
+    return { low: this.low, critical: this.critical, reserveBytes: this.reserve, space: this.space };
   }
 
   private async checkOnce(): Promise<void> {
@@ -123,10 +149,18 @@ export class DiskGuard {
     }
     this.space = space;
     const reserve = (this.reserve ??= Math.min(diskReserveAuto.bytesMax, Math.floor(space.capacityBytes * diskReserveAuto.fraction)));
-    const resumeAt = reserve + Math.floor(reserve * RESUME_MARGIN_FRACTION);
-    const low = this.low ? space.availableBytes < resumeAt : space.availableBytes < reserve;
-    if (low === this.low) return;
+    const margin = Math.floor(reserve * RESUME_MARGIN_FRACTION);
+    const criticalBelow = Math.floor(reserve * CRITICAL_FRACTION);
+    const low = below(space.availableBytes, reserve, margin, this.low);
+    const critical = below(space.availableBytes, criticalBelow, margin, this.critical);
+    if (low === this.low && critical === this.critical) return;
     this.low = low;
-    this.options.onChange?.(low, space, reserve);
+    this.critical = critical;
+    this.options.onChange?.({ low, critical, space, reserveBytes: reserve });
   }
+}
+
+/** Below `threshold`; once below, until `margin` above it (no flapping at the edge). */
+function below(available: number, threshold: number, margin: number, was: boolean): boolean {
+  return available < (was ? threshold + margin : threshold);
 }

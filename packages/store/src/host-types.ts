@@ -32,6 +32,13 @@ export interface HostOptions {
   readonly onFailure?: (err: unknown) => void;
   /** Commands in one KV apply batch; at most (and by default) the engine's kvApplyCommandsMax. Tests lower it. */
   readonly applyBatchCommandsMax?: number;
+  /**
+   * True while the data disk is critically short of space (disk-guard.ts): raft appends that
+   * carry entries and snapshots from other stores are then dropped and refused, so this store's
+   * replicas fall behind instead of its disk filling up (Raft retransmits once this is false).
+   * Asked once per inbound frame. Without it, nothing is ever refused.
+   */
+  readonly refusesReplication?: () => boolean;
   /** Where the host reports what operators care about (regions created, moved, split, snapshots). */
   readonly events?: HostEventLog;
   /** Timings of the ready loop, for metrics (metrics.ts wires them to histograms). */
@@ -95,6 +102,8 @@ export interface HostStats {
   readonly messagesDropped: number;
   readonly snapshotsSent: number;
   readonly snapshotsReceived: number;
+  /** Appends with entries dropped, and snapshots refused, while the disk was critically short (refusesReplication). */
+  readonly replicationRefusedForDisk: number;
   readonly compactions: number;
   /** Times the ticks fell behind real time and every read lease here was voided (read-lease.ts). */
   readonly readLeaseStalls: number;

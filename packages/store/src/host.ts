@@ -52,7 +52,7 @@ export class MultiRaftHost implements InboundHandlers {
   private closed = false;
   private started = false;
   private failure: unknown;
-  private counters = { ticks: 0, readyCycles: 0, snapshotsReceived: 0 };
+  private counters = { ticks: 0, readyCycles: 0, snapshotsReceived: 0, replicationRefusedForDisk: 0 };
   /** The groups the ticker visits (awake-groups.ts). */
   private readonly awake: AwakeGroups;
   /** Received snapshots are installed one at a time, never during a ready cycle. */
@@ -382,7 +382,15 @@ export class MultiRaftHost implements InboundHandlers {
   // ------------------------------------------------------------ inbound (transport)
 
   onRaftMessages(from: StoreId, messages: readonly RaftEnvelope[]): void {
-    for (const envelope of messages) this.peers.route(from, envelope.regionId, envelope.message);
+    const refusing = this.options.refusesReplication?.() === true;
+    for (const envelope of messages) {
+      // Dropped like a lost packet: the leader retransmits once the disk has room (disk-guard.ts).
+      if (refusing && envelope.message.type === 'append' && envelope.message.entries.length > 0) {
+        this.counters.replicationRefusedForDisk++;
+        continue;
+      }
+      this.peers.route(from, envelope.regionId, envelope.message);
+    }
   }
 
   onHeartbeats(from: StoreId, beats: readonly Heartbeat[]): void {
@@ -405,6 +413,10 @@ export class MultiRaftHost implements InboundHandlers {
 
   private async installSnapshot(from: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     if (this.closed || !envelope.message.snapshot) throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId}: no snapshot to install`);
+    if (this.options.refusesReplication?.() === true) {
+      this.counters.replicationRefusedForDisk++;
+      throw new StoreError('FLOTILLA_STORE_SNAPSHOT_REFUSED', `region ${envelope.regionId}: the data disk is critically short of space`);
+    }
     this.installingSnapshot = true;
     try {
       while (this.cycleRunning) await new Promise<void>((resolve) => this.cycleIdleWaiters.push(resolve));

@@ -125,6 +125,7 @@ export class StoreMetrics {
       gauge(registers, 'flotilla_store_disk_capacity_bytes', "Size of the data directory's filesystem", () => disk().space?.capacityBytes ?? 0);
       gauge(registers, 'flotilla_store_disk_reserve_bytes', 'Free space below which the store refuses writes that add data (--disk-reserve-bytes; 0: never)', () => disk().reserveBytes ?? 0);
       gauge(registers, 'flotilla_store_disk_writes_refused', '1 while the store refuses puts and compare-and-swaps for lack of disk space (FLOTILLA_DISK_FULL), else 0', () => (disk().low ? 1 : 0));
+      gauge(registers, 'flotilla_store_disk_replication_refused', '1 while the store also takes no replicated entries (appends, snapshots) for lack of disk space (below half the reserve), else 0', () => (disk().critical ? 1 : 0));
     }
 
     // The host: a gauge for the peer count, counters mirrored from its cumulative stats.
@@ -156,6 +157,7 @@ export class StoreMetrics {
       ['messagesDropped', 'flotilla_store_raft_messages_dropped_total', 'Raft messages the transport refused or that had no known store (Raft retransmits)'],
       ['snapshotsSent', 'flotilla_store_snapshots_sent_total', 'Region snapshots streamed to other stores'],
       ['snapshotsReceived', 'flotilla_store_snapshots_received_total', 'Region snapshots received and installed'],
+      ['replicationRefusedForDisk', 'flotilla_store_disk_replication_refused_total', 'Raft appends with entries dropped and snapshots refused while the data disk was critically short of space (below half the reserve; Raft retransmits)'],
       ['compactions', 'flotilla_store_log_compactions_total', 'Region log compactions'],
       ['readLeaseStalls', 'flotilla_store_read_lease_stalls_total', 'Times the ticks fell behind real time (a blocked event loop) and every read lease here was voided: linearizable reads take ReadIndex rounds until the next heartbeat is acknowledged'],
     ];

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { KvError, KvOp, KvRequest } from '@flotilla/wire';
-import { DiskGuard, diskReserveAuto, type DiskSpace } from '../src/disk-guard.ts';
+import { CRITICAL_FRACTION, DiskGuard, diskReserveAuto, type DiskChange, type DiskSpace } from '../src/disk-guard.ts';
 import { KvService } from '../src/kv-service.ts';
-import { EPOCH, REGION, TestCluster, bytes, get, put, text, waitFor, type MemoryStore } from './harness.ts';
+import { EPOCH, REGION, TestCluster, bytes, get, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -26,7 +26,7 @@ class FakeDisk {
 }
 
 function guard(disk: FakeDisk, reserveBytes: number | 'auto', changes: boolean[] = [], errors: unknown[] = []): DiskGuard {
-  return new DiskGuard({ storeId: 7, dir: '/unused', reserveBytes, checkMs: 60_000, probe: disk.probe, onChange: (low) => changes.push(low), onProbeError: (err) => errors.push(err) });
+  return new DiskGuard({ storeId: 7, dir: '/unused', reserveBytes, checkMs: 60_000, probe: disk.probe, onChange: (change) => changes.push(change.low), onProbeError: (err) => errors.push(err) });
 }
 
 describe('disk guard', () => {
@@ -49,10 +49,34 @@ describe('disk guard', () => {
       await g.check();
       assert.equal(g.refusal(), null);
       assert.deepEqual(changes, [true, false], 'one change each way');
-      assert.deepEqual(g.status(), { low: false, reserveBytes: 800 * MiB, space: { availableBytes: 900 * MiB, capacityBytes: 100 * GiB } });
+      assert.deepEqual(g.status(), { low: false, critical: false, reserveBytes: 800 * MiB, space: { availableBytes: 900 * MiB, capacityBytes: 100 * GiB } });
     } finally {
       g.stop();
     }
+  });
+
+  test('below half the reserve it refuses replication too, and takes it again an eighth of the reserve above that', async () => {
+    const disk = new FakeDisk();
+    const changes: DiskChange[] = [];
+    const g = new DiskGuard({ storeId: 7, dir: '/unused', reserveBytes: 800 * MiB, checkMs: 60_000, probe: disk.probe, onChange: (c) => changes.push(c) });
+    const state = async (availableBytes: number): Promise<[boolean, boolean]> => {
+      disk.availableBytes = availableBytes;
+      await g.check();
+      return [g.refusal() !== null, g.refusesReplication()];
+    };
+    assert.deepEqual(await state(500 * MiB), [true, false], 'below the reserve, above half of it: writes refused, replication taken');
+    assert.deepEqual(await state(400 * MiB - 1), [true, true], 'below half the reserve: both refused');
+    assert.deepEqual(await state(450 * MiB), [true, true], 'back over half the reserve, not by the margin (100 MiB): still refused');
+    assert.deepEqual(await state(500 * MiB), [true, false], 'over it by the margin: replication again, writes still refused');
+    assert.deepEqual(await state(10 * MiB), [true, true], 'straight to the bottom: both at once');
+    assert.deepEqual(await state(2 * GiB), [false, false], 'straight back up: both at once');
+    assert.deepEqual(
+      changes.map((c) => [c.low, c.critical]),
+      [[true, false], [true, true], [true, false], [true, true], [false, false]],
+      'one change per move between states, none while a state holds',
+    );
+    assert.deepEqual(g.status(), { low: false, critical: false, reserveBytes: 800 * MiB, space: { availableBytes: 2 * GiB, capacityBytes: 100 * GiB } });
+    assert.equal(CRITICAL_FRACTION, 1 / 2);
   });
 
   test('a store started on a full disk refuses from the first request: start() has read the disk', async () => {
@@ -151,5 +175,39 @@ describe('a store short of disk space', () => {
     assert.deepEqual(await handle(service, put('apple', 'yellow')), [{ op: 'put' }]);
     const [again] = await handle(service, get('apple'));
     assert.equal(again?.op === 'get' ? text(again.value) : null, 'yellow');
+  });
+});
+
+describe('a store whose disk is critically short (refusesReplication)', () => {
+  // Compaction after 8 applied entries: the leader's log moves past what the refusing store has,
+  // so it catches up by snapshot, which it must refuse while short of space.
+  const cluster = new TestCluster(8);
+  after(() => cluster.closeAll());
+
+  test('drops appends and refuses snapshots while the others commit; catches up once it has room', async () => {
+    let refusing = false;
+    for (const id of [1, 2]) await cluster.startStore(id);
+    const short = await cluster.startStore(3, undefined, {}, { refusesReplication: () => refusing });
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('a leader on a store with room', async () => {
+      const leader = cluster.leaderOf(1);
+      if (leader === short) await short.host.transferLeader(1, 1);
+      return leader !== undefined && leader !== short;
+    });
+    const leader = cluster.leaderOf(1)!;
+    assert.deepEqual(await run(leader, put('before', '1')), [{ op: 'put' }]);
+    await waitFor('the short store applied the first put', async () => text(await short.kv.get(bytes('before'))) === '1');
+
+    refusing = true;
+    for (let i = 0; i < 20; i++) assert.deepEqual(await run(leader, put(`k${i}`, `v${i}`)), [{ op: 'put' }], 'committed by the two stores with room');
+    const other = cluster.stores.get(leader.id === 1 ? 2 : 1)!;
+    await waitFor('the other store with room applied them', async () => text(await other.kv.get(bytes('k19'))) === 'v19');
+    await waitFor('appends and a snapshot refused', () => short.host.stats().replicationRefusedForDisk > 0 && leader.host.stats().snapshotsSent > 0);
+    assert.equal(await short.kv.get(bytes('k0')), null, 'nothing replicated reached the short store');
+    assert.equal(short.host.stats().snapshotsReceived, 0);
+
+    refusing = false;
+    await waitFor('the short store caught up', async () => text(await short.kv.get(bytes('k19'))) === 'v19', 10_000);
+    assert.ok(short.host.stats().snapshotsReceived > 0, 'by snapshot: the log it needed was compacted meanwhile');
   });
 });

@@ -171,8 +171,9 @@ export class TestCluster {
     private readonly extra: MemoryStoreOptions = {},
   ) {}
 
-  async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }, wrap: EngineWrappers = {}): Promise<MemoryStore> {
-    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks, ...this.extra };
+  /** `more`: host options of this store alone (they win over the cluster's). */
+  async startStore(id: number, disks?: { logDisk: MemoryLogDisk; kvDisk: MemoryKvDisk }, wrap: EngineWrappers = {}, more: MemoryStoreOptions = {}): Promise<MemoryStore> {
+    const options = { compactAfterEntries: this.compactAfterEntries, tickMs: this.tickMs, hibernateAfterTicks: this.hibernateAfterTicks, ...this.extra, ...more };
     const store = memoryStore(this.network, id, options, disks, wrap);
     await store.host.start();
     this.stores.set(id, store);

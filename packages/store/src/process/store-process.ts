@@ -8,7 +8,7 @@ import { FaultSwitch, TcpTransport } from '@flotilla/transport';
 import { crc32cImplementation, type JoinRequest, type JoinResponse } from '@flotilla/wire';
 import { monotonicNowMs } from '../clock.ts';
 import { limits } from '../constants.ts';
-import { DiskGuard } from '../disk-guard.ts';
+import { DiskGuard, type DiskChange } from '../disk-guard.ts';
 import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
 import { KvService } from '../kv-service.ts';
@@ -94,6 +94,15 @@ export class StoreProcess {
       onError: (err) => logger.warn(errorFields(err), 'transport'),
       ...(faults ? { faults } : {}),
     });
+    const disk = new DiskGuard({
+      storeId,
+      dir: config.dataDir,
+      reserveBytes: config.diskReserveBytes,
+      checkMs: limits.diskCheckMs,
+      onChange: (change) => logDiskChange(logger, change),
+      onProbeError: (err) => logger.warn(errorFields(err), 'data disk: could not read its free space (statfs); keeping the last state'),
+    });
+    await disk.start();
     host = new MultiRaftHost({
       storeId,
       log,
@@ -104,6 +113,7 @@ export class StoreProcess {
       hibernateAfterTicks: config.hibernateAfterTicks,
       readLease: config.readLease,
       readyCatchUpWaitMaxMs: config.readyCatchUpWaitMaxMs,
+      refusesReplication: () => disk.refusesReplication(),
       events: logger,
       onFailure: (err) => {
         logger.fatal(errorFields(err), 'multi-raft host stopped on a failure');
@@ -111,19 +121,6 @@ export class StoreProcess {
       },
     });
     await host.start();
-    const disk = new DiskGuard({
-      storeId,
-      dir: config.dataDir,
-      reserveBytes: config.diskReserveBytes,
-      checkMs: limits.diskCheckMs,
-      onChange: (low, space, reserveBytes) => {
-        const fields = { availableBytes: space.availableBytes, capacityBytes: space.capacityBytes, reserveBytes };
-        if (low) logger.warn(fields, 'data disk short of space: refusing puts and compare-and-swaps (FLOTILLA_DISK_FULL) until space is freed; reads, deletes and replication go on');
-        else logger.info(fields, 'data disk has room again: accepting all writes');
-      },
-      onProbeError: (err) => logger.warn(errorFields(err), 'data disk: could not read its free space (statfs); keeping the last state'),
-    });
-    await disk.start();
     const service = new KvService(host, kv, () => disk.refusal());
     const flow = pdClient ? new RegionFlow(service) : null;
     const server = new StoreServer({
@@ -333,5 +330,17 @@ async function writeDurably(file: string, content: string): Promise<void> {
     await dir.sync();
   } finally {
     await dir.close();
+  }
+}
+
+/** One log line per change of the disk guard's state (disk-guard.ts), worded for the operator. */
+function logDiskChange(logger: Logger, change: DiskChange): void {
+  const fields = { availableBytes: change.space.availableBytes, capacityBytes: change.space.capacityBytes, reserveBytes: change.reserveBytes };
+  if (change.critical) {
+    logger.warn(fields, 'data disk critically short of space (below half the reserve): refusing puts and compare-and-swaps, and taking no replicated entries (appends, snapshots) from other stores; the replicas here fall behind until space is freed');
+  } else if (change.low) {
+    logger.warn(fields, 'data disk short of space: refusing puts and compare-and-swaps (FLOTILLA_DISK_FULL) until space is freed; reads, deletes and replication go on');
+  } else {
+    logger.info(fields, 'data disk has room again: accepting all writes');
   }
 }
