@@ -142,6 +142,8 @@ export interface PdStoreJson {
   readonly usedBytes: number;
   readonly regionCount: number;
   readonly leaderCount: number;
+  /** The store's disk is below its reserve: it refuses puts to the regions it leads. */
+  readonly refusingWrites?: boolean;
   readonly lastHeartbeatMs: number;
 }
 

@@ -84,6 +84,9 @@ describe('Cluster (PD leader state on a real metadata group)', () => {
       cluster.storeHeartbeat({ storeId: a.storeId, capacityBytes: 100, availableBytes: 60, usedBytes: 40, regionCount: 1, leaderCount: 1, rates: { writeBytes: 5, writeKeys: 1, readBytes: 0, readKeys: 0 } });
       assert.equal(cluster.storeInfo(a.storeId, TIMING).state, 'up');
       assert.equal(cluster.storeInfo(a.storeId, TIMING).availableBytes, 60);
+      assert.equal(cluster.storeInfo(a.storeId, TIMING).refusingWrites, false, 'a heartbeat that does not say refuses nothing');
+      cluster.storeHeartbeat({ storeId: a.storeId, capacityBytes: 100, availableBytes: 1, usedBytes: 99, regionCount: 1, leaderCount: 1, rates: { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0 }, refusingWrites: true });
+      assert.equal(cluster.storeInfo(a.storeId, TIMING).refusingWrites, true);
     } finally {
       await close();
     }

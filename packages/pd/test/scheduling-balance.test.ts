@@ -87,6 +87,24 @@ describe('balance-leader', () => {
     assert.deepEqual(renderAll(balanceLeaders(view(stores(4), regions), even, allocator(), 8)), ['r1 balance-leader: transferLeader s1->s4']);
   });
 
+  it('a store refusing writes (disk below its reserve) gives every leadership away, and takes none back', () => {
+    const regions = Array.from({ length: 6 }, (_, i) => region(i + 1, { voters: [1, 2, 3], leader: 1 + (i % 3), last: i === 5 }));
+    const storeList = [store(1, { refusingWrites: true }), store(2), store(3)];
+    // 2/2/2 is balanced by counts; store 1's two leaderships go all the same.
+    const ops = renderAll(balanceLeaders(view(storeList, regions), config, allocator(), 8));
+    assert.deepEqual(ops, ['r1 balance-leader: transferLeader s1->s2', 'r4 balance-leader: transferLeader s1->s3']);
+    assert.match(balanceLeaders(view(storeList, regions), config, allocator(), 1)[0]!.reason, /store 1 refuses writes/);
+    // Once it leads nothing, 0/3/3 is a gap of 3, but no leadership goes to it.
+    const after = regions.map((r, i) => region(i + 1, { voters: [1, 2, 3], leader: i % 2 === 0 ? 2 : 3, last: i === 5 }));
+    assert.deepEqual(renderAll(balanceLeaders(view(storeList, after), config, allocator(), 8)), []);
+    // The same cluster with room everywhere stays as it is.
+    assert.deepEqual(renderAll(balanceLeaders(view(stores(3), regions), config, allocator(), 8)), []);
+    // Nor when it is a region's only other voter, however many the leader's store leads.
+    const pairs = Array.from({ length: 6 }, (_, i) => region(i + 1, { voters: [2, 1], last: i === 5 }));
+    assert.deepEqual(renderAll(balanceLeaders(view(storeList, pairs), config, allocator(), 8)), []);
+    assert.equal(balanceLeaders(view(stores(3), pairs), config, allocator(), 8).length, 2, 'with room it would take two (6/0 to 4/2)');
+  });
+
   it('never to a pending peer or a store that is not up', () => {
     const storeList = [store(1), store(2), store(3, { state: 'disconnected', silentMs: 30_000 })];
     const regions = many(6, [1, 2, 3], 1).map((r) => ({ ...r, pendingPeerIds: [r.meta.peers[1]!.id] }));

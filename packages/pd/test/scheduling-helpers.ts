@@ -23,6 +23,8 @@ export interface StoreOpts {
   readonly available?: number;
   /** ms since the last heartbeat (0: heartbeating now). */
   readonly silentMs?: number;
+  /** The store reports its disk below its reserve (its leaders refuse puts). */
+  readonly refusingWrites?: boolean;
 }
 
 export function store(id: number, opts: StoreOpts = {}): StoreInfo {
@@ -43,6 +45,7 @@ export function store(id: number, opts: StoreOpts = {}): StoreInfo {
     regionCount: 0,
     leaderCount: 0,
     rates: ZERO_RATES,
+    refusingWrites: opts.refusingWrites ?? false,
     lastHeartbeatMs: NOW - (opts.silentMs ?? 0),
   };
 }

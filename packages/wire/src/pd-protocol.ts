@@ -69,6 +69,11 @@ export interface StoreHeartbeat {
   readonly regionCount: number;
   readonly leaderCount: number;
   readonly rates: FlowRatesJson;
+  /**
+   * The store's data disk is below its reserve: its leaders refuse puts (FLOTILLA_DISK_FULL), so
+   * PD moves its leaderships to replicas on stores with room. Absent: false (older stores).
+   */
+  readonly refusingWrites?: boolean;
 }
 
 export interface StoreAddress {
@@ -193,6 +198,7 @@ export function readStoreHeartbeat(value: unknown): StoreHeartbeat {
     regionCount: uint(o['regionCount'], 'regionCount'),
     leaderCount: uint(o['leaderCount'], 'leaderCount'),
     rates: rates(o['rates'], 'rates'),
+    ...(o['refusingWrites'] === undefined ? {} : { refusingWrites: bool(o['refusingWrites'], 'refusingWrites') }),
   };
 }
 
@@ -352,6 +358,11 @@ function id(value: unknown, what: string): number {
 
 function uint(value: unknown, what: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) malformed(`${what}: expected a non-negative integer`);
+  return value;
+}
+
+function bool(value: unknown, what: string): boolean {
+  if (typeof value !== 'boolean') malformed(`${what}: expected true or false`);
   return value;
 }
 

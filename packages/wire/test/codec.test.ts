@@ -37,6 +37,7 @@ import {
   expandHeartbeatResponse,
   isRetryableKvError,
   isWireError,
+  readStoreHeartbeat,
   limits,
   makeSnapshotChunk,
   raftEnvelopeBytesBound,
@@ -459,5 +460,15 @@ describe('every kind round-trips (property)', () => {
       }),
       arb.runs(400),
     );
+  });
+});
+
+describe('PD protocol: store heartbeat', () => {
+  const beat = { storeId: 3, capacityBytes: 100, availableBytes: 4, usedBytes: 96, regionCount: 2, leaderCount: 1, rates: { writeBytes: 0, writeKeys: 0, readBytes: 0, readKeys: 0 } };
+  it('carries whether the store refuses writes; an older store that does not say is taken as not refusing', () => {
+    assert.equal(readStoreHeartbeat({ ...beat, refusingWrites: true }).refusingWrites, true);
+    assert.equal(readStoreHeartbeat({ ...beat, refusingWrites: false }).refusingWrites, false);
+    assert.equal('refusingWrites' in readStoreHeartbeat(beat), false);
+    assert.throws(() => readStoreHeartbeat({ ...beat, refusingWrites: 'yes' }), (err) => isWireError(err, 'FLOTILLA_WIRE_MALFORMED') && /refusingWrites/.test(err.message));
   });
 });

@@ -88,7 +88,8 @@ const COMMANDS: Readonly<Record<string, CtlCommand>> = {
           String(s.regionCount),
           String(s.leaderCount),
           bytes(s.usedBytes),
-          bytes(s.availableBytes),
+          // Below its reserve the store refuses puts where it leads (PD moves those leaderships away).
+          s.refusingWrites === true ? `${bytes(s.availableBytes)} (refusing writes)` : bytes(s.availableBytes),
           labels(s.labels),
           ago(s.lastHeartbeatMs),
         ]);

@@ -300,6 +300,7 @@ function storeInfoOf(entry: StoreEntry, state: StoreState): StoreInfo {
     regionCount: beat?.regionCount ?? 0,
     leaderCount: beat?.leaderCount ?? 0,
     rates: beat?.rates ?? ZERO_RATES,
+    refusingWrites: beat?.refusingWrites ?? false,
     lastHeartbeatMs: entry.lastHeartbeatMs,
   };
 }

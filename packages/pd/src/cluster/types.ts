@@ -42,6 +42,8 @@ export interface StoreInfo {
   readonly regionCount: number;
   readonly leaderCount: number;
   readonly rates: FlowRates;
+  /** The store reported its disk below its reserve: its leaders refuse puts, so leaderships move away. */
+  readonly refusingWrites: boolean;
   /** PD clock (ms) of the latest heartbeat; the registration time before the first one. */
   readonly lastHeartbeatMs: number;
 }

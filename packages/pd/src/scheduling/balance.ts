@@ -14,14 +14,17 @@
  *
  * balance-leader transfers a leadership from the store leading the most regions to the
  * region's voter (healthy, on an up store) leading the fewest, when the difference exceeds
- * 2 × tolerantSizeRatio leaders.
+ * 2 × tolerantSizeRatio leaders. A store whose disk is below its reserve (refusingWrites in its
+ * heartbeat) refuses puts to the regions it leads although their other replicas have room, so
+ * it gives its leaderships away first, whatever the counts, and never takes one (TiKV does not
+ * transfer leaders to a store whose disk is almost full either).
  *
  * Both move healthy regions only (known leader, no down/pending peers, no learners, full
  * voters); repair is the replica checker's.
  */
 import type { ClusterView, Operator, RegionInfo, StoreInfo } from '../cluster/types.ts';
 import type { ScheduleConfig } from './config.ts';
-import { accept, bestLeaderStore, capacityShare, fillScore, isBusy, isSourceStore, loadOf, moveThreshold, newContext, rankTargets, regionWeight, storesOf, type PlanContext } from './context.ts';
+import { accept, bestLeaderStore, capacityShare, fillScore, isBusy, isSourceStore, loadOf, moveThreshold, newContext, rankTargets, refusesWrites, regionWeight, storesOf, type PlanContext } from './context.ts';
 import { buildMovePeer, buildTransferLeader, leaderCandidates, type OperatorMeta } from './operators.ts';
 import { REGION_WEIGHT_MIN_BYTES, isolationScore } from './placement.ts';
 import { withoutHistory } from './replica-checker.ts';
@@ -116,23 +119,25 @@ export function balanceRegionPass(ctx: PlanContext, budget: number): void {
 
 function tryMoveLeader(ctx: PlanContext, source: StoreInfo): Operator | null {
   const leaders = (id: number): number => loadOf(ctx, id).leaderCount;
-  if (widestGap(ctx, source.id, leaders) <= 2 * ctx.config.tolerantSizeRatio) return null;
+  // A store refusing writes gives every leadership away; the others only past the tolerance.
+  const evacuate = source.refusingWrites;
+  if (!evacuate && widestGap(ctx, source.id, leaders) <= 2 * ctx.config.tolerantSizeRatio) return null;
   for (const region of ctx.view.regions) {
     if (leaderStoreId(region) !== source.id || isBusy(ctx, [region.meta.id])) continue;
     const target = bestLeaderStore(ctx, leaderCandidates(region, source.id));
-    if (target === undefined) continue;
-    if (leaders(source.id) - leaders(target) <= 2 * ctx.config.tolerantSizeRatio) continue;
-    const reason = `store ${source.id} leads ${leaders(source.id)} regions, store ${target} ${leaders(target)}: transfer region ${region.meta.id}'s leadership`;
-    return buildTransferLeader(region, target, meta(ctx, 'balance-leader', reason), ctx.allocateId);
+    if (target === undefined || refusesWrites(ctx, target)) continue;
+    if (!evacuate && leaders(source.id) - leaders(target) <= 2 * ctx.config.tolerantSizeRatio) continue;
+    const why = evacuate ? `store ${source.id} refuses writes (its disk is below its reserve)` : `store ${source.id} leads ${leaders(source.id)} regions, store ${target} ${leaders(target)}`;
+    return buildTransferLeader(region, target, meta(ctx, 'balance-leader', `${why}: transfer region ${region.meta.id}'s leadership`), ctx.allocateId);
   }
   return null;
 }
 
-/** Makes up to `budget` leader transfers from the stores leading the most regions. */
+/** Makes up to `budget` leader transfers: from stores refusing writes first, then from those leading the most regions. */
 export function balanceLeaderPass(ctx: PlanContext, budget: number): void {
   for (let made = 0; made < budget; made++) {
     let op: Operator | null = null;
-    for (const source of sourcesBy(ctx, (id) => loadOf(ctx, id).leaderCount)) {
+    for (const source of sourcesBy(ctx, (id) => (refusesWrites(ctx, id) ? Number.MAX_SAFE_INTEGER : loadOf(ctx, id).leaderCount))) {
       op = tryMoveLeader(ctx, source);
       if (op !== null) break;
     }

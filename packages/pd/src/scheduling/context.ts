@@ -248,9 +248,14 @@ export function rankTargets(ctx: PlanContext, region: RegionInfo, others: readon
   );
 }
 
-/** Of `candidates` (store ids), the up store with the fewest leaders (then lowest id). */
+/** Of `candidates` (store ids), the up store with the fewest leaders (then lowest id); stores refusing writes last. */
 export function bestLeaderStore(ctx: PlanContext, candidates: readonly number[]): number | undefined {
   const up = candidates.filter((id) => ctx.stores.get(id)?.state === 'up');
-  up.sort((a, b) => loadOf(ctx, a).leaderCount - loadOf(ctx, b).leaderCount || a - b);
+  up.sort((a, b) => Number(refusesWrites(ctx, a)) - Number(refusesWrites(ctx, b)) || loadOf(ctx, a).leaderCount - loadOf(ctx, b).leaderCount || a - b);
   return up[0];
+}
+
+/** The store reports its disk below its reserve: a leader there refuses puts (FLOTILLA_DISK_FULL). */
+export function refusesWrites(ctx: PlanContext, storeId: number): boolean {
+  return ctx.stores.get(storeId)?.refusingWrites === true;
 }

@@ -34,6 +34,8 @@ export interface PdWorkerOptions {
   readonly events: HostEventLog;
   readonly storeHeartbeatMs: number;
   readonly regionHeartbeatMs: number;
+  /** The data disk is below its reserve (disk-guard.ts): told to PD, which moves leaderships away. */
+  readonly refusingWrites?: () => boolean;
 }
 
 /** How often the worker looks for led regions whose heartbeat is due. */
@@ -149,6 +151,7 @@ export class PdWorker {
         regionCount: host.stats().peers,
         leaderCount,
         rates: this.options.flow.takeStore(),
+        refusingWrites: this.options.refusingWrites?.() === true,
       });
       this.markOperatorsWaiting(answer.operatorRegionIds);
       if (answer.operatorRegionIds.length > 0) void this.regionHeartbeats();

@@ -165,6 +165,7 @@ export class StoreProcess {
       events: this.logger,
       storeHeartbeatMs: this.config.storeHeartbeatMs,
       regionHeartbeatMs: this.config.regionHeartbeatMs,
+      refusingWrites: () => this.disk.refusal() !== null,
     });
     this.pdWorker.start();
   }
