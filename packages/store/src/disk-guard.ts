@@ -130,6 +130,11 @@ export class DiskGuard {
     return { code: 'FLOTILLA_DISK_FULL', storeId: this.options.storeId, availableBytes: this.space.availableBytes, reserveBytes: this.reserve };
   }
 
+  /** True while writes that add data are refused (below the reserve; refusal() says how). */
+  refusesWrites(): boolean {
+    return this.low;
+  }
+
   /** True while the store must take no replicated entries (below half the reserve). */
   refusesReplication(): boolean {
     return this.critical;

@@ -49,7 +49,6 @@ export interface MetricsSources {
   readonly disk?: () => DiskStatus;
 }
 
-
 export interface StoreMetricsOptions {
   /** Node process metrics (CPU, memory, event loop lag, GC) on this store's registry. Default: true. */
   readonly defaultMetrics?: boolean;

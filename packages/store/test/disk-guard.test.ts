@@ -62,7 +62,8 @@ describe('disk guard', () => {
     const state = async (availableBytes: number): Promise<[boolean, boolean]> => {
       disk.availableBytes = availableBytes;
       await g.check();
-      return [g.refusal() !== null, g.refusesReplication()];
+      assert.equal(g.refusesWrites(), g.refusal() !== null, 'refusesWrites() and refusal() agree');
+      return [g.refusesWrites(), g.refusesReplication()];
     };
     assert.deepEqual(await state(500 * MiB), [true, false], 'below the reserve, above half of it: writes refused, replication taken');
     assert.deepEqual(await state(400 * MiB - 1), [true, true], 'below half the reserve: both refused');

@@ -165,7 +165,7 @@ export class StoreProcess {
       events: this.logger,
       storeHeartbeatMs: this.config.storeHeartbeatMs,
       regionHeartbeatMs: this.config.regionHeartbeatMs,
-      refusingWrites: () => this.disk.refusal() !== null,
+      refusingWrites: () => this.disk.refusesWrites(),
     });
     this.pdWorker.start();
   }
