@@ -9,7 +9,7 @@
  * objects of a write die young (see log-cache.ts on why that matters).
  */
 import path from 'node:path';
-import { EMPTY_CONF_STATE, type Entry, type Snapshot } from '@flotilla/raft';
+import { EMPTY_CONF_STATE, EMPTY_HARD_STATE, type Entry, type Snapshot } from '@flotilla/raft';
 import {
   appendTaskBytesMax,
   appendTaskEntriesMax,
@@ -27,6 +27,7 @@ import { resolveManifest, shardOf, type LogManifest } from './log-manifest.ts';
 import { LogReader, type ReaderHost } from './log-reads.ts';
 import { ChunkWriter, PIECE_DESTROY, PIECE_SNAPSHOT, pieceBytes, type TaskPiece } from './log-task.ts';
 import {
+  newPlanRecord,
   planGroupWrite,
   snapshotUnavailable,
   type GroupLog,
@@ -61,17 +62,54 @@ export interface RocksLogEngineOptions extends LogEngineHooks {
   readonly appenderNice?: number;
 }
 
-/** One validated GroupWrite of a write() call, before anything changed. */
-interface Planned {
-  readonly w: GroupWrite;
-  readonly s: GroupState | undefined;
-  readonly plan: GroupWritePlan;
-  readonly piece: TaskPiece;
-  readonly bytes: number;
-  readonly lane: Lane;
+const RESOLVED = Promise.resolve();
+
+/** A TaskPiece the engine fills in place (see RocksLogEngine.plannedPieces). */
+type PieceRecord = { -readonly [K in keyof TaskPiece]: TaskPiece[K] };
+
+function newPieceRecord(): PieceRecord {
+  return {
+    groupId: 0,
+    prevLast: 0,
+    newLast: 0,
+    truncatedIndex: 0,
+    firstNew: 0,
+    flags: 0,
+    truncatedBefore: null,
+    entries: NO_ENTRIES,
+    hardState: null,
+    confState: null,
+    truncatedAfter: null,
+  };
 }
 
-const RESOLVED = Promise.resolve();
+const NO_ENTRIES: readonly Entry[] = [];
+
+/** Fills `piece` with what the shard writes for one validated group write (`s`: the group's state, if it has one). */
+function fillPiece(piece: PieceRecord, w: GroupWrite, s: GroupState | undefined, plan: GroupWritePlan): PieceRecord {
+  const destroy = w.destroy === true;
+  piece.groupId = w.groupId;
+  piece.prevLast = s?.last ?? 0;
+  piece.newLast = destroy ? 0 : plan.lastIndex;
+  piece.truncatedIndex = destroy ? 0 : plan.truncatedIndex;
+  piece.firstNew = plan.firstNew;
+  piece.flags = (w.snapshot !== undefined ? PIECE_SNAPSHOT : 0) | (destroy ? PIECE_DESTROY : 0);
+  piece.truncatedBefore = w.snapshot !== undefined ? { index: w.snapshot.index, term: w.snapshot.term } : null;
+  piece.entries = plan.entries;
+  piece.hardState = destroy ? null : plan.hardState;
+  piece.confState = w.confState ?? w.snapshot?.confState ?? null;
+  piece.truncatedAfter = w.compactTo !== undefined ? { index: plan.truncatedIndex, term: plan.truncatedTerm } : null;
+  return piece;
+}
+
+/** Drops a filled piece's references to the caller's objects (the record itself is kept). */
+function clearPiece(piece: PieceRecord): void {
+  piece.truncatedBefore = null;
+  piece.entries = NO_ENTRIES;
+  piece.hardState = null;
+  piece.confState = null;
+  piece.truncatedAfter = null;
+}
 
 export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   private readonly groups = new Map<number, GroupState>();
@@ -86,6 +124,15 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   private failure: unknown = null;
   private writableWaiters: Array<() => void> = [];
   private writeStamp = 0;
+  // write()'s validated groups until it changes anything, by position in its `writes`: records
+  // reused by every call (write() is synchronous and never re-entered) rather than records per
+  // group, which a store's event loop would allocate for every group of every cycle, feeding the
+  // young generation's collections (bench:storage's event-loop delay). They keep their capacity
+  // (at most a write's bound of groups); write() drops what they reference when it returns.
+  private readonly planRecord = newPlanRecord();
+  private readonly plannedStates: (GroupState | undefined)[] = [];
+  private readonly plannedPieces: PieceRecord[] = [];
+  private readonly plannedLanes: (Lane | undefined)[] = [];
 
   private constructor(
     private readonly lanes: Lane[],
@@ -244,13 +291,68 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   private writeNow(writes: readonly GroupWrite[], sync: boolean, now: boolean): Promise<void> {
     this.checkUsable();
     if (writes.length === 0) return RESOLVED;
+    const states = this.plannedStates;
+    const pieces = this.plannedPieces;
+    const pieceLanes = this.plannedLanes;
+    try {
+      this.planWrites(writes);
+      // 3. Apply to the in-memory views, encode one chunk per shard, queue it in the open task.
+      const lanes = this.lanes;
+      const writers: (ChunkWriter | null)[] = [];
+      for (const lane of lanes) {
+        if (lane.needSeal) this.flush(lane);
+        writers.push(lane.needPieces === 0 ? null : new ChunkWriter(lane.needBytes));
+      }
+      for (let i = 0; i < writes.length; i++) {
+        const w = writes[i]!;
+        const piece = pieces[i]!;
+        this.applyPiece(w, states[i], piece);
+        writers[pieceLanes[i]!.index]!.add(piece);
+        if (w.destroy === true) pieceLanes[i]!.pendingDestroyed.add(w.groupId);
+      }
+      let done: Promise<void> | null = null;
+      let more: Promise<void>[] | null = null;
+      for (const lane of lanes) {
+        const writer = writers[lane.index];
+        if (writer === null || writer === undefined) continue;
+        const p = lane.add(writer.finish(), lane.needBytes, lane.needEntries, lane.needPieces, sync);
+        if (now && lane.canSeal()) this.flush(lane);
+        else this.scheduleFlush(lane);
+        if (done === null) done = p;
+        else (more ??= [done]).push(p);
+      }
+      this.evictCache();
+      assert(done !== null, 'a write queues at least one chunk');
+      return more === null ? done : Promise.all(more).then(() => undefined);
+    } finally {
+      // Keep nothing of the call alive (see the file's header).
+      this.planRecord.entries = NO_ENTRIES;
+      this.planRecord.hardState = EMPTY_HARD_STATE;
+      const used = Math.min(writes.length, pieces.length);
+      for (let i = 0; i < used; i++) clearPiece(pieces[i]!);
+      states.fill(undefined, 0, writes.length);
+      pieceLanes.fill(undefined, 0, writes.length);
+    }
+  }
+
+  /**
+   * Steps 1 and 2 of a write, which change nothing: validates every group's write, fills
+   * plannedStates / plannedPieces / plannedLanes by position and each lane's needs, and checks
+   * every shard touched has room. Throws (typed) when any of it fails.
+   */
+  private planWrites(writes: readonly GroupWrite[]): void {
     // 1. Validate everything before changing anything.
-    const stamp = ++this.writeStamp;
     const lanes = this.lanes;
+    // Each shard's part must fit one task: a larger write fails below anyway, and fails here
+    // before the planned arrays grow to it.
+    if (writes.length > appendTaskGroupsMax * lanes.length) {
+      throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `one write of ${writes.length} groups carries more than ${lanes.length} tasks' worth (appendTaskGroupsMax ${appendTaskGroupsMax} each)`);
+    }
+    const stamp = ++this.writeStamp;
     for (const lane of lanes) lane.resetNeed();
     let fresh: Set<number> | null = null;
-    const planned: Planned[] = [];
-    for (const w of writes) {
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!;
       const s = this.groups.get(w.groupId);
       if (s !== undefined) {
         if (s.writeStamp === stamp) throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `group ${w.groupId} appears twice in one write`);
@@ -260,32 +362,22 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
         if (fresh.has(w.groupId)) throw new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `group ${w.groupId} appears twice in one write`);
         fresh.add(w.groupId);
       }
-      const plan = planGroupWrite(s ?? EMPTY_VIEW, w, this.hooks);
-      const destroy = w.destroy === true;
-      const piece: TaskPiece = {
-        groupId: w.groupId,
-        prevLast: s?.last ?? 0,
-        newLast: destroy ? 0 : plan.lastIndex,
-        truncatedIndex: destroy ? 0 : plan.truncatedIndex,
-        firstNew: plan.firstNew,
-        flags: (w.snapshot !== undefined ? PIECE_SNAPSHOT : 0) | (destroy ? PIECE_DESTROY : 0),
-        truncatedBefore: w.snapshot !== undefined ? { index: w.snapshot.index, term: w.snapshot.term } : null,
-        entries: plan.entries,
-        hardState: destroy ? null : plan.hardState,
-        confState: w.confState ?? w.snapshot?.confState ?? null,
-        truncatedAfter: w.compactTo !== undefined ? { index: plan.truncatedIndex, term: plan.truncatedTerm } : null,
-      };
+      const plan = planGroupWrite(s ?? EMPTY_VIEW, w, this.hooks, this.planRecord);
+      if (i === this.plannedPieces.length) this.plannedPieces.push(newPieceRecord());
+      const piece = fillPiece(this.plannedPieces[i]!, w, s, plan);
       const bytes = pieceBytes(piece);
       const lane = this.laneOf(w.groupId);
-      if (bytes > lane.taskBytesMax || plan.entries.length > appendTaskEntriesMax) {
-        throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `group ${w.groupId}: one write of ${bytes} bytes / ${plan.entries.length} entries exceeds a task`);
+      if (bytes > lane.taskBytesMax || piece.entries.length > appendTaskEntriesMax) {
+        throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `group ${w.groupId}: one write of ${bytes} bytes / ${piece.entries.length} entries exceeds a task`);
       }
       lane.needBytes += bytes;
-      lane.needEntries += plan.entries.length;
+      lane.needEntries += piece.entries.length;
       lane.needPieces++;
       // The post-commit range delete of a destroyed group must not hit its new entries.
       if (lane.pendingDestroyed.size > 0 && lane.pendingDestroyed.has(w.groupId)) lane.needSeal = true;
-      planned.push({ w, s, plan, piece, bytes, lane });
+      this.plannedStates[i] = s;
+      this.plannedPieces[i] = piece;
+      this.plannedLanes[i] = lane;
     }
     if (fresh !== null && this.groups.size + fresh.size > groupsMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `more than groupsMax ${groupsMax} groups`);
     // 2. Room in every shard touched (the open task, or a free in-flight slot to seal it).
@@ -299,34 +391,14 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
         if (!lane.canSeal()) throw new StorageError('FLOTILLA_STORAGE_QUEUE_FULL', `log shard ${lane.index} is full; await writable()`);
       }
     }
-    // 3. Apply to the in-memory views, encode one chunk per shard, queue it in the open task.
-    const writers: (ChunkWriter | null)[] = [];
-    for (const lane of lanes) {
-      if (lane.needSeal) this.flush(lane);
-      writers.push(lane.needPieces === 0 ? null : new ChunkWriter(lane.needBytes));
-    }
-    for (const p of planned) {
-      this.applyPlan(p.w, p.s, p.plan);
-      writers[p.lane.index]!.add(p.piece);
-      if (p.w.destroy === true) p.lane.pendingDestroyed.add(p.w.groupId);
-    }
-    let done: Promise<void> | null = null;
-    let more: Promise<void>[] | null = null;
-    for (const lane of lanes) {
-      const writer = writers[lane.index];
-      if (writer === null || writer === undefined) continue;
-      const p = lane.add(writer.finish(), lane.needBytes, lane.needEntries, lane.needPieces, sync);
-      if (now && lane.canSeal()) this.flush(lane);
-      else this.scheduleFlush(lane);
-      if (done === null) done = p;
-      else (more ??= [done]).push(p);
-    }
-    this.evictCache();
-    assert(done !== null, 'a write queues at least one chunk');
-    return more === null ? done : Promise.all(more).then(() => undefined);
   }
 
-  private applyPlan(w: GroupWrite, existing: GroupState | undefined, plan: GroupWritePlan): void {
+  /**
+   * Changes a group's in-memory view as its validated piece says (the piece is both what the
+   * shard writes and the plan: newLast, truncatedIndex, hardState and, when compacting,
+   * truncatedAfter are the plan's).
+   */
+  private applyPiece(w: GroupWrite, existing: GroupState | undefined, piece: TaskPiece): void {
     if (w.destroy === true) {
       if (existing !== undefined) {
         this.cacheBytes -= existing.cache.clear(0);
@@ -354,9 +426,9 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
       s.conf = w.snapshot.confState;
       s.fetchError = null;
     }
-    const entries = plan.entries;
+    const entries = piece.entries;
     if (entries.length > 0) {
-      const firstNew = plan.firstNew;
+      const firstNew = piece.firstNew;
       if (firstNew <= s.last) {
         s.generation++;
         s.fetchError = null;
@@ -372,7 +444,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
         else cache.push(e);
       }
       this.cacheBytes += cache.bytes - before;
-      s.last = plan.lastIndex;
+      s.last = piece.newLast;
       // Per-group bounds.
       const over = cache.count - logCacheEntriesPerGroupMax;
       if (over > 0) this.cacheBytes -= cache.dropBelow(cache.first + over);
@@ -380,14 +452,15 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
       this.lruRemove(s);
       if (cache.count > 0) this.lruAppend(s);
     }
-    if (s.last !== plan.lastIndex) fail(`group ${s.groupId}: last index ${s.last} does not follow the plan's ${plan.lastIndex}`);
-    s.hard = plan.hardState;
+    if (s.last !== piece.newLast) fail(`group ${s.groupId}: last index ${s.last} does not follow the plan's ${piece.newLast}`);
+    s.hard = piece.hardState!;
     if (w.confState !== undefined) s.conf = w.confState;
-    if (w.compactTo !== undefined) {
-      s.dropTermsThrough(plan.truncatedIndex);
-      s.truncIndex = plan.truncatedIndex;
-      s.truncTerm = plan.truncatedTerm;
-      this.cacheBytes -= cache.dropBelow(plan.truncatedIndex + 1);
+    const compacted = piece.truncatedAfter;
+    if (compacted !== null) {
+      s.dropTermsThrough(compacted.index);
+      s.truncIndex = compacted.index;
+      s.truncTerm = compacted.term;
+      this.cacheBytes -= cache.dropBelow(compacted.index + 1);
       if (cache.count === 0) this.lruRemove(s);
     }
     if (cache.count === 0) cache.first = s.last + 1;

@@ -3,6 +3,7 @@
  * the validation of writes that both run before they change anything.
  */
 import {
+  EMPTY_HARD_STATE,
   RaftError,
   type ConfState,
   type Entry,
@@ -149,6 +150,14 @@ export interface GroupWritePlan {
   readonly hardState: HardState;
 }
 
+/** A plan record planGroupWrite may fill instead of allocating one (see there). */
+export type PlanRecord = { -readonly [K in keyof GroupWritePlan]: GroupWritePlan[K] };
+
+/** A fresh PlanRecord to reuse across planGroupWrite calls. */
+export function newPlanRecord(): PlanRecord {
+  return { entries: [], firstNew: 0, lastIndex: 0, truncatedIndex: 0, truncatedTerm: 0, hardState: EMPTY_HARD_STATE };
+}
+
 function violation(groupId: number, what: string): StorageError {
   return new StorageError('FLOTILLA_STORAGE_CONTRACT_VIOLATION', `group ${groupId}: ${what}`);
 }
@@ -168,8 +177,12 @@ function termOf(view: GroupLogView, index: number, truncatedIndex: number, trunc
  * below the truncation are ignored) and adds the host contract: no gaps, terms never decrease,
  * committed entries are never replaced, hard state term/commit never go back, a vote is never
  * changed within a term, compaction stays within commit and the caller's limit.
+ *
+ * With `into`, the plan is written there and `into` returned: the RocksDB engine plans every
+ * group of every write on the event-loop thread and reads each plan at once, so a record per
+ * group would only feed the young generation's collections (bench:storage's event-loop delay).
  */
-export function planGroupWrite(view: GroupLogView, w: GroupWrite, hooks: Pick<LogEngineHooks, 'compactLimit'>): GroupWritePlan {
+export function planGroupWrite(view: GroupLogView, w: GroupWrite, hooks: Pick<LogEngineHooks, 'compactLimit'>, into?: PlanRecord): GroupWritePlan {
   const g = w.groupId;
   if (!isIndex(g)) throw violation(g, 'group id must be a safe non-negative integer');
   if (w.destroy === true) {
@@ -251,7 +264,14 @@ export function planGroupWrite(view: GroupLogView, w: GroupWrite, hooks: Pick<Lo
     truncatedTerm = c <= lastIndex && entries.length > 0 && c >= firstNew ? entries[c - firstNew]!.term : termOf(view, c, truncatedIndex, truncatedTerm);
     truncatedIndex = c;
   }
-  return { entries, firstNew, lastIndex, truncatedIndex, truncatedTerm, hardState };
+  if (into === undefined) return { entries, firstNew, lastIndex, truncatedIndex, truncatedTerm, hardState };
+  into.entries = entries;
+  into.firstNew = firstNew;
+  into.lastIndex = lastIndex;
+  into.truncatedIndex = truncatedIndex;
+  into.truncatedTerm = truncatedTerm;
+  into.hardState = hardState;
+  return into;
 }
 
 /** A group whose snapshot() has no provider. */
