@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { isStoreError } from '../src/index.ts';
 import { envName, parseInitialCluster, parseStoreConfig, usage } from '../src/process/config.ts';
 import { raiseEventLoopPriority } from '../src/process/event-loop-priority.ts';
+import { setEventLoopSlice, sliceOf, type SliceSystem } from '../src/process/event-loop-slice.ts';
 import { initialRegion } from '../src/process/store-process.ts';
 
 const invalid = (fn: () => unknown, mentions: RegExp): void => {
@@ -120,6 +121,56 @@ describe('store process configuration', () => {
         (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /CAP_SYS_NICE/.test(err.message) && /RLIMIT_NICE of at least 30/.test(err.message),
       );
     }
+  });
+
+  test('--event-loop-slice-us and --serial-scavenges: parsed and bounded', () => {
+    const parse = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const config = parseStoreConfig(['--store-id', '1', '--data-dir', '/d', ...argv], env);
+      assert.ok(config !== 'help');
+      return config;
+    };
+    assert.equal(parse([]).eventLoopSliceUs, 0);
+    assert.equal(parse([]).serialScavenges, false);
+    assert.equal(parse(['--event-loop-slice-us', '100']).eventLoopSliceUs, 100);
+    assert.equal(parse([], { FLOTILLA_EVENT_LOOP_SLICE_US: '250' }).eventLoopSliceUs, 250);
+    assert.equal(parse(['--serial-scavenges', 'on']).serialScavenges, true);
+    assert.equal(parse([], { FLOTILLA_SERIAL_SCAVENGES: 'on' }).serialScavenges, true);
+    invalid(() => parse(['--event-loop-slice-us', '50']), /--event-loop-slice-us must be 0 or at least 100/);
+    invalid(() => parse(['--event-loop-slice-us', '100001']), /--event-loop-slice-us must be an integer in 0\.\.100000/);
+    invalid(() => parse(['--serial-scavenges', 'yes']), /--serial-scavenges must be on or off, got "yes"/);
+    invalid(() => parse(['--read-lease', 'maybe']), /--read-lease must be on or off/);
+  });
+
+  test('setEventLoopSlice: one sched_setattr for the main thread keeping its nice, checked in /proc; a typed error for whatever is missing', () => {
+    const scripts: string[] = [];
+    const system = (over: Partial<SliceSystem> & { kept?: number } = {}): SliceSystem => ({
+      platform: 'linux',
+      arch: 'x64',
+      runPerl: (script) => {
+        scripts.push(script);
+        return { status: 0, stdout: '0 ', stderr: '' };
+      },
+      readSched: () => `node (${process.pid}, #threads: 12)\nse.exec_start : 1.0\nse.slice : ${over.kept ?? 250000}\n`,
+      nice: () => -15,
+      ...over,
+    });
+    setEventLoopSlice(0, system());
+    assert.deepEqual(scripts, [], '0 leaves the thread alone');
+    setEventLoopSlice(250, system());
+    assert.equal(scripts.length, 1);
+    assert.match(scripts[0]!, new RegExp(`pack\\("LLQlLQQQ", 48, 0, 0, -15, 0, 250000, 0, 0\\); my \\$r = syscall\\(314, ${process.pid}, `), 'x64 sched_setattr for the main thread, its nice kept, the slice in ns');
+    setEventLoopSlice(250, system({ arch: 'arm64' }));
+    assert.match(scripts[1]!, /syscall\(274, /, 'arm64 has its own number');
+    const typed = (sliceUs: number, sys: SliceSystem, message: RegExp): void => {
+      assert.throws(() => setEventLoopSlice(sliceUs, sys), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && message.test(err.message));
+    };
+    typed(250, system({ platform: 'darwin' }), /needs Linux on x64 or arm64 \(this is darwin x64\)/);
+    typed(250, system({ arch: 'ia32' }), /needs Linux on x64 or arm64/);
+    typed(250, system({ runPerl: () => ({ status: null, stdout: '', stderr: '', error: new Error('spawnSync perl ENOENT') }) }), /could not run perl to set the slice \(spawnSync perl ENOENT\); install perl/);
+    typed(250, system({ runPerl: () => ({ status: 0, stdout: '-1 Operation not permitted', stderr: '' }) }), /sched_setattr failed \(Operation not permitted\)/);
+    typed(250, system({ kept: 2800000 }), /the kernel kept a slice of 2800 µs \(custom slices need Linux 6\.12 or later/);
+    assert.equal(sliceOf('se.vruntime : 5\nse.slice                                     :              1400000\n'), 1400000);
+    assert.equal(sliceOf('se.vruntime : 5\n'), undefined);
   });
 
   test('IPv6 listen addresses need brackets', () => {

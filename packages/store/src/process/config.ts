@@ -3,6 +3,7 @@ import { limits as storageLimits } from '@flotilla/storage';
 import { limits } from '../constants.ts';
 import { StoreError } from '../errors.ts';
 import { EVENT_LOOP_PRIORITY_MAX } from './event-loop-priority.ts';
+import { EVENT_LOOP_SLICE_US_MAX, EVENT_LOOP_SLICE_US_MIN } from './event-loop-slice.ts';
 
 /** Where a store listens or is reached: host and TCP port (0: any free port). */
 export interface HostPort {
@@ -45,6 +46,10 @@ export interface StoreConfig {
   readonly appenderNice: number;
   /** Raises the event-loop (main) thread's CPU priority to nice −N once the engines are open; 0: unchanged. */
   readonly eventLoopPriority: number;
+  /** Asks Linux for an event-loop time slice of this many µs once the engines are open (event-loop-slice.ts); 0: unchanged. */
+  readonly eventLoopSliceUs: number;
+  /** Young-generation collections without V8's helper threads (--no-parallel-scavenge). */
+  readonly serialScavenges: boolean;
   /**
    * Below this many free bytes on the data disk the store refuses writes that add data
    * (disk-guard.ts); 0: never; 'auto': 5% of the filesystem, at most 2 GiB.
@@ -102,6 +107,8 @@ const FLAGS: readonly Flag[] = [
   { name: 'log-shards', help: `raft log shards (one appender thread and one RocksDB each), fixed when the data directory is created (default ${limits.logShardsDefault}); an existing directory keeps its count` },
   { name: 'appender-nice', help: 'Linux nice of the appender threads, 0..19: higher yields the CPU to the event loop, lower gets fsyncs out sooner on a busy machine', fallback: String(storageLimits.appenderNiceDefault) },
   { name: 'event-loop-priority', help: `raise the event-loop thread's CPU priority to nice -N, 0..${EVENT_LOOP_PRIORITY_MAX} (Linux; needs CAP_SYS_NICE, root or RLIMIT_NICE): the loop then preempts the appender and RocksDB threads as soon as it wakes, for shorter delays on a busy machine; 0: unchanged`, fallback: '0' },
+  { name: 'event-loop-slice-us', help: `ask the Linux 6.12+ scheduler for an event-loop time slice of N µs, ${EVENT_LOOP_SLICE_US_MIN}..${EVENT_LOOP_SLICE_US_MAX} instead of its ~3 ms: the woken loop then preempts busy threads at once, for shorter delays (set through perl's syscall); 0: unchanged`, fallback: '0' },
+  { name: 'serial-scavenges', help: 'on: V8 collects the young generation on the collecting thread alone (--no-parallel-scavenge): on a busy machine the helper threads of a parallel collection wait for a core, and the event loop waits for them; off: V8\'s default', fallback: 'off' },
   { name: 'disk-reserve-bytes', help: 'free space kept on the data disk: below it the store refuses puts and compare-and-swaps with FLOTILLA_DISK_FULL (reads, deletes and raft replication go on; below half of it, replication stops too) until space is back; auto: 5% of the filesystem, at most 2 GiB; 0: never refuse', fallback: 'auto' },
   { name: 'shutdown-timeout-ms', help: 'time a SIGTERM shutdown may take', fallback: '10000' },
   { name: 'ready-catch-up-max-ms', help: 'after a start, /ready answers 503 until the store\'s replicas caught up with their leaders, at most this long; 0: no wait', fallback: String(limits.readyCatchUpWaitMaxMs) },
@@ -173,8 +180,10 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!LOG_LEVELS.includes(logLevel as LogLevel)) throw invalid(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   const appender = flags.required('appender');
   if (appender !== 'worker' && appender !== 'inline') throw invalid(`--appender must be worker or inline, got "${appender}"`);
-  const readLease = flags.required('read-lease');
-  if (readLease !== 'on' && readLease !== 'off') throw invalid(`--read-lease must be on or off, got "${readLease}"`);
+  const eventLoopSliceUs = flags.integer('event-loop-slice-us', 0, EVENT_LOOP_SLICE_US_MAX);
+  if (eventLoopSliceUs > 0 && eventLoopSliceUs < EVENT_LOOP_SLICE_US_MIN) {
+    throw invalid(`--event-loop-slice-us must be 0 or at least ${EVENT_LOOP_SLICE_US_MIN} (the kernel's shortest slice), got ${eventLoopSliceUs}`);
+  }
   const pdText = flags.value('pd');
   const pd = pdText === undefined || pdText === '' ? undefined : parsePdEndpoints(pdText);
   const initialCluster = flags.value('initial-cluster');
@@ -195,11 +204,13 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel: logLevel as LogLevel,
     tickMs: flags.integer('tick-ms', configBounds.tickMs.min, configBounds.tickMs.max),
     hibernateAfterTicks: flags.integer('hibernate-after-ticks', configBounds.hibernateAfterTicks.min, configBounds.hibernateAfterTicks.max),
-    readLease: readLease === 'on',
+    readLease: onOff(flags, 'read-lease'),
     appender,
     logShards: flags.value('log-shards') ? flags.integer('log-shards', 1, storageLimits.appenderShardsMax) : undefined,
     appenderNice: flags.integer('appender-nice', 0, 19),
     eventLoopPriority: flags.integer('event-loop-priority', 0, EVENT_LOOP_PRIORITY_MAX),
+    eventLoopSliceUs,
+    serialScavenges: onOff(flags, 'serial-scavenges'),
     diskReserveBytes: flags.required('disk-reserve-bytes') === 'auto' ? 'auto' : flags.integer('disk-reserve-bytes', configBounds.diskReserveBytes.min, configBounds.diskReserveBytes.max),
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', configBounds.shutdownTimeoutMs.min, configBounds.shutdownTimeoutMs.max),
     readyCatchUpWaitMaxMs: flags.integer('ready-catch-up-max-ms', configBounds.readyCatchUpWaitMaxMs.min, configBounds.readyCatchUpWaitMaxMs.max),
@@ -209,6 +220,13 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     regionHeartbeatMs: flags.integer('region-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
     faultControl: flags.value('fault-control') || undefined,
   };
+}
+
+/** A flag that is `on` or `off`. */
+function onOff(flags: FlagValues, name: string): boolean {
+  const value = flags.required(name);
+  if (value !== 'on' && value !== 'off') throw invalid(`--${name} must be on or off, got "${value}"`);
+  return value === 'on';
 }
 
 /** `http://h1:p1,http://h2:p2`: PD member URLs (origins only). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
 import { FaultSwitch, TcpTransport } from '@flotilla/transport';
@@ -18,6 +19,7 @@ import { RegionFlow } from '../pd/region-flow.ts';
 import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
 import { raiseEventLoopPriority } from './event-loop-priority.ts';
+import { setEventLoopSlice } from './event-loop-slice.ts';
 import { followFaultControl } from './fault-control.ts';
 import { errorFields, type Logger } from './logger.ts';
 
@@ -57,6 +59,8 @@ export class StoreProcess {
 
   /** Opens and starts everything; `onFailure` hears of a host that stopped on its own. */
   static async start(config: StoreConfig, baseLogger: Logger, onFailure: (err: unknown) => void): Promise<StoreProcess> {
+    // Before the engines start their workers (the flag is the process's; a collection reads it).
+    if (config.serialScavenges) v8.setFlagsFromString('--no-parallel-scavenge');
     await mkdir(config.dataDir, { recursive: true });
     const pdClient = config.pd ? new PdClient(config.pd) : null;
     const identity = await claimDataDir(config, pdClient, baseLogger);
@@ -77,9 +81,11 @@ export class StoreProcess {
     logger.info({ recovery: log.recovery, shards: log.manifest.shards, placement: log.manifest.placement }, 'raft log engine open');
     kv = await RocksKvEngine.open({ dir: path.join(config.dataDir, 'kv') });
     logger.info({ recovery: kv.recovery }, 'kv engine open');
-    // Only now: the engines' threads exist and keep their own priority (event-loop-priority.ts).
+    // Only now: the engines' threads exist and keep their own priority and slice
+    // (event-loop-priority.ts, event-loop-slice.ts). The slice keeps the raised nice.
     try {
       raiseEventLoopPriority(config.eventLoopPriority);
+      setEventLoopSlice(config.eventLoopSliceUs);
     } catch (err) {
       await Promise.allSettled([log.close(), kv.close()]);
       throw err;
@@ -138,7 +144,7 @@ export class StoreProcess {
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
-    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), diskReserveBytes: disk.status().reserveBytes }, 'store started');
+    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), eventLoopSliceUs: config.eventLoopSliceUs, serialScavenges: config.serialScavenges, diskReserveBytes: disk.status().reserveBytes }, 'store started');
     return store;
   }
 
