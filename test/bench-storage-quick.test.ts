@@ -42,5 +42,8 @@ describe('storage benchmark, quick mode', () => {
     assert.match(run.stdout, /^- >= 80% of raw largest-batch throughput: \d+% \(median of the 1 alternating runs, [^)]*\) — (MET|NOT MET);/m);
     assert.match(run.stdout, /^- main-thread event-loop delay p99 < 2 ms at full speed: [\d.]+ ms \(median of the alternating runs, [^)]*\) — (MET|NOT MET);/m);
     assert.match(run.stdout, /^- group commit >= 50x one-fsync-per-entry: [\d.]+x — (MET|NOT MET)$/m);
+    // The same scenario as a store runs with its event-loop settings: at least --serial-scavenges, and why any other is missing.
+    assert.match(run.stdout, /^ {2}- as a store runs with (--event-loop-priority 15 )?(--event-loop-slice-us 100 )?--serial-scavenges on( \(no [^)]*\))?: [\d.]+ ms \(median, [^)]*\) — (MET|NOT MET), at \d+% of the raw rate/m);
+    assert.ok(figure(check[5]) > 0 && figure(check[7]) >= 0, `the row with the settings measured: ${check.join(' | ')}`);
   });
 });
