@@ -9,10 +9,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import type { KvOp } from '@flotilla/wire';
-import { ProcessCluster, waitFor } from './support/cluster.ts';
+import { ProcessCluster, serveWrites } from './support/cluster.ts';
 
-const EPOCH = { version: 1, confVer: 1 };
 const PRIORITY = 5;
 
 /** The nice value of every thread of a process (field 19 of /proc/PID/task/TID/stat), by thread id. */
@@ -46,13 +44,7 @@ describe('--event-loop-priority on a store process', { skip: privileged ? false 
       assert.equal(started?.eventLoopNice, -PRIORITY, `store ${store.id} says so when it starts`);
     }
     // Serve writes first: threads started on demand would show up with the raised priority.
-    await cluster.bootstrap({ id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [{ id: 1, storeId: 1, role: 'voter' }] });
-    await waitFor('a leader on store 1', async () => (await cluster.leaderOf(1))?.id === 1);
-    for (let i = 0; i < 50; i++) {
-      const op: KvOp = { op: 'put', regionId: 1, regionEpoch: EPOCH, key: new TextEncoder().encode(`k${i}`), value: new Uint8Array(128) };
-      const { response } = await cluster.kv(1, { requestId: i + 1, timeoutMs: 5_000, ops: [op] });
-      assert.ok('results' in response && response.results[0]?.op === 'put', `put ${i}: ${JSON.stringify(response)}`);
-    }
+    await serveWrites(cluster, 50);
     for (const store of [raised, inline]) {
       const pid = store.child.pid!;
       const nices = threadNices(pid);

@@ -12,11 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { after, describe, test } from 'node:test';
-import type { KvOp } from '@flotilla/wire';
 import { sliceOf } from '../packages/store/src/process/event-loop-slice.ts';
-import { ProcessCluster, waitFor } from './support/cluster.ts';
+import { ProcessCluster, serveWrites } from './support/cluster.ts';
 
-const EPOCH = { version: 1, confVer: 1 };
 const SLICE_US = 200;
 
 /** Each thread's scheduler slice in ns (se.slice of /proc/PID/task/TID/sched), by thread id. */
@@ -59,13 +57,7 @@ describe('--event-loop-slice-us and --serial-scavenges on a store process', { sk
     assert.equal(started?.serialScavenges, true);
     if (privileged) assert.equal(started?.eventLoopNice, -5, 'the slice kept the raised nice');
     // Serve writes first: threads started on demand must not take the slice either.
-    await cluster.bootstrap({ id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [{ id: 1, storeId: 1, role: 'voter' }] });
-    await waitFor('a leader on store 1', async () => (await cluster.leaderOf(1))?.id === 1);
-    for (let i = 0; i < 50; i++) {
-      const op: KvOp = { op: 'put', regionId: 1, regionEpoch: EPOCH, key: new TextEncoder().encode(`k${i}`), value: new Uint8Array(128) };
-      const { response } = await cluster.kv(1, { requestId: i + 1, timeoutMs: 5_000, ops: [op] });
-      assert.ok('results' in response && response.results[0]?.op === 'put', `put ${i}: ${JSON.stringify(response)}`);
-    }
+    await serveWrites(cluster, 50);
     const pid = sliced.child.pid!;
     const slices = threadSlices(pid);
     assert.equal(slices.get(pid), SLICE_US * 1000, 'the event-loop (main) thread');

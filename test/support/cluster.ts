@@ -7,12 +7,13 @@
  *
  * Every process started is stopped by `close()`, and by an exit hook if a test crashed.
  */
+import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { decodeKvResponse, encodeKvRequest, type KvRequest, type KvResponse, type RegionMeta } from '@flotilla/wire';
+import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest, type KvResponse, type RegionMeta } from '@flotilla/wire';
 import { waitFor as pollUntil } from '../../packages/store/test/harness.ts';
 import { REPO, STOP_DEADLINE_MS, deadline, launchProcess } from './process.ts';
 
@@ -238,4 +239,20 @@ export function regionJson(region: RegionMeta): unknown {
 /** The store tests' condition wait, with a deadline fit for processes (elections, restarts). */
 export function waitFor(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 30_000): Promise<void> {
   return pollUntil(what, condition, deadlineMs);
+}
+
+/**
+ * Bootstraps region 1 (all keys) with one voter on store 1, waits for its leader and writes
+ * `puts` 128-byte values through the API: a store that has served writes (threads started on
+ * demand exist by then).
+ */
+export async function serveWrites(cluster: ProcessCluster, puts: number): Promise<void> {
+  const epoch = { version: 1, confVer: 1 };
+  await cluster.bootstrap({ id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch, peers: [{ id: 1, storeId: 1, role: 'voter' }] });
+  await waitFor('a leader on store 1', async () => (await cluster.leaderOf(1))?.id === 1);
+  for (let i = 0; i < puts; i++) {
+    const op: KvOp = { op: 'put', regionId: 1, regionEpoch: epoch, key: new TextEncoder().encode(`k${i}`), value: new Uint8Array(128) };
+    const { response } = await cluster.kv(1, { requestId: i + 1, timeoutMs: 5_000, ops: [op] });
+    assert.ok('results' in response && response.results[0]?.op === 'put', `put ${i}: ${JSON.stringify(response)}`);
+  }
 }
