@@ -376,7 +376,6 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
       // The post-commit range delete of a destroyed group must not hit its new entries.
       if (lane.pendingDestroyed.size > 0 && lane.pendingDestroyed.has(w.groupId)) lane.needSeal = true;
       this.plannedStates[i] = s;
-      this.plannedPieces[i] = piece;
       this.plannedLanes[i] = lane;
     }
     if (fresh !== null && this.groups.size + fresh.size > groupsMax) throw new StorageError('FLOTILLA_STORAGE_LIMIT_EXCEEDED', `more than groupsMax ${groupsMax} groups`);

@@ -14,6 +14,7 @@ import {
   MemoryLogEngine,
   RocksLogEngine,
   isStorageError,
+  limits,
   type GroupWrite,
   type LogEngine,
   type LogEngineHooks,
@@ -416,6 +417,30 @@ function collector(): () => void {
   v8.setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
 }
+
+describe('log engine: rocksdb, the groups of one write are bounded', () => {
+  it('a write touching more groups than its shards\' tasks hold is refused before anything changes', async () => {
+    const tmp = await tempDir('log-groups-bound');
+    const engine = await RocksLogEngine.open({ dir: tmp.dir, mode: 'inline', shards: 1 });
+    try {
+      const max = limits.appendTaskGroupsMax;
+      const hardStateOnly = (count: number, from: number): GroupWrite[] => Array.from({ length: count }, (_, i) => ({ groupId: from + i, hardState: { term: 1, vote: 0, commit: 0 } }));
+      for (const count of [max + 1, 2 * max + 1]) {
+        await assert.rejects(
+          engine.write(hardStateOnly(count, 1)),
+          (err: unknown) => isStorageError(err, 'FLOTILLA_STORAGE_LIMIT_EXCEEDED') && /task/.test((err as Error).message),
+          `${count} groups in one write`,
+        );
+      }
+      assert.equal(engine.stats().groups, 0, 'nothing changed');
+      await engine.write(hardStateOnly(max, 1));
+      assert.equal(engine.stats().groups, max, 'a write of one task\'s worth of groups goes through');
+    } finally {
+      await engine.close();
+      await tmp.remove();
+    }
+  });
+});
 
 describe('log engine: rocksdb writes keep none of the caller’s objects', () => {
   for (const mode of ['inline', 'worker'] as const) {
