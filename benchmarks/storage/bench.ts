@@ -81,11 +81,11 @@ function loopFlags(s: LoopSettings): string {
   return [s.priority > 0 ? `--event-loop-priority ${s.priority}` : '', s.sliceUs > 0 ? `--event-loop-slice-us ${s.sliceUs}` : '', '--serial-scavenges on'].filter(Boolean).join(' ');
 }
 
-/** Applies (or, with null, undoes) a store's event-loop settings on this thread. */
-function useLoopSettings(s: LoopSettings | null): void {
-  v8.setFlagsFromString(s === null ? '--parallel-scavenge' : '--no-parallel-scavenge');
-  if (s === null || s.priority > 0) os.setPriority(0, s === null ? 0 : -s.priority);
-  if (s === null || s.sliceUs > 0) applyEventLoopSlice(s === null ? 0 : s.sliceUs);
+/** Applies (on) or undoes (off) a store's event-loop settings on this thread: only those this process can apply. */
+function useLoopSettings(s: LoopSettings, on: boolean): void {
+  v8.setFlagsFromString(on ? '--no-parallel-scavenge' : '--parallel-scavenge');
+  if (s.priority > 0) os.setPriority(0, on ? -s.priority : 0);
+  if (s.sliceUs > 0) applyEventLoopSlice(on ? s.sliceUs : 0);
 }
 /** Longest wait for other processes to calm down before a measurement. */
 const QUIET_WAIT_MS = quick ? 2_000 : 20_000;
@@ -341,7 +341,7 @@ async function scenario(mode: 'worker' | 'inline', shards: number, groups: numbe
   const idle = mode === 'worker' ? idleLoopControl() : null;
   // As a store does with its event-loop settings: the engine's threads exist already and keep
   // their priority and slice; the idle control, started just before, keeps its own.
-  if (settings !== null) useLoopSettings(settings);
+  if (settings !== null) useLoopSettings(settings, true);
   const foreign = foreignCpu();
   const cpuBefore = threadCpu();
   const delay = startLoopProbe();
@@ -352,7 +352,7 @@ async function scenario(mode: 'worker' | 'inline', shards: number, groups: numbe
   await running;
   const wallMs = performance.now() - begin;
   delay.disable();
-  if (settings !== null) useLoopSettings(null);
+  if (settings !== null) useLoopSettings(settings, false);
   const cpu = splitCpu(cpuBefore, threadCpu(), wallMs);
   const foreignShare = foreign.stop();
   const idleResult = idle === null ? null : await idle.stop();
