@@ -25,14 +25,13 @@ import { EMPTY_VIEW, GroupState, type FetchedRange, type GroupOwner } from './lo
 import { Lane } from './log-lane.ts';
 import { resolveManifest, shardOf, type LogManifest } from './log-manifest.ts';
 import { LogReader, type ReaderHost } from './log-reads.ts';
-import { ChunkWriter, PIECE_DESTROY, PIECE_SNAPSHOT, pieceBytes, type TaskPiece } from './log-task.ts';
+import { ChunkWriter, NO_ENTRIES, clearPiece, fillPiece, newPieceRecord, pieceBytes, type PieceRecord, type TaskPiece } from './log-task.ts';
 import {
   newPlanRecord,
   planGroupWrite,
   snapshotUnavailable,
   type GroupLog,
   type GroupWrite,
-  type GroupWritePlan,
   type LogEngine,
   type LogEngineHooks,
   type LogEngineStats,
@@ -63,53 +62,6 @@ export interface RocksLogEngineOptions extends LogEngineHooks {
 }
 
 const RESOLVED = Promise.resolve();
-
-/** A TaskPiece the engine fills in place (see RocksLogEngine.plannedPieces). */
-type PieceRecord = { -readonly [K in keyof TaskPiece]: TaskPiece[K] };
-
-function newPieceRecord(): PieceRecord {
-  return {
-    groupId: 0,
-    prevLast: 0,
-    newLast: 0,
-    truncatedIndex: 0,
-    firstNew: 0,
-    flags: 0,
-    truncatedBefore: null,
-    entries: NO_ENTRIES,
-    hardState: null,
-    confState: null,
-    truncatedAfter: null,
-  };
-}
-
-const NO_ENTRIES: readonly Entry[] = [];
-
-/** Fills `piece` with what the shard writes for one validated group write (`s`: the group's state, if it has one). */
-function fillPiece(piece: PieceRecord, w: GroupWrite, s: GroupState | undefined, plan: GroupWritePlan): PieceRecord {
-  const destroy = w.destroy === true;
-  piece.groupId = w.groupId;
-  piece.prevLast = s?.last ?? 0;
-  piece.newLast = destroy ? 0 : plan.lastIndex;
-  piece.truncatedIndex = destroy ? 0 : plan.truncatedIndex;
-  piece.firstNew = plan.firstNew;
-  piece.flags = (w.snapshot !== undefined ? PIECE_SNAPSHOT : 0) | (destroy ? PIECE_DESTROY : 0);
-  piece.truncatedBefore = w.snapshot !== undefined ? { index: w.snapshot.index, term: w.snapshot.term } : null;
-  piece.entries = plan.entries;
-  piece.hardState = destroy ? null : plan.hardState;
-  piece.confState = w.confState ?? w.snapshot?.confState ?? null;
-  piece.truncatedAfter = w.compactTo !== undefined ? { index: plan.truncatedIndex, term: plan.truncatedTerm } : null;
-  return piece;
-}
-
-/** Drops a filled piece's references to the caller's objects (the record itself is kept). */
-function clearPiece(piece: PieceRecord): void {
-  piece.truncatedBefore = null;
-  piece.entries = NO_ENTRIES;
-  piece.hardState = null;
-  piece.confState = null;
-  piece.truncatedAfter = null;
-}
 
 export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
   private readonly groups = new Map<number, GroupState>();
@@ -364,7 +316,7 @@ export class RocksLogEngine implements LogEngine, GroupOwner, ReaderHost {
       }
       const plan = planGroupWrite(s ?? EMPTY_VIEW, w, this.hooks, this.planRecord);
       if (i === this.plannedPieces.length) this.plannedPieces.push(newPieceRecord());
-      const piece = fillPiece(this.plannedPieces[i]!, w, s, plan);
+      const piece = fillPiece(this.plannedPieces[i]!, w, s?.last ?? 0, plan);
       const bytes = pieceBytes(piece);
       const lane = this.laneOf(w.groupId);
       if (bytes > lane.taskBytesMax || piece.entries.length > appendTaskEntriesMax) {

@@ -39,6 +39,7 @@ import {
   type TruncatedState,
 } from './log-format.ts';
 import type { HardState } from '@flotilla/raft';
+import type { GroupWrite, GroupWritePlan } from './log-types.ts';
 
 export const CHUNK_MAGIC = 0x464c4331; // "FLC1"
 export const CHUNK_HEADER_BYTES = 8;
@@ -67,6 +68,57 @@ export interface TaskPiece {
   readonly hardState: HardState | null;
   readonly confState: ConfState | null;
   readonly truncatedAfter: TruncatedState | null;
+}
+
+/**
+ * A TaskPiece filled in place: the engine keeps one per position of a write and reuses them, so
+ * planning a write allocates no object per group (log-engine.ts, plannedPieces).
+ */
+export type PieceRecord = { -readonly [K in keyof TaskPiece]: TaskPiece[K] };
+
+export function newPieceRecord(): PieceRecord {
+  return {
+    groupId: 0,
+    prevLast: 0,
+    newLast: 0,
+    truncatedIndex: 0,
+    firstNew: 0,
+    flags: 0,
+    truncatedBefore: null,
+    entries: NO_ENTRIES,
+    hardState: null,
+    confState: null,
+    truncatedAfter: null,
+  };
+}
+
+/** The entries of a piece record that holds none (shared, never written to). */
+export const NO_ENTRIES: readonly Entry[] = [];
+
+/** Fills `piece` with what the shard writes for one validated group write (`prevLast`: the group's last index before it). */
+export function fillPiece(piece: PieceRecord, w: GroupWrite, prevLast: number, plan: GroupWritePlan): PieceRecord {
+  const destroy = w.destroy === true;
+  piece.groupId = w.groupId;
+  piece.prevLast = prevLast;
+  piece.newLast = destroy ? 0 : plan.lastIndex;
+  piece.truncatedIndex = destroy ? 0 : plan.truncatedIndex;
+  piece.firstNew = plan.firstNew;
+  piece.flags = (w.snapshot !== undefined ? PIECE_SNAPSHOT : 0) | (destroy ? PIECE_DESTROY : 0);
+  piece.truncatedBefore = w.snapshot !== undefined ? { index: w.snapshot.index, term: w.snapshot.term } : null;
+  piece.entries = plan.entries;
+  piece.hardState = destroy ? null : plan.hardState;
+  piece.confState = w.confState ?? w.snapshot?.confState ?? null;
+  piece.truncatedAfter = w.compactTo !== undefined ? { index: plan.truncatedIndex, term: plan.truncatedTerm } : null;
+  return piece;
+}
+
+/** Drops a filled piece's references to the caller's objects (the record itself is kept). */
+export function clearPiece(piece: PieceRecord): void {
+  piece.truncatedBefore = null;
+  piece.entries = NO_ENTRIES;
+  piece.hardState = null;
+  piece.confState = null;
+  piece.truncatedAfter = null;
 }
 
 /** Bytes of a pack put besides its entries: put header, key, pack header. */

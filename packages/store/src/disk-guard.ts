@@ -65,13 +65,8 @@ export const statfsProbe: DiskProbe = async (dir) => {
   return { availableBytes: s.bavail * s.bsize, capacityBytes: s.blocks * s.bsize };
 };
 
-/** What onChange reports: the new state, the reading that moved it, the reserve. */
-export interface DiskChange {
-  readonly low: boolean;
-  readonly critical: boolean;
-  readonly space: DiskSpace;
-  readonly reserveBytes: number;
-}
+/** What onChange reports: the status after the change, with the reading that moved it and the reserve. */
+export type DiskChange = DiskStatus & { readonly space: DiskSpace; readonly reserveBytes: number };
 
 export interface DiskGuardOptions {
   readonly storeId: number;

@@ -8,6 +8,7 @@
  * and bound is checked, unknown fields are ignored (a newer peer may add some), and a wrong
  * one is a FLOTILLA_WIRE_MALFORMED / LIMIT_EXCEEDED WireError naming the field.
  */
+import { readBool } from './check.ts';
 import { kvKeyBytesMax, regionPeersMax } from './constants.ts';
 import { WireError } from './errors.ts';
 import type { RegionEpoch, RegionMeta, RegionPeer } from './types.ts';
@@ -198,7 +199,7 @@ export function readStoreHeartbeat(value: unknown): StoreHeartbeat {
     regionCount: uint(o['regionCount'], 'regionCount'),
     leaderCount: uint(o['leaderCount'], 'leaderCount'),
     rates: rates(o['rates'], 'rates'),
-    ...(o['refusingWrites'] === undefined ? {} : { refusingWrites: bool(o['refusingWrites'], 'refusingWrites') }),
+    ...(o['refusingWrites'] === undefined ? {} : { refusingWrites: readBool(o['refusingWrites'], 'refusingWrites') }),
   };
 }
 
@@ -358,11 +359,6 @@ function id(value: unknown, what: string): number {
 
 function uint(value: unknown, what: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) malformed(`${what}: expected a non-negative integer`);
-  return value;
-}
-
-function bool(value: unknown, what: string): boolean {
-  if (typeof value !== 'boolean') malformed(`${what}: expected true or false`);
   return value;
 }
 

@@ -15,7 +15,8 @@
  * (part of every Debian-based image, ours included) to make the system call for its main
  * thread, then reads the slice back from /proc to be sure the kernel took it (older kernels
  * accept the call and ignore the slice). The thread keeps its nice (sched_setattr sets both).
- * Like the priority, it is set once the engines are open: threads started later inherit it.
+ * Like the priority, it is set once the engines are open, so their threads keep the kernel's
+ * default (test/store-slice.test.ts checks every thread of a store that served writes).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +26,9 @@ import { StoreError } from '../errors.ts';
 /** The kernel's bounds for a custom slice (it clamps to 0.1–100 ms; config.ts checks the flag against them). */
 export const EVENT_LOOP_SLICE_US_MIN = 100;
 export const EVENT_LOOP_SLICE_US_MAX = 100_000;
+
+/** Longest the store waits for perl to make the call (at start only; it takes a few ms). */
+const PERL_TIMEOUT_MS = 10_000;
 
 /** sched_setattr's system call number by architecture. */
 const SCHED_SETATTR: Readonly<Record<string, number>> = { x64: 314, arm64: 274 };
@@ -45,7 +49,7 @@ const realSystem: SliceSystem = {
   platform: process.platform,
   arch: process.arch,
   runPerl(script) {
-    const r = spawnSync('perl', ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    const r = spawnSync('perl', ['-e', script], { encoding: 'utf8', timeout: PERL_TIMEOUT_MS });
     return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', ...(r.error ? { error: r.error } : {}) };
   },
   readSched: (pid) => readFileSync(`/proc/${pid}/sched`, 'utf8'),
