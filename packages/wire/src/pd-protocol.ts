@@ -8,7 +8,7 @@
  * and bound is checked, unknown fields are ignored (a newer peer may add some), and a wrong
  * one is a FLOTILLA_WIRE_MALFORMED / LIMIT_EXCEEDED WireError naming the field.
  */
-import { readBool } from './check.ts';
+import { malformed, readBool, readId, readList, readUint } from './check.ts';
 import { kvKeyBytesMax, regionPeersMax } from './constants.ts';
 import { WireError } from './errors.ts';
 import type { RegionEpoch, RegionMeta, RegionPeer } from './types.ts';
@@ -172,9 +172,9 @@ export function pdJson(value: unknown): unknown {
 
 export function readJoinRequest(value: unknown): JoinRequest {
   const o = object(value, 'join request');
-  const storeId = o['storeId'] === undefined ? undefined : id(o['storeId'], 'storeId');
+  const storeId = o['storeId'] === undefined ? undefined : readId(o['storeId'], 'storeId');
   return {
-    clusterId: id(o['clusterId'], 'clusterId'),
+    clusterId: readId(o['clusterId'], 'clusterId'),
     token: text(o['token'], pdLimits.tokenTextMax, 'token'),
     ...(storeId === undefined ? {} : { storeId }),
     raftAddress: text(o['raftAddress'], pdLimits.addressTextMax, 'raftAddress'),
@@ -186,18 +186,18 @@ export function readJoinRequest(value: unknown): JoinRequest {
 export function readJoinResponse(value: unknown): JoinResponse {
   const o = object(value, 'join response');
   const region = o['bootstrapRegion'] === undefined ? undefined : readRegionJson(o['bootstrapRegion'], 'bootstrapRegion');
-  return { clusterId: id(o['clusterId'], 'clusterId'), storeId: id(o['storeId'], 'storeId'), ...(region ? { bootstrapRegion: region } : {}) };
+  return { clusterId: readId(o['clusterId'], 'clusterId'), storeId: readId(o['storeId'], 'storeId'), ...(region ? { bootstrapRegion: region } : {}) };
 }
 
 export function readStoreHeartbeat(value: unknown): StoreHeartbeat {
   const o = object(value, 'store heartbeat');
   return {
-    storeId: id(o['storeId'], 'storeId'),
-    capacityBytes: uint(o['capacityBytes'], 'capacityBytes'),
-    availableBytes: uint(o['availableBytes'], 'availableBytes'),
-    usedBytes: uint(o['usedBytes'], 'usedBytes'),
-    regionCount: uint(o['regionCount'], 'regionCount'),
-    leaderCount: uint(o['leaderCount'], 'leaderCount'),
+    storeId: readId(o['storeId'], 'storeId'),
+    capacityBytes: readUint(o['capacityBytes'], 'capacityBytes'),
+    availableBytes: readUint(o['availableBytes'], 'availableBytes'),
+    usedBytes: readUint(o['usedBytes'], 'usedBytes'),
+    regionCount: readUint(o['regionCount'], 'regionCount'),
+    leaderCount: readUint(o['leaderCount'], 'leaderCount'),
     rates: rates(o['rates'], 'rates'),
     ...(o['refusingWrites'] === undefined ? {} : { refusingWrites: readBool(o['refusingWrites'], 'refusingWrites') }),
   };
@@ -206,11 +206,11 @@ export function readStoreHeartbeat(value: unknown): StoreHeartbeat {
 export function readStoreHeartbeatResponse(value: unknown): StoreHeartbeatResponse {
   const o = object(value, 'store heartbeat response');
   return {
-    operatorRegionIds: list(o['operatorRegionIds'] ?? [], pdLimits.regionHeartbeatsPerRequestMax, 'operatorRegionIds').map((r) => id(r, 'operatorRegionIds')),
-    stores: list(o['stores'], pdLimits.storesMax, 'stores').map((s, i) => {
+    operatorRegionIds: readList(o['operatorRegionIds'] ?? [], pdLimits.regionHeartbeatsPerRequestMax, 'operatorRegionIds').map((r) => readId(r, 'operatorRegionIds')),
+    stores: readList(o['stores'], pdLimits.storesMax, 'stores').map((s, i) => {
       const a = object(s, `stores[${i}]`);
       return {
-        storeId: id(a['storeId'], `stores[${i}].storeId`),
+        storeId: readId(a['storeId'], `stores[${i}].storeId`),
         raftAddress: text(a['raftAddress'], pdLimits.addressTextMax, `stores[${i}].raftAddress`),
         apiAddress: text(a['apiAddress'], pdLimits.addressTextMax, `stores[${i}].apiAddress`),
       };
@@ -220,45 +220,45 @@ export function readStoreHeartbeatResponse(value: unknown): StoreHeartbeatRespon
 
 export function readOperatorWatch(value: unknown): OperatorWatch {
   const o = object(value, 'operator watch');
-  return { storeId: id(o['storeId'], 'storeId'), timeoutMs: uint(o['timeoutMs'], 'timeoutMs') };
+  return { storeId: readId(o['storeId'], 'storeId'), timeoutMs: readUint(o['timeoutMs'], 'timeoutMs') };
 }
 
 export function readOperatorWatchResponse(value: unknown): OperatorWatchResponse {
   const o = object(value, 'operator watch response');
-  return { regionIds: list(o['regionIds'], pdLimits.regionHeartbeatsPerRequestMax, 'regionIds').map((r) => id(r, 'regionIds')) };
+  return { regionIds: readList(o['regionIds'], pdLimits.regionHeartbeatsPerRequestMax, 'regionIds').map((r) => readId(r, 'regionIds')) };
 }
 
 export function readRegionHeartbeatRequest(value: unknown): RegionHeartbeatRequest {
   const o = object(value, 'region heartbeat request');
-  const beats = list(o['heartbeats'], pdLimits.regionHeartbeatsPerRequestMax, 'heartbeats');
-  return { storeId: id(o['storeId'], 'storeId'), heartbeats: beats.map((b, i) => readRegionHeartbeat(b, `heartbeats[${i}]`)) };
+  const beats = readList(o['heartbeats'], pdLimits.regionHeartbeatsPerRequestMax, 'heartbeats');
+  return { storeId: readId(o['storeId'], 'storeId'), heartbeats: beats.map((b, i) => readRegionHeartbeat(b, `heartbeats[${i}]`)) };
 }
 
 function readRegionHeartbeat(value: unknown, what: string): RegionHeartbeat {
   const o = object(value, what);
   return {
     region: readRegionJson(o['region'], `${what}.region`),
-    leaderPeerId: id(o['leaderPeerId'], `${what}.leaderPeerId`),
-    downPeerIds: list(o['downPeerIds'] ?? [], pdLimits.reportedPeersMax, `${what}.downPeerIds`).map((p) => id(p, `${what}.downPeerIds`)),
-    pendingPeerIds: list(o['pendingPeerIds'] ?? [], pdLimits.reportedPeersMax, `${what}.pendingPeerIds`).map((p) => id(p, `${what}.pendingPeerIds`)),
-    approximateBytes: uint(o['approximateBytes'] ?? 0, `${what}.approximateBytes`),
-    approximateKeys: uint(o['approximateKeys'] ?? 0, `${what}.approximateKeys`),
+    leaderPeerId: readId(o['leaderPeerId'], `${what}.leaderPeerId`),
+    downPeerIds: readList(o['downPeerIds'] ?? [], pdLimits.reportedPeersMax, `${what}.downPeerIds`).map((p) => readId(p, `${what}.downPeerIds`)),
+    pendingPeerIds: readList(o['pendingPeerIds'] ?? [], pdLimits.reportedPeersMax, `${what}.pendingPeerIds`).map((p) => readId(p, `${what}.pendingPeerIds`)),
+    approximateBytes: readUint(o['approximateBytes'] ?? 0, `${what}.approximateBytes`),
+    approximateKeys: readUint(o['approximateKeys'] ?? 0, `${what}.approximateKeys`),
     rates: rates(o['rates'] ?? ZERO, `${what}.rates`),
   };
 }
 
 export function readRegionHeartbeatResponse(value: unknown): RegionHeartbeatResponse {
   const o = object(value, 'region heartbeat response');
-  const commands = list(o['commands'], pdLimits.regionHeartbeatsPerRequestMax, 'commands');
+  const commands = readList(o['commands'], pdLimits.regionHeartbeatsPerRequestMax, 'commands');
   return {
     commands: commands.map((c, i) => {
       const a = object(c, `commands[${i}]`);
-      const newIds = a['newIds'] === undefined ? undefined : list(a['newIds'], regionPeersMax + 1, `commands[${i}].newIds`).map((n) => id(n, `commands[${i}].newIds`));
+      const newIds = a['newIds'] === undefined ? undefined : readList(a['newIds'], regionPeersMax + 1, `commands[${i}].newIds`).map((n) => readId(n, `commands[${i}].newIds`));
       const epoch = object(a['regionEpoch'], `commands[${i}].regionEpoch`);
       return {
-        regionId: id(a['regionId'], `commands[${i}].regionId`),
-        operatorId: id(a['operatorId'], `commands[${i}].operatorId`),
-        regionEpoch: { version: uint(epoch['version'], `commands[${i}].regionEpoch.version`), confVer: uint(epoch['confVer'], `commands[${i}].regionEpoch.confVer`) },
+        regionId: readId(a['regionId'], `commands[${i}].regionId`),
+        operatorId: readId(a['operatorId'], `commands[${i}].operatorId`),
+        regionEpoch: { version: readUint(epoch['version'], `commands[${i}].regionEpoch.version`), confVer: readUint(epoch['confVer'], `commands[${i}].regionEpoch.confVer`) },
         step: readStep(a['step'], `commands[${i}].step`),
         ...(newIds ? { newIds } : {}),
       };
@@ -270,7 +270,7 @@ export function readStep(value: unknown, what: string): PdOperatorStep {
   const o = object(value, what);
   const peerRef = (v: unknown, at: string): { storeId: number; peerId: number } => {
     const p = object(v, at);
-    return { storeId: id(p['storeId'], `${at}.storeId`), peerId: id(p['peerId'], `${at}.peerId`) };
+    return { storeId: readId(p['storeId'], `${at}.storeId`), peerId: readId(p['peerId'], `${at}.peerId`) };
   };
   switch (o['type']) {
     case 'addLearner':
@@ -279,15 +279,15 @@ export function readStep(value: unknown, what: string): PdOperatorStep {
     case 'changeVoters':
       return {
         type: 'changeVoters',
-        promote: list(o['promote'], regionPeersMax, `${what}.promote`).map((p, i) => peerRef(p, `${what}.promote[${i}]`)),
-        remove: list(o['remove'], regionPeersMax, `${what}.remove`).map((p, i) => peerRef(p, `${what}.remove[${i}]`)),
+        promote: readList(o['promote'], regionPeersMax, `${what}.promote`).map((p, i) => peerRef(p, `${what}.promote[${i}]`)),
+        remove: readList(o['remove'], regionPeersMax, `${what}.remove`).map((p, i) => peerRef(p, `${what}.remove[${i}]`)),
       };
     case 'transferLeader':
-      return { type: 'transferLeader', fromStoreId: id(o['fromStoreId'], `${what}.fromStoreId`), toStoreId: id(o['toStoreId'], `${what}.toStoreId`) };
+      return { type: 'transferLeader', fromStoreId: readId(o['fromStoreId'], `${what}.fromStoreId`), toStoreId: readId(o['toStoreId'], `${what}.toStoreId`) };
     case 'split':
-      return { type: 'split', keys: list(o['keys'], pdLimits.splitKeysMax, `${what}.keys`).map((k, i) => hexKey(k, `${what}.keys[${i}]`)) };
+      return { type: 'split', keys: readList(o['keys'], pdLimits.splitKeysMax, `${what}.keys`).map((k, i) => hexKey(k, `${what}.keys[${i}]`)) };
     case 'merge':
-      return { type: 'merge', targetRegionId: id(o['targetRegionId'], `${what}.targetRegionId`) };
+      return { type: 'merge', targetRegionId: readId(o['targetRegionId'], `${what}.targetRegionId`) };
     default:
       return malformed(`${what}.type: unknown step type ${JSON.stringify(o['type'])}`);
   }
@@ -298,15 +298,15 @@ export function readRegionJson(value: unknown, what: string): RegionMeta {
   const o = object(value, what);
   const epoch = object(o['epoch'], `${what}.epoch`);
   return {
-    id: id(o['id'], `${what}.id`),
+    id: readId(o['id'], `${what}.id`),
     startKey: hexKey(o['startKey'], `${what}.startKey`),
     endKey: hexKey(o['endKey'], `${what}.endKey`),
-    epoch: { version: uint(epoch['version'], `${what}.epoch.version`), confVer: uint(epoch['confVer'], `${what}.epoch.confVer`) },
-    peers: list(o['peers'], regionPeersMax, `${what}.peers`).map((p, i): RegionPeer => {
+    epoch: { version: readUint(epoch['version'], `${what}.epoch.version`), confVer: readUint(epoch['confVer'], `${what}.epoch.confVer`) },
+    peers: readList(o['peers'], regionPeersMax, `${what}.peers`).map((p, i): RegionPeer => {
       const peer = object(p, `${what}.peers[${i}]`);
       const role = peer['role'];
       if (role !== 'voter' && role !== 'learner') malformed(`${what}.peers[${i}].role: expected "voter" or "learner"`);
-      return { id: id(peer['id'], `${what}.peers[${i}].id`), storeId: id(peer['storeId'], `${what}.peers[${i}].storeId`), role };
+      return { id: readId(peer['id'], `${what}.peers[${i}].id`), storeId: readId(peer['storeId'], `${what}.peers[${i}].storeId`), role };
     }),
   };
 }
@@ -316,10 +316,10 @@ const ZERO: FlowRatesJson = { writeBytes: 0, writeKeys: 0, readBytes: 0, readKey
 function rates(value: unknown, what: string): FlowRatesJson {
   const o = object(value, what);
   return {
-    writeBytes: uint(o['writeBytes'] ?? 0, `${what}.writeBytes`),
-    writeKeys: uint(o['writeKeys'] ?? 0, `${what}.writeKeys`),
-    readBytes: uint(o['readBytes'] ?? 0, `${what}.readBytes`),
-    readKeys: uint(o['readKeys'] ?? 0, `${what}.readKeys`),
+    writeBytes: readUint(o['writeBytes'] ?? 0, `${what}.writeBytes`),
+    writeKeys: readUint(o['writeKeys'] ?? 0, `${what}.writeKeys`),
+    readBytes: readUint(o['readBytes'] ?? 0, `${what}.readBytes`),
+    readKeys: readUint(o['readKeys'] ?? 0, `${what}.readKeys`),
   };
 }
 
@@ -346,30 +346,10 @@ function object(value: unknown, what: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function list(value: unknown, max: number, what: string): unknown[] {
-  if (!Array.isArray(value)) malformed(`${what}: expected an array`);
-  if (value.length > max) limit(`${what}: ${value.length} items, at most ${max}`);
-  return value;
-}
-
-function id(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) malformed(`${what}: expected a positive integer`);
-  return value;
-}
-
-function uint(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) malformed(`${what}: expected a non-negative integer`);
-  return value;
-}
-
 function text(value: unknown, max: number, what: string): string {
   if (typeof value !== 'string' || value.length === 0) malformed(`${what}: expected a non-empty string`);
   if (value.length > max) limit(`${what}: ${value.length} characters, at most ${max}`);
   return value;
-}
-
-function malformed(what: string): never {
-  throw new WireError('FLOTILLA_WIRE_MALFORMED', what);
 }
 
 function limit(what: string): never {
