@@ -66,6 +66,8 @@ export class PdWorker {
   private regionPass: Promise<void> | null = null;
   private watchPass: Promise<void> | null = null;
   private storePass: Promise<void> | null = null;
+  /** The store's state changed while a store heartbeat was out: send one more when it is back. */
+  private storeChangedMeanwhile = false;
   private stopped = false;
 
   constructor(private readonly options: PdWorkerOptions) {
@@ -125,8 +127,26 @@ export class PdWorker {
 
   /** One store heartbeat (skipped while the previous one is still out). */
   storeHeartbeat(): Promise<void> {
-    this.storePass ??= this.sendStoreHeartbeat().finally(() => (this.storePass = null));
+    this.storePass ??= this.sendStoreHeartbeat().finally(() => {
+      this.storePass = null;
+      if (this.storeChangedMeanwhile && !this.stopped) {
+        this.storeChangedMeanwhile = false;
+        void this.storeHeartbeat();
+      }
+    });
     return this.storePass;
+  }
+
+  /**
+   * Something PD schedules by changed in the store (its data disk started or stopped refusing
+   * writes): tell PD now rather than at the next interval (`storeHeartbeatMs`, 10 s by
+   * default), so that it moves leaderships off a store that refuses puts within a scheduling
+   * pass. A heartbeat already out may have read the old state: one more follows it.
+   */
+  storeChanged(): void {
+    if (this.stopped) return;
+    if (this.storePass !== null) this.storeChangedMeanwhile = true;
+    else void this.storeHeartbeat();
   }
 
   /** One pass over the led regions (skipped while the previous one runs). */

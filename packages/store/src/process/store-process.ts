@@ -100,12 +100,17 @@ export class StoreProcess {
       onError: (err) => logger.warn(errorFields(err), 'transport'),
       ...(faults ? { faults } : {}),
     });
+    // The disk guard starts before the process object exists; its changes reach PD once it does.
+    let started: StoreProcess | null = null;
     const disk = new DiskGuard({
       storeId,
       dir: config.dataDir,
       reserveBytes: config.diskReserveBytes,
       checkMs: limits.diskCheckMs,
-      onChange: (change) => logDiskChange(logger, change),
+      onChange: (change) => {
+        logDiskChange(logger, change);
+        started?.pdWorker?.storeChanged();
+      },
       onProbeError: (err) => logger.warn(errorFields(err), 'data disk: could not read its free space (statfs); keeping the last state'),
     });
     await disk.start();
@@ -140,6 +145,7 @@ export class StoreProcess {
       disk: () => disk.status(),
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, disk, pdClient && flow ? { client: pdClient, flow } : null);
+    started = store;
     if (faults && config.faultControl !== undefined) store.faultControl = followFaultControl(config.faultControl, faults, logger);
     await store.joinInitialCluster();
     const api = await server.listen();
