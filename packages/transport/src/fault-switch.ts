@@ -86,7 +86,10 @@ export class FaultSwitch {
       },
     };
     // Liveness passes through: the connections stay up, as they do across a real partition.
-    return handlers.onPeerState === undefined ? filtered : { ...filtered, onPeerState: handlers.onPeerState.bind(handlers) };
+    if (handlers.onPeerState !== undefined) filtered.onPeerState = handlers.onPeerState.bind(handlers);
+    // So does what a store says of its disk: it rides the connection, not the dropped traffic.
+    if (handlers.onPeerDiskState !== undefined) filtered.onPeerDiskState = handlers.onPeerDiskState.bind(handlers);
+    return filtered;
   }
 }
 

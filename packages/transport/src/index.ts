@@ -1,5 +1,5 @@
 /** @flotilla/transport — the public API. Internals stay internal. */
-export type { EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
+export type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 export { TcpTransport } from './tcp-transport.ts';
 export type { TcpTransportOptions } from './tcp-transport.ts';
 export { MemoryNetwork, MEMORY_HOST } from './memory-network.ts';

@@ -8,7 +8,9 @@
  * Differences, by design: no backoff or handshake (a link is up when its peer is attached at the
  * address it was given, is the store it should be, in the same cluster, and not partitioned);
  * snapshot streams pull one chunk at a time straight from the sender's iterable (a window of
- * one) and have no timeouts (partition or close the link to fail one).
+ * one) and have no timeouts (partition or close the link to fail one). What a peer said of its
+ * disk is forgotten when this side's link to it goes down (over TCP: when the connection that
+ * carried it closes), and said again on the sender's next link up.
  */
 import { collectPeerStats } from './peer-stats.ts';
 import { FrameDecoder, decodeFrame, encodeFrame, type Heartbeat, type HeartbeatResponse, type RaftEnvelope, type WireMessage } from '@flotilla/wire';
@@ -16,9 +18,9 @@ import { limits as wire } from '@flotilla/wire';
 import type { TransportTuning } from './constants.ts';
 import { TransportError, invalidArgument, type TransportErrorHook } from './errors.ts';
 import { MEMORY_HOST, type MemoryAddress, type MemoryNetwork } from './memory-network.ts';
-import { Outbox, checkEnvelope, checkSnapshotEnvelope, checkStore } from './outbox.ts';
+import { Outbox, checkDiskReport, checkEnvelope, checkSnapshotEnvelope, checkStore, diskReportOf } from './outbox.ts';
 import { resolveTuning } from './tuning.ts';
-import type { EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
+import type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 
 export interface MemoryTransportOptions {
   readonly localStore: StoreId;
@@ -58,6 +60,10 @@ export class MemoryTransport implements PeerTransport {
   private closed = false;
   private readonly links = new Map<StoreId, MemoryLink>();
   private readonly framesReceived = new Map<StoreId, number>();
+  /** What this store last announced of its disk (null: never), sent on every link up. */
+  private diskReport: DiskReport | null = null;
+  /** Peers whose disk state the host holds: forgotten (null to the host) when the link goes down. */
+  private readonly diskStatesHeld = new Set<StoreId>();
   private snapshotSends = 0;
   private snapshotReceives = 0;
   private readonly abortSnapshots = new Set<(err: TransportError) => void>();
@@ -94,7 +100,13 @@ export class MemoryTransport implements PeerTransport {
     if (this.closed) return;
     const link = this.links.get(store);
     if (link !== undefined) {
+      const moved = link.address.host !== address.host || link.address.port !== address.port;
       link.address = { host: address.host, port: address.port };
+      // A new address is a new connection, as over TCP (which redials): down now, up when reached.
+      if (moved && link.state === 'up') {
+        link.state = 'connecting';
+        this.announce(link, 'down');
+      }
     } else {
       const created = new MemoryLink(store, { host: address.host, port: address.port }, this.tuning);
       if (this.handlers !== null) created.state = 'connecting';
@@ -121,6 +133,14 @@ export class MemoryTransport implements PeerTransport {
 
   sendHeartbeatResponse(to: StoreId, beat: HeartbeatResponse): EnqueueRefusal | null {
     return this.enqueue(to, (outbox) => outbox.offerHeartbeatResponse(beat));
+  }
+
+  announceDiskState(report: DiskReport): void {
+    const checked = checkDiskReport(report);
+    if (this.closed) return;
+    this.diskReport = checked;
+    for (const link of this.links.values()) link.outbox.setDiskReport(checked);
+    this.network.schedule();
   }
 
   /** The twin's network delivers once per network turn whatever the sender does: nothing to hurry. */
@@ -172,11 +192,13 @@ export class MemoryTransport implements PeerTransport {
         if (link.everUp) link.reconnects++;
         link.everUp = true;
         this.announce(link, 'up');
+        if (this.diskReport !== null) link.outbox.setDiskReport(this.diskReport);
       } else if (!up && link.state !== 'down') {
         const wasUp = link.state === 'up';
         link.state = 'down';
         this.report(new TransportError(wasUp ? 'FLOTILLA_TRANSPORT_CONNECTION_LOST' : 'FLOTILLA_TRANSPORT_CONNECT_FAILED', `store ${link.store} at ${link.address.host}:${link.address.port} unreachable`, { store: link.store }));
         this.announce(link, 'down');
+        if (this.diskStatesHeld.delete(link.store)) this.handlers.onPeerDiskState?.(link.store, null);
       }
     }
   }
@@ -206,7 +228,7 @@ export class MemoryTransport implements PeerTransport {
     if (this.closed || handlers === null) return;
     this.framesReceived.set(from, (this.framesReceived.get(from) ?? 0) + 1);
     const messages: WireMessage[] = [];
-    new FrameDecoder({ kinds: ['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch'] }).push(frame, (f) => messages.push(decodeFrame(f)));
+    new FrameDecoder({ kinds: ['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch', 'diskState'] }).push(frame, (f) => messages.push(decodeFrame(f)));
     for (const message of messages) {
       // A handler that throws is the host's bug: it propagates, as over TCP.
       switch (message.kind) {
@@ -218,6 +240,10 @@ export class MemoryTransport implements PeerTransport {
           break;
         case 'heartbeatResponseBatch':
           handlers.onHeartbeatResponses(from, message.body.beats);
+          break;
+        case 'diskState':
+          this.diskStatesHeld.add(from);
+          handlers.onPeerDiskState?.(from, diskReportOf(message.body));
           break;
         default:
           throw new Error(`transport assertion failed: a ${message.kind} frame on a memory raft link`);

@@ -4,16 +4,17 @@
  * `send`/`sendHeartbeat`/`sendHeartbeatResponse` only append here (bounded: messages and bytes);
  * the transport's one flush per event-loop turn calls `take`, which turns everything queued for
  * the peer into as few frames as the bounds allow, in this order:
+ *   DiskState frame           — only when the store announced its disk since the last flush
  *   RaftBatch frame(s)        — split only past raftBatchMessagesMax or raftBatchPayloadBytesMax
  *   HeartbeatBatch frame(s)   — split only past heartbeatBatchBeatsMax
  *   HeartbeatResponseBatch(es)
  * Raft messages keep the order they were queued in (within a frame and across split frames).
  */
 import { RAFT_MESSAGE_TYPE_CODES } from '@flotilla/wire';
-import { limits as wire, raftEnvelopeBytesBound, type Heartbeat, type HeartbeatResponse, type RaftEnvelope, type WireMessage } from '@flotilla/wire';
+import { limits as wire, raftEnvelopeBytesBound, type DiskState, type Heartbeat, type HeartbeatResponse, type RaftEnvelope, type WireMessage } from '@flotilla/wire';
 import { HEARTBEAT_QUEUED_BYTES_FIXED, raftMessageQueuedBytesMax } from './constants.ts';
 import { TransportError, invalidArgument } from './errors.ts';
-import type { StoreId } from './types.ts';
+import type { DiskReport, StoreId } from './types.ts';
 
 export interface QueueBounds {
   readonly messagesMax: number;
@@ -68,6 +69,18 @@ export function checkStore(store: StoreId, localStore: StoreId): void {
   if (store === localStore) invalidArgument(`store ${store} is this store`);
 }
 
+/** announceDiskState's report: a copy with exactly its fields, checked (the encoder checks again). */
+export function checkDiskReport(report: DiskReport): DiskReport {
+  if (typeof report.refusesReplication !== 'boolean') invalidArgument('refusesReplication must be a boolean');
+  if (!isUint(report.availableBytes) || !isUint(report.reserveBytes)) invalidArgument(`availableBytes and reserveBytes must be non-negative safe integers, got ${report.availableBytes} and ${report.reserveBytes}`);
+  return { refusesReplication: report.refusesReplication, availableBytes: report.availableBytes, reserveBytes: report.reserveBytes };
+}
+
+/** A received DiskState frame as the host sees it (its store ids were checked against the link). */
+export function diskReportOf(state: DiskState): DiskReport {
+  return { refusesReplication: state.refusesReplication, availableBytes: state.availableBytes, reserveBytes: state.reserveBytes };
+}
+
 /** sendSnapshot's envelope: a snapshot message naming its stream. */
 export function checkSnapshotEnvelope(envelope: RaftEnvelope): void {
   const m = envelope.message;
@@ -82,6 +95,8 @@ export class Outbox {
   private raftBytes: number[] = [];
   private beats: Heartbeat[] = [];
   private responses: HeartbeatResponse[] = [];
+  /** The store's disk state to tell the peer: one slot, the latest wins (not a queued message). */
+  private diskReport: DiskReport | null = null;
   /** Queued items of all three kinds. */
   messages = 0;
   /** Sum of the queued items' encoded-size bounds. */
@@ -90,7 +105,12 @@ export class Outbox {
   constructor(private readonly bounds: QueueBounds) {}
 
   get isEmpty(): boolean {
-    return this.messages === 0;
+    return this.messages === 0 && this.diskReport === null;
+  }
+
+  /** Sends `report` with the next flush, in place of any report not yet sent. */
+  setDiskReport(report: DiskReport): void {
+    this.diskReport = report;
   }
 
   private admits(bytes: number): boolean {
@@ -130,6 +150,7 @@ export class Outbox {
   /** Everything queued, as frames for `fromStore` → `toStore`; the queue is empty afterwards. */
   take(fromStore: StoreId, toStore: StoreId): TakenFrames {
     const frames: WireMessage[] = [];
+    if (this.diskReport !== null) frames.push({ kind: 'diskState', body: { fromStore, toStore, ...this.diskReport } });
     const raft = this.raft;
     const raftBytes = this.raftBytes;
     let start = 0;
@@ -164,6 +185,7 @@ export class Outbox {
     this.raftBytes = [];
     this.beats = [];
     this.responses = [];
+    this.diskReport = null;
     this.messages = 0;
     this.bytes = 0;
   }

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { RandomSource } from '@flotilla/raft';
 import type { TransportTuning } from './constants.ts';
 import { TransportError } from './errors.ts';
-import type { InboundHandlers, StoreId } from './types.ts';
+import type { DiskReport, InboundHandlers, StoreId } from './types.ts';
 
 export interface PeerAddress {
   readonly host: string;
@@ -21,6 +21,8 @@ export interface TcpContext {
   readonly random: RandomSource;
   /** True once close() began: nothing new starts, every handler is ignored. */
   readonly closed: boolean;
+  /** What the store last announced of its disk: sent first on every new raft connection; null: never. */
+  readonly diskReport: DiskReport | null;
   /** The host's handlers (set by start()). */
   readonly handlers: InboundHandlers;
   report(err: TransportError): void;

@@ -14,6 +14,7 @@ import { TransportError } from './errors.ts';
 import { HandshakeReader, encodeHandshake, type Handshake, type HandshakeStatus } from './handshake.ts';
 import { describeRemote, endSocket, type TcpContext } from './tcp-context.ts';
 import { SnapshotReceive, classify } from './tcp-snapshot.ts';
+import { diskReportOf } from './outbox.ts';
 import type { StoreId } from './types.ts';
 
 /** The transport's side of accepting: admission decisions and bookkeeping. */
@@ -38,6 +39,8 @@ export class InboundConnection {
   private failed = false;
   /** The dialing store, once its handshake was accepted. */
   store: StoreId | null = null;
+  /** It carried a DiskState to the host, which forgets it when this connection goes. */
+  carriedDiskState = false;
 
   constructor(
     private readonly ctx: TcpContext,
@@ -105,7 +108,7 @@ export class InboundConnection {
         return this.refuse(hello, 'busy', new TransportError('FLOTILLA_TRANSPORT_LIMIT_EXCEEDED', `raft connection from store ${hello.fromStore} refused: streams from ${storesMax} stores already`, { store: hello.fromStore }));
       }
       this.phase = 'raft';
-      this.decoder = new FrameDecoder({ kinds: ['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch'] });
+      this.decoder = new FrameDecoder({ kinds: ['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch', 'diskState'] });
     } else {
       if (!this.registry.admitSnapshot()) {
         return this.refuse(hello, 'busy', new TransportError('FLOTILLA_TRANSPORT_LIMIT_EXCEEDED', `snapshot stream from store ${hello.fromStore} refused: ${this.ctx.tuning.snapshotReceivesMax} streams already`, { store: hello.fromStore }));
@@ -145,7 +148,7 @@ export class InboundConnection {
       this.snapshot.onMessage(message);
       return;
     }
-    if (message.kind !== 'raftBatch' && message.kind !== 'heartbeatBatch' && message.kind !== 'heartbeatResponseBatch') {
+    if (message.kind !== 'raftBatch' && message.kind !== 'heartbeatBatch' && message.kind !== 'heartbeatResponseBatch' && message.kind !== 'diskState') {
       throw new TransportError('FLOTILLA_TRANSPORT_PROTOCOL', `a ${message.kind} frame on a raft connection`, { store });
     }
     out.push(message);
@@ -167,6 +170,10 @@ export class InboundConnection {
           break;
         case 'heartbeatResponseBatch':
           handlers.onHeartbeatResponses(store, message.body.beats);
+          break;
+        case 'diskState':
+          this.carriedDiskState = true;
+          handlers.onPeerDiskState?.(store, diskReportOf(message.body));
           break;
         default:
           throw new Error(`transport assertion failed: a ${message.kind} frame was collected for dispatch`);

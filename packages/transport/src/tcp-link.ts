@@ -190,6 +190,8 @@ export class PeerLink {
     if (this.everUp) this.reconnects++;
     this.everUp = true;
     this.announce('up');
+    // The peer forgot what we said of our disk with the connection that carried it.
+    if (this.ctx.diskReport !== null) this.outbox.setDiskReport(this.ctx.diskReport);
     if (!this.outbox.isEmpty) this.onFlushable(this);
   }
 

@@ -18,13 +18,13 @@ import { mathRandom } from './backoff.ts';
 import { inboundPendingMax, storesMax, type TransportTuning } from './constants.ts';
 import { TransportError, invalidArgument, type TransportErrorHook } from './errors.ts';
 import type { FaultSwitch } from './fault-switch.ts';
-import { checkEnvelope, checkSnapshotEnvelope, checkStore, type Outbox } from './outbox.ts';
+import { checkDiskReport, checkEnvelope, checkSnapshotEnvelope, checkStore, type Outbox } from './outbox.ts';
 import { describeRemote, type TcpContext } from './tcp-context.ts';
 import { InboundConnection, type InboundRegistry } from './tcp-inbound.ts';
 import { PeerLink } from './tcp-link.ts';
 import { SnapshotSend } from './tcp-snapshot.ts';
 import { resolveTuning } from './tuning.ts';
-import type { EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
+import type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 
 export interface TcpTransportOptions {
   readonly localStore: StoreId;
@@ -52,7 +52,7 @@ const NO_HANDLERS: InboundHandlers = {
 
 export class TcpTransport implements PeerTransport {
   readonly localStore: StoreId;
-  private readonly ctx: TcpContext & { closed: boolean; handlers: InboundHandlers };
+  private readonly ctx: TcpContext & { closed: boolean; handlers: InboundHandlers; diskReport: DiskReport | null };
   private readonly listenHost: string;
   private readonly listenPort: number;
   private readonly advertiseHost: string | undefined;
@@ -88,6 +88,7 @@ export class TcpTransport implements PeerTransport {
       tuning: resolveTuning(options.tuning),
       random: options.random ?? mathRandom,
       closed: false,
+      diskReport: null,
       handlers: NO_HANDLERS,
       report: (err) => {
         if (!this.ctx.closed) onError(err);
@@ -163,6 +164,17 @@ export class TcpTransport implements PeerTransport {
 
   sendHeartbeatResponse(to: StoreId, beat: HeartbeatResponse): EnqueueRefusal | null {
     return this.enqueue(to, (outbox) => outbox.offerHeartbeatResponse(beat));
+  }
+
+  announceDiskState(report: DiskReport): void {
+    const checked = checkDiskReport(report);
+    if (this.ctx.closed) return;
+    this.ctx.diskReport = checked;
+    // Queued on every link, up or not: one that is down sends it when it comes up (tcp-link.ts).
+    for (const link of this.links.values()) {
+      link.outbox.setDiskReport(checked);
+      this.markDirty(link);
+    }
   }
 
   async sendSnapshot(to: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotOutcome> {
@@ -270,7 +282,10 @@ export class TcpTransport implements PeerTransport {
       const previous = this.raftInbound.get(store);
       if (previous === undefined && this.raftInbound.size >= storesMax) return false;
       // The dialer keeps one raft connection to us: an older one is stale (it is redialing).
-      previous?.destroy();
+      if (previous !== undefined) {
+        this.forgetDiskState(previous);
+        previous.destroy();
+      }
       this.raftInbound.set(store, conn);
       return true;
     },
@@ -287,8 +302,18 @@ export class TcpTransport implements PeerTransport {
     },
     closed: (conn) => {
       this.inbound.delete(conn);
-      if (conn.store !== null && this.raftInbound.get(conn.store) === conn) this.raftInbound.delete(conn.store);
+      if (conn.store !== null && this.raftInbound.get(conn.store) === conn) {
+        this.raftInbound.delete(conn.store);
+        this.forgetDiskState(conn);
+      }
     },
   };
+
+  /** What a store said of its disk lives as long as the connection that carried it. */
+  private forgetDiskState(conn: InboundConnection): void {
+    if (!conn.carriedDiskState || conn.store === null || this.ctx.closed) return;
+    conn.carriedDiskState = false;
+    this.ctx.handlers.onPeerDiskState?.(conn.store, null);
+  }
 }
 

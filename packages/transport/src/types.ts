@@ -12,6 +12,17 @@ export type StoreId = number;
 /** Why a message could not be queued; the host treats it like a lost message (Raft retries). */
 export type EnqueueRefusal = 'queueFull' | 'peerUnknown' | 'closed';
 
+/**
+ * This store's data disk as it tells its peers (wire's DiskState without the store ids): a
+ * leader fails the writes of a region with too few voters on stores that take entries.
+ */
+export interface DiskReport {
+  /** Critically short of space: raft appends with entries, and snapshots, are dropped. */
+  readonly refusesReplication: boolean;
+  readonly availableBytes: number;
+  readonly reserveBytes: number;
+}
+
 /** Outcome of streaming one snapshot, reported to the leader's raft (`reportSnapshot`). */
 export type SnapshotOutcome = 'finished' | 'failed';
 
@@ -27,6 +38,11 @@ export interface InboundHandlers {
   onSnapshot(from: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /** Store-level liveness: the connection to `store` broke, or came back. */
   onPeerState?(store: StoreId, state: 'up' | 'down'): void;
+  /**
+   * What `store` last said of its disk (announceDiskState); null once the connection that
+   * carried it is gone — unknown again, until the store says it anew on its next connection.
+   */
+  onPeerDiskState?(store: StoreId, report: DiskReport | null): void;
 }
 
 export interface PeerTransport {
@@ -51,6 +67,12 @@ export interface PeerTransport {
    * a ready cycle's sends, whose followers then start their log writes a turn earlier.
    */
   flush(): void;
+  /**
+   * Tells every peer this store's disk state now (one small frame each, ahead of the turn's
+   * raft traffic), and again on each new connection from then on. Never called: nothing is
+   * sent, so peers of an older version, which do not know the frame, never see one.
+   */
+  announceDiskState(report: DiskReport): void;
   /** Streams a snapshot on a separate connection, so it never delays heartbeats. */
   sendSnapshot(to: StoreId, envelope: RaftEnvelope, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotOutcome>;
   /** Per-peer counters for metrics and tests. */

@@ -9,6 +9,7 @@ import {
   MemoryNetwork,
   MemoryTransport,
   TcpTransport,
+  type DiskReport,
   type InboundHandlers,
   type PeerTransport,
   type StoreId,
@@ -32,6 +33,7 @@ export class Recorder implements InboundHandlers {
   readonly beatCalls: { from: StoreId; beats: readonly Heartbeat[] }[] = [];
   readonly responseCalls: { from: StoreId; beats: readonly HeartbeatResponse[] }[] = [];
   readonly peerStates: [StoreId, 'up' | 'down'][] = [];
+  readonly diskStates: [StoreId, DiskReport | null][] = [];
   snapshotHandler: SnapshotHandler = async (_from, _envelope, chunks) => {
     for await (const _ of chunks) {
       // accept everything
@@ -56,6 +58,16 @@ export class Recorder implements InboundHandlers {
 
   onPeerState(store: StoreId, state: 'up' | 'down'): void {
     this.peerStates.push([store, state]);
+  }
+
+  onPeerDiskState(store: StoreId, report: DiskReport | null): void {
+    this.diskStates.push([store, report]);
+  }
+
+  /** What `store` last said of its disk: undefined if never, null once forgotten. */
+  lastDisk(store: StoreId): DiskReport | null | undefined {
+    for (let i = this.diskStates.length - 1; i >= 0; i--) if (this.diskStates[i]![0] === store) return this.diskStates[i]![1];
+    return undefined;
   }
 
   /** Raft messages received from `from`, flattened in delivery order. */

@@ -126,6 +126,50 @@ export function describeTransport(name: string, makeFixture: () => TransportFixt
       assert.deepEqual(transitions, ['up', 'down', 'up'], 'transitions only, never repeats');
     });
 
+    it('tells every peer its disk state, again on each new connection; a receiver forgets it with the connection', async () => {
+      const [a, b, c] = await cluster(fx, [1, 2, 3]);
+      const full = { refusesReplication: true, availableBytes: 5, reserveBytes: 10 };
+      b!.t.announceDiskState(full);
+      // Ahead of the turn's raft traffic.
+      assert.equal(b!.t.send(1, seqMessage(1, 0)), null);
+      await waitFor('stores 1 and 3 heard store 2', () => a!.rec.lastDisk(2) !== undefined && c!.rec.lastDisk(2) !== undefined);
+      assert.deepEqual(a!.rec.lastDisk(2), full);
+      assert.deepEqual(c!.rec.lastDisk(2), full);
+      await waitFor('the raft message', () => a!.rec.messagesFrom(2).length === 1);
+      assert.equal(a!.rec.diskStates.length, 1, 'said once');
+      assert.equal(a!.rec.lastDisk(3), undefined, 'a store that never announced says nothing');
+      // Store 2 goes away: what it said goes with it; restarted, it says nothing until it announces.
+      await b!.t.close();
+      await waitFor('store 1 forgot store 2', () => a!.rec.lastDisk(2) === null);
+      await waitFor('store 3 forgot store 2', () => c!.rec.lastDisk(2) === null);
+      const t2 = fx.create(2);
+      const rec2 = new Recorder();
+      await t2.start(rec2);
+      for (const [store, t] of [[1, a!.t], [3, c!.t]] as const) {
+        t.setPeer(2, t2.address());
+        t2.setPeer(store, t.address());
+      }
+      assert.equal(t2.send(1, seqMessage(1, 1)), null);
+      await waitFor('store 1 hears the restarted store 2', () => a!.rec.messagesFrom(2).length === 2);
+      assert.equal(a!.rec.lastDisk(2), null);
+      // Store 3 said it once; store 1 restarts and hears it again on the new connection.
+      c!.t.announceDiskState(full);
+      await waitFor('store 1 heard store 3', () => a!.rec.lastDisk(3) !== undefined);
+      await a!.t.close();
+      const t1 = fx.create(1);
+      const rec1 = new Recorder();
+      await t1.start(rec1);
+      c!.t.setPeer(1, t1.address());
+      t1.setPeer(3, c!.t.address());
+      await waitFor('the restarted store 1 heard store 3 without a new announcement', () => rec1.lastDisk(3) !== undefined);
+      assert.deepEqual(rec1.lastDisk(3), full);
+      const room = { refusesReplication: false, availableBytes: 50, reserveBytes: 10 };
+      c!.t.announceDiskState(room);
+      await waitFor('store 1 heard that store 3 has room', () => rec1.lastDisk(3)?.refusesReplication === false);
+      assert.deepEqual(rec1.lastDisk(3), room);
+      assert.throws(() => c!.t.announceDiskState({ refusesReplication: true, availableBytes: -1, reserveBytes: 0 }), (err: unknown) => isTransportError(err, 'FLOTILLA_TRANSPORT_INVALID_ARGUMENT'));
+    });
+
     it("pushes back with 'queueFull' past the per-peer bounds; 'peerUnknown'; 'closed'", async () => {
       const [a, b] = await cluster(fx, [1, 2], { tuning: { peerQueueMessagesMax: 100, peerQueueBytesMax: 64 * 1024 } });
       const answers = Array.from({ length: 150 }, (_, i) => a!.t.send(2, seqMessage(1, i)));

@@ -4,6 +4,7 @@
  */
 import { FRAME_HEADER_BYTES } from './constants.ts';
 import { WireError } from './errors.ts';
+import { diskStateTuple, readDiskState } from './disk-state-codec.ts';
 import { FRAME_KINDS, FRAME_PAYLOAD_BYTES_MAX, frameKindName, writeFrameHeader, type Frame, type FrameKindName } from './frame.ts';
 import { heartbeatBatchTuple, heartbeatResponseBatchTuple, readHeartbeatBatch, readHeartbeatResponseBatch } from './heartbeat-codec.ts';
 import { kvRequestTuple, kvResponseTuple, readKvRequest, readKvResponse } from './kv-codec.ts';
@@ -11,6 +12,7 @@ import { packValue, unpackPayload } from './msgpack.ts';
 import { raftBatchTuple, readRaftBatch } from './raft-codec.ts';
 import { readSnapshotAck, readSnapshotChunk, snapshotAckTuple, snapshotChunkTuple } from './snapshot-codec.ts';
 import type {
+  DiskState,
   HeartbeatBatch,
   HeartbeatResponseBatch,
   KvRequest,
@@ -27,6 +29,7 @@ export interface WireBodies {
   heartbeatResponseBatch: HeartbeatResponseBatch;
   snapshotChunk: SnapshotChunk;
   snapshotAck: SnapshotAck;
+  diskState: DiskState;
   kvRequest: KvRequest;
   kvResponse: KvResponse;
 }
@@ -45,6 +48,7 @@ const CODECS: { readonly [K in FrameKindName]: KindCodec<K> } = {
   heartbeatResponseBatch: { toTuple: heartbeatResponseBatchTuple, read: readHeartbeatResponseBatch },
   snapshotChunk: { toTuple: snapshotChunkTuple, read: readSnapshotChunk },
   snapshotAck: { toTuple: snapshotAckTuple, read: readSnapshotAck },
+  diskState: { toTuple: diskStateTuple, read: readDiskState },
   kvRequest: { toTuple: kvRequestTuple, read: readKvRequest },
   kvResponse: { toTuple: kvResponseTuple, read: readKvResponse },
 };
@@ -98,6 +102,8 @@ export const encodeSnapshotChunk = (body: SnapshotChunk): Uint8Array => encodePa
 export const decodeSnapshotChunk = (payload: Uint8Array): SnapshotChunk => decodePayloadOf('snapshotChunk', payload);
 export const encodeSnapshotAck = (body: SnapshotAck): Uint8Array => encodePayloadOf('snapshotAck', body);
 export const decodeSnapshotAck = (payload: Uint8Array): SnapshotAck => decodePayloadOf('snapshotAck', payload);
+export const encodeDiskState = (body: DiskState): Uint8Array => encodePayloadOf('diskState', body);
+export const decodeDiskState = (payload: Uint8Array): DiskState => decodePayloadOf('diskState', payload);
 export const encodeKvRequest = (body: KvRequest): Uint8Array => encodePayloadOf('kvRequest', body);
 export const decodeKvRequest = (payload: Uint8Array): KvRequest => decodePayloadOf('kvRequest', payload);
 export const encodeKvResponse = (body: KvResponse): Uint8Array => encodePayloadOf('kvResponse', body);

@@ -55,6 +55,8 @@ export const raftBatchPayloadBytesMax = 16 * 1024 * 1024;
 export const heartbeatBatchBeatsMax = 16 * 1024;
 /** Payload of one heartbeat (response) batch frame. */
 export const heartbeatBatchPayloadBytesMax = 8 * 1024 * 1024;
+/** Payload of one DiskState frame (five small fields). */
+export const diskStatePayloadBytesMax = 64;
 
 // ---- Snapshot streams -----------------------------------------------------------------------------
 /**
@@ -124,6 +126,7 @@ check(framePayloadBytesMax <= 1024 * 1024 * 1024, 'one payload stays far below t
 for (const [name, bound] of [
   ['raftBatchPayloadBytesMax', raftBatchPayloadBytesMax],
   ['heartbeatBatchPayloadBytesMax', heartbeatBatchPayloadBytesMax],
+  ['diskStatePayloadBytesMax', diskStatePayloadBytesMax],
   ['snapshotChunkPayloadBytesMax', snapshotChunkPayloadBytesMax],
   ['snapshotAckPayloadBytesMax', snapshotAckPayloadBytesMax],
   ['kvRequestPayloadBytesMax', kvRequestPayloadBytesMax],
@@ -155,3 +158,4 @@ check(kvResponsePayloadBytesMax >= kvValueBytesMax + 1024, 'one maximal get resu
 check(kvResponsePayloadBytesMax >= epochNotMatchRegionsMax * (2 * (kvKeyBytesMax + MSGPACK_HEADER_BYTES_MAX) + 64 + regionPeersMax * 32), 'a maximal EpochNotMatch fits a response');
 check(kvRequestOpsMax * 2 * MSGPACK_HEADER_BYTES_MAX < kvRequestPayloadBytesMax, 'a request of the most operations fits its payload');
 check(Number.isSafeInteger(kvScanRowsMax * (kvKeyBytesMax + kvValueBytesMax)), 'scan size arithmetic stays exact');
+check(diskStatePayloadBytesMax >= MSGPACK_HEADER_BYTES_MAX + 4 * MSGPACK_UINT_BYTES_MAX + 1, 'any DiskState fits its frame');

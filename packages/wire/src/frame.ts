@@ -10,6 +10,7 @@
  */
 import {
   FRAME_HEADER_BYTES,
+  diskStatePayloadBytesMax,
   heartbeatBatchPayloadBytesMax,
   kvRequestPayloadBytesMax,
   kvResponsePayloadBytesMax,
@@ -28,6 +29,7 @@ export const FRAME_KINDS = Object.freeze({
   heartbeatResponseBatch: 3,
   snapshotChunk: 4,
   snapshotAck: 5,
+  diskState: 6,
   kvRequest: 16,
   kvResponse: 17,
 } as const);
@@ -42,6 +44,7 @@ export const FRAME_PAYLOAD_BYTES_MAX: Readonly<Record<FrameKindName, number>> = 
   heartbeatResponseBatch: heartbeatBatchPayloadBytesMax,
   snapshotChunk: snapshotChunkPayloadBytesMax,
   snapshotAck: snapshotAckPayloadBytesMax,
+  diskState: diskStatePayloadBytesMax,
   kvRequest: kvRequestPayloadBytesMax,
   kvResponse: kvResponsePayloadBytesMax,
 });

@@ -9,6 +9,7 @@ export { crc32c, crc32cImplementation, crc32cUpdate } from './crc32c.ts';
 export { FRAME_KINDS, FRAME_PAYLOAD_BYTES_MAX, FrameDecoder, frameKindName, frameOf } from './frame.ts';
 export type { Frame, FrameDecoderOptions, FrameKind, FrameKindName } from './frame.ts';
 export {
+  decodeDiskState,
   decodeFrame,
   decodeHeartbeatBatch,
   decodeHeartbeatResponseBatch,
@@ -17,6 +18,7 @@ export {
   decodeRaftBatch,
   decodeSnapshotAck,
   decodeSnapshotChunk,
+  encodeDiskState,
   encodeFrame,
   encodeHeartbeatBatch,
   encodeHeartbeatResponseBatch,
@@ -32,6 +34,7 @@ export { coalesceHeartbeat, coalesceHeartbeatResponse, expandHeartbeat, expandHe
 export { makeSnapshotChunk } from './snapshot-codec.ts';
 export { KV_ERROR_CODES, isRetryableKvError } from './kv-codec.ts';
 export type {
+  DiskState,
   Heartbeat,
   HeartbeatBatch,
   HeartbeatResponse,

@@ -74,6 +74,25 @@ export interface HeartbeatResponseBatch {
   readonly beats: readonly HeartbeatResponse[];
 }
 
+// ---- Store ↔ store: the sender's disk ----------------------------------------------------------------
+
+/**
+ * The sending store's data disk, store-wide (TiKV puts the same in every raft message): sent on
+ * the raft stream when it changes, and again on every new connection once it has been sent. A
+ * leader whose region has too few voters on stores that take entries fails the region's writes
+ * at once (FLOTILLA_DISK_FULL) instead of letting them wait out their timeout.
+ */
+export interface DiskState {
+  readonly fromStore: number;
+  readonly toStore: number;
+  /** The store is critically short of space: it drops raft appends that carry entries, and snapshots. */
+  readonly refusesReplication: boolean;
+  /** Its last reading of the bytes still available to it. */
+  readonly availableBytes: number;
+  /** Its reserve (`--disk-reserve-bytes`). */
+  readonly reserveBytes: number;
+}
+
 // ---- Store ↔ store: snapshot streams ---------------------------------------------------------------
 
 /** One piece of a region snapshot's image, on the snapshot stream (never on the raft stream). */

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { EMPTY_BYTES, type ConfState, type Entry, type Message, type MessageType } from '@flotilla/raft';
 import {
   limits,
+  type DiskState,
   type Heartbeat,
   type HeartbeatBatch,
   type HeartbeatResponse,
@@ -151,6 +152,9 @@ export const snapshotChunk = (): fc.Arbitrary<SnapshotChunk> =>
 export const snapshotAck = (): fc.Arbitrary<SnapshotAck> =>
   rec({ regionId: id(), snapshotId: uint(), seq: uint(), status: fc.constantFrom<SnapshotAck['status']>('received', 'applied', 'rejected') });
 
+export const diskState = (): fc.Arbitrary<DiskState> =>
+  rec({ fromStore: id(), toStore: id(), refusesReplication: fc.boolean(), availableBytes: uint(), reserveBytes: uint() });
+
 const key = bytes(32);
 const value = bytes(64);
 const consistency: fc.Arbitrary<ReadConsistency> = fc.oneof(
@@ -223,6 +227,7 @@ export const wireMessage = (): fc.Arbitrary<WireMessage> =>
     heartbeatResponseBatch().map((body): WireMessage => ({ kind: 'heartbeatResponseBatch', body })),
     snapshotChunk().map((body): WireMessage => ({ kind: 'snapshotChunk', body })),
     snapshotAck().map((body): WireMessage => ({ kind: 'snapshotAck', body })),
+    diskState().map((body): WireMessage => ({ kind: 'diskState', body })),
     kvRequest().map((body): WireMessage => ({ kind: 'kvRequest', body })),
     kvResponse().map((body): WireMessage => ({ kind: 'kvResponse', body })),
   );

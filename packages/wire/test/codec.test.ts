@@ -17,6 +17,7 @@ import {
   coalesceHeartbeatResponse,
   crc32c,
   crc32cUpdate,
+  decodeDiskState,
   decodeFrame,
   decodeHeartbeatBatch,
   decodeHeartbeatResponseBatch,
@@ -25,6 +26,7 @@ import {
   decodeRaftBatch,
   decodeSnapshotAck,
   decodeSnapshotChunk,
+  encodeDiskState,
   encodeFrame,
   encodeHeartbeatBatch,
   encodeHeartbeatResponseBatch,
@@ -296,6 +298,22 @@ describe('snapshot streams', () => {
   });
 });
 
+describe('disk state', () => {
+  it('round-trips at its extremes, within its bound, and refuses what it cannot carry', () => {
+    for (const state of [
+      { fromStore: MAX, toStore: MAX, refusesReplication: true, availableBytes: MAX, reserveBytes: MAX },
+      { fromStore: 1, toStore: 2, refusesReplication: false, availableBytes: 0, reserveBytes: 0 },
+    ]) {
+      const payload = encodeDiskState(state);
+      assert.ok(payload.length <= limits.diskStatePayloadBytesMax, `${payload.length} bytes`);
+      assert.deepStrictEqual(decodeDiskState(payload), state);
+      assert.deepStrictEqual(viaFrame({ kind: 'diskState', body: state }, true), { kind: 'diskState', body: state });
+    }
+    throwsWire(() => encodeDiskState({ fromStore: 1, toStore: 2, refusesReplication: true, availableBytes: -1, reserveBytes: 0 }), 'FLOTILLA_WIRE_INVALID_ARGUMENT');
+    throwsWire(() => encodeDiskState({ fromStore: 0, toStore: 2, refusesReplication: true, availableBytes: 1, reserveBytes: 0 }), 'FLOTILLA_WIRE_INVALID_ARGUMENT');
+  });
+});
+
 describe('client protocol', () => {
   const base = { regionId: MAX, regionEpoch: { version: MAX, confVer: 0 } };
   const maxKey = new Uint8Array(limits.kvKeyBytesMax).fill(0xff);
@@ -409,6 +427,10 @@ describe('decoders validate the decoded shape', () => {
     ['a heartbeat of 6 fields', [1, 2, [[1, 1, 2, 1, 1, 1]]], decodeHeartbeatBatch, 'FLOTILLA_WIRE_MALFORMED'],
     ['too many beats', [1, 2, Array.from({ length: limits.heartbeatBatchBeatsMax + 1 }, () => 0)], decodeHeartbeatBatch, 'FLOTILLA_WIRE_LIMIT_EXCEEDED'],
     ['an unknown ack status', [1, 1, 1, 3], decodeSnapshotAck, 'FLOTILLA_WIRE_MALFORMED'],
+    ['a disk state with a number for its flag', [1, 2, 1, 10, 20], decodeDiskState, 'FLOTILLA_WIRE_MALFORMED'],
+    ['a disk state of four fields', [1, 2, true, 10], decodeDiskState, 'FLOTILLA_WIRE_MALFORMED'],
+    ['a disk state from store 0', [0, 2, true, 10, 20], decodeDiskState, 'FLOTILLA_WIRE_MALFORMED'],
+    ['a negative free space', [1, 2, true, -1, 20], decodeDiskState, 'FLOTILLA_WIRE_MALFORMED'],
     ['an unknown op', [1, 0, [[9, 1, [1, 1], EMPTY_BYTES]]], decodeKvRequest, 'FLOTILLA_WIRE_MALFORMED'],
     ['a get with a value field', [1, 0, [[1, 1, [1, 1], EMPTY_BYTES, 0, 0, EMPTY_BYTES]]], decodeKvRequest, 'FLOTILLA_WIRE_MALFORMED'],
     ['a linearizable read with a staleness', [1, 0, [[1, 1, [1, 1], EMPTY_BYTES, 0, 5]]], decodeKvRequest, 'FLOTILLA_WIRE_MALFORMED'],
@@ -443,6 +465,7 @@ describe('decoders validate the decoded shape', () => {
 
   it('refuses payloads past the kind bound without decoding them', () => {
     throwsWire(() => decodeSnapshotAck(new Uint8Array(limits.snapshotAckPayloadBytesMax + 1)), 'FLOTILLA_WIRE_LIMIT_EXCEEDED');
+    throwsWire(() => decodeDiskState(new Uint8Array(limits.diskStatePayloadBytesMax + 1)), 'FLOTILLA_WIRE_LIMIT_EXCEEDED');
   });
 });
 

@@ -153,7 +153,7 @@ describe('FrameDecoder', () => {
 
   it('refuses unknown kinds, and kinds not accepted on this connection', () => {
     failsWith([rawFrame(new Uint8Array(4), { kind: 0 })], 'FLOTILLA_WIRE_UNKNOWN_KIND');
-    failsWith([rawFrame(new Uint8Array(4), { kind: 6 })], 'FLOTILLA_WIRE_UNKNOWN_KIND');
+    failsWith([rawFrame(new Uint8Array(4), { kind: 7 })], 'FLOTILLA_WIRE_UNKNOWN_KIND');
     failsWith([rawFrame(new Uint8Array(4), { kind: 255 })], 'FLOTILLA_WIRE_UNKNOWN_KIND');
     failsWith([encodeFrame({ kind: 'kvRequest', body: { requestId: 1, ops: [] } })], 'FLOTILLA_WIRE_UNKNOWN_KIND', { kinds: ['raftBatch', 'heartbeatBatch'] });
     assert.throws(() => decodeFrame({ kind: 99 as never, payload: new Uint8Array(0) }), (err: unknown) => isWireError(err, 'FLOTILLA_WIRE_UNKNOWN_KIND'));
