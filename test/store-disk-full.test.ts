@@ -100,3 +100,45 @@ describe('a store process critically short of disk space in a 3-store region', (
     await waitFor('store 3 applied up to the commit index seen', async () => (await status(3)).applied >= commit);
   });
 });
+
+describe('a 3-store region with two replicas on stores critically short of disk space', () => {
+  const cluster = new ProcessCluster({ tickMs: 50 });
+  after(() => cluster.close());
+  const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
+  let requestId = 1;
+  const metric = async (storeId: number, name: string): Promise<number> => {
+    const store = cluster.stores.get(storeId)!;
+    const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
+    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(page)?.[1] ?? NaN);
+  };
+
+  test('its leader, on a store with room, refuses writes at once with FLOTILLA_DISK_FULL instead of timing out', async () => {
+    await cluster.startStore(1, ['--disk-reserve-bytes', '0']);
+    await cluster.startStore(2, ['--disk-reserve-bytes', String(HUGE_RESERVE)]);
+    await cluster.startStore(3, ['--disk-reserve-bytes', String(HUGE_RESERVE)]);
+    await cluster.bootstrap(REGION);
+    // A leader on a full store still commits with store 1 (its own appends count): move it to store 1.
+    await waitFor('store 1 leads', async () => {
+      const leader = await cluster.leaderOf(1);
+      if (leader !== undefined && leader.id !== 1) await cluster.admin(leader.id, 'POST', '/v1/admin/regions/1/transfer-leader', { toPeerId: 1 });
+      return leader?.id === 1;
+    });
+    await waitFor('store 1 heard both full stores', async () => (await metric(1, 'flotilla_store_peer_stores_refusing_replication')) === 2);
+    const { status, response } = await cluster.kv(1, {
+      requestId: requestId++,
+      timeoutMs: 30_000,
+      ops: [
+        { op: 'put', regionId: 1, regionEpoch: EPOCH, key: bytes('k'), value: bytes('v') },
+        { op: 'delete', regionId: 1, regionEpoch: EPOCH, key: bytes('k') },
+      ],
+    });
+    assert.equal(status, 200);
+    assert.ok('results' in response, JSON.stringify(response));
+    for (const result of response.results) {
+      assert.ok(result.op === 'error' && result.error.code === 'FLOTILLA_DISK_FULL', JSON.stringify(result));
+      assert.ok(result.error.storeId === 2 || result.error.storeId === 3, `names a full store: ${result.error.storeId}`);
+      assert.equal(result.error.reserveBytes, HUGE_RESERVE);
+    }
+    assert.match(await (await fetch(`http://${cluster.stores.get(1)!.api.host}:${cluster.stores.get(1)!.api.port}/metrics`)).text(), /^flotilla_store_kv_operations_total\{op="put",code="FLOTILLA_DISK_FULL"\} 1$/m);
+  });
+});

@@ -145,6 +145,6 @@ function kvErrorMessage(error: KvError): string {
     case 'FLOTILLA_TIMEOUT':
       return 'the store did not finish in time; a write may or may not have taken effect';
     case 'FLOTILLA_DISK_FULL':
-      return `store ${error.storeId} is short of disk space (${error.availableBytes} bytes free, reserve ${error.reserveBytes}): it refuses writes that add data until space is freed`;
+      return `store ${error.storeId} is short of disk space (${error.availableBytes} bytes free, reserve ${error.reserveBytes}): writes that need it are refused until space is freed`;
   }
 }

@@ -1,11 +1,12 @@
 import { BOOTSTRAP_INDEX, SeededRandom, type LeaseClock, type Ready } from '@flotilla/raft';
 import type { RegionMeta, RegionState } from '@flotilla/storage';
-import type { InboundHandlers, StoreId } from '@flotilla/transport';
+import type { DiskReport, InboundHandlers, StoreId } from '@flotilla/transport';
 import {
   expandHeartbeat,
   expandHeartbeatResponse,
   type Heartbeat,
   type HeartbeatResponse,
+  type KvError,
   type RaftEnvelope,
 } from '@flotilla/wire';
 import { ApplyStage } from './apply-stage.ts';
@@ -13,6 +14,7 @@ import type { CatchUpGate, CatchUpStatus } from './catch-up.ts';
 import type { EntryEffects } from './entry-commands.ts';
 import { limits } from './constants.ts';
 import { StoreError } from './errors.ts';
+import { PeerDisks } from './disk-quorum.ts';
 import { foundingApply, foundingConfState, foundingLogWrite, isUnstartedFounding } from './founding.ts';
 import { SILENT_EVENTS, type HostEventLog, type HostObserver, type HostOptions, type HostStats, type ReplicaCounts, type ReplicaStatus } from './host-types.ts';
 import { HostLogWrites } from './host-log-writes.ts';
@@ -79,9 +81,12 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly readLease: LeaseClock | undefined;
   /** Readiness after a restart: the replicas of the start caught up (set by start()). */
   private catchUp: CatchUpGate | null = null;
+  /** The peer stores that said they take no replicated entries (disk-quorum.ts). */
+  private readonly peerDisks: PeerDisks;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
+    this.peerDisks = new PeerDisks(options.storeId);
     this.random = new SeededRandom(options.seed ?? options.storeId);
     this.events = options.events ?? SILENT_EVENTS;
     this.observer = options.observer;
@@ -448,6 +453,23 @@ export class MultiRaftHost implements InboundHandlers {
     if (!peer) return;
     peer.node.entriesAvailable();
     this.markDirty(peer);
+  }
+
+  onPeerDiskState(store: StoreId, report: DiskReport | null): void {
+    this.peerDisks.update(store, report);
+  }
+
+  /**
+   * FLOTILLA_DISK_FULL for a write to the region `peer` leads when too few of its voters are on
+   * stores that take replicated entries (disk-quorum.ts); null when a quorum can commit it.
+   */
+  quorumDiskRefusal(peer: Peer): KvError | null {
+    return this.peerDisks.quorumRefusal(peer);
+  }
+
+  /** Peer stores that said they take no replicated entries (a gauge). */
+  peerStoresRefusingReplication(): number {
+    return this.peerDisks.refusingCount;
   }
 
   onPeerState(store: StoreId, state: 'up' | 'down'): void {

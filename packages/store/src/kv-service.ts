@@ -70,7 +70,7 @@ export class KvService {
         reads.push(this.read(peer, op, time).then((r) => void (results[at] = r)));
         return;
       }
-      const refused = op.op === 'put' || op.op === 'cas' ? this.refuseAddingData(peer) : null;
+      const refused = this.refuseForDisk(peer, op.op);
       if (refused !== null) {
         results[at] = { op: 'error', error: refused };
         return;
@@ -103,12 +103,14 @@ export class KvService {
   }
 
   /**
-   * A put or cas of a region led here while the disk is short of space: refused, nothing proposed.
-   * Led elsewhere, the proposal answers NotLeader as always (the leader's disk is what counts).
+   * A write of a region led here, refused for disk space, nothing proposed: a put or cas while
+   * this store's disk is short of space, and any write while too few of the region's voters are
+   * on stores that take entries (disk-quorum.ts). Led elsewhere, the proposal answers NotLeader
+   * as always (the leader's view is what counts).
    */
-  private refuseAddingData(peer: Peer): KvError | null {
-    const refusal = this.diskRefusal();
-    return refusal !== null && peer.isLeader() ? refusal : null;
+  private refuseForDisk(peer: Peer, op: 'put' | 'delete' | 'cas' | 'deleteRange'): KvError | null {
+    if (!peer.isLeader()) return null;
+    return ((op === 'put' || op === 'cas') && this.diskRefusal()) || this.host.quorumDiskRefusal(peer);
   }
 
   private async write(peer: Peer, list: { at: number; command: DataCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {

@@ -211,7 +211,9 @@ export type KvError =
   /**
    * The leader's store has less free disk than its reserve (`--disk-reserve-bytes`): it refuses
    * writes that add data (put, cas) until space is freed; reads, deletes and delete-ranges go on.
-   * Nothing was written.
+   * Or too few of the region's voters are on stores that take replicated entries (the others are
+   * critically short of space): every write of the region is refused, and `storeId` names one of
+   * those stores. Nothing was written.
    */
   | { readonly code: 'FLOTILLA_DISK_FULL'; readonly storeId: number; readonly availableBytes: number; readonly reserveBytes: number };
 

@@ -10,6 +10,7 @@ import { crc32cImplementation, type JoinRequest, type JoinResponse } from '@flot
 import { monotonicNowMs } from '../clock.ts';
 import { limits } from '../constants.ts';
 import { DiskGuard, type DiskChange } from '../disk-guard.ts';
+import { diskAnnouncer } from '../disk-quorum.ts';
 import { StoreError, isStoreError } from '../errors.ts';
 import { MultiRaftHost } from '../host.ts';
 import { KvService } from '../kv-service.ts';
@@ -101,7 +102,9 @@ export class StoreProcess {
       ...(faults ? { faults } : {}),
     });
     // The disk guard starts before the process object exists; its changes reach PD once it does.
+    // Its critical level reaches the peer stores through the transport (disk-quorum.ts).
     let started: StoreProcess | null = null;
+    const announceDisk = diskAnnouncer(transport);
     const disk = new DiskGuard({
       storeId,
       dir: config.dataDir,
@@ -109,6 +112,7 @@ export class StoreProcess {
       checkMs: limits.diskCheckMs,
       onChange: (change) => {
         logDiskChange(logger, change);
+        announceDisk(change);
         started?.pdWorker?.storeChanged();
       },
       onProbeError: (err) => logger.warn(errorFields(err), 'data disk: could not read its free space (statfs); keeping the last state'),

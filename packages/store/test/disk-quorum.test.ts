@@ -1,0 +1,139 @@
+/**
+ * Writes no quorum can take (disk-quorum.ts): a leader fails the writes of a region whose voters
+ * are too many on stores critically short of disk, at once and with FLOTILLA_DISK_FULL, instead
+ * of letting them time out; a store tells its peers when it crosses that level, and only then.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import type { ConfState } from '@flotilla/raft';
+import type { DiskReport } from '@flotilla/transport';
+import type { KvOp, KvOpResult } from '@flotilla/wire';
+import type { DiskChange } from '../src/disk-guard.ts';
+import { PeerDisks, diskAnnouncer } from '../src/disk-quorum.ts';
+import type { Peer } from '../src/peer.ts';
+import { EPOCH, REGION, TestCluster, bytes, get, put, run, text, waitFor, type MemoryStore } from './harness.ts';
+
+const FULL: DiskReport = { refusesReplication: true, availableBytes: 100, reserveBytes: 1_000 };
+const ROOM: DiskReport = { refusesReplication: false, availableBytes: 5_000, reserveBytes: 1_000 };
+
+/** A region's peer as PeerDisks sees it: raft peer n lives on store 10·n. */
+function peerWith(voters: number[], votersOutgoing: number[] = []): Peer {
+  const config: ConfState = { voters, votersOutgoing, learners: [], learnersNext: [], autoLeave: false };
+  return { node: { confState: () => config }, storeOf: (id: number) => id * 10 } as unknown as Peer;
+}
+
+describe('PeerDisks: may a quorum of the region take entries?', () => {
+  test('a majority of voters on stores that take entries: yes; fewer: FLOTILLA_DISK_FULL naming one of the full stores', () => {
+    const disks = new PeerDisks(10);
+    const region = peerWith([1, 2, 3]);
+    assert.equal(disks.quorumRefusal(region), null, 'no store said anything');
+    disks.update(30, FULL);
+    assert.equal(disks.quorumRefusal(region), null, 'two of three take entries');
+    disks.update(20, { ...FULL, availableBytes: 7 });
+    assert.deepEqual(disks.quorumRefusal(region), { code: 'FLOTILLA_DISK_FULL', storeId: 20, availableBytes: 7, reserveBytes: 1_000 });
+    assert.equal(disks.refusingCount, 2);
+    disks.update(20, ROOM);
+    assert.equal(disks.quorumRefusal(region), null, 'store 20 has room again');
+    disks.update(20, FULL);
+    disks.update(20, null);
+    assert.equal(disks.quorumRefusal(region), null, 'forgotten with its connection: not taken for full');
+    assert.equal(disks.refusingCount, 1);
+  });
+
+  test("the leader's own store counts as taking entries; stores outside the region do not count", () => {
+    const disks = new PeerDisks(10);
+    disks.update(10, FULL); // what another store would relay about us: never ours to judge here
+    disks.update(20, FULL);
+    disks.update(90, FULL);
+    assert.equal(disks.quorumRefusal(peerWith([1, 2, 3])), null);
+    assert.notEqual(disks.quorumRefusal(peerWith([1, 2])), null, 'one of two voters is not a majority');
+    assert.notEqual(disks.quorumRefusal(peerWith([2])), null);
+  });
+
+  test('in a joint configuration each half needs its own majority', () => {
+    const disks = new PeerDisks(10);
+    disks.update(40, FULL);
+    disks.update(50, FULL);
+    assert.equal(disks.quorumRefusal(peerWith([1, 2, 3])), null);
+    assert.equal(disks.quorumRefusal(peerWith([1, 2, 3], [1, 4, 5]))?.code === 'FLOTILLA_DISK_FULL' ? 'refused' : 'taken', 'refused', 'the outgoing half lacks a majority');
+    assert.equal(disks.quorumRefusal(peerWith([1, 4, 5], [1, 2, 3]))?.code, 'FLOTILLA_DISK_FULL', 'the incoming half lacks one');
+  });
+});
+
+describe('diskAnnouncer', () => {
+  test('tells the peers each time the store crosses its critical level, and only then', () => {
+    const said: DiskReport[] = [];
+    const announce = diskAnnouncer({ announceDiskState: (report) => void said.push(report) });
+    const change = (low: boolean, critical: boolean, availableBytes: number): DiskChange => ({ low, critical, space: { availableBytes, capacityBytes: 10_000 }, reserveBytes: 1_000 });
+    announce(change(true, false, 900));
+    assert.deepEqual(said, [], 'below the reserve only: nothing to tell (a healthy store sends no frame)');
+    announce(change(true, true, 400));
+    announce(change(false, false, 2_000));
+    announce(change(true, false, 900));
+    assert.deepEqual(said, [
+      { refusesReplication: true, availableBytes: 400, reserveBytes: 1_000 },
+      { refusesReplication: false, availableBytes: 2_000, reserveBytes: 1_000 },
+    ]);
+  });
+});
+
+describe('a region with two of three voters on stores critically short of disk', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+  const refusing = new Map<number, boolean>();
+  /** A store's disk crosses its critical level: it drops appends with entries and tells its peers. */
+  const setCritical = (store: MemoryStore, critical: boolean): void => {
+    refusing.set(store.id, critical);
+    store.transport.announceDiskState(critical ? FULL : ROOM);
+  };
+  const write = (op: KvOp['op'], key: string): KvOp => {
+    const at = { regionId: 1, regionEpoch: EPOCH };
+    switch (op) {
+      case 'put':
+        return put(key, 'v');
+      case 'cas':
+        return { ...at, op, key: bytes(key), expected: null, value: bytes('v') };
+      case 'delete':
+        return { ...at, op, key: bytes(key) };
+      default:
+        return { ...at, op: 'deleteRange', start: bytes(key), end: bytes(`${key}~`) };
+    }
+  };
+  const codeOf = (r: KvOpResult | undefined): string | undefined => (r?.op === 'error' ? r.error.code : r?.op);
+
+  test('the leader refuses every write at once with FLOTILLA_DISK_FULL; reads go on; writes come back with room', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refusing.get(id) === true });
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('store 1 leads', async () => {
+      const leader = cluster.leaderOf(1);
+      if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
+      return leader?.id === 1;
+    });
+    const leader = cluster.stores.get(1)!;
+    const [s2, s3] = [cluster.stores.get(2)!, cluster.stores.get(3)!];
+    assert.deepEqual(await run(leader, put('apple', 'red')), [{ op: 'put' }]);
+
+    setCritical(s3, true);
+    await waitFor('the leader heard store 3', () => leader.host.peerStoresRefusingReplication() === 1);
+    assert.deepEqual(await run(leader, put('apple', 'green')), [{ op: 'put' }], 'stores 1 and 2 still make a quorum');
+
+    setCritical(s2, true);
+    await waitFor('the leader heard store 2', () => leader.host.peerStoresRefusingReplication() === 2);
+    const results = await run(leader, write('put', 'apple'), write('cas', 'cherry'), write('delete', 'apple'), write('deleteRange', 'a'), get('apple'));
+    assert.deepEqual(results.slice(0, 4).map(codeOf), ['FLOTILLA_DISK_FULL', 'FLOTILLA_DISK_FULL', 'FLOTILLA_DISK_FULL', 'FLOTILLA_DISK_FULL'], JSON.stringify(results));
+    const refusal = results[0]?.op === 'error' ? results[0].error : null;
+    assert.deepEqual(refusal, { code: 'FLOTILLA_DISK_FULL', storeId: 2, availableBytes: FULL.availableBytes, reserveBytes: FULL.reserveBytes });
+    assert.equal(results[4]?.op === 'get' ? text(results[4].value) : codeOf(results[4]), 'green', 'reads go on, and nothing refused was written');
+    const follower = await run(s2, put('apple', 'x'));
+    assert.equal(codeOf(follower[0]), 'FLOTILLA_NOT_LEADER', 'a follower answers as ever');
+
+    setCritical(s2, false);
+    await waitFor('the leader heard store 2 has room', () => leader.host.peerStoresRefusingReplication() === 1);
+    assert.deepEqual(await run(leader, put('apple', 'blue')), [{ op: 'put' }]);
+
+    // Store 3 restarts (with room, saying nothing): the leader forgot what it said with its connection.
+    await cluster.stop(3);
+    refusing.delete(3);
+    await waitFor('the leader forgot store 3', () => leader.host.peerStoresRefusingReplication() === 0);
+  });
+});
