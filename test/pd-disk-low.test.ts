@@ -6,8 +6,9 @@
  * reserve of 1.5 × the free space (short of space, not yet critically: it still takes replicas).
  */
 import assert from 'node:assert/strict';
-import { statfs } from 'node:fs/promises';
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { flotilla } from '../packages/cli/test/cli-process.ts';
 import { ProcessCluster, waitFor } from './support/cluster.ts';
@@ -72,5 +73,34 @@ describe('PD moves leaderships off a store that refuses writes', () => {
     const { epoch } = await cluster.expectAdmin<{ epoch: { version: number; confVer: number } }>(leader, 'GET', `/v1/admin/regions/${region.id}`);
     const { response } = await cluster.kv(leader, { requestId: 1, timeoutMs: 5_000, ops: [{ op: 'put', regionId: region.id, regionEpoch: epoch, key: new TextEncoder().encode('k'), value: new TextEncoder().encode('v') }] });
     assert.deepEqual('results' in response ? response.results : response, [{ op: 'put' }]);
+  });
+});
+
+describe('a store tells PD at once when its disk crosses its reserve', () => {
+  const pd = new PdProcesses([]);
+  // Store heartbeats every 10 minutes: PD can hear of the change in time only through the heartbeat the change sends.
+  const cluster = new ProcessCluster({ tickMs: 50, pd: () => [...pd.members.values()].map((m) => m.url), args: ['--store-heartbeat-ms', '600000'] });
+  let faultDir: string | undefined;
+  after(async () => {
+    await cluster.close();
+    await pd.close();
+    if (faultDir !== undefined) await rm(faultDir, { recursive: true, force: true });
+  });
+  const refusing = async (storeId: number): Promise<boolean | undefined> => {
+    const { stores } = await pd.expect<{ stores: { id: number; refusingWrites: boolean }[] }>(1, 'GET', '/pd/api/v1/stores');
+    return stores.find((s) => s.id === storeId)?.refusingWrites;
+  };
+
+  it('below the reserve and back, each without waiting for the next heartbeat', async () => {
+    await pd.start(1);
+    await waitFor('PD member 1 to lead', async () => (await pd.leader()) === 1);
+    faultDir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-pd-disk-'));
+    const faults = path.join(faultDir, 'store.json');
+    const store = await cluster.startNewStore(['--disk-reserve-bytes', String(1024 ** 2), '--fault-control', faults]);
+    await waitFor('PD heard the store with room', async () => (await refusing(store.id)) === false);
+    await writeFile(faults, JSON.stringify({ diskAvailableBytes: 0 }));
+    await waitFor('PD heard the store refuses writes', async () => (await refusing(store.id)) === true);
+    await rm(faults);
+    await waitFor('PD heard the store has room again', async () => (await refusing(store.id)) === false);
   });
 });

@@ -7,6 +7,9 @@
  * falls behind while the other two commit, stays up, and catches up once it has room.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { KvOp, KvOpResult } from '@flotilla/wire';
 import { ProcessCluster, waitFor } from './support/cluster.ts';
@@ -103,18 +106,30 @@ describe('a store process critically short of disk space in a 3-store region', (
 
 describe('a 3-store region with two replicas on stores critically short of disk space', () => {
   const cluster = new ProcessCluster({ tickMs: 50 });
-  after(() => cluster.close());
+  let faultDir: string | undefined;
+  after(async () => {
+    await cluster.close();
+    if (faultDir !== undefined) await rm(faultDir, { recursive: true, force: true });
+  });
   const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
+  const MiB = 1024 ** 2;
   let requestId = 1;
   const metric = async (storeId: number, name: string): Promise<number> => {
     const store = cluster.stores.get(storeId)!;
     const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
-    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(page)?.[1] ?? NaN);
+    const line = page.split('\n').find((l) => l.startsWith(`${name} `));
+    return line === undefined ? NaN : Number(line.slice(name.length + 1));
   };
+  const put = (regionId: number, key: string): KvOp => ({ op: 'put', regionId, regionEpoch: EPOCH, key: bytes(key), value: bytes('v') });
+  const write = (...ops: KvOp[]) => cluster.kv(1, { requestId: requestId++, timeoutMs: 30_000, ops });
 
-  test('its leader, on a store with room, refuses writes at once with FLOTILLA_DISK_FULL instead of timing out', async () => {
+  test('its leader, on a store with room, refuses writes at once with FLOTILLA_DISK_FULL instead of timing out; they commit once one has room', async () => {
+    faultDir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-disk-'));
+    const store2Faults = path.join(faultDir, 'store-2.json');
     await cluster.startStore(1, ['--disk-reserve-bytes', '0']);
-    await cluster.startStore(2, ['--disk-reserve-bytes', String(HUGE_RESERVE)]);
+    // Store 2 crosses its critical level at runtime (the fault control file sets the free space it sees);
+    // store 3 is critically short from its start (it tells its peers as each connection comes up).
+    await cluster.startStore(2, ['--disk-reserve-bytes', String(MiB), '--fault-control', store2Faults]);
     await cluster.startStore(3, ['--disk-reserve-bytes', String(HUGE_RESERVE)]);
     await cluster.bootstrap(REGION);
     // A leader on a full store still commits with store 1 (its own appends count): move it to store 1.
@@ -123,22 +138,23 @@ describe('a 3-store region with two replicas on stores critically short of disk 
       if (leader !== undefined && leader.id !== 1) await cluster.admin(leader.id, 'POST', '/v1/admin/regions/1/transfer-leader', { toPeerId: 1 });
       return leader?.id === 1;
     });
-    await waitFor('store 1 heard both full stores', async () => (await metric(1, 'flotilla_store_peer_stores_refusing_replication')) === 2);
-    const { status, response } = await cluster.kv(1, {
-      requestId: requestId++,
-      timeoutMs: 30_000,
-      ops: [
-        { op: 'put', regionId: 1, regionEpoch: EPOCH, key: bytes('k'), value: bytes('v') },
-        { op: 'delete', regionId: 1, regionEpoch: EPOCH, key: bytes('k') },
-      ],
-    });
+    await waitFor('store 1 heard store 3', async () => (await metric(1, 'flotilla_store_peer_stores_refusing_replication')) === 1);
+    assert.deepEqual((await write(put(1, 'k'))).response, { requestId: requestId - 1, results: [{ op: 'put' }] }, 'stores 1 and 2 make a quorum');
+
+    await writeFile(store2Faults, JSON.stringify({ diskAvailableBytes: 0 }));
+    await waitFor('store 1 heard store 2', async () => (await metric(1, 'flotilla_store_peer_stores_refusing_replication')) === 2);
+    const { status, response } = await write(put(1, 'k'), { op: 'delete', regionId: 1, regionEpoch: EPOCH, key: bytes('k') });
     assert.equal(status, 200);
     assert.ok('results' in response, JSON.stringify(response));
     for (const result of response.results) {
       assert.ok(result.op === 'error' && result.error.code === 'FLOTILLA_DISK_FULL', JSON.stringify(result));
-      assert.ok(result.error.storeId === 2 || result.error.storeId === 3, `names a full store: ${result.error.storeId}`);
-      assert.equal(result.error.reserveBytes, HUGE_RESERVE);
+      assert.equal(result.error.storeId, 2, 'names the first full voter');
+      assert.deepEqual([result.error.availableBytes, result.error.reserveBytes], [0, MiB]);
     }
-    assert.match(await (await fetch(`http://${cluster.stores.get(1)!.api.host}:${cluster.stores.get(1)!.api.port}/metrics`)).text(), /^flotilla_store_kv_operations_total\{op="put",code="FLOTILLA_DISK_FULL"\} 1$/m);
+    assert.equal(await metric(1, 'flotilla_store_kv_operations_total{op="delete",code="FLOTILLA_DISK_FULL"}'), 1);
+
+    await rm(store2Faults);
+    await waitFor('store 1 heard store 2 has room', async () => (await metric(1, 'flotilla_store_peer_stores_refusing_replication')) === 1);
+    assert.deepEqual((await write(put(1, 'k'))).response, { requestId: requestId - 1, results: [{ op: 'put' }] });
   });
 });

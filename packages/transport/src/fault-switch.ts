@@ -3,7 +3,8 @@
  * drop everything to or from chosen stores — a network partition, full or one-way, without
  * touching the machine's network. It is compiled in but inert: a transport only has one when
  * its creator passes `faults` (a store or PD member does so only with `--fault-control FILE`).
- * The same control file can also jump the process's wall clock (fault-clock.ts).
+ * The same control file can also jump the process's wall clock (fault-clock.ts), and make a
+ * store's disk guard see a given free space (`diskAvailableBytes`: the store applies it).
  *
  * Dropping is silent, as a partitioned network is: messages to a blocked store are accepted
  * and discarded, messages from one are discarded on arrival, snapshots to or from it fail.
@@ -23,14 +24,16 @@ export interface FaultRules {
   readonly dropFrom: readonly StoreId[];
 }
 
-/** Everything a control file sets: drop rules and a wall-clock jump. */
+/** Everything a control file sets: drop rules, a wall-clock jump, a free disk space. */
 export interface FaultControl extends FaultRules {
   /** How far `Date.now()` is moved from the real wall clock (0: not at all). */
   readonly clockOffsetMs: number;
+  /** The free bytes a store's disk guard is to see instead of its disk's (null: the real ones). */
+  readonly diskAvailableBytes: number | null;
 }
 
-const NO_FAULTS: FaultControl = { dropTo: [], dropFrom: [], clockOffsetMs: 0 };
-const CONTROL_FIELDS = new Set(['dropTo', 'dropFrom', 'clockOffsetMs']);
+const NO_FAULTS: FaultControl = { dropTo: [], dropFrom: [], clockOffsetMs: 0, diskAvailableBytes: null };
+const CONTROL_FIELDS = new Set(['dropTo', 'dropFrom', 'clockOffsetMs', 'diskAvailableBytes']);
 
 /** How often a control file is read again (a partition starts or heals within this). */
 export const FAULT_CONTROL_POLL_MS = 50;
@@ -94,8 +97,9 @@ export class FaultSwitch {
 }
 
 /**
- * Parses a control file: `{"dropTo": [ids], "dropFrom": [ids], "clockOffsetMs": ms}` (each may
- * be absent: none). Throws FLOTILLA_TRANSPORT_INVALID_ARGUMENT on anything else.
+ * Parses a control file: `{"dropTo": [ids], "dropFrom": [ids], "clockOffsetMs": ms,
+ * "diskAvailableBytes": n}` (each may be absent: none). Throws FLOTILLA_TRANSPORT_INVALID_ARGUMENT
+ * on anything else.
  */
 export function parseFaultRules(text: string): FaultControl {
   let parsed: unknown;
@@ -108,7 +112,18 @@ export function parseFaultRules(text: string): FaultControl {
   const fields = parsed as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((k) => !CONTROL_FIELDS.has(k));
   if (unknown.length > 0) throw new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', `fault control: unknown fields ${unknown.join(', ')}`);
-  return { dropTo: storeIds(fields['dropTo'], 'dropTo'), dropFrom: storeIds(fields['dropFrom'], 'dropFrom'), clockOffsetMs: clockOffset(fields['clockOffsetMs']) };
+  return {
+    dropTo: storeIds(fields['dropTo'], 'dropTo'),
+    dropFrom: storeIds(fields['dropFrom'], 'dropFrom'),
+    clockOffsetMs: clockOffset(fields['clockOffsetMs']),
+    diskAvailableBytes: diskBytes(fields['diskAvailableBytes']),
+  };
+}
+
+function diskBytes(value: unknown): number | null {
+  if (value === undefined) return null;
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', 'fault control: diskAvailableBytes must be a non-negative integer');
+  return value as number;
 }
 
 function clockOffset(value: unknown): number {
@@ -145,7 +160,7 @@ export function watchFaultControlFile(file: string, faults: FaultSwitch, onError
       const control = text === null ? NO_FAULTS : parseFaultRules(text);
       faults.set(control);
       setWallClockOffset(control.clockOffsetMs);
-      onChange({ ...faults.rules(), clockOffsetMs: wallClockOffsetMs() });
+      onChange({ ...faults.rules(), clockOffsetMs: wallClockOffsetMs(), diskAvailableBytes: control.diskAvailableBytes });
     } catch (err) {
       onError(err instanceof TransportError ? err : new TransportError('FLOTILLA_TRANSPORT_INVALID_ARGUMENT', `fault control: ${(err as Error).message}`, { cause: err }));
     } finally {

@@ -105,11 +105,12 @@ describe('fault control files', () => {
   });
 
   it('parses rules and refuses anything else with a typed error', () => {
-    assert.deepEqual(parseFaultRules('{"dropTo":[3,1],"dropFrom":[2]}'), { dropTo: [3, 1], dropFrom: [2], clockOffsetMs: 0 });
-    assert.deepEqual(parseFaultRules('{}'), { dropTo: [], dropFrom: [], clockOffsetMs: 0 });
-    assert.deepEqual(parseFaultRules('{"clockOffsetMs":-90000}'), { dropTo: [], dropFrom: [], clockOffsetMs: -90_000 });
+    assert.deepEqual(parseFaultRules('{"dropTo":[3,1],"dropFrom":[2]}'), { dropTo: [3, 1], dropFrom: [2], clockOffsetMs: 0, diskAvailableBytes: null });
+    assert.deepEqual(parseFaultRules('{}'), { dropTo: [], dropFrom: [], clockOffsetMs: 0, diskAvailableBytes: null });
+    assert.deepEqual(parseFaultRules('{"clockOffsetMs":-90000}'), { dropTo: [], dropFrom: [], clockOffsetMs: -90_000, diskAvailableBytes: null });
+    assert.deepEqual(parseFaultRules('{"diskAvailableBytes":0}'), { dropTo: [], dropFrom: [], clockOffsetMs: 0, diskAvailableBytes: 0 });
     const tooFar = JSON.stringify({ clockOffsetMs: WALL_CLOCK_OFFSET_MAX_MS + 1 });
-    for (const bad of ['nope', '[]', '{"dropTo":[0]}', '{"dropTo":[1.5]}', '{"dropFrom":"2"}', '{"drop":[1]}', '{"clockOffsetMs":1.5}', '{"clockOffsetMs":"1"}', tooFar]) {
+    for (const bad of ['nope', '[]', '{"dropTo":[0]}', '{"dropTo":[1.5]}', '{"dropFrom":"2"}', '{"drop":[1]}', '{"clockOffsetMs":1.5}', '{"clockOffsetMs":"1"}', tooFar, '{"diskAvailableBytes":-1}', '{"diskAvailableBytes":"0"}']) {
       assert.throws(() => parseFaultRules(bad), (err: unknown) => isTransportError(err, 'FLOTILLA_TRANSPORT_INVALID_ARGUMENT'), bad);
     }
   });
@@ -126,7 +127,7 @@ describe('fault control files', () => {
         await writeFile(`${file}.tmp`, text);
         await rename(`${file}.tmp`, file);
       };
-      await write('{"dropTo":[4,2],"dropFrom":[5]}');
+      await write('{"dropTo":[4,2],"dropFrom":[5],"diskAvailableBytes":12}');
       await waitFor('rules read', () => faults.rules().dropTo.length === 2, 10_000);
       assert.deepEqual(faults.rules(), { dropTo: [2, 4], dropFrom: [5] });
       await write('{"dropTo":"everyone"}');
@@ -134,7 +135,14 @@ describe('fault control files', () => {
       assert.deepEqual(faults.rules(), { dropTo: [2, 4], dropFrom: [5] });
       await rm(file);
       await waitFor('healed once the file is gone', () => faults.rules().dropTo.length === 0 && faults.rules().dropFrom.length === 0, 10_000);
-      assert.deepEqual(changes, [{ dropTo: [2, 4], dropFrom: [5], clockOffsetMs: 0 }, { dropTo: [], dropFrom: [], clockOffsetMs: 0 }], 'every change heard, the bad file not');
+      assert.deepEqual(
+        changes,
+        [
+          { dropTo: [2, 4], dropFrom: [5], clockOffsetMs: 0, diskAvailableBytes: 12 },
+          { dropTo: [], dropFrom: [], clockOffsetMs: 0, diskAvailableBytes: null },
+        ],
+        'every change heard, the bad file not',
+      );
     } finally {
       watcher.stop();
     }

@@ -21,7 +21,7 @@ import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
 import { raiseEventLoopPriority } from './event-loop-priority.ts';
 import { setEventLoopSlice } from './event-loop-slice.ts';
-import { followFaultControl } from './fault-control.ts';
+import { faultDiskProbe, followFaultControl } from './fault-control.ts';
 import { errorFields, type Logger } from './logger.ts';
 
 /** The data directory's identity file: a directory belongs to one store of one cluster. */
@@ -105,11 +105,14 @@ export class StoreProcess {
     // Its critical level reaches the peer stores through the transport (disk-quorum.ts).
     let started: StoreProcess | null = null;
     const announceDisk = diskAnnouncer(transport);
+    // Under fault control (tests) the file can set the free space the guard sees.
+    let faultDiskBytes: number | null = null;
     const disk = new DiskGuard({
       storeId,
       dir: config.dataDir,
       reserveBytes: config.diskReserveBytes,
       checkMs: limits.diskCheckMs,
+      ...(faults ? { probe: faultDiskProbe(() => faultDiskBytes) } : {}),
       onChange: (change) => {
         logDiskChange(logger, change);
         announceDisk(change);
@@ -150,7 +153,13 @@ export class StoreProcess {
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, disk, pdClient && flow ? { client: pdClient, flow } : null);
     started = store;
-    if (faults && config.faultControl !== undefined) store.faultControl = followFaultControl(config.faultControl, faults, logger);
+    if (faults && config.faultControl !== undefined) {
+      store.faultControl = followFaultControl(config.faultControl, faults, logger, (control) => {
+        if (control.diskAvailableBytes === faultDiskBytes) return;
+        faultDiskBytes = control.diskAvailableBytes;
+        void disk.check();
+      });
+    }
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
