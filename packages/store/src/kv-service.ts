@@ -110,7 +110,8 @@ export class KvService {
    */
   private refuseForDisk(peer: Peer, op: 'put' | 'delete' | 'cas' | 'deleteRange'): KvError | null {
     if (!peer.isLeader()) return null;
-    return ((op === 'put' || op === 'cas') && this.diskRefusal()) || this.host.quorumDiskRefusal(peer);
+    const ownDisk = op === 'put' || op === 'cas' ? this.diskRefusal() : null;
+    return ownDisk ?? this.host.quorumDiskRefusal(peer);
   }
 
   private async write(peer: Peer, list: { at: number; command: DataCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {
