@@ -6,7 +6,6 @@ import {
   expandHeartbeatResponse,
   type Heartbeat,
   type HeartbeatResponse,
-  type KvError,
   type RaftEnvelope,
 } from '@flotilla/wire';
 import { ApplyStage } from './apply-stage.ts';
@@ -81,8 +80,8 @@ export class MultiRaftHost implements InboundHandlers {
   private readonly readLease: LeaseClock | undefined;
   /** Readiness after a restart: the replicas of the start caught up (set by start()). */
   private catchUp: CatchUpGate | null = null;
-  /** The peer stores that said they take no replicated entries (disk-quorum.ts). */
-  private readonly peerDisks: PeerDisks;
+  /** What the peer stores said of their disks (disk-quorum.ts): the KV service and metrics read it. */
+  readonly peerDisks: PeerDisks;
 
   constructor(private readonly options: HostOptions) {
     this.storeId = options.storeId;
@@ -457,19 +456,6 @@ export class MultiRaftHost implements InboundHandlers {
 
   onPeerDiskState(store: StoreId, report: DiskReport | null): void {
     this.peerDisks.update(store, report);
-  }
-
-  /**
-   * FLOTILLA_DISK_FULL for a write to the region `peer` leads when too few of its voters are on
-   * stores that take replicated entries (disk-quorum.ts); null when a quorum can commit it.
-   */
-  quorumDiskRefusal(peer: Peer): KvError | null {
-    return this.peerDisks.quorumRefusal(peer);
-  }
-
-  /** Peer stores that said they take no replicated entries (a gauge). */
-  peerStoresRefusingReplication(): number {
-    return this.peerDisks.refusingCount;
   }
 
   onPeerState(store: StoreId, state: 'up' | 'down'): void {

@@ -111,7 +111,7 @@ export class KvService {
   private refuseForDisk(peer: Peer, op: 'put' | 'delete' | 'cas' | 'deleteRange'): KvError | null {
     if (!peer.isLeader()) return null;
     const ownDisk = op === 'put' || op === 'cas' ? this.diskRefusal() : null;
-    return ownDisk ?? this.host.quorumDiskRefusal(peer);
+    return ownDisk ?? this.host.peerDisks.quorumRefusal(peer);
   }
 
   private async write(peer: Peer, list: { at: number; command: DataCommand }[], results: (KvOpResult | undefined)[]): Promise<void> {

@@ -42,7 +42,7 @@ const codeIndex = new Map<string, number>(RESULT_CODES.map((c, i) => [c, i]));
 
 /** What the metrics read from the host, the transport and the server at scrape time. */
 export interface MetricsSources {
-  readonly host: { stats(): HostStats; replicaCounts?(): ReplicaCounts; peerStoresRefusingReplication?(): number };
+  readonly host: { stats(): HostStats; replicaCounts?(): ReplicaCounts; readonly peerDisks?: { readonly refusingCount: number } };
   readonly transport: { stats(): ReadonlyMap<StoreId, PeerStats> };
   readonly server: () => { readonly requestsInFlight: number; readonly connections: number; readonly bodyBytesInFlight: number };
   /** The data disk's guard (disk-guard.ts); without it, no disk series. */
@@ -129,9 +129,9 @@ export class StoreMetrics {
 
     // The host: a gauge for the peer count, counters mirrored from its cumulative stats.
     gauge(registers, 'flotilla_store_peers', 'Region replicas (peers) hosted by this store', () => sources.host.stats().peers);
-    const refusing = sources.host.peerStoresRefusingReplication?.bind(sources.host);
-    if (refusing) {
-      gauge(registers, 'flotilla_store_peer_stores_refusing_replication', 'Peer stores that said their data disk is critically short of space (they take no replicated entries): regions led here with too few voters elsewhere refuse writes (FLOTILLA_DISK_FULL)', refusing);
+    const peerDisks = sources.host.peerDisks;
+    if (peerDisks) {
+      gauge(registers, 'flotilla_store_peer_stores_refusing_replication', 'Peer stores that said their data disk is critically short of space (they take no replicated entries): regions led here with too few voters elsewhere refuse writes (FLOTILLA_DISK_FULL)', () => peerDisks.refusingCount);
     }
     this.hostObserver = hostHistograms(registers);
     const counts = sources.host.replicaCounts?.bind(sources.host);

@@ -114,11 +114,11 @@ describe('a region with two of three voters on stores critically short of disk',
     assert.deepEqual(await run(leader, put('apple', 'red')), [{ op: 'put' }]);
 
     setCritical(s3, true);
-    await waitFor('the leader heard store 3', () => leader.host.peerStoresRefusingReplication() === 1);
+    await waitFor('the leader heard store 3', () => leader.host.peerDisks.refusingCount === 1);
     assert.deepEqual(await run(leader, put('apple', 'green')), [{ op: 'put' }], 'stores 1 and 2 still make a quorum');
 
     setCritical(s2, true);
-    await waitFor('the leader heard store 2', () => leader.host.peerStoresRefusingReplication() === 2);
+    await waitFor('the leader heard store 2', () => leader.host.peerDisks.refusingCount === 2);
     const results = await run(leader, write('put', 'apple'), write('cas', 'cherry'), write('delete', 'apple'), write('deleteRange', 'a'), get('apple'));
     assert.deepEqual(results.slice(0, 4).map(codeOf), ['FLOTILLA_DISK_FULL', 'FLOTILLA_DISK_FULL', 'FLOTILLA_DISK_FULL', 'FLOTILLA_DISK_FULL'], JSON.stringify(results));
     const refusal = results[0]?.op === 'error' ? results[0].error : null;
@@ -128,12 +128,12 @@ describe('a region with two of three voters on stores critically short of disk',
     assert.equal(codeOf(follower[0]), 'FLOTILLA_NOT_LEADER', 'a follower answers as ever');
 
     setCritical(s2, false);
-    await waitFor('the leader heard store 2 has room', () => leader.host.peerStoresRefusingReplication() === 1);
+    await waitFor('the leader heard store 2 has room', () => leader.host.peerDisks.refusingCount === 1);
     assert.deepEqual(await run(leader, put('apple', 'blue')), [{ op: 'put' }]);
 
     // Store 3 restarts (with room, saying nothing): the leader forgot what it said with its connection.
     await cluster.stop(3);
     refusing.delete(3);
-    await waitFor('the leader forgot store 3', () => leader.host.peerStoresRefusingReplication() === 0);
+    await waitFor('the leader forgot store 3', () => leader.host.peerDisks.refusingCount === 0);
   });
 });
