@@ -19,6 +19,18 @@ const EPOCH = { version: 1, confVer: 1 };
 const HUGE_RESERVE = 2 ** 52;
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
+/** One region over all keys with a voter on each of stores 1, 2 and 3. */
+const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
+const put = (regionId: number, key: string): KvOp => ({ op: 'put', regionId, regionEpoch: EPOCH, key: bytes(key), value: bytes('v') });
+
+/** A series' value on a store's /metrics page (`name` with its labels, if any); NaN when absent. */
+async function metricOf(cluster: ProcessCluster, storeId: number, name: string): Promise<number> {
+  const store = cluster.stores.get(storeId)!;
+  const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
+  const line = page.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? NaN : Number(line.slice(name.length + 1));
+}
+
 describe('a store process short of disk space', () => {
   const cluster = new ProcessCluster({ tickMs: 50 });
   after(() => cluster.close());
@@ -30,7 +42,6 @@ describe('a store process short of disk space', () => {
     return [...response.results];
   };
   const region = (id: number, storeId: number) => ({ id, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [{ id: storeId, storeId, role: 'voter' as const }] });
-  const put = (regionId: number, key: string): KvOp => ({ op: 'put', regionId, regionEpoch: EPOCH, key: bytes(key), value: bytes('v') });
   const get = (regionId: number, key: string): KvOp => ({ op: 'get', regionId, regionEpoch: EPOCH, key: bytes(key), consistency: { level: 'linearizable' } });
 
   test('refuses what adds data, serves the rest, and reports it', async () => {
@@ -68,14 +79,9 @@ describe('a store process short of disk space', () => {
 describe('a store process critically short of disk space in a 3-store region', () => {
   const cluster = new ProcessCluster({ tickMs: 50 });
   after(() => cluster.close());
-  const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
   let requestId = 1;
   const status = (storeId: number) => cluster.expectAdmin<{ commit: number; applied: number; lastIndex: number }>(storeId, 'GET', '/v1/admin/regions/1');
-  const metric = async (storeId: number, name: string): Promise<number> => {
-    const store = cluster.stores.get(storeId)!;
-    const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
-    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(page)?.[1] ?? NaN);
-  };
+  const metric = (storeId: number, name: string) => metricOf(cluster, storeId, name);
 
   test('falls behind without filling up while the others commit, and catches up with room', async () => {
     await cluster.startStore(1, ['--disk-reserve-bytes', '0']);
@@ -111,16 +117,9 @@ describe('a 3-store region with two replicas on stores critically short of disk 
     await cluster.close();
     if (faultDir !== undefined) await rm(faultDir, { recursive: true, force: true });
   });
-  const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
   const MiB = 1024 ** 2;
   let requestId = 1;
-  const metric = async (storeId: number, name: string): Promise<number> => {
-    const store = cluster.stores.get(storeId)!;
-    const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
-    const line = page.split('\n').find((l) => l.startsWith(`${name} `));
-    return line === undefined ? NaN : Number(line.slice(name.length + 1));
-  };
-  const put = (regionId: number, key: string): KvOp => ({ op: 'put', regionId, regionEpoch: EPOCH, key: bytes(key), value: bytes('v') });
+  const metric = (storeId: number, name: string) => metricOf(cluster, storeId, name);
   const write = (...ops: KvOp[]) => cluster.kv(1, { requestId: requestId++, timeoutMs: 30_000, ops });
 
   test('its leader, on a store with room, refuses writes at once with FLOTILLA_DISK_FULL instead of timing out; they commit once one has room', async () => {
