@@ -448,6 +448,12 @@ function kvErrorAnswer(error: KvError): AdminAnswer {
       return busy('the region is busy (another membership change pending, or a leader transfer under way)', error.retryAfterMs);
     case 'FLOTILLA_TIMEOUT':
       return timedOut('not done in time; it may still happen');
+    case 'FLOTILLA_DISK_FULL':
+      return adminError('FLOTILLA_DISK_FULL', `store ${error.storeId} is critically short of disk space (${error.availableBytes} bytes free, reserve ${error.reserveBytes}), and too few of the region's voters are on stores with room to commit the change; nothing was proposed`, {
+        storeId: error.storeId,
+        availableBytes: error.availableBytes,
+        reserveBytes: error.reserveBytes,
+      });
     default:
       return adminError('FLOTILLA_INTERNAL', `unexpected ${error.code}`);
   }

@@ -27,6 +27,7 @@ export type ApiErrorCode =
   | 'FLOTILLA_CONFLICT' // 409: well-formed, but impossible in the region's current state (e.g. no voter left)
   | 'FLOTILLA_REQUEST_TOO_LARGE' // 413: an admin body over adminBodyBytesMax
   | 'FLOTILLA_SERVER_BUSY' // 503 + Retry-After: a bound, a pending change or transfer, or stopping (`retryAfterMs`)
+  | 'FLOTILLA_DISK_FULL' // 507: too few of the region's voters are on stores with disk room to commit it (`storeId`, `availableBytes`, `reserveBytes`)
   | 'FLOTILLA_TIMEOUT'; // 504: not done by the deadline; the change may still happen
 
 export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = Object.freeze({
@@ -44,6 +45,7 @@ export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = Object.f
   FLOTILLA_CONFLICT: 409,
   FLOTILLA_REQUEST_TOO_LARGE: 413,
   FLOTILLA_SERVER_BUSY: 503,
+  FLOTILLA_DISK_FULL: 507,
   FLOTILLA_TIMEOUT: 504,
 });
 

@@ -13,12 +13,14 @@
  * The leader's own store counts as taking entries (a leader appends its own proposals; its own
  * reserve is checked separately, DiskGuard.refusal). In a joint configuration each half needs
  * its own majority. What a store said lives as long as its connection (transport README), so a
- * store that restarts with room is never taken for full.
+ * store that restarts with room is never taken for full. The admin proposals of such a region
+ * (membership changes, splits, a merge's prepare) fail the same way (refusedProposal); the merge
+ * driver's own steps (commit, rollback, fence) keep waiting for a quorum, as they must finish.
  */
 import type { DiskReport, PeerTransport, StoreId } from '@flotilla/transport';
 import type { KvError } from '@flotilla/wire';
 import type { DiskChange } from './disk-guard.ts';
-import type { Peer } from './peer.ts';
+import type { Peer, ProposalOutcome } from './peer.ts';
 
 /** What the store's peers said of their disks: only the stores that refuse replication. */
 export class PeerDisks {
@@ -47,6 +49,19 @@ export class PeerDisks {
     if (this.refusing.size === 0) return null;
     const config = peer.node.confState();
     return this.halfRefusal(peer, config.voters) ?? (config.votersOutgoing.length > 0 ? this.halfRefusal(peer, config.votersOutgoing) : null);
+  }
+
+  /**
+   * The outcome of an admin proposal (a membership change, a split, a merge's prepare) to a
+   * region led here that no quorum can take: failed with FLOTILLA_DISK_FULL at once, instead of
+   * an entry that would wait until the disks have room, holding its caller (an admin request
+   * until its deadline, one of PD's operator slots until then). Null when it may be proposed.
+   * Removing a full store's replica is refused too: the change itself needs the old quorum.
+   */
+  refusedProposal(peer: Peer): ProposalOutcome | null {
+    if (this.refusing.size === 0 || !peer.isLeader()) return null;
+    const error = this.quorumRefusal(peer);
+    return error === null ? null : { kind: 'failed', error };
   }
 
   private halfRefusal(peer: Peer, voters: readonly number[]): KvError | null {

@@ -260,24 +260,29 @@ export class MultiRaftHost implements InboundHandlers {
 
   /**
    * Changes a region's membership through its leader here (add a learner, promote to voter,
-   * remove; several at once go through joint consensus). Settles when the change applied.
+   * remove; several at once go through joint consensus). Settles when the change applied;
+   * DiskFull at once when too few of its voters' stores take entries (disk-quorum.ts).
    */
   changeMembership(regionId: number, changes: readonly MembershipChange[], transition?: 'auto' | 'implicit' | 'explicit'): Promise<ProposalOutcome> {
     const peer = this.peers.get(regionId);
     if (!peer || peer.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } });
     // A frozen merge source changes no membership (its replicas must stay where the target's are).
     if (peer.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.mergingRetryAfterMs } });
-    return peer.proposeConfChange(toConfChange(changes, transition));
+    const refused = this.peerDisks.refusedProposal(peer);
+    return refused !== null ? Promise.resolve(refused) : peer.proposeConfChange(toConfChange(changes, transition));
   }
 
   /**
    * Splits a region at `splitKey` through its leader here. The new region gets `newRegionId`
    * and one new peer id per current member (in the region's peer order); ids come from the
-   * placement driver. Settles when applied; EpochNotMatch when every replica refused it.
+   * placement driver. Settles when applied; EpochNotMatch when every replica refused it;
+   * DiskFull at once as changeMembership.
    */
   async split(regionId: number, splitKey: Uint8Array, newRegionId: number, newPeerIds: readonly number[]): Promise<ProposalOutcome> {
     const peer = this.peers.get(regionId);
     if (!peer || peer.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } };
+    const refused = this.peerDisks.refusedProposal(peer);
+    if (refused !== null) return refused;
     const outcome = await peer.propose([{ op: 'split', splitKey, newRegionId, newPeerIds, epoch: peer.region.epoch }]);
     // An accepted split applies as putRegion commands; a refused one as a noop.
     if (outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion') {
@@ -292,7 +297,9 @@ export class MultiRaftHost implements InboundHandlers {
    * Each settles when its entry applied.
    */
   prepareMerge(sourceId: number, targetId: number): Promise<ProposalOutcome> {
-    return proposePrepareMerge(this.peers, sourceId, targetId);
+    const source = this.peers.get(sourceId);
+    const refused = source === undefined ? null : this.peerDisks.refusedProposal(source);
+    return refused !== null ? Promise.resolve(refused) : proposePrepareMerge(this.peers, sourceId, targetId);
   }
 
   commitMerge(sourceId: number): Promise<ProposalOutcome> {

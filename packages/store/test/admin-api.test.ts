@@ -437,6 +437,26 @@ describe('the admin API on a cluster of stores', () => {
     }
   });
 
+  test('members and split of a region whose voters are too many on stores critically short of disk: 507 DISK_FULL at once, nothing proposed', async () => {
+    const leader = cluster.leader(1);
+    const status = leader.host.regionStatus(1)!;
+    const others = status.region.peers.filter((p) => p.role === 'voter' && p.storeId !== leader.id);
+    assert.ok(others.length >= 2, JSON.stringify(status.region.peers));
+    // What the transport hands the host when those stores say they take no entries.
+    const full = { refusesReplication: true, availableBytes: 10, reserveBytes: 1_000 };
+    for (const p of others) leader.host.onPeerDiskState(p.storeId, full);
+    try {
+      const removal = expectError(await admin(leader, 'POST', 'regions/1/members', { changes: [{ type: 'remove', peerId: others[0]!.id }] }), 507, 'FLOTILLA_DISK_FULL');
+      assert.deepEqual(removal.details, { storeId: others[0]!.storeId, availableBytes: 10, reserveBytes: 1_000 }, removal.message);
+      const newPeerIds = status.region.peers.map((_, i) => 41 + i);
+      expectError(await admin(leader, 'POST', 'regions/1/split', { splitKey: hex(bytes('c')), newRegionId: 4, newPeerIds }), 507, 'FLOTILLA_DISK_FULL');
+      const after = leader.host.regionStatus(1)!;
+      assert.deepEqual([after.raft.lastIndex, after.region.epoch], [status.raft.lastIndex, status.region.epoch], 'nothing was proposed');
+    } finally {
+      for (const p of others) leader.host.onPeerDiskState(p.storeId, null);
+    }
+  });
+
   test('an admin body over adminBodyBytesMax is refused with 413 while it streams', async () => {
     const store = cluster.stores.get(1)!;
     const client = new Client(`http://127.0.0.1:${store.server.address().port}`);

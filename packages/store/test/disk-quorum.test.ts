@@ -1,7 +1,8 @@
 /**
  * Writes no quorum can take (disk-quorum.ts): a leader fails the writes of a region whose voters
  * are too many on stores critically short of disk, at once and with FLOTILLA_DISK_FULL, instead
- * of letting them time out; a store tells its peers when it crosses that level, and only then.
+ * of letting them time out — its admin proposals too; a store tells its peers when it crosses
+ * that level, and only then.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -10,7 +11,7 @@ import type { DiskReport } from '@flotilla/transport';
 import type { KvOp, KvOpResult } from '@flotilla/wire';
 import type { DiskChange } from '../src/disk-guard.ts';
 import { PeerDisks, diskAnnouncer } from '../src/disk-quorum.ts';
-import type { Peer } from '../src/peer.ts';
+import type { Peer, ProposalOutcome } from '../src/peer.ts';
 import { EPOCH, REGION, TestCluster, bytes, get, put, run, text, waitFor, type MemoryStore } from './harness.ts';
 
 const FULL: DiskReport = { refusesReplication: true, availableBytes: 100, reserveBytes: 1_000 };
@@ -135,5 +136,46 @@ describe('a region with two of three voters on stores critically short of disk',
     await cluster.stop(3);
     refusing.delete(3);
     await waitFor('the leader forgot store 3', () => leader.host.peerDisks.refusingCount === 0);
+  });
+});
+
+describe('admin proposals of a region with two of three voters on stores critically short of disk', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+  const refusing = new Set<number>();
+
+  /** The outcome if it settled before the next event-loop turn (a refusal settles at once), else 'pending'. */
+  const atOnce = (outcome: Promise<ProposalOutcome>): Promise<ProposalOutcome | 'pending'> =>
+    Promise.race([outcome, new Promise<'pending'>((resolve) => setImmediate(() => resolve('pending')))]);
+
+  test('membership changes, splits and merges fail at once with FLOTILLA_DISK_FULL, nothing proposed; they go through with room again', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refusing.has(id) });
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('store 1 leads', async () => {
+      const leader = cluster.leaderOf(1);
+      if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
+      return leader?.id === 1;
+    });
+    const leader = cluster.stores.get(1)!;
+    assert.equal((await leader.host.split(1, bytes('h'), 2, [21, 22, 23])).kind, 'applied');
+    await waitFor('every store holds region 2', () => [...cluster.stores.values()].every((s) => s.host.peer(2) !== undefined));
+
+    for (const id of [2, 3]) {
+      refusing.add(id);
+      cluster.stores.get(id)!.transport.announceDiskState(FULL);
+    }
+    await waitFor('the leader heard both', () => leader.host.peerDisks.refusingCount === 2);
+    const lastIndex = leader.host.peer(1)!.node.status().lastIndex;
+    const refused = { kind: 'failed', error: { code: 'FLOTILLA_DISK_FULL', storeId: 2, availableBytes: FULL.availableBytes, reserveBytes: FULL.reserveBytes } };
+    assert.deepEqual(await atOnce(leader.host.changeMembership(1, [{ type: 'addLearner', peerId: 14, storeId: 4 }])), refused, 'a learner');
+    assert.deepEqual(await atOnce(leader.host.changeMembership(1, [{ type: 'remove', peerId: 13 }])), refused, "even the removal of a full store's replica: the old quorum must commit it");
+    assert.deepEqual(await atOnce(leader.host.split(1, bytes('c'), 3, [31, 32, 33])), refused, 'a split');
+    assert.deepEqual(await atOnce(leader.host.prepareMerge(1, 2)), refused, 'a merge');
+    assert.equal(leader.host.peer(1)!.node.status().lastIndex, lastIndex, 'nothing was proposed');
+
+    refusing.delete(2);
+    cluster.stores.get(2)!.transport.announceDiskState(ROOM);
+    await waitFor('the leader heard store 2 has room', () => leader.host.peerDisks.refusingCount === 1);
+    assert.equal((await leader.host.split(1, bytes('c'), 3, [31, 32, 33])).kind, 'applied', 'stores 1 and 2 make a quorum again');
   });
 });
