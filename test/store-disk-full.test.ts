@@ -3,8 +3,9 @@
  * any disk): it refuses puts and compare-and-swaps with FLOTILLA_DISK_FULL from its first
  * request, writes nothing for them, serves reads and deletes, says so in its log and metrics,
  * and keeps serving. A store with room (reserve 0: never refuse) takes the same writes.
- * Below half its reserve a store takes no replicated entries either: in a 3-store region it
- * falls behind while the other two commit, stays up, and catches up once it has room.
+ * Below half its reserve a store takes no replicated entries either, and its peers, told so,
+ * send it none: in a 3-store region it falls behind while the other two commit, stays up, and
+ * catches up once it has room.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -94,12 +95,14 @@ describe('a store process critically short of disk space in a 3-store region', (
       return leader !== undefined && leader.id !== 3;
     });
     const leader = (await cluster.leaderOf(1))!;
+    await waitFor('the leader heard store 3', async () => (await metric(leader.id, 'flotilla_store_peer_stores_refusing_replication')) === 1);
     for (let i = 0; i < 10; i++) {
       const { response } = await cluster.kv(leader.id, { requestId: requestId++, timeoutMs: 5_000, ops: [{ op: 'put', regionId: 1, regionEpoch: EPOCH, key: bytes(`k${i}`), value: bytes('v') }] });
       assert.deepEqual('results' in response ? response.results : response, [{ op: 'put' }], 'committed by the two stores with room');
     }
     const { commit } = await status(leader.id);
-    await waitFor('the leader retried its appends to store 3 and they were dropped', async () => (await metric(3, 'flotilla_store_disk_replication_refused_total')) > 0);
+    // Told by store 3, the leader sends it no entries (it would drop them: flotilla_store_disk_replication_refused_total).
+    await waitFor('the leader withheld its appends to store 3', async () => (await metric(leader.id, 'flotilla_store_replication_withheld_for_disk_total')) > 0);
     assert.ok((await status(3)).lastIndex < commit, 'store 3 took none of the entries');
     assert.equal(await metric(3, 'flotilla_store_disk_replication_refused'), 1);
 

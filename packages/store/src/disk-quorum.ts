@@ -16,6 +16,8 @@
  * store that restarts with room is never taken for full. The admin proposals of such a region
  * (membership changes, splits, a merge's prepare) fail the same way (refusedProposal); the merge
  * driver's own steps (commit, rollback, fence) keep waiting for a quorum, as they must finish.
+ * And no leader here sends such a store appends with entries or snapshots (outbound.ts): it
+ * would drop them.
  */
 import type { DiskReport, PeerTransport, StoreId } from '@flotilla/transport';
 import type { KvError } from '@flotilla/wire';
@@ -33,6 +35,11 @@ export class PeerDisks {
   update(store: StoreId, report: DiskReport | null): void {
     if (report?.refusesReplication === true) this.refusing.set(store, report);
     else this.refusing.delete(store);
+  }
+
+  /** Whether `store` said it takes no replicated entries (the common case: one size check). */
+  refuses(store: StoreId): boolean {
+    return this.refusing.size !== 0 && this.refusing.has(store);
   }
 
   /** Peer stores that said they take no replicated entries. */

@@ -104,6 +104,8 @@ export interface HostStats {
   readonly snapshotsReceived: number;
   /** Appends with entries dropped, and snapshots refused, while the disk was critically short (refusesReplication). */
   readonly replicationRefusedForDisk: number;
+  /** Appends with entries, and snapshots, not sent to peer stores that said their disk is critically short. */
+  readonly replicationWithheldForDisk: number;
   readonly compactions: number;
   /** Times the ticks fell behind real time and every read lease here was voided (read-lease.ts). */
   readonly readLeaseStalls: number;

@@ -126,6 +126,7 @@ export class MultiRaftHost implements InboundHandlers {
         kv: options.kv,
         transport: options.transport,
         events: this.events,
+        refusesReplication: (store) => this.peerDisks.refuses(store),
         isCurrent: (peer) => !this.closed && this.peers.isCurrent(peer),
         markDirty: (peer) => this.markDirty(peer),
       },
@@ -340,8 +341,8 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   stats(): HostStats {
-    const { messagesSent, messagesDropped, snapshotsSent } = this.outbound;
-    return { peers: this.peers.size, ...this.counters, groupTicks: this.awake.visits, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs, readLeaseStalls: this.readLease?.stalls ?? 0 };
+    const { messagesSent, messagesDropped, snapshotsSent, withheldForDisk } = this.outbound;
+    return { peers: this.peers.size, ...this.counters, groupTicks: this.awake.visits, logWrites: this.logWrites.count, applyBatches: this.applyStage.batches, messagesSent, messagesDropped, snapshotsSent, replicationWithheldForDisk: withheldForDisk, compactions: this.compaction.compactions, logSyncs: this.options.log.stats().syncs, readLeaseStalls: this.readLease?.stalls ?? 0 };
   }
 
   /** The KV engine's record of a region here, a tombstone included (the merge driver reads it). */

@@ -161,6 +161,7 @@ export class StoreMetrics {
       ['snapshotsSent', 'flotilla_store_snapshots_sent_total', 'Region snapshots streamed to other stores'],
       ['snapshotsReceived', 'flotilla_store_snapshots_received_total', 'Region snapshots received and installed'],
       ['replicationRefusedForDisk', 'flotilla_store_disk_replication_refused_total', 'Raft appends with entries dropped and snapshots refused while the data disk was critically short of space (below half the reserve; Raft retransmits)'],
+      ['replicationWithheldForDisk', 'flotilla_store_replication_withheld_for_disk_total', 'Raft appends with entries and snapshots not sent to peer stores that said their data disk is critically short (they would drop them; sent again once they have room)'],
       ['compactions', 'flotilla_store_log_compactions_total', 'Region log compactions'],
       ['readLeaseStalls', 'flotilla_store_read_lease_stalls_total', 'Times the ticks fell behind real time (a blocked event loop) and every read lease here was voided: linearizable reads take ReadIndex rounds until the next heartbeat is acknowledged'],
     ];

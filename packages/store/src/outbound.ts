@@ -1,6 +1,6 @@
 import { sendableBeforePersist, type Message, type Ready, type SeededRandom } from '@flotilla/raft';
 import type { KvEngine } from '@flotilla/storage';
-import type { PeerTransport } from '@flotilla/transport';
+import type { PeerTransport, SnapshotOutcome } from '@flotilla/transport';
 import { coalesceHeartbeat, coalesceHeartbeatResponse } from '@flotilla/wire';
 import type { HostEventLog } from './host-types.ts';
 import type { Peer } from './peer.ts';
@@ -11,6 +11,8 @@ export interface OutboundHost {
   readonly kv: KvEngine;
   readonly transport: PeerTransport;
   readonly events: HostEventLog;
+  /** Whether `store` said its disk is too short of space to take entries (disk-quorum.ts): none are sent to it. */
+  refusesReplication(store: number): boolean;
   /** Whether `peer` is still the host's replica of its region (not replaced, destroyed or closed). */
   isCurrent(peer: Peer): boolean;
   markDirty(peer: Peer): void;
@@ -20,12 +22,16 @@ export interface OutboundHost {
  * A Ready's messages, out to the transport: heartbeats and their responses coalesced per store
  * pair, snapshots streamed on their own channel (a failure reported to the core after a
  * capped, jittered backoff per receiving peer), everything else as raft envelopes. A message
- * the transport refuses is a lost message: Raft retransmits what matters.
+ * the transport refuses is a lost message: Raft retransmits what matters. Appends that carry
+ * entries, and snapshots, are not sent at all to a store that said its disk is critically short
+ * (it would drop them): withheld like lost messages, they go out again once it has room.
  */
 export class Outbound {
   messagesSent = 0;
   messagesDropped = 0;
   snapshotsSent = 0;
+  /** Appends with entries and snapshots not sent to stores refusing replication. */
+  withheldForDisk = 0;
   private nextSnapshotId = 1;
   private readonly snapshotRetries: SnapshotRetryBackoff;
 
@@ -60,6 +66,12 @@ export class Outbound {
         this.messagesDropped++;
         continue;
       }
+      if ((m.type === 'snapshot' || (m.type === 'append' && m.entries.length > 0)) && this.host.refusesReplication(store)) {
+        this.withheldForDisk++;
+        // The core waits for a snapshot's report: a failure, after the backoff, makes it try again.
+        if (m.type === 'snapshot') this.reportSnapshot(peer, store, m, 'failed', 'withheld a region snapshot: the store said its disk is critically short');
+        continue;
+      }
       if (m.type === 'snapshot') {
         this.sendSnapshot(peer, store, m);
         continue;
@@ -79,15 +91,20 @@ export class Outbound {
   private sendSnapshot(peer: Peer, store: number, m: Message): void {
     this.snapshotsSent++;
     streamSnapshot(this.host.kv, this.host.transport, peer, store, m, this.nextSnapshotId++, (outcome) => {
-      const delayMs = this.snapshotRetries.delayMs(peer.regionId, m.to, outcome);
-      this.host.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome, ...(delayMs > 0 ? { retryInMs: delayMs } : {}) }, 'sent a region snapshot');
-      const report = (): void => {
-        if (!this.host.isCurrent(peer)) return;
-        peer.node.reportSnapshot(m.to, outcome);
-        this.host.markDirty(peer);
-      };
-      if (delayMs === 0) report();
-      else setTimeout(report, delayMs).unref();
+      this.reportSnapshot(peer, store, m, outcome, 'sent a region snapshot');
     });
+  }
+
+  /** Tells the core how the snapshot went; a failure only after the peer's backoff. */
+  private reportSnapshot(peer: Peer, store: number, m: Message, outcome: SnapshotOutcome, event: string): void {
+    const delayMs = this.snapshotRetries.delayMs(peer.regionId, m.to, outcome);
+    this.host.events.info({ regionId: peer.regionId, toStore: store, toPeer: m.to, outcome, ...(delayMs > 0 ? { retryInMs: delayMs } : {}) }, event);
+    const report = (): void => {
+      if (!this.host.isCurrent(peer)) return;
+      peer.node.reportSnapshot(m.to, outcome);
+      this.host.markDirty(peer);
+    };
+    if (delayMs === 0) report();
+    else setTimeout(report, delayMs).unref();
   }
 }

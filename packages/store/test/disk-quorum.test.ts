@@ -179,3 +179,36 @@ describe('admin proposals of a region with two of three voters on stores critica
     assert.equal((await leader.host.split(1, bytes('c'), 3, [31, 32, 33])).kind, 'applied', 'stores 1 and 2 make a quorum again');
   });
 });
+
+describe('a leader withholds entries and snapshots from a store that said it refuses them', () => {
+  const cluster = new TestCluster();
+  after(() => cluster.closeAll());
+  const refusing = new Set<number>([3]);
+
+  test('nothing with entries reaches the store until it has room; then it catches up by a snapshot', async () => {
+    for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refusing.has(id) });
+    const [s1, s2, s3] = [1, 2, 3].map((id) => cluster.stores.get(id)!) as [MemoryStore, MemoryStore, MemoryStore];
+    s3.transport.announceDiskState(FULL);
+    await waitFor('stores 1 and 2 heard store 3', () => s1.host.peerDisks.refusingCount === 1 && s2.host.peerDisks.refusingCount === 1);
+    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+    await waitFor('store 1 leads', async () => {
+      const leader = cluster.leaderOf(1);
+      if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
+      return leader?.id === 1;
+    });
+    for (const fruit of ['apple', 'banana', 'cherry']) assert.deepEqual(await run(s1, put(fruit, 'ripe')), [{ op: 'put' }]);
+    await waitFor('the leader withheld appends from store 3', () => s1.host.stats().replicationWithheldForDisk > 0);
+    // Store 3 is behind the leader's log start now: what it needs is a snapshot, which is withheld too.
+    await s1.host.compactRegionLog(1);
+    const withheld = s1.host.stats().replicationWithheldForDisk;
+    await waitFor('the leader withheld more (a snapshot, or appends)', () => s1.host.stats().replicationWithheldForDisk > withheld);
+    assert.equal(s3.host.stats().replicationRefusedForDisk, 0, 'nothing reached store 3 that it had to drop');
+    assert.equal(s3.host.stats().snapshotsReceived, 0);
+
+    refusing.delete(3);
+    s3.transport.announceDiskState(ROOM);
+    const commit = s1.host.peer(1)!.node.status().commit;
+    await waitFor('store 3 caught up by a snapshot', () => (s3.host.peer(1)?.applied ?? 0) >= commit, 30_000);
+    assert.ok(s3.host.stats().snapshotsReceived > 0, 'by a snapshot: the leader had compacted its log');
+  });
+});
