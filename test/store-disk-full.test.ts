@@ -24,14 +24,6 @@ const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const REGION = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: EPOCH, peers: [1, 2, 3].map((id) => ({ id, storeId: id, role: 'voter' as const })) };
 const put = (regionId: number, key: string): KvOp => ({ op: 'put', regionId, regionEpoch: EPOCH, key: bytes(key), value: bytes('v') });
 
-/** A series' value on a store's /metrics page (`name` with its labels, if any); NaN when absent. */
-async function metricOf(cluster: ProcessCluster, storeId: number, name: string): Promise<number> {
-  const store = cluster.stores.get(storeId)!;
-  const page = await (await fetch(`http://${store.api.host}:${store.api.port}/metrics`)).text();
-  const line = page.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? NaN : Number(line.slice(name.length + 1));
-}
-
 describe('a store process short of disk space', () => {
   const cluster = new ProcessCluster({ tickMs: 50 });
   after(() => cluster.close());
@@ -82,7 +74,7 @@ describe('a store process critically short of disk space in a 3-store region', (
   after(() => cluster.close());
   let requestId = 1;
   const status = (storeId: number) => cluster.expectAdmin<{ commit: number; applied: number; lastIndex: number }>(storeId, 'GET', '/v1/admin/regions/1');
-  const metric = (storeId: number, name: string) => metricOf(cluster, storeId, name);
+  const metric = (storeId: number, name: string) => cluster.metric(storeId, name);
 
   test('falls behind without filling up while the others commit, and catches up with room', async () => {
     await cluster.startStore(1, ['--disk-reserve-bytes', '0']);
@@ -122,7 +114,7 @@ describe('a 3-store region with two replicas on stores critically short of disk 
   });
   const MiB = 1024 ** 2;
   let requestId = 1;
-  const metric = (storeId: number, name: string) => metricOf(cluster, storeId, name);
+  const metric = (storeId: number, name: string) => cluster.metric(storeId, name);
   const write = (...ops: KvOp[]) => cluster.kv(1, { requestId: requestId++, timeoutMs: 30_000, ops });
 
   test('its leader, on a store with room, refuses writes at once with FLOTILLA_DISK_FULL instead of timing out; they commit once one has room', async () => {

@@ -208,6 +208,14 @@ export class ProcessCluster {
     if (!store) throw new Error(`store ${id} is not running`);
     return store;
   }
+
+  /** A series' value on a running store's /metrics page (`name` with its labels, if any); NaN when absent. */
+  async metric(storeId: number, name: string): Promise<number> {
+    const { api } = this.running(storeId);
+    const page = await (await fetch(`http://${api.host}:${api.port}/metrics`)).text();
+    const line = page.split('\n').find((l) => l.startsWith(`${name} `));
+    return line === undefined ? NaN : Number(line.slice(name.length + 1));
+  }
 }
 
 /** Starts a store process; `id` undefined: PD assigns it (the cluster has a placement driver). */
