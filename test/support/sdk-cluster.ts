@@ -33,12 +33,15 @@ export class SdkCluster {
     return [...this.pd.members.values()].map((m) => m.url);
   }
 
-  /** One PD member and `stores` stores; resolves once region 1 has a leader and 3 voters. */
-  async start(stores = 3): Promise<void> {
+  /**
+   * One PD member and `stores` stores (the i-th, from 0, with `storeArgs(i)` more flags);
+   * resolves once region 1 has a leader and 3 voters.
+   */
+  async start(stores = 3, storeArgs: (i: number) => readonly string[] = () => []): Promise<void> {
     await this.pd.start(1);
     await waitFor('PD member 1 to lead', async () => (await this.pd.leader()) === 1);
     await this.pd.expect(1, 'PUT', '/pd/api/v1/config', QUIET_CONFIG);
-    for (let i = 0; i < stores; i++) await this.cluster.startNewStore();
+    for (let i = 0; i < stores; i++) await this.cluster.startNewStore(storeArgs(i));
     await waitFor('region 1 on three voters with a leader', async () => {
       const all = await this.regions();
       return all.length === 1 && all[0]!.leader !== null && all[0]!.peers.filter((p) => p.role === 'voter').length === Math.min(3, stores);

@@ -11,6 +11,7 @@ import { ClientError, fromKvError, isClientError } from './errors.ts';
 import { asBuffer, boundOf, compareKeys, keyOf, maxStart, minEnd, successor, valueOf, type Bytes } from './keys.ts';
 import { PdRouting, type RegionSource } from './pd-client.ts';
 import { RegionCache, type CachedRegion } from './region-cache.ts';
+import { StaleReplicas } from './stale-replicas.ts';
 import { Router } from './router.ts';
 import { SentOp } from './sent-op.ts';
 import type { ChannelOptions, OpOutcome, StoreChannel } from './store-channel.ts';
@@ -39,6 +40,13 @@ export interface ClientOptions {
   readonly channel?: Omit<ChannelOptions, 'stats'>;
   /** Replaces PD as the source of regions and stores (tests). */
   readonly regionSource?: RegionSource;
+  /**
+   * Where this client runs, as location labels like the stores' `--labels` (e.g.
+   * `{ zone: 'z1' }`): its stale reads of a region go to a replica on a store that has every one
+   * of these labels when the region has one (stale-replicas.ts). At most 16, each name and value
+   * 1..64 characters. Default: none (stale reads spread over all replicas).
+   */
+  readonly labels?: Readonly<Record<string, string>>;
   /** Random numbers in [0, 1) for backoff jitter and replica choice (tests). */
   readonly random?: () => number;
 }
@@ -138,8 +146,8 @@ export class FlotillaClient {
   private readonly timeoutMs: number;
   private readonly consistency: ReadConsistency;
   private readonly random: () => number;
-  /** Where this client's first stale-read replica of each region is counted from (spreads clients). */
-  private readonly replicaOffset: number;
+  /** Which replica serves the stale reads of each region. */
+  private readonly staleReplicas: StaleReplicas;
   private readonly retries = new Map<string, number>();
   private closed = false;
 
@@ -151,10 +159,10 @@ export class FlotillaClient {
     this.timeoutMs = checkTimeout(options.timeoutMs ?? clientLimits.callTimeoutMsDefault);
     this.consistency = readConsistency(options.consistency ?? 'linearizable');
     this.random = options.random ?? Math.random;
-    this.replicaOffset = Math.floor(this.random() * 1_000_000);
     this.source = options.regionSource ?? new PdRouting(options.pd);
     this.router = new Router(new RegionCache(), this.source, this.random);
     this.channels = new StoreChannels(this.source, options.channel, () => void this.router.pdLookups++);
+    this.staleReplicas = new StaleReplicas(this.channels, Math.floor(this.random() * 1_000_000), options.labels);
   }
 
   // ------------------------------------------------------------------ point calls
@@ -373,6 +381,7 @@ export class FlotillaClient {
       ctx.check();
       // A cached region and an open channel are taken without an await (most calls).
       const region = spec.locate instanceof Uint8Array ? (this.router.cache.locate(spec.locate) ?? (await this.router.locate(spec.locate, ctx))) : await spec.locate(ctx);
+      if (spec.consistency?.level === 'stale' && this.staleReplicas.needsLabels(region)) await this.channels.learnLabels(region.meta.peers.map((p) => p.storeId), ctx);
       const peer = this.target(region, spec, tries.attempt);
       if (!peer) {
         this.router.cache.remove(region.meta.id);
@@ -471,40 +480,13 @@ export class FlotillaClient {
   private target(region: CachedRegion, spec: OpSpec, attempt: number): RegionPeer | undefined {
     const peers = region.meta.peers;
     if (peers.length === 0) return undefined;
-    if (spec.consistency?.level === 'stale') return this.staleReplica(region, attempt);
+    if (spec.consistency?.level === 'stale') return this.staleReplicas.pick(region, attempt);
     const leader = peers.find((p) => p.id === region.leaderPeerId);
     if (leader && !this.channels.isSuspect(leader.storeId)) return leader;
     const voters = peers.filter((p) => p.role === 'voter');
     const healthy = voters.filter((p) => !this.channels.isSuspect(p.storeId));
     const list = healthy.length > 0 ? healthy : voters.length > 0 ? voters : peers;
     return list[(attempt + region.meta.id) % list.length];
-  }
-
-  /**
-   * The replica for a stale read of `region`: the same one for every stale read of the region,
-   * as long as it answers. A replica's applied state only moves forward, so this client's stale
-   * reads of a region are monotonic (never an older state after a newer one) until that replica
-   * fails or leaves the region; a retry, or a store that just failed, moves the region on to the
-   * next replica on a store not suspected. The first choice is this client's offset plus the
-   * region id, so clients and regions spread over the replicas (and off the leader).
-   */
-  private staleReplica(region: CachedRegion, attempt: number): RegionPeer {
-    const peers = region.meta.peers;
-    let at = region.staleStoreId === null ? -1 : peers.findIndex((p) => p.storeId === region.staleStoreId);
-    if (at < 0) at = (this.replicaOffset + region.meta.id) % peers.length;
-    if (attempt > 0 || this.channels.isSuspect(peers[at]!.storeId)) at = this.nextReplica(peers, at);
-    const peer = peers[at]!;
-    region.staleStoreId = peer.storeId;
-    return peer;
-  }
-
-  /** The first replica after `at` on a store not suspected (the one right after it if all are). */
-  private nextReplica(peers: readonly RegionPeer[], at: number): number {
-    for (let k = 1; k < peers.length; k++) {
-      const i = (at + k) % peers.length;
-      if (!this.channels.isSuspect(peers[i]!.storeId)) return i;
-    }
-    return (at + 1) % peers.length;
   }
 
   /** Runs `run` for every item, a window at a time; fails with the first error once its window is done. */

@@ -25,6 +25,8 @@ export interface StoreRecord {
   /** "host:port" of the store's client API. */
   readonly apiAddress: string;
   readonly state: string;
+  /** The store's location labels (its `--labels`, e.g. `{ zone: 'z1', host: 'h7' }`); `{}` when it has none. */
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /** What the region cache and the client need of PD (a fake in unit tests). */
@@ -67,9 +69,9 @@ export class PdRouting implements RegionSource {
   async store(storeId: number, ctx: CallContext): Promise<StoreRecord> {
     const answer = await this.get(`${API}/stores/${storeId}`, ctx);
     if (answer.status === 404) throw new ClientError('FLOTILLA_STORE_UNAVAILABLE', `PD knows no store ${storeId}`);
-    const body = answer.body as { id?: unknown; apiAddress?: unknown; state?: unknown } | null;
+    const body = answer.body as { id?: unknown; apiAddress?: unknown; state?: unknown; labels?: unknown } | null;
     if (!body || body.id !== storeId || typeof body.apiAddress !== 'string' || typeof body.state !== 'string') throw protocol(`stores/${storeId}: not a store record`);
-    return { id: storeId, apiAddress: body.apiAddress, state: body.state };
+    return { id: storeId, apiAddress: body.apiAddress, state: body.state, labels: storeLabels(body.labels, storeId) };
   }
 
   async close(): Promise<void> {
@@ -166,4 +168,16 @@ function routedRegion(value: unknown, what: string): RoutedRegion {
 
 function protocol(message: string): ClientError {
   return new ClientError('FLOTILLA_PD_ERROR', `PD answered badly: ${message}`);
+}
+
+/** A store record's labels: absent (a PD that does not send them) is none; anything else must be PD's shape. */
+function storeLabels(value: unknown, storeId: number): Readonly<Record<string, string>> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw protocol(`stores/${storeId}: labels are not an object`);
+  const entries = Object.entries(value);
+  if (entries.length > clientLimits.labelsMax) throw protocol(`stores/${storeId}: ${entries.length} labels, at most ${clientLimits.labelsMax}`);
+  for (const [name, label] of entries) {
+    if (typeof label !== 'string' || name.length > clientLimits.labelTextMax || label.length > clientLimits.labelTextMax) throw protocol(`stores/${storeId}: label ${name.slice(0, 64)} is not a string of at most ${clientLimits.labelTextMax} characters`);
+  }
+  return Object.freeze(Object.fromEntries(entries)) as Readonly<Record<string, string>>;
 }

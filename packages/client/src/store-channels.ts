@@ -3,7 +3,8 @@
  * the address PD gives (concurrent callers share the look-up), dropped when a connection to the
  * store fails — it may have restarted elsewhere, so the next call looks its address up again —
  * and at most clientLimits.storesMax of them. Also the stores whose connection failed recently,
- * which calls avoid for clientLimits.suspectStoreMs.
+ * which calls avoid for clientLimits.suspectStoreMs, and the location labels PD gave for each
+ * store looked up (stale reads prefer replicas near the client: client.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { CallContext } from './backoff.ts';
@@ -12,6 +13,8 @@ import { ClientError } from './errors.ts';
 import type { RegionSource } from './pd-client.ts';
 import { StoreChannel, type ChannelOptions, type ChannelStats } from './store-channel.ts';
 
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+
 export class StoreChannels {
   /** Requests and operations of every channel (the client's stats). */
   readonly stats: ChannelStats = { requests: 0, ops: 0 };
@@ -19,6 +22,8 @@ export class StoreChannels {
   private readonly lookups = new Map<number, Promise<StoreChannel>>();
   /** Stores whose connection failed recently → until when (performance.now()) to avoid them. */
   private readonly suspects = new Map<number, number>();
+  /** Each store's location labels, as PD gave them at its last look-up (at most storesMax). */
+  private readonly labels = new Map<number, Readonly<Record<string, string>>>();
   private closed = false;
 
   constructor(
@@ -47,7 +52,10 @@ export class StoreChannels {
       this.onLookup();
       // Its own deadline, not the first caller's: the others must not fail when that one gives up.
       const own = new CallContext(clientLimits.pdRequestTimeoutMs, undefined, `the address of store ${storeId}`);
-      lookup = this.source.store(storeId, own).then((record) => this.openChannel(storeId, record.apiAddress));
+      lookup = this.source.store(storeId, own).then((record) => {
+        this.rememberLabels(storeId, record.labels);
+        return this.openChannel(storeId, record.apiAddress);
+      });
       if (this.lookups.size < clientLimits.storesMax) {
         this.lookups.set(storeId, lookup);
         const forget = (): void => void this.lookups.delete(storeId);
@@ -55,6 +63,35 @@ export class StoreChannels {
       }
     }
     return ctx.race(lookup, `the address of store ${storeId} from the placement driver`);
+  }
+
+  /** The store's location labels; undefined until PD was asked for the store. */
+  labelsOf(storeId: number): Readonly<Record<string, string>> | undefined {
+    return this.labels.get(storeId);
+  }
+
+  /**
+   * Asks PD for the stores whose labels are not known yet (and opens their channels, as a call
+   * would). A store PD does not know, or whose look-up failed or outlived `ctx`, is taken to
+   * have no labels, so no call waits for it again (a later look-up that succeeds corrects it).
+   */
+  async learnLabels(storeIds: readonly number[], ctx: CallContext): Promise<void> {
+    const unknown = storeIds.filter((id) => !this.labels.has(id));
+    await Promise.all(
+      unknown.map((id) =>
+        this.get(id, ctx).catch(() => {
+          if (!this.labels.has(id)) this.rememberLabels(id, NO_LABELS);
+        }),
+      ),
+    );
+  }
+
+  private rememberLabels(storeId: number, labels: Readonly<Record<string, string>>): void {
+    if (!this.labels.has(storeId) && this.labels.size >= clientLimits.storesMax) {
+      const oldest = this.labels.keys().next().value;
+      if (oldest !== undefined) this.labels.delete(oldest);
+    }
+    this.labels.set(storeId, labels);
   }
 
   /** Avoids a store for clientLimits.suspectStoreMs after its connection failed. */

@@ -241,6 +241,32 @@ describe('the client against fake stores', () => {
     assert.equal(store1.requests.length, 1, 'the leader (store 1) serves a linearizable read');
   });
 
+  it('sends stale reads to a replica near the client by location labels; a client elsewhere spreads them', async () => {
+    pd.labels = new Map([
+      [1, { zone: 'a', host: 'h1' }],
+      [2, { zone: 'b', host: 'h2' }],
+    ]);
+    const near = createClient({ pd: [], regionSource: pd, random: () => 0.5, labels: { zone: 'b' } });
+    const elsewhere = createClient({ pd: [], regionSource: pd, random: () => 0.5, labels: { zone: 'c' } });
+    clients.push(near, elsewhere);
+    const stale = { consistency: { maxStalenessMs: 5_000 } } as const;
+    const counts = (): number[] => [store1.requests.length, store2.requests.length];
+    // Keys a, b in region 1 ([, m)); x, y in region 2 ([m, )): both have a replica on each store.
+    // Region 2 first: without its stores' labels, this client's spread would put it on store 1.
+    for (const key of ['x', 'a', 'y', 'b']) await near.get(key, stale);
+    assert.deepEqual(counts(), [0, 4], "both regions' stale reads on store 2, in the client's zone");
+    store1.requests.length = 0;
+    store2.requests.length = 0;
+    for (const key of ['a', 'x', 'b', 'y']) await elsewhere.get(key, stale);
+    assert.deepEqual(counts(), [2, 2], 'no store in zone c: one region on each store, as without labels');
+    store1.requests.length = 0;
+    await near.get('k', { consistency: 'linearizable' });
+    assert.equal(store1.requests.length, 1, 'a linearizable read still goes to the leader (store 1)');
+    assert.throws(() => createClient({ pd: [], regionSource: pd, labels: { zone: '' } }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`l${i}`, 'v']));
+    assert.throws(() => createClient({ pd: [], regionSource: pd, labels: many }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
+  });
+
   it('refuses bad arguments and calls after close', async () => {
     await assert.rejects(client.get('k'.repeat(8 * 1024 + 1)), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));
     await assert.rejects(client.get('k', { consistency: { maxStalenessMs: -1 } }), (err: unknown) => isClientError(err, 'FLOTILLA_INVALID_ARGUMENT'));

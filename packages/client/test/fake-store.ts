@@ -60,6 +60,8 @@ export class FakePd implements RegionSource {
   constructor(
     public table: RoutedRegion[],
     public stores: Map<number, string>,
+    /** Each store's location labels (none when absent). */
+    public labels: Map<number, Record<string, string>> = new Map(),
   ) {}
 
   async regions(start: Uint8Array, end: Uint8Array, limit: number, _ctx: CallContext): Promise<{ regions: RoutedRegion[]; more: boolean }> {
@@ -73,7 +75,7 @@ export class FakePd implements RegionSource {
   async store(storeId: number, _ctx: CallContext): Promise<StoreRecord> {
     const address = this.stores.get(storeId);
     if (!address) throw new Error(`no store ${storeId}`);
-    return { id: storeId, apiAddress: address, state: 'up' };
+    return { id: storeId, apiAddress: address, state: 'up', labels: this.labels.get(storeId) ?? {} };
   }
 
   async close(): Promise<void> {}
