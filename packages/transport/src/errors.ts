@@ -23,6 +23,7 @@ export type TransportErrorCode =
   | 'FLOTILLA_TRANSPORT_BAD_FRAME' // the peer sent bytes the wire decoder refused (cause: the WireError)
   | 'FLOTILLA_TRANSPORT_PROTOCOL' // well-formed frames that break the connection's protocol (wrong kind, store, order)
   | 'FLOTILLA_TRANSPORT_CONNECT_FAILED' // a dial failed (refused, unreachable, timed out)
+  | 'FLOTILLA_TRANSPORT_TLS_REFUSED' // a TLS handshake failed either way: no certificate, one the cluster's CA did not sign, a host it does not name, plain TCP
   | 'FLOTILLA_TRANSPORT_CONNECTION_LOST' // an established connection broke
   | 'FLOTILLA_TRANSPORT_WRITE_STALLED' // a peer stopped reading for writeStallTimeoutMs: connection closed
   | 'FLOTILLA_TRANSPORT_LIMIT_EXCEEDED' // a bound of constants.ts refused a connection or a stream

@@ -2,6 +2,8 @@
 export type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 export { TcpTransport } from './tcp-transport.ts';
 export type { TcpTransportOptions } from './tcp-transport.ts';
+export { checkTls } from './tcp-tls.ts';
+export type { TransportTls } from './tcp-tls.ts';
 export { MemoryNetwork, MEMORY_HOST } from './memory-network.ts';
 export type { MemoryAddress, MemoryNetworkOptions } from './memory-network.ts';
 export { MemoryTransport } from './memory-transport.ts';

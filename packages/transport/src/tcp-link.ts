@@ -18,13 +18,14 @@
  * `blocked` until 'drain' — its queue grows (and then refuses) while every other peer flows. A
  * link blocked for writeStallTimeoutMs is closed: a peer that stopped reading is as good as dead.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { backoffDelayMs } from './backoff.ts';
 import { tcpKeepAliveInitialDelayMs } from './constants.ts';
 import { TransportError } from './errors.ts';
 import { HandshakeReader, encodeHandshake, type Handshake } from './handshake.ts';
 import { Outbox } from './outbox.ts';
 import { wrapSocketError, type PeerAddress, type TcpContext } from './tcp-context.ts';
+import { dial } from './tcp-tls.ts';
 import type { PeerStats, StoreId } from './types.ts';
 
 /** One attempt's socket and what happened to it (a socket is never reused). */
@@ -141,7 +142,7 @@ export class PeerLink {
 
   private connect(): void {
     this.state = 'connecting';
-    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    const socket = dial(this.address, this.ctx.tls);
     this.ctx.track(socket);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, tcpKeepAliveInitialDelayMs);
@@ -226,7 +227,7 @@ export class PeerLink {
     if (!attempt.reported) {
       attempt.reported = true;
       const where = `store ${this.store} at ${this.address.host}:${this.address.port}`;
-      this.ctx.report(wasUp ? wrapSocketError('FLOTILLA_TRANSPORT_CONNECTION_LOST', `connection to ${where} lost`, this.store, attempt.error) : wrapSocketError('FLOTILLA_TRANSPORT_CONNECT_FAILED', `dial to ${where} failed`, this.store, attempt.error));
+      this.ctx.report(wasUp ? wrapSocketError('FLOTILLA_TRANSPORT_CONNECTION_LOST', `connection to ${where} lost`, this.store, attempt.error) : wrapSocketError('FLOTILLA_TRANSPORT_CONNECT_FAILED', `dial to ${where} failed`, this.store, attempt.error, attempt.socket));
     }
     if (this.redialNow) {
       this.redialNow = false;

@@ -19,7 +19,7 @@
  * or drain the sender waits for; a chunk the receiving host waits for), snapshotApplyTimeoutMs
  * for the final answer.
  */
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { FrameDecoder, decodeFrame, encodeFrame, isWireError, limits as wire, makeSnapshotChunk, type Frame, type RaftEnvelope, type SnapshotAck, type SnapshotAckStatus, type WireMessage } from '@flotilla/wire';
 import { ChunkChannel } from './chunk-channel.ts';
 import { snapshotBytesInFlightMax, snapshotChunksInFlightMax, tcpKeepAliveInitialDelayMs } from './constants.ts';
@@ -27,6 +27,7 @@ import { TransportError, isTransportError } from './errors.ts';
 import { HandshakeReader, encodeHandshake } from './handshake.ts';
 import { checkReply } from './tcp-link.ts';
 import { endSocket, wrapSocketError, type PeerAddress, type TcpContext } from './tcp-context.ts';
+import { dial } from './tcp-tls.ts';
 import type { SnapshotOutcome, StoreId } from './types.ts';
 
 // ---- Sending --------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ export class SnapshotSend {
   }
 
   private dial(): void {
-    const socket = net.connect({ host: this.address.host, port: this.address.port });
+    const socket = dial(this.address, this.ctx.tls);
     this.socket = socket;
     this.ctx.track(socket);
     socket.setNoDelay(true);
@@ -168,7 +169,7 @@ export class SnapshotSend {
     socket.on('close', () => {
       if (this.final !== null || this.failure !== null) return; // the answer came first: a normal end
       const what = `snapshot stream to store ${this.store} at ${this.address.host}:${this.address.port}`;
-      this.fail(this.handshakeDone ? wrapSocketError('FLOTILLA_TRANSPORT_CONNECTION_LOST', `${what} lost`, this.store, socketError) : wrapSocketError('FLOTILLA_TRANSPORT_CONNECT_FAILED', `${what}: dial failed`, this.store, socketError));
+      this.fail(this.handshakeDone ? wrapSocketError('FLOTILLA_TRANSPORT_CONNECTION_LOST', `${what} lost`, this.store, socketError) : wrapSocketError('FLOTILLA_TRANSPORT_CONNECT_FAILED', `${what}: dial failed`, this.store, socketError, socket));
     });
   }
 

@@ -11,7 +11,7 @@
  * - Snapshots stream on a connection of their own (tcp-snapshot.ts).
  */
 import { collectPeerStats } from './peer-stats.ts';
-import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { RandomSource } from '@flotilla/raft';
 import { encodeFrame, type Heartbeat, type HeartbeatResponse, type RaftEnvelope } from '@flotilla/wire';
 import { mathRandom } from './backoff.ts';
@@ -23,6 +23,7 @@ import { describeRemote, type TcpContext } from './tcp-context.ts';
 import { InboundConnection, type InboundRegistry } from './tcp-inbound.ts';
 import { PeerLink } from './tcp-link.ts';
 import { SnapshotSend } from './tcp-snapshot.ts';
+import { checkTls, listener, renewListener, type TransportTls } from './tcp-tls.ts';
 import { resolveTuning } from './tuning.ts';
 import type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 
@@ -41,6 +42,8 @@ export interface TcpTransportOptions {
   readonly tuning?: Partial<TransportTuning>;
   /** Tests only (fault-switch.ts): drops traffic to and from the stores it names. */
   readonly faults?: FaultSwitch;
+  /** Mutual TLS on every connection, both ways (tcp-tls.ts). Default: plain TCP. */
+  readonly tls?: TransportTls;
 }
 
 const NO_HANDLERS: InboundHandlers = {
@@ -52,7 +55,7 @@ const NO_HANDLERS: InboundHandlers = {
 
 export class TcpTransport implements PeerTransport {
   readonly localStore: StoreId;
-  private readonly ctx: TcpContext & { closed: boolean; handlers: InboundHandlers; diskReport: DiskReport | null };
+  private readonly ctx: TcpContext & { closed: boolean; handlers: InboundHandlers; diskReport: DiskReport | null; tls: TransportTls | null };
   private readonly listenHost: string;
   private readonly listenPort: number;
   private readonly advertiseHost: string | undefined;
@@ -69,6 +72,8 @@ export class TcpTransport implements PeerTransport {
   private readonly snapshotSends = new Set<SnapshotSend>();
   private snapshotReceives = 0;
   private readonly sockets = new Set<Socket>();
+  /** With TLS: every accepted TCP connection, handshaking or not (close() ends those that never finished). */
+  private readonly accepted = new Set<Socket>();
   private allClosed: (() => void) | null = null;
   private closing: Promise<void> | null = null;
 
@@ -89,6 +94,7 @@ export class TcpTransport implements PeerTransport {
       random: options.random ?? mathRandom,
       closed: false,
       diskReport: null,
+      tls: options.tls === undefined ? null : checkTls(options.tls),
       handlers: NO_HANDLERS,
       report: (err) => {
         if (!this.ctx.closed) onError(err);
@@ -113,7 +119,15 @@ export class TcpTransport implements PeerTransport {
     if (this.started || this.ctx.closed) throw new TransportError('FLOTILLA_TRANSPORT_NOT_STARTED', this.started ? 'start() called twice' : 'start() after close()');
     this.started = true;
     this.ctx.handlers = this.faults?.filterInbound(handlers) ?? handlers;
-    const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    const server = listener(this.ctx.tls, this.ctx.tuning.connectTimeoutMs, (socket) => this.onConnection(socket), (err, socket) => {
+      this.ctx.report(new TransportError('FLOTILLA_TRANSPORT_TLS_REFUSED', `connection from ${describeRemote(socket)} refused: ${err.message}`, { cause: err }));
+    });
+    if (this.ctx.tls !== null) {
+      server.on('connection', (raw: Socket) => {
+        this.accepted.add(raw);
+        raw.once('close', () => this.accepted.delete(raw));
+      });
+    }
     server.maxConnections = storesMax + inboundPendingMax + this.ctx.tuning.snapshotReceivesMax;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -125,6 +139,17 @@ export class TcpTransport implements PeerTransport {
     });
     server.on('error', (err) => this.ctx.report(new TransportError('FLOTILLA_TRANSPORT_CONNECTION_LOST', `listener error: ${err.message}`, { cause: err })));
     for (const link of this.links.values()) link.start();
+  }
+
+  /**
+   * New TLS credentials (certificate rotation): connections made or accepted from now on use
+   * them; established ones keep theirs. Only for a transport created with `tls`.
+   */
+  setTls(creds: TransportTls): void {
+    if (this.ctx.tls === null) invalidArgument('setTls on a transport created without tls');
+    const checked = checkTls(creds);
+    this.ctx.tls = checked;
+    if (this.server !== null) renewListener(this.server, checked);
   }
 
   setPeer(store: StoreId, address: { host: string; port: number }): void {
@@ -212,6 +237,7 @@ export class TcpTransport implements PeerTransport {
     for (const link of this.links.values()) link.stop(this.ctx.tuning.closeLingerMs);
     for (const send of this.snapshotSends) send.abort(new TransportError('FLOTILLA_TRANSPORT_SNAPSHOT_ABORTED', 'transport closed', { store: send.store }));
     for (const conn of this.inbound) conn.destroy();
+    for (const raw of this.accepted) raw.destroy();
     const server = this.server;
     this.closing = (async () => {
       if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -14,6 +14,7 @@ import {
   type PeerTransport,
   type StoreId,
   type TransportError,
+  type TransportTls,
   type TransportTuning,
 } from '../src/index.ts';
 import { waitFor } from '../../../test/support/wait.ts';
@@ -135,6 +136,8 @@ export async function* chunksOf(data: Uint8Array, chunkBytes: number): AsyncGene
 export interface CreateOptions {
   readonly tuning?: Partial<TransportTuning>;
   readonly clusterId?: number;
+  /** TcpTransport only: this transport's TLS credentials (the fixture's by default). */
+  readonly tls?: TransportTls;
 }
 
 /** What the shared suite needs from an implementation. */
@@ -152,19 +155,22 @@ export interface TransportFixture {
 /** Tuning for tests: millisecond backoff so reconnects happen within a test's patience. */
 const TEST_TUNING: Partial<TransportTuning> = { reconnectBackoffBaseMs: 2, reconnectBackoffMaxMs: 20, connectTimeoutMs: 2_000 };
 
-export function tcpFixture(): TransportFixture {
+/** `tls`: every transport it creates uses these credentials unless told otherwise (mutual TLS). */
+export function tcpFixture(tls?: TransportTls): TransportFixture {
   const transports: PeerTransport[] = [];
   const errors: TransportError[] = [];
   return {
     kind: 'tcp',
     errors,
     create(store, options = {}) {
+      const creds = options.tls ?? tls;
       const t = new TcpTransport({
         localStore: store,
         clusterId: options.clusterId ?? 7,
         random: new SeededRandom(store),
         onError: (err) => errors.push(err),
         tuning: { ...TEST_TUNING, ...options.tuning },
+        ...(creds === undefined ? {} : { tls: creds }),
       });
       transports.push(t);
       return t;
