@@ -38,6 +38,13 @@ describe('PD process flags', () => {
     invalid([...base, '--schedule-interval-ms', '5'], /10\.\.600000/);
     invalid([...base, '--log-level', 'loud'], /--log-level/);
     invalid([...base, '--bogus', '1'], /bogus/);
+    invalid([...base, '--raft-tls-ca', 'ca.pem', '--raft-tls-key', 'k.pem'], /missing --raft-tls-cert/);
+  });
+
+  it('takes the raft TLS files, all three, as a store does', () => {
+    const config = parsePdConfig([...base, '--raft-tls-ca', 'ca.pem', '--raft-tls-cert', 'c.pem', '--raft-tls-key', 'k.pem'], {});
+    assert.ok(config !== 'help');
+    assert.deepEqual(config.raftTls, { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' });
   });
 
   it('lets a member founding PD alone listen on any port', () => {

@@ -31,6 +31,8 @@ export type { Logger } from './process/logger.ts';
 export type { HostPort, LogLevel } from './process/config.ts';
 export { LOG_LEVELS, configBounds, envName, flagsUsage, parseHostPort, parseInteger, readFlags } from './process/config.ts';
 export type { Flag, FlagValues } from './process/config.ts';
+export { RAFT_TLS_FLAGS, RAFT_TLS_RELOAD_CHECK_MS, loadRaftTls, parseRaftTls, watchRaftTls } from './process/raft-tls.ts';
+export type { RaftTlsFiles } from './process/raft-tls.ts';
 export { PdClient, pdClientLimits } from './pd/pd-client.ts';
 export { PdWorker, operatorWatchMs, regionCheckMs } from './pd/pd-worker.ts';
 export { isPending, pendingLagEntries } from './pd/peer-health.ts';

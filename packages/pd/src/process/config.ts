@@ -2,7 +2,7 @@
  * The PD member process's configuration: flags, or FLOTILLA_* environment variables (the
  * same rules as the store's: flags win over the environment, which wins over defaults).
  */
-import { LOG_LEVELS, configBounds, flagsUsage, parseHostPort, parseInteger, readFlags, type Flag, type HostPort, type LogLevel } from '@flotilla/store';
+import { LOG_LEVELS, RAFT_TLS_FLAGS, configBounds, flagsUsage, parseHostPort, parseInteger, parseRaftTls, readFlags, type Flag, type HostPort, type LogLevel, type RaftTlsFiles } from '@flotilla/store';
 import { PdError } from '../errors.ts';
 
 /** A member of PD's own raft group: raft address and client URL. */
@@ -32,6 +32,8 @@ export interface PdConfig {
   readonly scheduleIntervalMs: number;
   /** Tests only: the fault-injection control file (raft drops between members, wall-clock jumps); undefined: off. */
   readonly faultControl: string | undefined;
+  /** Mutual TLS between members on the raft port (the store's --raft-tls-* flags); undefined: plain TCP. */
+  readonly raftTls: RaftTlsFiles | undefined;
 }
 
 /** Bounds of the flags that take numbers (the store's where they mean the same). */
@@ -50,6 +52,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'data-dir', help: 'directory of PD\'s raft log and metadata (required)' },
   { name: 'raft-listen', help: 'host:port of the member-to-member raft transport', fallback: '127.0.0.1:2380' },
   { name: 'raft-advertise-host', help: 'host other members dial (default: the listening host)' },
+  ...RAFT_TLS_FLAGS,
   { name: 'client-listen', help: 'host:port of the HTTP API (stores, clients, tools)', fallback: '127.0.0.1:2379' },
   { name: 'advertise-client-url', help: 'URL others reach the HTTP API at (default: http://<client-listen>)' },
   { name: 'initial-members', help: 'static founding set, e.g. 1=10.0.0.1:2380@http://10.0.0.1:2379,2=…' },
@@ -95,6 +98,7 @@ export function parsePdConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', pdConfigBounds.shutdownTimeoutMs.min, pdConfigBounds.shutdownTimeoutMs.max),
     scheduleIntervalMs: flags.integer('schedule-interval-ms', pdConfigBounds.scheduleIntervalMs.min, pdConfigBounds.scheduleIntervalMs.max),
     faultControl: nonEmpty(flags.value('fault-control')),
+    raftTls: parseRaftTls(flags, invalid),
   };
 }
 

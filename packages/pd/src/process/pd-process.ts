@@ -3,7 +3,7 @@
  * schedulers that run while this member leads, and the HTTP API — started in that order,
  * stopped in the reverse one. `main.ts` runs one per process; tests start real processes of it.
  */
-import { errorFields, followFaultControl, monotonicNowMs, type Logger } from '@flotilla/store';
+import { errorFields, followFaultControl, monotonicNowMs, watchRaftTls, type Logger } from '@flotilla/store';
 import { FaultSwitch } from '@flotilla/transport';
 import { request } from 'undici';
 import { PdError } from '../errors.ts';
@@ -25,6 +25,8 @@ export class PdProcess {
   private joined: Promise<void> | null = null;
   /** The fault-injection control file's watcher (tests only, --fault-control). */
   private faultControl: { stop(): void } | null = null;
+  /** The raft TLS credential files' watcher (--raft-tls-*). */
+  private raftTlsWatch: { stop(): void } | null = null;
 
   private constructor(
     readonly config: PdConfig,
@@ -59,10 +61,11 @@ export class PdProcess {
     clientUrl ||= `http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}`;
     const pd = new PdProcess(config, logger, member, leadership, server, clientUrl);
     if (faults && config.faultControl !== undefined) pd.faultControl = followFaultControl(config.faultControl, faults, logger);
+    if (config.raftTls !== undefined) pd.raftTlsWatch = watchRaftTls(config.raftTls, (creds) => member.transport.setTls(creds), logger);
     member.watchMembers();
     await pd.enterGroup();
     leadership.start();
-    logger.info({ memberId: config.memberId, raftAddress: member.transport.address(), clientUrl }, 'pd member started');
+    logger.info({ memberId: config.memberId, raftAddress: member.transport.address(), clientUrl, raftTls: config.raftTls !== undefined }, 'pd member started');
     return pd;
   }
 
@@ -123,6 +126,7 @@ export class PdProcess {
     const started = monotonicNowMs();
     this.logger.info({ reason }, 'shutting down');
     this.faultControl?.stop();
+    this.raftTlsWatch?.stop();
     this.leadership.stop();
     const stillLeading = await this.member.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
     this.logger.info({ stillLeading, ms: Math.round(monotonicNowMs() - started) }, 'PD leadership handed over');

@@ -4,6 +4,7 @@ import { limits } from '../constants.ts';
 import { StoreError } from '../errors.ts';
 import { EVENT_LOOP_PRIORITY_MAX } from './event-loop-priority.ts';
 import { EVENT_LOOP_SLICE_US_MAX, EVENT_LOOP_SLICE_US_MIN } from './event-loop-slice.ts';
+import { RAFT_TLS_FLAGS, parseRaftTls, type RaftTlsFiles } from './raft-tls.ts';
 
 /** Where a store listens or is reached: host and TCP port (0: any free port). */
 export interface HostPort {
@@ -67,6 +68,8 @@ export interface StoreConfig {
   readonly regionHeartbeatMs: number;
   /** Tests only: the fault-injection control file the transport follows (undefined: off). */
   readonly faultControl: string | undefined;
+  /** Mutual TLS on the raft port: the PEM files (raft-tls.ts); undefined: plain TCP. */
+  readonly raftTls: RaftTlsFiles | undefined;
 }
 
 /** Bounds of the flags that take numbers. */
@@ -96,6 +99,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'data-dir', help: 'directory of the raft log and KV engines (required)' },
   { name: 'raft-listen', help: 'host:port of the raft transport', fallback: '127.0.0.1:20160' },
   { name: 'raft-advertise-host', help: 'host other stores dial (default: the listening host)' },
+  ...RAFT_TLS_FLAGS,
   { name: 'api-listen', help: 'host:port of the client and admin HTTP API', fallback: '127.0.0.1:20180' },
   { name: 'api-advertise-host', help: 'host clients dial for the API, as PD tells them (default: the listening host; set it when listening on 0.0.0.0)' },
   { name: 'initial-cluster', help: 'static cluster, e.g. 1=10.0.0.1:20160,2=10.0.0.2:20160,3=10.0.0.3:20160' },
@@ -219,6 +223,7 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     storeHeartbeatMs: flags.integer('store-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
     regionHeartbeatMs: flags.integer('region-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
     faultControl: flags.value('fault-control') || undefined,
+    raftTls: parseRaftTls(flags, invalid),
   };
 }
 

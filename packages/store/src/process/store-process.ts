@@ -21,6 +21,7 @@ import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
 import { raiseEventLoopPriority } from './event-loop-priority.ts';
 import { setEventLoopSlice } from './event-loop-slice.ts';
+import { loadRaftTls, watchRaftTls } from './raft-tls.ts';
 import { faultDiskProbe, followFaultControl } from './fault-control.ts';
 import { errorFields, type Logger } from './logger.ts';
 
@@ -43,6 +44,8 @@ export class StoreProcess {
   private pdWorker: PdWorker | null = null;
   /** The fault-injection control file's watcher (tests only, --fault-control). */
   private faultControl: { stop(): void } | null = null;
+  /** The raft TLS credential files' watcher (--raft-tls-*). */
+  private raftTlsWatch: { stop(): void } | null = null;
 
   private constructor(
     readonly config: StoreConfig,
@@ -63,6 +66,8 @@ export class StoreProcess {
     // Before the engines start their workers (the flag is the process's; a collection reads it).
     if (config.serialScavenges) v8.setFlagsFromString('--no-parallel-scavenge');
     await mkdir(config.dataDir, { recursive: true });
+    // Before anything opens: a credential file that is missing or does not load stops the start.
+    const raftTls = config.raftTls === undefined ? undefined : await loadRaftTls(config.raftTls);
     const pdClient = config.pd ? new PdClient(config.pd) : null;
     const identity = await claimDataDir(config, pdClient, baseLogger);
     const storeId = identity.storeId;
@@ -100,6 +105,7 @@ export class StoreProcess {
       random: new SeededRandom(Date.now()),
       onError: (err) => logger.warn(errorFields(err), 'transport'),
       ...(faults ? { faults } : {}),
+      ...(raftTls ? { tls: raftTls } : {}),
     });
     // The disk guard starts before the process object exists; its changes reach PD once it does.
     // Its critical level reaches the peer stores through the transport (disk-quorum.ts).
@@ -153,6 +159,7 @@ export class StoreProcess {
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, disk, pdClient && flow ? { client: pdClient, flow } : null);
     started = store;
+    if (config.raftTls !== undefined) store.raftTlsWatch = watchRaftTls(config.raftTls, (creds) => transport.setTls(creds), logger);
     if (faults && config.faultControl !== undefined) {
       store.faultControl = followFaultControl(config.faultControl, faults, logger, (control) => {
         if (control.diskAvailableBytes === faultDiskBytes) return;
@@ -163,7 +170,7 @@ export class StoreProcess {
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
-    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), eventLoopSliceUs: config.eventLoopSliceUs, serialScavenges: config.serialScavenges, diskReserveBytes: disk.status().reserveBytes }, 'store started');
+    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), eventLoopSliceUs: config.eventLoopSliceUs, serialScavenges: config.serialScavenges, diskReserveBytes: disk.status().reserveBytes, raftTls: config.raftTls !== undefined }, 'store started');
     return store;
   }
 
@@ -232,6 +239,7 @@ export class StoreProcess {
     const started = monotonicNowMs();
     this.logger.info({ reason }, 'shutting down');
     this.faultControl?.stop();
+    this.raftTlsWatch?.stop();
     this.server.markStopping();
     const stillLeading = await this.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
     this.logger.info({ stillLeading, ms: Math.round(monotonicNowMs() - started) }, 'leaderships moved away');
