@@ -1,6 +1,6 @@
 /**
- * The in-process benchmarks (`pnpm bench:raft-core`, `bench:wire`, `bench:transport`) in their
- * quick modes, as a harness check: each must run to the end, exit 0, print what the
+ * The in-process benchmarks (`pnpm bench:raft-core`, `bench:wire`, `bench:transport`, the
+ * latter also over TLS) in their quick modes, as a harness check: each must run to the end, exit 0, print what the
  * benchmark rules ask of every result (date, command, machine, config) and every table it
  * documents, with measured figures in them. It checks that the harnesses work, not speed: the
  * three run at once on a shared machine.
@@ -16,8 +16,8 @@ const RUN_DEADLINE_MS = 4 * 60_000;
 const children: ChildProcess[] = [];
 after(() => killAll(children));
 
-function runQuick(script: string): Promise<Finished> {
-  return runQuickIn(script, children, RUN_DEADLINE_MS);
+function runQuick(script: string, args: readonly string[] = []): Promise<Finished> {
+  return runQuickIn(script, children, RUN_DEADLINE_MS, args);
 }
 
 describe('in-process benchmarks, quick mode', () => {
@@ -25,6 +25,7 @@ describe('in-process benchmarks, quick mode', () => {
   const raftCore = runQuick('benchmarks/raft-core/bench.ts');
   const wire = runQuick('benchmarks/wire/bench.ts');
   const transport = runQuick('benchmarks/transport/bench.ts');
+  const transportTls = runQuick('benchmarks/transport/bench.ts', ['--tls', '--mode=worker']);
 
   it('bench:raft-core prints its setting, three tables and the verdict line', { timeout: RUN_DEADLINE_MS + 10_000 }, async () => {
     const run = await raftCore;
@@ -60,5 +61,12 @@ describe('in-process benchmarks, quick mode', () => {
       assert.ok(cell(section, '1,000 groups × 1 append', 0) > 0, `${mode}: appends delivered`);
       assert.match(section, /^\| round trip \(beats out, responses back\), p50 \/ p99 \| [\d.]+ ms \/ [\d.]+ ms \|$/m, `${mode}: heartbeat round trips`);
     }
+  });
+
+  it('bench:transport --tls runs over mutual TLS and says so', { timeout: RUN_DEADLINE_MS + 10_000 }, async () => {
+    const run = await transportTls;
+    await assertFinished(run, 'bench:transport --tls');
+    assert.match(run.stdout, /^- config: .*mutual TLS/m);
+    assert.ok(cell(run.stdout.slice(run.stdout.indexOf('## mode: worker')), '1,000 groups × 1 append', 0) > 0, 'appends delivered over TLS');
   });
 });

@@ -1,7 +1,10 @@
 /**
  * Transport benchmark: two TcpTransports on loopback.
  *
- *   node --import tsx benchmarks/transport/bench.ts [--quick] [--mode=worker|same-loop|both]
+ *   node --import tsx benchmarks/transport/bench.ts [--quick] [--mode=worker|same-loop|both] [--tls]
+ *
+ * `--tls`: both transports speak mutual TLS (TcpTransportOptions.tls, the test credentials of
+ * test/support/tls: ECDSA P-256), as stores started with --raft-tls-* do.
  *
  * Store 1 (the sender, main thread) and store 2 (the receiver) run either in ONE event loop
  * (`same-loop`: everything shares one core; cost per message of both sides together) or in two
@@ -26,7 +29,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { message, type Message } from '@flotilla/raft';
 import type { Heartbeat, HeartbeatResponse, RaftEnvelope } from '@flotilla/wire';
 // benchmarks/package.json does not list @flotilla/transport; the relative import keeps this self-contained.
-import { TcpTransport, type InboundHandlers } from '@flotilla/transport';
+import { TcpTransport, type InboundHandlers, type TransportTls } from '@flotilla/transport';
+import { tlsCredentials } from '../../test/support/tls.ts';
 
 const GROUPS = 1000;
 const ENTRY_BYTES = 128;
@@ -43,6 +47,12 @@ const COUNTERS = 4;
 interface ReceiverConfig {
   readonly counters: SharedArrayBuffer;
   readonly respond: boolean;
+  readonly tls: boolean;
+}
+
+/** The transports' TLS credentials with --tls (the worker gets the flag through its ReceiverConfig). */
+function transportTls(on: boolean): { tls?: TransportTls } {
+  return on ? { tls: tlsCredentials('peer') } : {};
 }
 
 function appendEnvelopes(): RaftEnvelope[] {
@@ -72,7 +82,7 @@ function responseTo(b: Heartbeat): HeartbeatResponse {
 async function startReceiver(config: ReceiverConfig): Promise<{ t: TcpTransport; setRespond(on: boolean): void }> {
   const counters = new Int32Array(config.counters);
   let respond = config.respond;
-  const t: TcpTransport = new TcpTransport({ localStore: 2, clusterId: CLUSTER });
+  const t: TcpTransport = new TcpTransport({ localStore: 2, clusterId: CLUSTER, ...transportTls(config.tls) });
   const handlers: InboundHandlers = {
     onRaftMessages(_from, messages) {
       Atomics.add(counters, C_MESSAGES, messages.length);
@@ -119,6 +129,7 @@ if (!isMainThread) {
 // ---- main side --------------------------------------------------------------------------------------------------
 const quick = process.argv.includes('--quick');
 const modeArg = process.argv.find((a) => a.startsWith('--mode='))?.slice('--mode='.length) ?? 'both';
+const TLS = process.argv.includes('--tls');
 const DURATION_MS = quick ? 1500 : 5000;
 const WARMUP_MS = quick ? 500 : 1500;
 const TICKS = quick ? 30 : 100;
@@ -172,7 +183,7 @@ async function waitUntil(condition: () => boolean, timeoutMs = 30_000): Promise<
 
 async function setupSameLoop(sender: TcpTransport): Promise<Side> {
   const counters = new Int32Array(new SharedArrayBuffer(COUNTERS * 4));
-  const receiver = await startReceiver({ counters: counters.buffer as SharedArrayBuffer, respond: false });
+  const receiver = await startReceiver({ counters: counters.buffer as SharedArrayBuffer, respond: false, tls: TLS });
   receiver.t.setPeer(1, sender.address());
   sender.setPeer(2, receiver.t.address());
   return {
@@ -198,7 +209,7 @@ async function setupWorker(sender: TcpTransport): Promise<Side> {
   // ESM loader, so an eval'd entry registers tsx's ESM hooks first, then imports the TypeScript.
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = `import(${JSON.stringify(tsx)}).then((api) => api.register()).then(() => import(${JSON.stringify(import.meta.url)}))`;
-  const worker = new Worker(entry, { eval: true, workerData: { counters: shared, respond: false } satisfies ReceiverConfig });
+  const worker = new Worker(entry, { eval: true, workerData: { counters: shared, respond: false, tls: TLS } satisfies ReceiverConfig });
   const port = await new Promise<number>((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (msg: { type: string; port: number }) => resolve(msg.port));
@@ -344,7 +355,7 @@ function fmt(n: number, digits = 0): string {
 async function runMode(mode: 'same-loop' | 'worker'): Promise<void> {
   const responses = new Counter();
   const beatResponses = new Counter();
-  const sender = new TcpTransport({ localStore: 1, clusterId: CLUSTER });
+  const sender = new TcpTransport({ localStore: 1, clusterId: CLUSTER, ...transportTls(TLS) });
   await sender.start({
     onRaftMessages(_from, messages) {
       responses.add(messages.length);
@@ -391,7 +402,7 @@ if (isMainThread) {
   console.log(`- command: node --import tsx benchmarks/transport/bench.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`);
   console.log(`- node: ${process.version} (${process.platform}/${process.arch})`);
   console.log(`- machine: ${cpus.length} x ${cpus[0]?.model ?? 'unknown cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`- config: two TcpTransports on 127.0.0.1, default tuning; appends: ${fmt(GROUPS)} groups × one ${ENTRY_BYTES}-byte entry per turn, window ${fmt(WINDOW)} messages, ${WARMUP_MS} ms warm-up + ${DURATION_MS} ms measured; heartbeats: ${fmt(BEAT_GROUPS)} groups per tick, ${TICKS} ticks after ${Math.ceil(TICKS / 4)} warm-up`);
+  console.log(`- config: two TcpTransports on 127.0.0.1, default tuning, ${TLS ? 'mutual TLS (ECDSA P-256 test credentials)' : 'plain TCP'}; appends: ${fmt(GROUPS)} groups × one ${ENTRY_BYTES}-byte entry per turn, window ${fmt(WINDOW)} messages, ${WARMUP_MS} ms warm-up + ${DURATION_MS} ms measured; heartbeats: ${fmt(BEAT_GROUPS)} groups per tick, ${TICKS} ticks after ${Math.ceil(TICKS / 4)} warm-up`);
   console.log('');
   if (modeArg === 'same-loop' || modeArg === 'both') await runMode('same-loop');
   if (modeArg === 'worker' || modeArg === 'both') await runMode('worker');
