@@ -23,6 +23,23 @@ function peerWith(voters: number[], votersOutgoing: number[] = []): Peer {
   return { node: { confState: () => config }, storeOf: (id: number) => id * 10 } as unknown as Peer;
 }
 
+/** Stores 1, 2 and 3 of `cluster`, each dropping replicated entries while `refuses(its id)`. */
+async function startThree(cluster: TestCluster, refuses: (id: number) => boolean): Promise<[MemoryStore, MemoryStore, MemoryStore]> {
+  for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refuses(id) });
+  return [1, 2, 3].map((id) => cluster.stores.get(id)!) as [MemoryStore, MemoryStore, MemoryStore];
+}
+
+/** REGION on every store of `cluster`, led by store 1 (answered). */
+async function regionLedByStore1(cluster: TestCluster): Promise<MemoryStore> {
+  for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
+  await waitFor('store 1 leads', async () => {
+    const leader = cluster.leaderOf(1);
+    if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
+    return leader?.id === 1;
+  });
+  return cluster.stores.get(1)!;
+}
+
 describe('PeerDisks: may a quorum of the region take entries?', () => {
   test('a majority of voters on stores that take entries: yes; fewer: FLOTILLA_DISK_FULL naming one of the full stores', () => {
     const disks = new PeerDisks(10);
@@ -103,15 +120,8 @@ describe('a region with two of three voters on stores critically short of disk',
   const codeOf = (r: KvOpResult | undefined): string | undefined => (r?.op === 'error' ? r.error.code : r?.op);
 
   test('the leader refuses every write at once with FLOTILLA_DISK_FULL; reads go on; writes come back with room', async () => {
-    for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refusing.get(id) === true });
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('store 1 leads', async () => {
-      const leader = cluster.leaderOf(1);
-      if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
-      return leader?.id === 1;
-    });
-    const leader = cluster.stores.get(1)!;
-    const [s2, s3] = [cluster.stores.get(2)!, cluster.stores.get(3)!];
+    const [, s2, s3] = await startThree(cluster, (id) => refusing.get(id) === true);
+    const leader = await regionLedByStore1(cluster);
     assert.deepEqual(await run(leader, put('apple', 'red')), [{ op: 'put' }]);
 
     setCritical(s3, true);
@@ -149,14 +159,8 @@ describe('admin proposals of a region with two of three voters on stores critica
     Promise.race([outcome, new Promise<'pending'>((resolve) => setImmediate(() => resolve('pending')))]);
 
   test('membership changes, splits and merges fail at once with FLOTILLA_DISK_FULL, nothing proposed; they go through with room again', async () => {
-    for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refusing.has(id) });
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('store 1 leads', async () => {
-      const leader = cluster.leaderOf(1);
-      if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
-      return leader?.id === 1;
-    });
-    const leader = cluster.stores.get(1)!;
+    await startThree(cluster, (id) => refusing.has(id));
+    const leader = await regionLedByStore1(cluster);
     assert.equal((await leader.host.split(1, bytes('h'), 2, [21, 22, 23])).kind, 'applied');
     await waitFor('every store holds region 2', () => [...cluster.stores.values()].every((s) => s.host.peer(2) !== undefined));
 
@@ -186,16 +190,10 @@ describe('a leader withholds entries and snapshots from a store that said it ref
   const refusing = new Set<number>([3]);
 
   test('nothing with entries reaches the store until it has room; then it catches up by a snapshot', async () => {
-    for (const id of [1, 2, 3]) await cluster.startStore(id, undefined, {}, { refusesReplication: () => refusing.has(id) });
-    const [s1, s2, s3] = [1, 2, 3].map((id) => cluster.stores.get(id)!) as [MemoryStore, MemoryStore, MemoryStore];
+    const [s1, s2, s3] = await startThree(cluster, (id) => refusing.has(id));
     s3.transport.announceDiskState(FULL);
     await waitFor('stores 1 and 2 heard store 3', () => s1.host.peerDisks.refusingCount === 1 && s2.host.peerDisks.refusingCount === 1);
-    for (const store of cluster.stores.values()) await store.host.bootstrapRegion(REGION);
-    await waitFor('store 1 leads', async () => {
-      const leader = cluster.leaderOf(1);
-      if (leader !== undefined && leader.id !== 1) await leader.host.transferLeader(1, 1);
-      return leader?.id === 1;
-    });
+    await regionLedByStore1(cluster);
     for (const fruit of ['apple', 'banana', 'cherry']) assert.deepEqual(await run(s1, put(fruit, 'ripe')), [{ op: 'put' }]);
     await waitFor('the leader withheld appends from store 3', () => s1.host.stats().replicationWithheldForDisk > 0);
     // Store 3 is behind the leader's log start now: what it needs is a snapshot, which is withheld too.
