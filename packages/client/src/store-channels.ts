@@ -4,7 +4,7 @@
  * store fails — it may have restarted elsewhere, so the next call looks its address up again —
  * and at most clientLimits.storesMax of them. Also the stores whose connection failed recently,
  * which calls avoid for clientLimits.suspectStoreMs, and the location labels PD gave for each
- * store looked up (stale reads prefer replicas near the client: client.ts).
+ * store looked up (stale reads prefer replicas near the client: stale-replicas.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { CallContext } from './backoff.ts';
