@@ -24,6 +24,8 @@ const flags = (who: 'peer' | 'stranger'): string[] => {
   const f = tlsFiles(who);
   return ['--raft-tls-ca', f.ca, '--raft-tls-cert', f.cert, '--raft-tls-key', f.key];
 };
+/** test/support/tls's peer certificate expires 2126-11-01T10:43:10Z. */
+const CERT_NOT_AFTER = Date.parse('2126-11-01T10:43:10Z') / 1000;
 const put = (key: string): KvOp => ({ op: 'put', regionId: 1, regionEpoch: EPOCH, key: bytes(key), value: bytes('v') });
 
 describe('stores with mutual TLS on the raft port', () => {
@@ -54,6 +56,7 @@ describe('stores with mutual TLS on the raft port', () => {
     await cluster.terminate(3);
     await cluster.startStore(3, flags('peer'));
     await waitFor('store 3 caught up over TLS', async () => (await status(3)).applied >= commit);
+    assert.equal(await cluster.metric(3, 'flotilla_store_raft_tls_certificate_expiry_timestamp_seconds'), CERT_NOT_AFTER, 'the expiry alert has its series');
   });
 
   test('a credential file that does not load stops the start with INVALID_CONFIG naming it', async () => {
@@ -86,6 +89,8 @@ describe('PD members with mutual TLS on the raft port', () => {
     plain.write(encodeHandshake({ purpose: 'raft', role: 'hello', status: 'ok', clusterId: 1, fromStore: 9, toStore: 2 }));
     await waitFor('member 2 refused the plain connection', () => pd.running(2).logs.some((l) => l.includes('FLOTILLA_TRANSPORT_TLS_REFUSED')));
     plain.destroy();
+    const page = (await pd.call<string>(2, 'GET', '/metrics')).body;
+    assert.match(page, new RegExp(`^flotilla_pd_raft_tls_certificate_expiry_timestamp_seconds ${CERT_NOT_AFTER}$`, 'm'));
     const leader = (await pd.leader())!;
     await pd.kill9(leader);
     await waitFor('a new leader among the other two', async () => {

@@ -158,6 +158,17 @@ export const ALERT_RULES: readonly AlertRule[] = [
     labels: { severity: 'warning' },
     annotations: { summary: 'A store cannot reach another store', description: 'Store pod {{ $labels.pod }} has had no connection to store {{ $labels.peer_store }} for 5 minutes.' },
   },
+  {
+    alert: 'FlotillaRaftCertificateExpiresSoon',
+    // Only where --raft-tls-* is set (the series exists then); a renewed file is re-read within 30 s.
+    expr: `min by (namespace, pod) (flotilla_store_raft_tls_certificate_expiry_timestamp_seconds{${STORE}} or flotilla_pd_raft_tls_certificate_expiry_timestamp_seconds{${PD}}) - time() < 7 * 86400`,
+    for: '10m',
+    labels: { severity: 'warning' },
+    annotations: {
+      summary: "A raft port's TLS certificate expires within a week",
+      description: 'The raft certificate of {{ $labels.pod }} expires in {{ $value | humanizeDuration }}; once it has, the other stores and PD members refuse its connections. Renew the file --raft-tls-cert points at (it is re-read within 30 s): docs/OPERATIONS.md, "Mutual TLS on the raft ports".',
+    },
+  },
 ];
 
 export function alertRules(): Record<string, unknown> {
@@ -288,7 +299,7 @@ export function allQueries(): string[] {
 }
 
 const PROMQL_WORDS: ReadonlySet<string> = new Set([
-  'sum', 'max', 'min', 'avg', 'count', 'rate', 'increase', 'irate', 'histogram_quantile', 'by', 'without', 'and', 'or', 'unless', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'clamp_min',
+  'sum', 'max', 'min', 'avg', 'count', 'rate', 'increase', 'irate', 'histogram_quantile', 'by', 'without', 'and', 'or', 'unless', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'clamp_min', 'time',
 ]);
 
 /** The metric names a PromQL expression reads (label matchers, grouping labels and ranges removed). */

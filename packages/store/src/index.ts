@@ -16,7 +16,7 @@ export type { MembershipChange } from './membership.ts';
 export { StoreServer, KV_PATH, MSGPACK_CONTENT_TYPE } from './server.ts';
 export type { KvHandler, Readiness, ServerStats, StoreServerOptions } from './server.ts';
 export { serverLimits, adminLimits } from './server-limits.ts';
-export { StoreMetrics, REQUEST_SECONDS_BUCKETS, requestKind } from './metrics.ts';
+export { StoreMetrics, REQUEST_SECONDS_BUCKETS, raftTlsExpiryGauge, requestKind } from './metrics.ts';
 export type { MetricsSources, RequestKind, ResultCode, StoreMetricsOptions } from './metrics.ts';
 export { API_ERROR_CODES, API_ERROR_STATUS, apiErrorBody, decodeApiError, encodeApiError } from './api-errors.ts';
 export type { ApiError, ApiErrorCode } from './api-errors.ts';

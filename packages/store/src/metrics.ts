@@ -43,10 +43,19 @@ const codeIndex = new Map<string, number>(RESULT_CODES.map((c, i) => [c, i]));
 /** What the metrics read from the host, the transport and the server at scrape time. */
 export interface MetricsSources {
   readonly host: { stats(): HostStats; replicaCounts?(): ReplicaCounts; readonly peerDisks?: { readonly refusingCount: number } };
-  readonly transport: { stats(): ReadonlyMap<StoreId, PeerStats> };
+  readonly transport: { stats(): ReadonlyMap<StoreId, PeerStats>; tlsCertificateExpiry?(): number | null };
   readonly server: () => { readonly requestsInFlight: number; readonly connections: number; readonly bodyBytesInFlight: number };
   /** The data disk's guard (disk-guard.ts); without it, no disk series. */
   readonly disk?: () => DiskStatus;
+}
+
+/**
+ * The series of the raft port's certificate expiry (with --raft-tls-*): `name` is the store's
+ * or a PD member's (each names it in full, so deploy's alert check finds it in the source).
+ */
+export function raftTlsExpiryGauge(registers: Registry[], name: string, expiry: () => number | null): void {
+  const help = "When the raft port's TLS certificate in use expires, in Unix seconds (--raft-tls-cert; re-read when the file changes)";
+  gauge(registers, name, help, () => expiry() ?? 0);
 }
 
 export interface StoreMetricsOptions {
@@ -117,6 +126,9 @@ export class StoreMetrics {
     gauge(registers, 'flotilla_store_kv_requests_in_flight', 'Requests admitted and not yet answered (client KV and admin: they share the bound)', () => sources.server().requestsInFlight);
     gauge(registers, 'flotilla_store_kv_request_body_bytes_in_flight', 'Body bytes of admitted requests (client KV and admin) held by the server', () => sources.server().bodyBytesInFlight);
     gauge(registers, 'flotilla_store_http_connections', 'Open client API connections', () => sources.server().connections);
+
+    const transport = sources.transport;
+    if (transport.tlsCertificateExpiry?.() != null) raftTlsExpiryGauge(registers, 'flotilla_store_raft_tls_certificate_expiry_timestamp_seconds', () => transport.tlsCertificateExpiry?.() ?? null);
 
     const disk = sources.disk;
     if (disk) {

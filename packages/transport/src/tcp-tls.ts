@@ -13,6 +13,7 @@
  * The credentials can be replaced while running (TcpTransport.setTls, for certificate
  * rotation): new connections use them; established ones keep theirs.
  */
+import { X509Certificate } from 'node:crypto';
 import net, { type Server, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { invalidArgument } from './errors.ts';
@@ -37,6 +38,14 @@ export function checkTls(creds: TransportTls): TransportTls {
     invalidArgument(`tls: the certificate, key or CA does not load (${err instanceof Error ? err.message : String(err)})`);
   }
   return { ca: creds.ca, cert: creds.cert, key: creds.key };
+}
+
+/**
+ * When the credentials' certificate (the first of its chain) expires, in Unix seconds: after it,
+ * peers refuse this process's connections, and it theirs once their own expire.
+ */
+export function certificateNotAfter(creds: TransportTls): number {
+  return Date.parse(new X509Certificate(creds.cert).validTo) / 1000;
 }
 
 /** TLS connections we dialed whose TCP connection is up and whose TLS handshake is not done yet. */

@@ -23,7 +23,7 @@ import { describeRemote, type TcpContext } from './tcp-context.ts';
 import { InboundConnection, type InboundRegistry } from './tcp-inbound.ts';
 import { PeerLink } from './tcp-link.ts';
 import { SnapshotSend } from './tcp-snapshot.ts';
-import { checkTls, listener, renewListener, type TransportTls } from './tcp-tls.ts';
+import { certificateNotAfter, checkTls, listener, renewListener, type TransportTls } from './tcp-tls.ts';
 import { resolveTuning } from './tuning.ts';
 import type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 
@@ -150,6 +150,11 @@ export class TcpTransport implements PeerTransport {
     const checked = checkTls(creds);
     this.ctx.tls = checked;
     if (this.server !== null) renewListener(this.server, checked);
+  }
+
+  /** With TLS: when the certificate in use expires, in Unix seconds (for an expiry alert); null without TLS. */
+  tlsCertificateExpiry(): number | null {
+    return this.ctx.tls === null ? null : certificateNotAfter(this.ctx.tls);
   }
 
   setPeer(store: StoreId, address: { host: string; port: number }): void {

@@ -5,6 +5,7 @@
  * credentials rotate for new connections, and bad credentials are refused up front.
  */
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -87,7 +88,9 @@ describe('TcpTransport over mutual TLS: who may connect', () => {
     await waitFor('store 3 refused: store 1 now shows a certificate of another CA', () => refusals().some((m) => m.includes('store 1')));
     assert.equal(b.t.send(1, seqMessage(2, 1)), null);
     await waitFor('the established connection still carries messages', () => a.rec.messagesFrom(2).length === 1);
+    assert.equal((a.t as TcpTransport).tlsCertificateExpiry(), Date.parse(new X509Certificate(STRANGER.cert).validTo) / 1000, 'the expiry is the certificate in use');
     (a.t as TcpTransport).setTls(PEER);
+    assert.equal((a.t as TcpTransport).tlsCertificateExpiry(), Date.parse('2126-11-01T10:43:10Z') / 1000);
     await waitFor('store 3 reaches store 1 with the cluster credentials back', () => c.t.stats().get(1)?.state === 'up');
   });
 
@@ -129,5 +132,6 @@ describe('TcpTransport over mutual TLS: who may connect', () => {
     assert.throws(() => bad({ ...PEER, ca: '' }), (err: unknown) => isTransportError(err, 'FLOTILLA_TRANSPORT_INVALID_ARGUMENT'));
     const plain = new TcpTransport({ localStore: 1, clusterId: 7 });
     assert.throws(() => plain.setTls(PEER), (err: unknown) => isTransportError(err, 'FLOTILLA_TRANSPORT_INVALID_ARGUMENT'));
+    assert.equal(plain.tlsCertificateExpiry(), null);
   });
 });

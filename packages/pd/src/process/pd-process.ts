@@ -47,7 +47,7 @@ export class PdProcess {
       onEvent: (entry) => metrics?.operators.inc({ origin: entry.origin, outcome: entry.event }),
     });
     const leadership = new Leadership(member, config.clusterId, logger, scheduling);
-    metrics = new PdMetrics(leadership, () => scheduling.timing(), () => scheduling.currentConfig().maxReplicas);
+    metrics = new PdMetrics(leadership, () => scheduling.timing(), () => scheduling.currentConfig().maxReplicas, () => member.transport.tlsCertificateExpiry());
     const routes = pdRoutes({
       member,
       leadership,

@@ -1,3 +1,4 @@
+import { raftTlsExpiryGauge } from '@flotilla/store';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StoreTiming } from '../cluster/cluster.ts';
 import type { StoreState } from '../cluster/types.ts';
@@ -15,8 +16,10 @@ export class PdMetrics {
   readonly heartbeats: Counter<'kind'>;
   readonly operators: Counter<'origin' | 'outcome'>;
 
-  constructor(leadership: Leadership, timing: () => StoreTiming, maxReplicas: () => number = () => 3) {
+  /** `raftTlsExpiry`: with --raft-tls-*, when the raft certificate in use expires (Unix seconds). */
+  constructor(leadership: Leadership, timing: () => StoreTiming, maxReplicas: () => number = () => 3, raftTlsExpiry: () => number | null = () => null) {
     collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_pd_' });
+    if (raftTlsExpiry() !== null) raftTlsExpiryGauge([this.registry], 'flotilla_pd_raft_tls_certificate_expiry_timestamp_seconds', raftTlsExpiry);
     this.heartbeats = new Counter({ name: 'flotilla_pd_heartbeats_total', help: 'Heartbeats handled by this member as leader (store: one per store heartbeat; region: one per region report)', labelNames: ['kind'], registers: [this.registry] });
     this.operators = new Counter({ name: 'flotilla_pd_operators_total', help: 'Operators by origin (checker, scheduler, admin) and how they ended (created, finished, timedOut, stale, cancelled)', labelNames: ['origin', 'outcome'], registers: [this.registry] });
     const serving = (): ReturnType<Leadership['serving']> | null => {
