@@ -2,7 +2,7 @@
  * Every bound and default of @flotilla/client, in one place. Units and qualifiers last.
  * The checks at the bottom run at load time and state how the bounds relate.
  */
-import { limits as wire, pdLimits } from '@flotilla/wire';
+import { limits as wire } from '@flotilla/wire';
 
 export const clientLimits = Object.freeze({
   // ---- Calls ---------------------------------------------------------------------------------
@@ -68,10 +68,6 @@ export const clientLimits = Object.freeze({
   suspectStoreMs: 1_000,
   /** Stores the client knows (addresses, connection pools). */
   storesMax: 4_096,
-  /** Location labels of a client (`labels`, for its stale reads) or a store: PD's bound on a store's. */
-  labelsMax: pdLimits.labelsMax,
-  /** Characters of a label's name or value (PD's bound). */
-  labelTextMax: pdLimits.labelTextMax,
 
   // ---- Region cache and PD -------------------------------------------------------------------
   /** Regions cached; past it, the least recently used eighth is dropped. */

@@ -5,7 +5,7 @@
  * identical look-ups share one request.
  */
 import { Pool } from 'undici';
-import { readRegionJson, type RegionMeta } from '@flotilla/wire';
+import { isWireError, readLocationLabels, readRegionJson, type RegionMeta } from '@flotilla/wire';
 import { clientLimits } from './constants.ts';
 import { ClientError } from './errors.ts';
 import { exchange } from './http-exchange.ts';
@@ -173,11 +173,10 @@ function protocol(message: string): ClientError {
 /** A store record's labels: absent (a PD that does not send them) is none; anything else must be PD's shape. */
 function storeLabels(value: unknown, storeId: number): Readonly<Record<string, string>> {
   if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw protocol(`stores/${storeId}: labels are not an object`);
-  const entries = Object.entries(value);
-  if (entries.length > clientLimits.labelsMax) throw protocol(`stores/${storeId}: ${entries.length} labels, at most ${clientLimits.labelsMax}`);
-  for (const [name, label] of entries) {
-    if (typeof label !== 'string' || name.length > clientLimits.labelTextMax || label.length > clientLimits.labelTextMax) throw protocol(`stores/${storeId}: label ${name.slice(0, 64)} is not a string of at most ${clientLimits.labelTextMax} characters`);
+  try {
+    return readLocationLabels(value);
+  } catch (err) {
+    if (!isWireError(err)) throw err;
+    throw protocol(`stores/${storeId}: ${err.message}`);
   }
-  return Object.freeze(Object.fromEntries(entries)) as Readonly<Record<string, string>>;
 }

@@ -12,8 +12,7 @@
  * id picks, so clients and regions spread over the replicas (and off the leader). A failover
  * also prefers the near replicas left.
  */
-import type { RegionPeer } from '@flotilla/wire';
-import { clientLimits } from './constants.ts';
+import { isWireError, readLocationLabels, type RegionPeer } from '@flotilla/wire';
 import { ClientError } from './errors.ts';
 import type { CachedRegion } from './region-cache.ts';
 import type { StoreChannels } from './store-channels.ts';
@@ -80,15 +79,12 @@ export class StaleReplicas {
   }
 }
 
-/** The client's `labels`: at most labelsMax names and values of 1..labelTextMax characters. */
+/** The client's `labels`, by the rules of a store's (wire's readLocationLabels): FLOTILLA_INVALID_ARGUMENT otherwise. */
 function checkLabels(labels: Labels): Labels {
-  const invalid = (why: string): ClientError => new ClientError('FLOTILLA_INVALID_ARGUMENT', `labels: ${why}`);
-  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw invalid('expected an object of name: value strings');
-  const entries = Object.entries(labels);
-  if (entries.length > clientLimits.labelsMax) throw invalid(`${entries.length} of them, at most ${clientLimits.labelsMax}`);
-  for (const [name, value] of entries) {
-    const fits = (s: unknown): boolean => typeof s === 'string' && s.length >= 1 && s.length <= clientLimits.labelTextMax;
-    if (!fits(name) || !fits(value)) throw invalid(`"${String(name).slice(0, 64)}": names and values are strings of 1..${clientLimits.labelTextMax} characters`);
+  try {
+    return readLocationLabels(labels);
+  } catch (err) {
+    if (!isWireError(err)) throw err;
+    throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `labels: ${err.message}`);
   }
-  return labels;
 }

@@ -20,10 +20,11 @@ import { HostLogWrites } from './host-log-writes.ts';
 import { handOverLeaderships } from './leader-handover.ts';
 import { restartLogWrites } from './log-catch-up.ts';
 import { LogCompaction } from './log-compaction.ts';
+import { proposeMembershipChange, proposeSplit } from './admin-proposals.ts';
 import { proposeCommitMerge, proposeFenceMerges, proposePrepareMerge, proposeRollbackMerge } from './merge-proposals.ts';
 import { MergeDriver } from './merge-driver.ts';
 import { MergeWaits } from './merge-waits.ts';
-import { toConfChange, type MembershipChange } from './membership.ts';
+import type { MembershipChange } from './membership.ts';
 import { Outbound } from './outbound.ts';
 import type { Peer, ProposalOutcome } from './peer.ts';
 import { AwakeGroups } from './awake-groups.ts';
@@ -260,47 +261,22 @@ export class MultiRaftHost implements InboundHandlers {
   }
 
   /**
-   * Changes a region's membership through its leader here (add a learner, promote to voter,
-   * remove; several at once go through joint consensus). Settles when the change applied;
-   * DiskFull at once when too few of its voters' stores take entries (disk-quorum.ts).
+   * A region's admin proposals through its leader here (admin-proposals.ts, merge-proposals.ts):
+   * membership changes, splits, and the merge steps — freeze a source to merge into its
+   * neighbour, commit a frozen source in its target, roll it back, fence a target. Each settles
+   * when its entry applied; the first three fail at once with DiskFull when too few of the
+   * region's voters are on stores that take entries (disk-quorum.ts).
    */
   changeMembership(regionId: number, changes: readonly MembershipChange[], transition?: 'auto' | 'implicit' | 'explicit'): Promise<ProposalOutcome> {
-    const peer = this.peers.get(regionId);
-    if (!peer || peer.placeholder) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } });
-    // A frozen merge source changes no membership (its replicas must stay where the target's are).
-    if (peer.merging) return Promise.resolve({ kind: 'failed', error: { code: 'FLOTILLA_SERVER_BUSY', retryAfterMs: limits.mergingRetryAfterMs } });
-    const refused = this.peerDisks.refusedProposal(peer);
-    return refused !== null ? Promise.resolve(refused) : peer.proposeConfChange(toConfChange(changes, transition));
+    return proposeMembershipChange(this.peers, this.peerDisks, regionId, changes, transition);
   }
 
-  /**
-   * Splits a region at `splitKey` through its leader here. The new region gets `newRegionId`
-   * and one new peer id per current member (in the region's peer order); ids come from the
-   * placement driver. Settles when applied; EpochNotMatch when every replica refused it;
-   * DiskFull at once as changeMembership.
-   */
-  async split(regionId: number, splitKey: Uint8Array, newRegionId: number, newPeerIds: readonly number[]): Promise<ProposalOutcome> {
-    const peer = this.peers.get(regionId);
-    if (!peer || peer.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId } };
-    const refused = this.peerDisks.refusedProposal(peer);
-    if (refused !== null) return refused;
-    const outcome = await peer.propose([{ op: 'split', splitKey, newRegionId, newPeerIds, epoch: peer.region.epoch }]);
-    // An accepted split applies as putRegion commands; a refused one as a noop.
-    if (outcome.kind === 'applied' && outcome.results[0]?.op !== 'putRegion') {
-      return { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId, currentRegions: [peer.region] } };
-    }
-    return outcome;
+  split(regionId: number, splitKey: Uint8Array, newRegionId: number, newPeerIds: readonly number[]): Promise<ProposalOutcome> {
+    return proposeSplit(this.peers, this.peerDisks, regionId, splitKey, newRegionId, newPeerIds);
   }
 
-  /**
-   * Region merge through the leaders here (merge-proposals.ts): freeze a source to merge into
-   * its neighbour, commit a frozen source in its target, roll it back, or fence a target.
-   * Each settles when its entry applied.
-   */
   prepareMerge(sourceId: number, targetId: number): Promise<ProposalOutcome> {
-    const source = this.peers.get(sourceId);
-    const refused = source === undefined ? null : this.peerDisks.refusedProposal(source);
-    return refused !== null ? Promise.resolve(refused) : proposePrepareMerge(this.peers, sourceId, targetId);
+    return proposePrepareMerge(this.peers, this.peerDisks, sourceId, targetId);
   }
 
   commitMerge(sourceId: number): Promise<ProposalOutcome> {

@@ -1,3 +1,4 @@
+import type { PeerDisks } from './disk-quorum.ts';
 import type { ProposalOutcome, Peer } from './peer.ts';
 import type { ReplicaLookup } from './replica-router.ts';
 import { adjacent, sameStores } from './merge.ts';
@@ -10,13 +11,17 @@ import { adjacent, sameStores } from './merge.ts';
 /**
  * Freezes region `sourceId` (led here) to be merged into its neighbour `targetId`, whose
  * replica here gives the epoch the merge is prepared against (merge.ts). Settles when the
- * prepare entry applied; EpochNotMatch when the regions don't fit or a replica refused it.
- * The merge driver (merge-driver.ts) then commits it in the target, or rolls it back.
+ * prepare entry applied; EpochNotMatch when the regions don't fit or a replica refused it;
+ * DiskFull at once when too few of the source's voters are on stores that take entries (the
+ * driver's later steps wait instead: they must finish). The merge driver (merge-driver.ts) then
+ * commits it in the target, or rolls it back.
  */
-export async function proposePrepareMerge(peers: ReplicaLookup, sourceId: number, targetId: number): Promise<ProposalOutcome> {
+export async function proposePrepareMerge(peers: ReplicaLookup, disks: PeerDisks, sourceId: number, targetId: number): Promise<ProposalOutcome> {
   const source = peers.get(sourceId);
   const target = peers.get(targetId);
   if (!source || source.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: sourceId } };
+  const refused = disks.refusedProposal(source);
+  if (refused !== null) return refused;
   if (!target || target.placeholder) return { kind: 'failed', error: { code: 'FLOTILLA_REGION_NOT_FOUND', regionId: targetId } };
   const mismatch: ProposalOutcome = { kind: 'failed', error: { code: 'FLOTILLA_EPOCH_NOT_MATCH', regionId: sourceId, currentRegions: [source.region, target.region] } };
   if (source.merging !== undefined || target.merging !== undefined || !adjacent(source.region, target.region) || !sameStores(source.region, target.region)) return mismatch;

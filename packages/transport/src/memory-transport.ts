@@ -18,7 +18,7 @@ import { limits as wire } from '@flotilla/wire';
 import type { TransportTuning } from './constants.ts';
 import { TransportError, invalidArgument, type TransportErrorHook } from './errors.ts';
 import { MEMORY_HOST, type MemoryAddress, type MemoryNetwork } from './memory-network.ts';
-import { Outbox, checkDiskReport, checkEnvelope, checkSnapshotEnvelope, checkStore, diskReportOf } from './outbox.ts';
+import { Outbox, RAFT_STREAM_KINDS, checkDiskReport, checkEnvelope, checkSnapshotEnvelope, checkStore, diskReportOf } from './outbox.ts';
 import { resolveTuning } from './tuning.ts';
 import type { DiskReport, EnqueueRefusal, InboundHandlers, PeerStats, PeerTransport, SnapshotOutcome, StoreId } from './types.ts';
 
@@ -228,7 +228,7 @@ export class MemoryTransport implements PeerTransport {
     if (this.closed || handlers === null) return;
     this.framesReceived.set(from, (this.framesReceived.get(from) ?? 0) + 1);
     const messages: WireMessage[] = [];
-    new FrameDecoder({ kinds: ['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch', 'diskState'] }).push(frame, (f) => messages.push(decodeFrame(f)));
+    new FrameDecoder({ kinds: RAFT_STREAM_KINDS }).push(frame, (f) => messages.push(decodeFrame(f)));
     for (const message of messages) {
       // A handler that throws is the host's bug: it propagates, as over TCP.
       switch (message.kind) {

@@ -11,10 +11,13 @@
  * Raft messages keep the order they were queued in (within a frame and across split frames).
  */
 import { RAFT_MESSAGE_TYPE_CODES } from '@flotilla/wire';
-import { limits as wire, raftEnvelopeBytesBound, type DiskState, type Heartbeat, type HeartbeatResponse, type RaftEnvelope, type WireMessage } from '@flotilla/wire';
+import { limits as wire, raftEnvelopeBytesBound, type DiskState, type FrameKindName, type Heartbeat, type HeartbeatResponse, type RaftEnvelope, type WireMessage } from '@flotilla/wire';
 import { HEARTBEAT_QUEUED_BYTES_FIXED, raftMessageQueuedBytesMax } from './constants.ts';
 import { TransportError, invalidArgument } from './errors.ts';
 import type { DiskReport, StoreId } from './types.ts';
+
+/** The frame kinds a raft connection carries (what take() makes); any other closes it. */
+export const RAFT_STREAM_KINDS: readonly FrameKindName[] = Object.freeze(['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch', 'diskState']);
 
 export interface QueueBounds {
   readonly messagesMax: number;

@@ -14,7 +14,7 @@ import { TransportError } from './errors.ts';
 import { HandshakeReader, encodeHandshake, type Handshake, type HandshakeStatus } from './handshake.ts';
 import { describeRemote, endSocket, type TcpContext } from './tcp-context.ts';
 import { SnapshotReceive, classify } from './tcp-snapshot.ts';
-import { diskReportOf } from './outbox.ts';
+import { RAFT_STREAM_KINDS, diskReportOf } from './outbox.ts';
 import type { StoreId } from './types.ts';
 
 /** The transport's side of accepting: admission decisions and bookkeeping. */
@@ -108,7 +108,7 @@ export class InboundConnection {
         return this.refuse(hello, 'busy', new TransportError('FLOTILLA_TRANSPORT_LIMIT_EXCEEDED', `raft connection from store ${hello.fromStore} refused: streams from ${storesMax} stores already`, { store: hello.fromStore }));
       }
       this.phase = 'raft';
-      this.decoder = new FrameDecoder({ kinds: ['raftBatch', 'heartbeatBatch', 'heartbeatResponseBatch', 'diskState'] });
+      this.decoder = new FrameDecoder({ kinds: RAFT_STREAM_KINDS });
     } else {
       if (!this.registry.admitSnapshot()) {
         return this.refuse(hello, 'busy', new TransportError('FLOTILLA_TRANSPORT_LIMIT_EXCEEDED', `snapshot stream from store ${hello.fromStore} refused: ${this.ctx.tuning.snapshotReceivesMax} streams already`, { store: hello.fromStore }));
@@ -148,7 +148,7 @@ export class InboundConnection {
       this.snapshot.onMessage(message);
       return;
     }
-    if (message.kind !== 'raftBatch' && message.kind !== 'heartbeatBatch' && message.kind !== 'heartbeatResponseBatch' && message.kind !== 'diskState') {
+    if (!RAFT_STREAM_KINDS.includes(message.kind)) {
       throw new TransportError('FLOTILLA_TRANSPORT_PROTOCOL', `a ${message.kind} frame on a raft connection`, { store });
     }
     out.push(message);

@@ -64,6 +64,7 @@ export {
   pdLimits,
   readJoinRequest,
   readJoinResponse,
+  readLocationLabels,
   readOperatorWatch,
   readOperatorWatchResponse,
   readRegionHeartbeatRequest,

@@ -179,7 +179,7 @@ export function readJoinRequest(value: unknown): JoinRequest {
     ...(storeId === undefined ? {} : { storeId }),
     raftAddress: text(o['raftAddress'], pdLimits.addressTextMax, 'raftAddress'),
     apiAddress: text(o['apiAddress'], pdLimits.addressTextMax, 'apiAddress'),
-    labels: labels(o['labels'] ?? {}),
+    labels: readLocationLabels(o['labels'] ?? {}),
   };
 }
 
@@ -323,7 +323,11 @@ function rates(value: unknown, what: string): FlowRatesJson {
   };
 }
 
-function labels(value: unknown): Readonly<Record<string, string>> {
+/**
+ * Location labels (a store's `--labels`, a client's own): at most labelsMax, names and values
+ * of 1..labelTextMax characters; WireError otherwise.
+ */
+export function readLocationLabels(value: unknown): Readonly<Record<string, string>> {
   const o = object(value, 'labels');
   const entries = Object.entries(o);
   if (entries.length > pdLimits.labelsMax) limit(`labels: ${entries.length}, at most ${pdLimits.labelsMax}`);
