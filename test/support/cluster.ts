@@ -16,6 +16,7 @@ import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest, type KvResponse, type RegionMeta } from '@flotilla/wire';
 import { waitFor as pollUntil } from '../../packages/store/test/harness.ts';
 import { REPO, STOP_DEADLINE_MS, deadline, launchProcess } from './process.ts';
+import { apiTlsFlags, tlsCredentials, type TlsFiles } from './tls.ts';
 
 export { deadline };
 
@@ -57,6 +58,11 @@ export interface ClusterOptions {
   readonly pd?: () => readonly string[];
   /** More flags for every store. */
   readonly args?: readonly string[];
+  /**
+   * HTTPS APIs (--api-tls-* with these files, test/support/tls's `peer`): the harness then calls
+   * the stores at https:// with the same credentials as its client certificate.
+   */
+  readonly apiTls?: TlsFiles;
 }
 
 export interface AdminAnswer<T = unknown> {
@@ -211,8 +217,8 @@ export class ProcessCluster {
 
   /** A series' value on a running store's /metrics page (`name` with its labels, if any); NaN when absent. */
   async metric(storeId: number, name: string): Promise<number> {
-    const { api } = this.running(storeId);
-    const page = await (await fetch(`http://${api.host}:${api.port}/metrics`)).text();
+    const res = await this.running(storeId).pool.request({ method: 'GET', path: '/metrics' });
+    const page = await res.body.text();
     const line = page.split('\n').find((l) => l.startsWith(`${name} `));
     return line === undefined ? NaN : Number(line.slice(name.length + 1));
   }
@@ -231,11 +237,14 @@ async function launch(id: number | undefined, dir: string, options: ClusterOptio
     '--tick-ms', String(options.tickMs ?? 50),
     '--log-shards', '1',
     ...(options.args ?? []),
+    ...(options.apiTls ? apiTlsFlags(options.apiTls) : []),
   ];
   const { child, exited, logs, started } = await launchProcess(`store ${label}`, STORE_MAIN, args, 'store started', profile);
   const raft = started.raftAddress as HostPort;
   const api = started.apiAddress as HostPort;
-  const pool = new Pool(`http://${api.host}:${api.port}`, { connections: 8, pipelining: 1 });
+  const pool = options.apiTls
+    ? new Pool(`https://${api.host}:${api.port}`, { connections: 8, pipelining: 1, connect: tlsCredentials('peer') })
+    : new Pool(`http://${api.host}:${api.port}`, { connections: 8, pipelining: 1 });
   return { id: started.storeId as number, dir, child, raft, api, pool, exited, logs, stopping: false };
 }
 

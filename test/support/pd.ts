@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
 import { REPO, STOP_DEADLINE_MS, deadline, launchProcess, type ChildHandle } from './process.ts';
+import { apiTlsFlags, tlsCredentials, type TlsFiles } from './tls.ts';
 
 const PD_MAIN = path.join(REPO, 'packages/pd/src/main.ts');
 
@@ -31,7 +32,11 @@ export class PdProcesses {
   private readonly dirs = new Map<number, string>();
   private root: string | undefined;
 
-  constructor(private readonly args: readonly string[] = []) {}
+  constructor(
+    private readonly args: readonly string[] = [],
+    /** HTTPS APIs (--api-tls-* with these files); the harness calls them with test/support/tls's `peer` credentials. */
+    private readonly apiTls?: TlsFiles,
+  ) {}
 
   /** Starts member `id`: founding alone when no member runs yet, else joining through one. */
   async start(id: number, args: readonly string[] = []): Promise<PdHandle> {
@@ -40,11 +45,14 @@ export class PdProcesses {
     const firstStart = !this.dirs.has(id);
     this.dirs.set(id, dir);
     const through = [...this.members.values()][0];
-    const entry = firstStart && !through ? ['--initial-members', `${id}=127.0.0.1:0@http://127.0.0.1:0`] : firstStart ? ['--join', through!.url] : [];
-    const flags = ['--member-id', String(id), '--data-dir', dir, '--raft-listen', '127.0.0.1:0', '--client-listen', '127.0.0.1:0', '--tick-ms', '50', ...entry, ...this.args, ...args];
+    const scheme = this.apiTls ? 'https' : 'http';
+    const entry = firstStart && !through ? ['--initial-members', `${id}=127.0.0.1:0@${scheme}://127.0.0.1:0`] : firstStart ? ['--join', through!.url] : [];
+    const tls = this.apiTls ? apiTlsFlags(this.apiTls) : [];
+    const flags = ['--member-id', String(id), '--data-dir', dir, '--raft-listen', '127.0.0.1:0', '--client-listen', '127.0.0.1:0', '--tick-ms', '50', ...entry, ...tls, ...this.args, ...args];
     const handle = await launchProcess(`pd ${id}`, PD_MAIN, flags, 'pd member started');
     const url = handle.started.clientUrl as string;
-    const member: PdHandle = { ...handle, id, url, pool: new Pool(url, { connections: 4 }), stopping: false };
+    const pool = new Pool(url, { connections: 4, ...(this.apiTls ? { connect: tlsCredentials('peer') } : {}) });
+    const member: PdHandle = { ...handle, id, url, pool, stopping: false };
     void member.exited.then(({ code, signal }) => {
       if (!member.stopping) this.crashes.push(`pd ${id} exited on its own (${code ?? signal}):\n${member.logs.join('\n')}`);
     });

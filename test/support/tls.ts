@@ -21,6 +21,11 @@ export function tlsFiles(who: 'peer' | 'wrong-host' | 'stranger'): TlsFiles {
   return { ca: file(who === 'stranger' ? 'stranger-ca.pem' : 'cluster-ca.pem'), cert: file(`${who}.pem`), key: file(`${who}-key.pem`) };
 }
 
+/** The flags that give a process `files` for its HTTP API (--api-tls-*). */
+export function apiTlsFlags(files: TlsFiles): string[] {
+  return ['--api-tls-ca', files.ca, '--api-tls-cert', files.cert, '--api-tls-key', files.key];
+}
+
 /** The same credentials' PEM text (TcpTransportOptions.tls). */
 export function tlsCredentials(who: 'peer' | 'wrong-host' | 'stranger'): TlsFiles {
   const files = tlsFiles(who);

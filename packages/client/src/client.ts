@@ -6,6 +6,7 @@
 import type { KvOp, KvOpResult, ReadConsistency, RegionPeer } from '@flotilla/wire';
 import { limits as wire } from '@flotilla/wire';
 import { CallContext, backoffMs } from './backoff.ts';
+import { checkClientTls, type ClientTls } from './client-tls.ts';
 import { clientLimits } from './constants.ts';
 import { ClientError, fromKvError, isClientError } from './errors.ts';
 import { asBuffer, boundOf, compareKeys, keyOf, maxStart, minEnd, successor, valueOf, type Bytes } from './keys.ts';
@@ -27,7 +28,7 @@ export type Consistency = 'linearizable' | { readonly maxStalenessMs: number };
 
 /** Options of createClient. */
 export interface ClientOptions {
-  /** URLs of PD members (`http://host:port`); any member will do, the client follows the leader. */
+  /** URLs of PD members (`http://host:port`, `https://` with `tls`); any member will do, the client follows the leader. */
   readonly pd: readonly string[];
   /** The deadline of every call that gives none, in ms (default 10,000). */
   readonly timeoutMs?: number;
@@ -47,6 +48,13 @@ export interface ClientOptions {
    * 1..64 characters. Default: none (stale reads spread over all replicas).
    */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * For a cluster whose APIs are HTTPS (`--api-tls-*`): the cluster's CA certificate(s), this
+   * client's certificate (signed by that CA) and its key, PEM. Stores are then dialed at
+   * `https://`, PD members must be `https://` URLs, and a server that refuses the certificate,
+   * or whose own certificate does not verify, fails the call with FLOTILLA_UNAUTHENTICATED.
+   */
+  readonly tls?: ClientTls;
   /** Random numbers in [0, 1) for backoff jitter and replica choice (tests). */
   readonly random?: () => number;
 }
@@ -159,9 +167,10 @@ export class FlotillaClient {
     this.timeoutMs = checkTimeout(options.timeoutMs ?? clientLimits.callTimeoutMsDefault);
     this.consistency = readConsistency(options.consistency ?? 'linearizable');
     this.random = options.random ?? Math.random;
-    this.source = options.regionSource ?? new PdRouting(options.pd);
+    const tls = options.tls === undefined ? undefined : checkClientTls(options.tls);
+    this.source = options.regionSource ?? new PdRouting(options.pd, tls);
     this.router = new Router(new RegionCache(), this.source, this.random);
-    this.channels = new StoreChannels(this.source, options.channel, () => void this.router.pdLookups++);
+    this.channels = new StoreChannels(this.source, options.channel, () => void this.router.pdLookups++, tls);
     this.staleReplicas = new StaleReplicas(this.channels, Math.floor(this.random() * 1_000_000), options.labels);
   }
 

@@ -35,6 +35,8 @@ export type ClientErrorCode =
   | 'FLOTILLA_INVALID_ARGUMENT'
   /** Too many operations wait for one store (the SDK's own backpressure). */
   | 'FLOTILLA_CLIENT_BUSY'
+  /** A store or PD refused the client's TLS certificate (401), or presented one the client does not trust (createClient's `tls`). */
+  | 'FLOTILLA_UNAUTHENTICATED'
   /** close() was called. */
   | 'FLOTILLA_CLIENT_CLOSED';
 
@@ -56,6 +58,7 @@ export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = Object.freeze([
   'FLOTILLA_PD_ERROR',
   'FLOTILLA_INVALID_ARGUMENT',
   'FLOTILLA_CLIENT_BUSY',
+  'FLOTILLA_UNAUTHENTICATED',
   'FLOTILLA_CLIENT_CLOSED',
 ] as const);
 

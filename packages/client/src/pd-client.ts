@@ -6,6 +6,7 @@
  */
 import { Pool } from 'undici';
 import { isWireError, readLocationLabels, readRegionJson, type RegionMeta } from '@flotilla/wire';
+import { tlsConnect, unauthenticated, untrustedServer, type ClientTls } from './client-tls.ts';
 import { clientLimits } from './constants.ts';
 import { ClientError } from './errors.ts';
 import { exchange } from './http-exchange.ts';
@@ -48,12 +49,17 @@ export class PdRouting implements RegionSource {
   private preferred: string;
   private closed = false;
 
-  constructor(private readonly endpoints: readonly string[]) {
+  constructor(
+    private readonly endpoints: readonly string[],
+    /** PD members are HTTPS with these credentials (client-tls.ts). */
+    private readonly tls: ClientTls | undefined = undefined,
+  ) {
     if (endpoints.length === 0 || endpoints.length > clientLimits.pdEndpointsMax) {
       throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `pd: 1..${clientLimits.pdEndpointsMax} endpoints, got ${endpoints.length}`);
     }
     for (const e of endpoints) {
       if (!/^https?:\/\/[^/]+\/?$/.test(e)) throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `pd: expected http://host:port, got "${e}"`);
+      if (tls !== undefined && !e.startsWith('https:')) throw new ClientError('FLOTILLA_INVALID_ARGUMENT', `pd: with tls, PD members are https:// URLs, got "${e}"`);
     }
     this.endpoints = endpoints.map((e) => e.replace(/\/$/, ''));
     this.preferred = this.endpoints[0]!;
@@ -107,6 +113,7 @@ export class PdRouting implements RegionSource {
       try {
         answer = await this.request(url, path);
       } catch (err) {
+        if (untrustedServer(err)) throw unauthenticated(`PD member ${url}`, `its TLS certificate is not trusted (${(err as Error).message})`, err);
         lastProblem = `${url}: ${(err as Error).message}`;
         next = this.endpoints.find((e) => !tried.includes(e));
         continue;
@@ -117,6 +124,7 @@ export class PdRouting implements RegionSource {
         return answer;
       }
       lastProblem = `${url}: ${answer.status} ${String(error?.code ?? '')} ${String(error?.message ?? '')}`.trim();
+      if (answer.status === 401) throw unauthenticated(`PD member ${url}`, `refused this client's TLS certificate: ${lastProblem}`);
       if (answer.status === 421 || answer.status === 502 || answer.status === 503 || answer.status === 504) {
         const hint = typeof error?.leader?.url === 'string' ? error.leader.url.replace(/\/$/, '') : undefined;
         next = hint !== undefined && !tried.includes(hint) ? hint : this.endpoints.find((e) => !tried.includes(e));
@@ -136,7 +144,8 @@ export class PdRouting implements RegionSource {
         this.pools.delete(oldest);
         void stale.close();
       }
-      pool = new Pool(url, { connections: clientLimits.pdConnectionsPerMember, keepAliveTimeout: clientLimits.keepAliveTimeoutMs });
+      const connect = this.tls === undefined ? {} : { connect: tlsConnect(this.tls) };
+      pool = new Pool(url, { ...connect, connections: clientLimits.pdConnectionsPerMember, keepAliveTimeout: clientLimits.keepAliveTimeoutMs });
       this.pools.set(url, pool);
     }
     const answer = await exchange(pool, { method: 'GET', path, headersTimeout: clientLimits.pdRequestTimeoutMs, bodyTimeout: clientLimits.pdRequestTimeoutMs }, clientLimits.pdAnswerBytesMax, () =>

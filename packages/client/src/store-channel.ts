@@ -13,6 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Pool, errors as undiciErrors } from 'undici';
+import { tlsConnect, unauthenticated, untrustedServer, type ClientTls } from './client-tls.ts';
 import { decodeKvResponse, encodeKvRequest, limits as wire, type KvError, type KvOp, type KvOpResult, type KvResponse } from '@flotilla/wire';
 import { clientLimits } from './constants.ts';
 import { ClientError } from './errors.ts';
@@ -108,6 +109,8 @@ export class StoreChannel {
     options: ChannelOptions = {},
     /** Told when a connection to the store failed (the client refreshes the address). */
     private readonly onConnectionFailure: (channel: StoreChannel) => void = () => {},
+    /** HTTPS with these credentials (client-tls.ts); plain HTTP without. */
+    tls?: ClientTls,
   ) {
     this.label = `store ${storeId}`;
     this.stats = options.stats ?? { requests: 0, ops: 0 };
@@ -119,12 +122,16 @@ export class StoreChannel {
     this.writeRequestsInFlightMax = channelBound('writeRequestsInFlightMax', options.writeRequestsInFlightMax, clientLimits.writeRequestsInFlightPerStoreMax);
     this.queuedOpsMax = channelBound('queuedOpsMax', options.queuedOpsMax, clientLimits.queuedOpsPerStoreMax);
     this.attemptTimeoutMsMax = channelBound('attemptTimeoutMsMax', options.attemptTimeoutMsMax, clientLimits.attemptTimeoutMsMax);
-    this.readPool = new Pool(`http://${address}`, {
+    const origin = `${tls === undefined ? 'http' : 'https'}://${address}`;
+    const connect = tls === undefined ? {} : { connect: tlsConnect(tls) };
+    this.readPool = new Pool(origin, {
+      ...connect,
       connections: clientLimits.readConnectionsPerStore,
       pipelining: clientLimits.pipeliningPerConnection,
       keepAliveTimeout: clientLimits.keepAliveTimeoutMs,
     });
-    this.writePool = new Pool(`http://${address}`, {
+    this.writePool = new Pool(origin, {
+      ...connect,
       connections: this.writeRequestsInFlightMax,
       pipelining: 1,
       keepAliveTimeout: clientLimits.keepAliveTimeoutMs,
@@ -281,6 +288,12 @@ export class StoreChannel {
         this.settleAll(ops, { kind: 'failed', error: err, maybeApplied: write, connection: false });
         return;
       }
+      if (untrustedServer(err)) {
+        // The TLS handshake failed: nothing was sent, and asking again will not help.
+        const error = unauthenticated(`store ${this.storeId} at ${this.address}`, `its TLS certificate is not trusted (${(err as Error).message})`, err);
+        this.settleAll(ops, { kind: 'failed', error, maybeApplied: false, connection: false });
+        return;
+      }
       const notSent = neverSent(err);
       if (!(err instanceof undiciErrors.RequestAbortedError)) this.onConnectionFailure(this);
       const error = new ClientError('FLOTILLA_STORE_UNAVAILABLE', `store ${this.storeId} at ${this.address}: ${(err as Error).message}`, { cause: err });
@@ -290,6 +303,10 @@ export class StoreChannel {
     if (!contentType.startsWith(MSGPACK)) {
       // A JSON ApiError: the exchange itself was refused.
       const text = payload.toString('utf8').slice(0, 512);
+      if (status === 401) {
+        this.settleAll(ops, { kind: 'failed', error: unauthenticated(`store ${this.storeId}`, `refused this client's TLS certificate: ${text}`), maybeApplied: false, connection: false });
+        return;
+      }
       const maybeApplied = write && status >= 500;
       const code = status === 408 ? 'FLOTILLA_STORE_UNAVAILABLE' : 'FLOTILLA_STORE_PROTOCOL';
       this.settleAll(ops, { kind: 'failed', error: new ClientError(code, `store ${this.storeId} answered ${status}: ${text}`), maybeApplied, connection: false });

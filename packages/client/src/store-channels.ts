@@ -11,6 +11,7 @@ import { CallContext } from './backoff.ts';
 import { clientLimits } from './constants.ts';
 import { ClientError } from './errors.ts';
 import type { RegionSource } from './pd-client.ts';
+import type { ClientTls } from './client-tls.ts';
 import { StoreChannel, type ChannelOptions, type ChannelStats } from './store-channel.ts';
 
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
@@ -31,6 +32,8 @@ export class StoreChannels {
     private readonly options: Omit<ChannelOptions, 'stats'> | undefined,
     /** Told of every store address asked of PD (the client's pdLookups). */
     private readonly onLookup: () => void,
+    /** Stores are dialed over HTTPS with these credentials (client-tls.ts). */
+    private readonly tls: ClientTls | undefined = undefined,
   ) {}
 
   /** Stores with an open channel. */
@@ -131,7 +134,7 @@ export class StoreChannels {
         this.open.delete(failed.storeId);
         failed.retire();
       }
-    });
+    }, this.tls);
     this.open.set(storeId, channel);
     return channel;
   }

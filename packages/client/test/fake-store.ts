@@ -1,8 +1,9 @@
 /**
- * A fake store for unit tests: a node:http server that decodes each KvRequest and answers
- * with whatever the test's handler returns, recording every request.
+ * A fake store for unit tests: a node:http server (node:https with `tls`) that decodes each
+ * KvRequest and answers with whatever the test's handler returns, recording every request.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { decodeKvRequest, encodeKvResponse, type KvRequest, type KvResponse } from '@flotilla/wire';
 import type { CallContext } from '../src/backoff.ts';
@@ -11,16 +12,21 @@ import { waitFor } from '../../../test/support/wait.ts';
 
 export { waitFor };
 
-export type Handler = (request: KvRequest) => KvResponse | Promise<KvResponse> | 'hang' | 'destroy';
+/** 'unauthorized': the 401 JSON ApiError a store with --api-tls-* answers a client without the cluster's certificate. */
+export type Handler = (request: KvRequest) => KvResponse | Promise<KvResponse> | 'hang' | 'destroy' | 'unauthorized';
 
 export class FakeStore {
   readonly requests: KvRequest[] = [];
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly sockets = new Set<import('node:net').Socket>();
   address = '';
 
-  constructor(public handler: Handler) {
-    this.server = http.createServer((req, res) => {
+  /** `tls`: serve HTTPS with this certificate and key. */
+  constructor(
+    public handler: Handler,
+    tls?: { readonly cert: string; readonly key: string },
+  ) {
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -29,12 +35,17 @@ export class FakeStore {
         void Promise.resolve(this.handler(request)).then((answer) => {
           if (answer === 'hang') return;
           if (answer === 'destroy') return void req.socket.destroy();
+          if (answer === 'unauthorized') {
+            res.writeHead(401, { 'content-type': 'application/json' });
+            return void res.end(JSON.stringify({ error: { code: 'FLOTILLA_UNAUTHENTICATED', message: 'this API needs a client certificate' } }));
+          }
           const body = encodeKvResponse(answer);
           res.writeHead('error' in answer && answer.error.code === 'FLOTILLA_SERVER_BUSY' ? 503 : 200, { 'content-type': 'application/x-msgpack', 'content-length': body.byteLength });
           res.end(body);
         });
       });
-    });
+    };
+    this.server = tls === undefined ? http.createServer(serve) : https.createServer({ cert: tls.cert, key: tls.key }, serve);
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));

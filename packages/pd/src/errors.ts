@@ -16,6 +16,7 @@ export type PdErrorCode =
   | 'FLOTILLA_PD_META_WRITE_FAILED' // a write to PD's replicated metadata did not commit: retry
   | 'FLOTILLA_PD_SERVER_BUSY'
   | 'FLOTILLA_PD_REQUEST_TOO_LARGE' // a request body past pdServerLimits.requestBodyBytesMax
+  | 'FLOTILLA_PD_UNAUTHENTICATED' // the API is HTTPS (--api-tls-*) and the caller has no client certificate signed by its CA
   | 'FLOTILLA_PD_INVALID_CONFIG' // a flag or environment variable of the PD process
   | 'FLOTILLA_PD_CORRUPT_META' // stored metadata PD can't read: a bug or a newer format
   | 'FLOTILLA_PD_INTERNAL';
@@ -27,6 +28,7 @@ export const PD_ERROR_STATUS: Readonly<Record<PdErrorCode, number>> = {
   FLOTILLA_PD_NOT_BOOTSTRAPPED: 409,
   FLOTILLA_PD_CLUSTER_MISMATCH: 409,
   FLOTILLA_PD_INVALID_ARGUMENT: 400,
+  FLOTILLA_PD_UNAUTHENTICATED: 401,
   FLOTILLA_PD_STORE_NOT_FOUND: 404,
   FLOTILLA_PD_STORE_TOMBSTONE: 410,
   FLOTILLA_PD_REGION_NOT_FOUND: 404,

@@ -45,6 +45,19 @@ describe('PD process flags', () => {
     const config = parsePdConfig([...base, '--raft-tls-ca', 'ca.pem', '--raft-tls-cert', 'c.pem', '--raft-tls-key', 'k.pem'], {});
     assert.ok(config !== 'help');
     assert.deepEqual(config.raftTls, { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' });
+    assert.equal(config.apiTls, undefined);
+  });
+
+  it('takes the API TLS files, all three; every client URL is then https://', () => {
+    const tls = ['--api-tls-ca', 'ca.pem', '--api-tls-cert', 'c.pem', '--api-tls-key', 'k.pem'];
+    const config = parsePdConfig([...base, ...tls, '--initial-members', '2=h:2380@https://h:2379', '--advertise-client-url', 'https://pd-2:2379'], {});
+    assert.ok(config !== 'help');
+    assert.deepEqual(config.apiTls, { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' });
+    assert.equal(config.initialMembers?.get(2)?.clientUrl, 'https://h:2379');
+    assert.equal(config.advertiseClientUrl, 'https://pd-2:2379');
+    invalid([...base, ...tls, '--join', 'http://pd:2379'], /--join: "http:\/\/pd:2379" must be https:\/\/host:port \(the API is HTTPS/);
+    invalid([...base, ...tls, '--initial-members', '2=h:2380@http://h:2379'], /--initial-members: .* must be https:/);
+    invalid([...base, '--api-tls-cert', 'c.pem'], /API TLS needs .*missing --api-tls-ca, --api-tls-key/);
   });
 
   it('lets a member founding PD alone listen on any port', () => {

@@ -13,6 +13,7 @@
  */
 export type ApiErrorCode =
   | 'FLOTILLA_MALFORMED_REQUEST' // 400: not a KvRequest (bad msgpack, wrong shape, bad HTTP); an admin field (`field`)
+  | 'FLOTILLA_UNAUTHENTICATED' // 401: an HTTPS API (--api-tls-*) without a client certificate signed by its CA
   | 'FLOTILLA_NOT_FOUND' // 404: no such endpoint
   | 'FLOTILLA_METHOD_NOT_ALLOWED' // 405: the endpoint exists; see the Allow header
   | 'FLOTILLA_REQUEST_TIMEOUT' // 408: the request was not received in time
@@ -32,6 +33,7 @@ export type ApiErrorCode =
 
 export const API_ERROR_STATUS: Readonly<Record<ApiErrorCode, number>> = Object.freeze({
   FLOTILLA_MALFORMED_REQUEST: 400,
+  FLOTILLA_UNAUTHENTICATED: 401,
   FLOTILLA_NOT_FOUND: 404,
   FLOTILLA_METHOD_NOT_ALLOWED: 405,
   FLOTILLA_REQUEST_TIMEOUT: 408,

@@ -1,4 +1,4 @@
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -6,12 +6,14 @@ import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
 import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions, type AdminStream } from './admin-api.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
+import { clientRefusal, createApiServer, type ApiServer } from './api-tls.ts';
 import type { CatchUpStatus } from './catch-up.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { HostObserver, HostStats, ReplicaCounts } from './host-types.ts';
 import type { MultiRaftHost } from './host.ts';
 import type { DiskStatus } from './disk-guard.ts';
 import { StoreMetrics, requestKind, type RequestKind } from './metrics.ts';
+import type { TlsCredentials } from './process/tls-files.ts';
 import { serverLimits } from './server-limits.ts';
 
 /** The client API endpoint: POST a msgpack KvRequest, get a msgpack KvResponse. */
@@ -46,6 +48,8 @@ export interface StoreServerOptions {
   readonly admin?: AdminOptions;
   /** The data disk's guard, for its metrics (disk-guard.ts). */
   readonly disk?: () => DiskStatus;
+  /** HTTPS with client certificates (api-tls.ts); without it plain HTTP. */
+  readonly tls?: TlsCredentials;
 }
 
 export interface ServerStats {
@@ -98,14 +102,19 @@ interface BodyPolicy {
  *   share the in-flight bounds and the draining of KV requests; their bodies are bounded by
  *   serverLimits.adminBodyBytesMax.
  *
+ * With `tls`, HTTPS only; every path but /health, /ready and /metrics needs a client certificate
+ * signed by the CA (401 FLOTILLA_UNAUTHENTICATED otherwise; api-tls.ts).
+ *
  * Status codes: 200 (a KvResponse, whose per-operation results may be errors), 413 and 503
- * (a KvResponse whose whole-request error says why), 400/404/405/408/415/431/500 (a JSON
+ * (a KvResponse whose whole-request error says why), 400/401/404/405/408/415/431/500 (a JSON
  * ApiError body: the exchange itself was wrong; see api-errors.ts).
  */
 export class StoreServer {
   readonly metrics: StoreMetrics;
-  private readonly server: Server;
+  private readonly api: ApiServer;
   private readonly connections = new Map<Duplex, Connection>();
+  /** Every TCP connection, TLS handshake done or not (close() ends the ones left). */
+  private readonly sockets = new Set<Socket>();
   /** The connection of each response (a pipelined response has no socket until its turn). */
   private readonly connectionOf = new WeakMap<ServerResponse, Connection>();
   private readonly bodyBytesMax: number;
@@ -137,7 +146,8 @@ export class StoreServer {
       { defaultMetrics: options.defaultMetrics ?? true },
     );
     options.host.setObserver?.(this.metrics.hostObserver);
-    this.server = createServer(
+    this.api = createApiServer(
+      options.tls,
       {
         keepAliveTimeout: serverLimits.keepAliveTimeoutMs,
         headersTimeout: serverLimits.headersTimeoutMs,
@@ -147,15 +157,29 @@ export class StoreServer {
       },
       (req, res) => this.onRequest(req, res),
     );
-    this.server.maxConnections = serverLimits.connectionsMax;
-    this.server.on('connection', (socket: Socket) => {
+    const server = this.api.server;
+    server.maxConnections = serverLimits.connectionsMax;
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    server.on(this.api.connectionEvent, (socket: Socket) => {
       this.connections.set(socket, { socket, outstanding: 0 });
       socket.once('close', () => {
         this.connections.delete(socket);
         this.wake();
       });
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+  }
+
+  /** New connections use these credentials (their files were renewed); only a server started with `tls`. */
+  setTls(creds: TlsCredentials): void {
+    this.api.setTls(creds);
+  }
+
+  private get server(): ApiServer['server'] {
+    return this.api.server;
   }
 
   /** Starts listening; resolves with the address (port 0 picks a free one). */
@@ -249,6 +273,8 @@ export class StoreServer {
       clearTimeout(timer);
     }
     this.server.closeAllConnections();
+    // Connections still in their TLS handshake are not node:http's yet.
+    for (const socket of this.sockets) socket.destroy();
     await closed;
   }
 
@@ -276,6 +302,8 @@ export class StoreServer {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
+    const refusal = clientRefusal(req, path);
+    if (refusal !== null) return this.refuseApi(res, 'FLOTILLA_UNAUTHENTICATED', refusal, {}, started);
     switch (path) {
       case KV_PATH:
         if (req.method !== 'POST') return this.refuseApi(res, 'FLOTILLA_METHOD_NOT_ALLOWED', `${KV_PATH} takes POST`, { allow: 'POST' });

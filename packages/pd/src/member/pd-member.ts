@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SeededRandom } from '@flotilla/raft';
 import { RocksKvEngine, RocksLogEngine, type RegionMeta } from '@flotilla/storage';
-import { KvService, MultiRaftHost, errorFields, loadRaftTls, monotonicNowMs, type Logger } from '@flotilla/store';
+import { KvService, MultiRaftHost, RAFT_TLS, errorFields, monotonicNowMs, type Logger } from '@flotilla/store';
 import { TcpTransport, type FaultSwitch } from '@flotilla/transport';
 import { PdError } from '../errors.ts';
 import { META_REGION_ID, MetaStore, prefixEnd, type MetaLeadership } from '../meta/meta-store.ts';
@@ -44,7 +44,7 @@ export class PdMember {
   static async open(config: PdConfig, logger: Logger, clientUrl: () => string, onFailure: (err: unknown) => void, faults?: FaultSwitch): Promise<PdMember> {
     await mkdir(config.dataDir, { recursive: true });
     // Before anything opens: a credential file that is missing or does not load stops the start.
-    const raftTls = config.raftTls === undefined ? undefined : await loadRaftTls(config.raftTls, (message) => new PdError('FLOTILLA_PD_INVALID_CONFIG', message));
+    const raftTls = config.raftTls === undefined ? undefined : await RAFT_TLS.load(config.raftTls, (message) => new PdError('FLOTILLA_PD_INVALID_CONFIG', message));
     let host: MultiRaftHost | undefined;
     let kv: RocksKvEngine | undefined;
     const log = await RocksLogEngine.open({

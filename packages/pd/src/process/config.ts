@@ -2,7 +2,7 @@
  * The PD member process's configuration: flags, or FLOTILLA_* environment variables (the
  * same rules as the store's: flags win over the environment, which wins over defaults).
  */
-import { LOG_LEVELS, RAFT_TLS_FLAGS, configBounds, flagsUsage, parseHostPort, parseInteger, parseRaftTls, readFlags, type Flag, type HostPort, type LogLevel, type RaftTlsFiles } from '@flotilla/store';
+import { API_TLS, LOG_LEVELS, RAFT_TLS, configBounds, flagsUsage, parseHostPort, parseInteger, readFlags, type Flag, type HostPort, type LogLevel, type TlsFiles } from '@flotilla/store';
 import { PdError } from '../errors.ts';
 
 /** A member of PD's own raft group: raft address and client URL. */
@@ -33,7 +33,13 @@ export interface PdConfig {
   /** Tests only: the fault-injection control file (raft drops between members, wall-clock jumps); undefined: off. */
   readonly faultControl: string | undefined;
   /** Mutual TLS between members on the raft port (the store's --raft-tls-* flags); undefined: plain TCP. */
-  readonly raftTls: RaftTlsFiles | undefined;
+  readonly raftTls: TlsFiles | undefined;
+  /**
+   * HTTPS with client certificates on the HTTP API (the store's --api-tls-* flags), also this
+   * member's credentials when it calls another member; undefined: plain HTTP. With it every
+   * client URL (advertised, joined, of the initial members) is https://.
+   */
+  readonly apiTls: TlsFiles | undefined;
 }
 
 /** Bounds of the flags that take numbers (the store's where they mean the same). */
@@ -52,9 +58,10 @@ const FLAGS: readonly Flag[] = [
   { name: 'data-dir', help: 'directory of PD\'s raft log and metadata (required)' },
   { name: 'raft-listen', help: 'host:port of the member-to-member raft transport', fallback: '127.0.0.1:2380' },
   { name: 'raft-advertise-host', help: 'host other members dial (default: the listening host)' },
-  ...RAFT_TLS_FLAGS,
+  ...RAFT_TLS.flags,
   { name: 'client-listen', help: 'host:port of the HTTP API (stores, clients, tools)', fallback: '127.0.0.1:2379' },
-  { name: 'advertise-client-url', help: 'URL others reach the HTTP API at (default: http://<client-listen>)' },
+  ...API_TLS.flags,
+  { name: 'advertise-client-url', help: 'URL others reach the HTTP API at (default: http://<client-listen>, https:// with --api-tls-*)' },
   { name: 'initial-members', help: 'static founding set, e.g. 1=10.0.0.1:2380@http://10.0.0.1:2379,2=…' },
   { name: 'join', help: 'client URL of a running PD member: start empty and be added to its group' },
   { name: 'log-level', help: `one of ${LOG_LEVELS.join(', ')}`, fallback: 'info' },
@@ -82,6 +89,8 @@ export function parsePdConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
   const join = nonEmpty(flags.value('join'));
   if (initial !== undefined && join !== undefined) throw invalid('--initial-members and --join exclude each other');
   const advertiseUrl = nonEmpty(flags.value('advertise-client-url'));
+  const apiTls = API_TLS.parse(flags, invalid);
+  const scheme = apiTls === undefined ? 'http:' : 'https:';
   return {
     memberId,
     clusterId: flags.integer('cluster-id', 1, pdConfigBounds.idMax),
@@ -89,28 +98,29 @@ export function parsePdConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
     raftListen: flags.hostPort('raft-listen'),
     raftAdvertiseHost: nonEmpty(flags.value('raft-advertise-host')),
     clientListen: flags.hostPort('client-listen'),
-    advertiseClientUrl: advertiseUrl === undefined ? undefined : httpUrl('advertise-client-url', advertiseUrl),
-    initialMembers: initial === undefined ? undefined : parseInitialMembers(initial, memberId),
-    join: join === undefined ? undefined : httpUrl('join', join),
+    advertiseClientUrl: advertiseUrl === undefined ? undefined : httpUrl('advertise-client-url', advertiseUrl, scheme),
+    initialMembers: initial === undefined ? undefined : parseInitialMembers(initial, memberId, scheme),
+    join: join === undefined ? undefined : httpUrl('join', join, scheme),
     logLevel: logLevel as LogLevel,
     tickMs: flags.integer('tick-ms', pdConfigBounds.tickMs.min, pdConfigBounds.tickMs.max),
     appender,
     shutdownTimeoutMs: flags.integer('shutdown-timeout-ms', pdConfigBounds.shutdownTimeoutMs.min, pdConfigBounds.shutdownTimeoutMs.max),
     scheduleIntervalMs: flags.integer('schedule-interval-ms', pdConfigBounds.scheduleIntervalMs.min, pdConfigBounds.scheduleIntervalMs.max),
     faultControl: nonEmpty(flags.value('fault-control')),
-    raftTls: parseRaftTls(flags, invalid),
+    raftTls: RAFT_TLS.parse(flags, invalid),
+    apiTls,
   };
 }
 
 /** `1=h:p@http://h:p,2=…`: distinct ids, this member among them, real ports. */
-export function parseInitialMembers(text: string, memberId: number): ReadonlyMap<number, MemberAddress> {
+export function parseInitialMembers(text: string, memberId: number, scheme: 'http:' | 'https:' = 'http:'): ReadonlyMap<number, MemberAddress> {
   const members = new Map<number, MemberAddress>();
   for (const item of text.split(',')) {
     const match = /^\s*(\d+)=([^@]+)@(\S+)\s*$/.exec(item);
     if (!match) throw invalid(`--initial-members: "${item}" is not id=host:port@http://host:port`);
     const id = parseInteger('initial-members', match[1]!, 1, pdConfigBounds.idMax, invalid);
     if (members.has(id)) throw invalid(`--initial-members: member ${id} is listed twice`);
-    members.set(id, { raftAddress: parseHostPort('initial-members', match[2]!, invalid), clientUrl: httpUrl('initial-members', match[3]!) });
+    members.set(id, { raftAddress: parseHostPort('initial-members', match[2]!, invalid), clientUrl: httpUrl('initial-members', match[3]!, scheme) });
   }
   // A member founding PD alone may listen anywhere (port 0): nobody dials it from this list.
   if (members.size > 1) {
@@ -121,14 +131,17 @@ export function parseInitialMembers(text: string, memberId: number): ReadonlyMap
   return members;
 }
 
-function httpUrl(flag: string, text: string): string {
+/** A member's client URL: `scheme` (https:// with --api-tls-*), host and port only. */
+function httpUrl(flag: string, text: string, scheme: 'http:' | 'https:'): string {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
     throw invalid(`--${flag}: "${text}" is not a URL`);
   }
-  if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '') throw invalid(`--${flag}: "${text}" must be http://host:port`);
+  if (url.protocol !== scheme || url.pathname !== '/' || url.search !== '') {
+    throw invalid(`--${flag}: "${text}" must be ${scheme}//host:port${scheme === 'https:' ? ' (the API is HTTPS: --api-tls-*)' : ''}`);
+  }
   return url.origin;
 }
 

@@ -3,9 +3,9 @@
  * schedulers that run while this member leads, and the HTTP API — started in that order,
  * stopped in the reverse one. `main.ts` runs one per process; tests start real processes of it.
  */
-import { errorFields, followFaultControl, monotonicNowMs, watchRaftTls, type Logger } from '@flotilla/store';
+import { API_TLS, RAFT_TLS, apiTlsConnect, errorFields, followFaultControl, monotonicNowMs, type Logger, type TlsCredentials, type TlsWatch } from '@flotilla/store';
 import { FaultSwitch } from '@flotilla/transport';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { PdError } from '../errors.ts';
 import { Leadership } from '../member/leadership.ts';
 import { PdMember } from '../member/pd-member.ts';
@@ -25,8 +25,10 @@ export class PdProcess {
   private joined: Promise<void> | null = null;
   /** The fault-injection control file's watcher (tests only, --fault-control). */
   private faultControl: { stop(): void } | null = null;
-  /** The raft TLS credential files' watcher (--raft-tls-*). */
-  private raftTlsWatch: { stop(): void } | null = null;
+  /** The TLS credential files' watchers (--raft-tls-*, --api-tls-*). */
+  private readonly tlsWatches: TlsWatch[] = [];
+  /** With --api-tls-*: how this member calls other members' HTTPS APIs (joining, announcing itself). */
+  private callAgent: Agent | undefined;
 
   private constructor(
     readonly config: PdConfig,
@@ -38,6 +40,8 @@ export class PdProcess {
   ) {}
 
   static async start(config: PdConfig, logger: Logger, onFailure: (err: unknown) => void): Promise<PdProcess> {
+    // Before anything opens: a credential file that is missing or does not load stops the start.
+    const apiTls = config.apiTls === undefined ? undefined : await API_TLS.load(config.apiTls, (message) => new PdError('FLOTILLA_PD_INVALID_CONFIG', message));
     let clientUrl = config.advertiseClientUrl ?? '';
     const faults = config.faultControl === undefined ? undefined : new FaultSwitch();
     const member = await PdMember.open(config, logger, () => clientUrl, onFailure, faults);
@@ -56,16 +60,18 @@ export class PdProcess {
       commands: scheduling,
       onHeartbeats: (kind, count) => metrics.heartbeats.inc({ kind }, count),
     });
-    const server = new PdHttpServer([...routes, ...schedulingRoutes(scheduling, leadership)], logger);
+    const server = new PdHttpServer([...routes, ...schedulingRoutes(scheduling, leadership)], logger, apiTls);
     const api = await server.listen(config.clientListen.host, config.clientListen.port);
-    clientUrl ||= `http://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}`;
+    clientUrl ||= `${apiTls === undefined ? 'http' : 'https'}://${api.host.includes(':') ? `[${api.host}]` : api.host}:${api.port}`;
     const pd = new PdProcess(config, logger, member, leadership, server, clientUrl);
+    if (apiTls !== undefined) pd.callAgent = callAgent(apiTls);
     if (faults && config.faultControl !== undefined) pd.faultControl = followFaultControl(config.faultControl, faults, logger);
-    if (config.raftTls !== undefined) pd.raftTlsWatch = watchRaftTls(config.raftTls, (creds) => member.transport.setTls(creds), logger);
+    if (config.raftTls !== undefined) pd.tlsWatches.push(RAFT_TLS.watch(config.raftTls, (creds) => member.transport.setTls(creds), logger));
+    if (config.apiTls !== undefined) pd.tlsWatches.push(API_TLS.watch(config.apiTls, (creds) => pd.renewApiTls(creds), logger));
     member.watchMembers();
     await pd.enterGroup();
     leadership.start();
-    logger.info({ memberId: config.memberId, raftAddress: member.transport.address(), clientUrl, raftTls: config.raftTls !== undefined }, 'pd member started');
+    logger.info({ memberId: config.memberId, raftAddress: member.transport.address(), clientUrl, raftTls: config.raftTls !== undefined, apiTls: config.apiTls !== undefined }, 'pd member started');
     return pd;
   }
 
@@ -98,9 +104,9 @@ export class PdProcess {
     while (!this.stopping) {
       for (const url of urls()) {
         try {
-          const known = await callJson<{ members?: MemberRecord[] }>(`${url}${API}/members`, 'GET');
+          const known = await callJson<{ members?: MemberRecord[] }>(this.callAgent, `${url}${API}/members`, 'GET');
           if (known.body.members) this.member.learnMembers(known.body.members);
-          const added = await callJson<{ members?: MemberRecord[]; error?: { code: string; message: string } }>(`${url}${API}/members`, 'POST', this.member.selfRecord());
+          const added = await callJson<{ members?: MemberRecord[]; error?: { code: string; message: string } }>(this.callAgent, `${url}${API}/members`, 'POST', this.member.selfRecord());
           if (added.status === 200 && added.body.members) {
             this.member.learnMembers(added.body.members);
             this.logger.info({ through: url, members: added.body.members.map((m) => m.id) }, done);
@@ -126,18 +132,33 @@ export class PdProcess {
     const started = monotonicNowMs();
     this.logger.info({ reason }, 'shutting down');
     this.faultControl?.stop();
-    this.raftTlsWatch?.stop();
+    for (const watch of this.tlsWatches) watch.stop();
     this.leadership.stop();
     const stillLeading = await this.member.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
     this.logger.info({ stillLeading, ms: Math.round(monotonicNowMs() - started) }, 'PD leadership handed over');
     await this.server.close();
     await this.joined?.catch(() => {});
     await this.member.close();
+    await this.callAgent?.close();
     this.logger.info({ ms: Math.round(monotonicNowMs() - started) }, 'stopped');
+  }
+
+  /** The API TLS files changed and load: the server, forwarded requests and this member's own calls use them from now on. */
+  private renewApiTls(creds: TlsCredentials): void {
+    this.server.setTls(creds);
+    const old = this.callAgent;
+    this.callAgent = callAgent(creds);
+    void old?.close().catch(() => {});
   }
 }
 
-async function callJson<T>(url: string, method: 'GET' | 'POST', body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await request(url, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+/** Connections to other members' HTTPS APIs: their certificates checked against the CA, this member's presented. */
+function callAgent(creds: TlsCredentials): Agent {
+  return new Agent({ connect: apiTlsConnect(creds) });
+}
+
+async function callJson<T>(agent: Agent | undefined, url: string, method: 'GET' | 'POST', body?: unknown): Promise<{ status: number; body: T }> {
+  const dispatch = agent === undefined ? {} : { dispatcher: agent };
+  const res = await request(url, { method, headers: { 'content-type': 'application/json' }, ...dispatch, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   return { status: res.statusCode, body: (await res.body.json()) as T };
 }

@@ -4,9 +4,13 @@
  * needs the leader and reaches a follower is forwarded to the leader once (a header marks
  * forwarded requests, so two members that disagree about the leader never bounce a request
  * back and forth); if forwarding fails the caller gets NOT_LEADER with the leader's URL.
+ * With `tls` (--api-tls-*) the API is HTTPS: every path but /health, /ready and /metrics needs a
+ * client certificate signed by the CA (401 FLOTILLA_PD_UNAUTHENTICATED; @flotilla/store's
+ * api-tls.ts), and forwarded requests present this member's own.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { apiTlsConnect, clientRefusal, createApiServer, type ApiServer, type TlsCredentials } from '@flotilla/store';
 import { isWireError } from '@flotilla/wire';
 import { Pool } from 'undici';
 import { PD_ERROR_STATUS, PdError, isPdError } from '../errors.ts';
@@ -53,7 +57,7 @@ interface CompiledRoute extends Route {
 }
 
 export class PdHttpServer {
-  private readonly server: Server;
+  private readonly api: ApiServer;
   private readonly routes: CompiledRoute[];
   private readonly sockets = new Set<Socket>();
   private readonly forwardPools = new Map<string, Pool>();
@@ -62,13 +66,29 @@ export class PdHttpServer {
   constructor(
     routes: readonly Route[],
     private readonly log: { error(fields: object, message: string): void },
+    /** HTTPS with client certificates; also this member's credentials towards the leader. */
+    private tls: TlsCredentials | undefined = undefined,
   ) {
     this.routes = routes.map((r) => ({ ...r, segments: r.path.split('/').filter(Boolean) }));
-    this.server = createServer((req, res) => void this.serve(req, res));
+    this.api = createApiServer(tls, {}, (req, res) => void this.serve(req, res));
+    // Raw TCP sockets, TLS handshake done or not: close() destroys what is left.
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
+  }
+
+  private get server(): ApiServer['server'] {
+    return this.api.server;
+  }
+
+  /** New connections, and new forwarding pools, use these credentials (their files were renewed). */
+  setTls(creds: TlsCredentials): void {
+    this.api.setTls(creds);
+    this.tls = creds;
+    const pools = [...this.forwardPools.values()];
+    this.forwardPools.clear();
+    for (const pool of pools) void pool.close().catch(() => {});
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -107,6 +127,11 @@ export class PdHttpServer {
 
   private async answer(req: IncomingMessage): Promise<PdAnswer> {
     const url = new URL(req.url ?? '/', 'http://pd');
+    const refusal = clientRefusal(req, url.pathname);
+    if (refusal !== null) {
+      req.resume();
+      return errorAnswer(new PdError('FLOTILLA_PD_UNAUTHENTICATED', refusal));
+    }
     let raw: Buffer | undefined;
     try {
       raw = await readBody(req);
@@ -145,7 +170,8 @@ export class PdHttpServer {
   private async forward(leaderUrl: string, req: IncomingMessage, url: URL, body: Buffer): Promise<PdAnswer> {
     let pool = this.forwardPools.get(leaderUrl);
     if (!pool) {
-      pool = new Pool(leaderUrl, { connections: pdServerLimits.forwardConnections });
+      const connect = this.tls !== undefined && leaderUrl.startsWith('https:') ? { connect: apiTlsConnect(this.tls) } : {};
+      pool = new Pool(leaderUrl, { connections: pdServerLimits.forwardConnections, ...connect });
       this.forwardPools.set(leaderUrl, pool);
     }
     const res = await pool.request({

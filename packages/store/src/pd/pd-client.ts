@@ -3,6 +3,7 @@
  * answers, following the leader. A follower forwards requests to its leader itself; when it
  * cannot, it answers 421 with the leader's URL, which this client tries next. Every answer is
  * read through @flotilla/wire's PD protocol readers, so a bad answer is a typed error too.
+ * PD members at `https://` URLs are called with the store's API TLS credentials (api-tls.ts).
  */
 import { Pool } from 'undici';
 import {
@@ -19,7 +20,9 @@ import {
   type StoreHeartbeat,
   type StoreHeartbeatResponse,
 } from '@flotilla/wire';
+import { apiTlsConnect } from '../api-tls.ts';
 import { StoreError } from '../errors.ts';
+import type { TlsCredentials } from '../process/tls-files.ts';
 
 const API = '/pd/api/v1';
 
@@ -41,7 +44,11 @@ export class PdClient {
   /** The member that answered last: asked first next time. */
   private preferred: string;
 
-  constructor(private readonly endpoints: readonly string[]) {
+  constructor(
+    private readonly endpoints: readonly string[],
+    /** For `https://` members: the CA that signs PD's certificates, and this store's client certificate. */
+    private tls: TlsCredentials | undefined = undefined,
+  ) {
     if (endpoints.length === 0 || endpoints.length > pdClientLimits.endpointsMax) {
       throw new StoreError('FLOTILLA_STORE_INVALID_CONFIG', `PD endpoints: 1..${pdClientLimits.endpointsMax}, got ${endpoints.length}`);
     }
@@ -70,6 +77,17 @@ export class PdClient {
    * and refuses every request after it: a request aborted here must not try the next member
    * on a fresh pool and park there again (a SIGTERM'd store waited 20 s for that).
    */
+  /**
+   * New requests use these credentials (their files were renewed): the pools made with the old
+   * ones close once their requests are answered.
+   */
+  setTls(creds: TlsCredentials): void {
+    this.tls = creds;
+    const old = [...this.pools.values()];
+    this.pools.clear();
+    for (const pool of old) void pool.close().catch(() => {});
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const pools = [...this.pools.values()];
@@ -114,7 +132,8 @@ export class PdClient {
     if (this.closed) throw closedError();
     let pool = this.pools.get(url);
     if (!pool) {
-      pool = new Pool(url, { connections: pdClientLimits.connectionsPerMember });
+      const connect = this.tls !== undefined && url.startsWith('https:') ? { connect: apiTlsConnect(this.tls) } : {};
+      pool = new Pool(url, { connections: pdClientLimits.connectionsPerMember, ...connect });
       this.pools.set(url, pool);
     }
     const res = await pool.request({

@@ -4,7 +4,7 @@ import { limits } from '../constants.ts';
 import { StoreError } from '../errors.ts';
 import { EVENT_LOOP_PRIORITY_MAX } from './event-loop-priority.ts';
 import { EVENT_LOOP_SLICE_US_MAX, EVENT_LOOP_SLICE_US_MIN } from './event-loop-slice.ts';
-import { RAFT_TLS_FLAGS, parseRaftTls, type RaftTlsFiles } from './raft-tls.ts';
+import { API_TLS, RAFT_TLS, type TlsFiles } from './tls-files.ts';
 
 /** Where a store listens or is reached: host and TCP port (0: any free port). */
 export interface HostPort {
@@ -68,8 +68,10 @@ export interface StoreConfig {
   readonly regionHeartbeatMs: number;
   /** Tests only: the fault-injection control file the transport follows (undefined: off). */
   readonly faultControl: string | undefined;
-  /** Mutual TLS on the raft port: the PEM files (raft-tls.ts); undefined: plain TCP. */
-  readonly raftTls: RaftTlsFiles | undefined;
+  /** Mutual TLS on the raft port: the PEM files (tls-files.ts); undefined: plain TCP. */
+  readonly raftTls: TlsFiles | undefined;
+  /** HTTPS with client certificates on the API, and this store's credentials towards PD; undefined: plain HTTP. */
+  readonly apiTls: TlsFiles | undefined;
 }
 
 /** Bounds of the flags that take numbers. */
@@ -99,9 +101,10 @@ const FLAGS: readonly Flag[] = [
   { name: 'data-dir', help: 'directory of the raft log and KV engines (required)' },
   { name: 'raft-listen', help: 'host:port of the raft transport', fallback: '127.0.0.1:20160' },
   { name: 'raft-advertise-host', help: 'host other stores dial (default: the listening host)' },
-  ...RAFT_TLS_FLAGS,
+  ...RAFT_TLS.flags,
   { name: 'api-listen', help: 'host:port of the client and admin HTTP API', fallback: '127.0.0.1:20180' },
   { name: 'api-advertise-host', help: 'host clients dial for the API, as PD tells them (default: the listening host; set it when listening on 0.0.0.0)' },
+  ...API_TLS.flags,
   { name: 'initial-cluster', help: 'static cluster, e.g. 1=10.0.0.1:20160,2=10.0.0.2:20160,3=10.0.0.3:20160' },
   { name: 'log-level', help: `one of ${LOG_LEVELS.join(', ')}`, fallback: 'info' },
   { name: 'tick-ms', help: 'length of one raft tick', fallback: String(limits.tickMs) },
@@ -223,7 +226,8 @@ export function parseStoreConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     storeHeartbeatMs: flags.integer('store-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
     regionHeartbeatMs: flags.integer('region-heartbeat-ms', configBounds.heartbeatMs.min, configBounds.heartbeatMs.max),
     faultControl: flags.value('fault-control') || undefined,
-    raftTls: parseRaftTls(flags, invalid),
+    raftTls: RAFT_TLS.parse(flags, invalid),
+    apiTls: API_TLS.parse(flags, invalid),
   };
 }
 
@@ -234,7 +238,7 @@ function onOff(flags: FlagValues, name: string): boolean {
   return value === 'on';
 }
 
-/** `http://h1:p1,http://h2:p2`: PD member URLs (origins only). */
+/** `http://h1:p1,http://h2:p2` (or `https://`, PD with --api-tls-*): PD member URLs (origins only). */
 function parsePdEndpoints(text: string): string[] {
   const urls = text.split(',').map((item) => {
     let url: URL;
@@ -243,7 +247,7 @@ function parsePdEndpoints(text: string): string[] {
     } catch {
       throw invalid(`--pd: "${item}" is not a URL`);
     }
-    if (url.protocol !== 'http:' || url.pathname !== '/') throw invalid(`--pd: "${item}" must be http://host:port`);
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/') throw invalid(`--pd: "${item}" must be http://host:port or https://host:port`);
     return url.origin;
   });
   if (urls.length > configBounds.pdEndpointsMax) throw invalid(`--pd: at most ${configBounds.pdEndpointsMax} URLs`);

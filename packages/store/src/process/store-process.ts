@@ -21,7 +21,7 @@ import { StoreServer } from '../server.ts';
 import type { HostPort, StoreConfig } from './config.ts';
 import { raiseEventLoopPriority } from './event-loop-priority.ts';
 import { setEventLoopSlice } from './event-loop-slice.ts';
-import { loadRaftTls, watchRaftTls } from './raft-tls.ts';
+import { API_TLS, RAFT_TLS, type TlsWatch } from './tls-files.ts';
 import { faultDiskProbe, followFaultControl } from './fault-control.ts';
 import { errorFields, type Logger } from './logger.ts';
 
@@ -44,8 +44,8 @@ export class StoreProcess {
   private pdWorker: PdWorker | null = null;
   /** The fault-injection control file's watcher (tests only, --fault-control). */
   private faultControl: { stop(): void } | null = null;
-  /** The raft TLS credential files' watcher (--raft-tls-*). */
-  private raftTlsWatch: { stop(): void } | null = null;
+  /** The TLS credential files' watchers (--raft-tls-*, --api-tls-*). */
+  private readonly tlsWatches: TlsWatch[] = [];
 
   private constructor(
     readonly config: StoreConfig,
@@ -67,8 +67,9 @@ export class StoreProcess {
     if (config.serialScavenges) v8.setFlagsFromString('--no-parallel-scavenge');
     await mkdir(config.dataDir, { recursive: true });
     // Before anything opens: a credential file that is missing or does not load stops the start.
-    const raftTls = config.raftTls === undefined ? undefined : await loadRaftTls(config.raftTls);
-    const pdClient = config.pd ? new PdClient(config.pd) : null;
+    const raftTls = config.raftTls === undefined ? undefined : await RAFT_TLS.load(config.raftTls);
+    const apiTls = config.apiTls === undefined ? undefined : await API_TLS.load(config.apiTls);
+    const pdClient = config.pd ? new PdClient(config.pd, apiTls) : null;
     const identity = await claimDataDir(config, pdClient, baseLogger);
     const storeId = identity.storeId;
     const logger = config.storeId === undefined ? baseLogger.child({ storeId }) : baseLogger;
@@ -156,10 +157,19 @@ export class StoreProcess {
       admin: { host, transport, kv },
       log: logger,
       disk: () => disk.status(),
+      ...(apiTls ? { tls: apiTls } : {}),
     });
     const store = new StoreProcess(config, storeId, identity, logger, log, kv, transport, host, server, disk, pdClient && flow ? { client: pdClient, flow } : null);
     started = store;
-    if (config.raftTls !== undefined) store.raftTlsWatch = watchRaftTls(config.raftTls, (creds) => transport.setTls(creds), logger);
+    if (config.raftTls !== undefined) store.tlsWatches.push(RAFT_TLS.watch(config.raftTls, (creds) => transport.setTls(creds), logger));
+    if (config.apiTls !== undefined) {
+      store.tlsWatches.push(
+        API_TLS.watch(config.apiTls, (creds) => {
+          server.setTls(creds);
+          pdClient?.setTls(creds);
+        }, logger),
+      );
+    }
     if (faults && config.faultControl !== undefined) {
       store.faultControl = followFaultControl(config.faultControl, faults, logger, (control) => {
         if (control.diskAvailableBytes === faultDiskBytes) return;
@@ -170,7 +180,7 @@ export class StoreProcess {
     await store.joinInitialCluster();
     const api = await server.listen();
     await store.joinPd(api);
-    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), eventLoopSliceUs: config.eventLoopSliceUs, serialScavenges: config.serialScavenges, diskReserveBytes: disk.status().reserveBytes, raftTls: config.raftTls !== undefined }, 'store started');
+    logger.info({ raftAddress: transport.address(), apiAddress: api, regions: host.stats().peers, crc32c: crc32cImplementation, eventLoopNice: os.getPriority(0), eventLoopSliceUs: config.eventLoopSliceUs, serialScavenges: config.serialScavenges, diskReserveBytes: disk.status().reserveBytes, raftTls: config.raftTls !== undefined, apiTls: config.apiTls !== undefined }, 'store started');
     return store;
   }
 
@@ -239,7 +249,7 @@ export class StoreProcess {
     const started = monotonicNowMs();
     this.logger.info({ reason }, 'shutting down');
     this.faultControl?.stop();
-    this.raftTlsWatch?.stop();
+    for (const watch of this.tlsWatches) watch.stop();
     this.server.markStopping();
     const stillLeading = await this.host.transferLeadersAway(this.config.shutdownTimeoutMs / 2);
     this.logger.info({ stillLeading, ms: Math.round(monotonicNowMs() - started) }, 'leaderships moved away');

@@ -1,5 +1,5 @@
 /**
- * --raft-tls-ca/--raft-tls-cert/--raft-tls-key (process/raft-tls.ts): all three or none, files
+ * --raft-tls-* and --api-tls-* (process/tls-files.ts): all three of a family or none, files
  * read and checked at start with typed errors naming them, and re-read when they change.
  */
 import assert from 'node:assert/strict';
@@ -12,14 +12,14 @@ import type { TransportTls } from '@flotilla/transport';
 import { isStoreError } from '../src/index.ts';
 import { parseStoreConfig } from '../src/process/config.ts';
 import { createLogger } from '../src/process/logger.ts';
-import { loadRaftTls, watchRaftTls, type RaftTlsFiles } from '../src/process/raft-tls.ts';
+import { API_TLS, RAFT_TLS, type TlsFiles } from '../src/process/tls-files.ts';
 import { tlsCredentials, tlsFiles } from '../../../test/support/tls.ts';
 
 const base = ['--store-id', '1', '--data-dir', '/d'];
 
-describe('raft TLS flags and files', () => {
+describe('TLS flags and files', () => {
   let dir: string;
-  let files: RaftTlsFiles;
+  let files: TlsFiles;
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-raft-tls-'));
     const peer = tlsFiles('peer');
@@ -41,17 +41,30 @@ describe('raft TLS flags and files', () => {
     );
   });
 
+  test('the API family the same way, apart from the raft one; PD may be https://', () => {
+    const api = parseStoreConfig(['--data-dir', '/d', '--api-tls-ca', 'a.pem', '--api-tls-cert', 'c.pem', '--api-tls-key', 'k.pem', '--pd', 'https://pd-0:2379,https://pd-1:2379'], {});
+    assert.ok(api !== 'help');
+    assert.deepEqual(api.apiTls, { ca: 'a.pem', cert: 'c.pem', key: 'k.pem' });
+    assert.equal(api.raftTls, undefined);
+    assert.deepEqual(api.pd, ['https://pd-0:2379', 'https://pd-1:2379']);
+    assert.throws(
+      () => parseStoreConfig([...base, '--api-tls-key', 'k.pem'], {}),
+      (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /API TLS needs .*missing --api-tls-ca, --api-tls-cert/.test(err.message),
+    );
+  });
+
   test('loads the files; a missing or unloadable one is INVALID_CONFIG naming it', async () => {
-    assert.deepEqual(await loadRaftTls(files), tlsCredentials('peer'));
-    await assert.rejects(loadRaftTls({ ...files, key: path.join(dir, 'absent.pem') }), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /--raft-tls-key .*absent\.pem/.test(err.message));
-    await assert.rejects(loadRaftTls({ ...files, key: tlsFiles('stranger').key }), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /does not load/.test(err.message), "a key that is not the certificate's");
+    assert.deepEqual(await RAFT_TLS.load(files), tlsCredentials('peer'));
+    await assert.rejects(RAFT_TLS.load({ ...files, key: path.join(dir, 'absent.pem') }), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /--raft-tls-key .*absent\.pem/.test(err.message));
+    await assert.rejects(API_TLS.load({ ...files, cert: path.join(dir, 'absent.pem') }), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /--api-tls-cert .*absent\.pem/.test(err.message));
+    await assert.rejects(RAFT_TLS.load({ ...files, key: tlsFiles('stranger').key }), (err: unknown) => isStoreError(err, 'FLOTILLA_STORE_INVALID_CONFIG') && /does not load/.test(err.message), "a key that is not the certificate's");
   });
 
   test('re-read when they change; files that do not load keep the credentials in use', async () => {
     const renewed: TransportTls[] = [];
     const lines: string[] = [];
     const logger = createLogger('info', {}, new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(chunk.toString()), done()) }));
-    const watch = watchRaftTls(files, (creds) => renewed.push(creds), logger, 3_600_000);
+    const watch = RAFT_TLS.watch(files, (creds) => renewed.push(creds), logger, 3_600_000);
     try {
       await watch.check();
       assert.equal(renewed.length, 0, 'unchanged files: nothing to renew');
