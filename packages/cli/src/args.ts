@@ -1,8 +1,10 @@
 /**
  * Flags of every command: `node:util` parseArgs (strict), plus the options every cluster command
- * shares (`--pd`, `--timeout-ms`, `--encoding`, `--json`), each with its FLOTILLA_* variable.
+ * shares (`--pd`, `--timeout-ms`, `--tls-*`, `--encoding`, `--json`), each with its FLOTILLA_*
+ * variable.
  */
 import { parseArgs } from 'node:util';
+import { loadClusterTls, type ClusterTls } from './cluster-tls.ts';
 import { usageError } from './errors.ts';
 import { KEY_ENCODINGS, type KeyEncoding } from './encoding.ts';
 
@@ -32,6 +34,9 @@ export const DEFAULT_PD_URL = 'http://127.0.0.1:2379';
 export const CLUSTER_OPTIONS: OptionSpecs = {
   pd: { type: 'string', value: 'URL[,URL]', env: 'FLOTILLA_PD', fallback: DEFAULT_PD_URL, help: 'placement driver member URLs' },
   'timeout-ms': { type: 'string', value: 'MS', env: 'FLOTILLA_TIMEOUT_MS', fallback: '10000', help: 'how long the command may take' },
+  'tls-ca': { type: 'string', value: 'FILE', env: 'FLOTILLA_TLS_CA', help: "PEM file of the cluster's CA, for a cluster whose APIs run with --api-tls-* (the servers' certificates are checked against it; --pd then takes https:// URLs; all three --tls-* or none)" },
+  'tls-cert': { type: 'string', value: 'FILE', env: 'FLOTILLA_TLS_CERT', help: "PEM file of this client's certificate, signed by the cluster's CA (with --tls-ca and --tls-key)" },
+  'tls-key': { type: 'string', value: 'FILE', env: 'FLOTILLA_TLS_KEY', help: 'PEM file of the private key of --tls-cert' },
 };
 
 export const ENCODING_OPTION: OptionSpecs = {
@@ -101,7 +106,7 @@ export function parseCommandArgs(command: string, argv: readonly string[], specs
   };
 }
 
-/** `http://a:1,http://b:2` → origins; a usage error names the bad one. */
+/** `http://a:1,https://b:2,c:3` → origins (no scheme: http://); a usage error names the bad one. */
 export function parsePdUrls(text: string): string[] {
   const urls = text.split(',').map((item) => item.trim()).filter((item) => item !== '');
   if (urls.length === 0) throw usageError('--pd: give at least one URL, e.g. http://127.0.0.1:2379');
@@ -113,14 +118,53 @@ export function parsePdUrls(text: string): string[] {
     } catch {
       throw usageError(`--pd: "${item}" is not a URL (expected http://host:port)`);
     }
-    if (url.protocol !== 'http:' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '') throw usageError(`--pd: "${item}" must be http://host:port`);
+    const scheme = url.protocol === 'https:' ? 'https' : 'http';
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search !== '') {
+      throw usageError(`--pd: "${item}" must be ${scheme}://host:port`);
+    }
     return url.origin;
   });
 }
 
-/** Where a cluster command goes and how long it may take: `--pd` and `--timeout-ms`. */
-export function clusterTarget(args: ParsedArgs): { readonly pdUrls: string[]; readonly timeoutMs: number } {
-  return { pdUrls: parsePdUrls(args.required('pd')), timeoutMs: args.integer('timeout-ms', argLimits.timeoutMs.min, argLimits.timeoutMs.max) };
+const TLS_FLAGS = [
+  { field: 'ca', name: 'tls-ca', env: 'FLOTILLA_TLS_CA' },
+  { field: 'cert', name: 'tls-cert', env: 'FLOTILLA_TLS_CERT' },
+  { field: 'key', name: 'tls-key', env: 'FLOTILLA_TLS_KEY' },
+] as const;
+
+/**
+ * `--tls-ca`, `--tls-cert`, `--tls-key` (or their variables): all three or none. The files are
+ * read and checked here: a missing one, or credentials that do not load, are a usage error.
+ */
+export function parseClusterTls(args: ParsedArgs): ClusterTls | undefined {
+  const given = TLS_FLAGS.map((f) => ({ ...f, path: args.string(f.name) ?? '' }));
+  if (given.every((f) => f.path === '')) return undefined;
+  const missing = given.filter((f) => f.path === '');
+  if (missing.length > 0) {
+    throw usageError(`--tls-ca, --tls-cert and --tls-key go together: missing ${missing.map((f) => `--${f.name} (${f.env})`).join(', ')}`);
+  }
+  const [ca, cert, key] = given.map((f) => f.path) as [string, string, string];
+  return loadClusterTls({ ca, cert, key });
+}
+
+/** What a cluster command needs to reach the cluster. */
+export interface ClusterTarget {
+  readonly pdUrls: string[];
+  readonly timeoutMs: number;
+  /** The credentials of `--tls-*` (PEM text): the cluster's APIs are HTTPS. */
+  readonly tls: ClusterTls | undefined;
+}
+
+/** Where a cluster command goes, how long it may take and with which credentials: `--pd`, `--timeout-ms`, `--tls-*`. */
+export function clusterTarget(args: ParsedArgs): ClusterTarget {
+  const pdUrls = parsePdUrls(args.required('pd'));
+  const timeoutMs = args.integer('timeout-ms', argLimits.timeoutMs.min, argLimits.timeoutMs.max);
+  const tls = parseClusterTls(args);
+  if (tls !== undefined) {
+    const plain = pdUrls.find((url) => !url.startsWith('https://'));
+    if (plain !== undefined) throw usageError(`--pd: "${plain}" must be https://host:port with --tls-ca/--tls-cert/--tls-key (the cluster's APIs are HTTPS)`);
+  }
+  return { pdUrls, timeoutMs, tls };
 }
 
 export function parseEncoding(args: ParsedArgs): KeyEncoding {

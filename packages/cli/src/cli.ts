@@ -34,6 +34,7 @@ Operate (tables; --json for scripts):
   ctl restore --in DIR [--check]                       check a backup, then write its pairs back
 
 Every command takes --help. Keys and values are utf8 unless --encoding hex|base64.
+A cluster whose APIs run HTTPS (--api-tls-*): --pd https://…, --tls-ca, --tls-cert, --tls-key FILE.
 Exit codes: 0 done, 1 key absent / cas condition false, 2 usage mistake, 3 the cluster could not do it.
 `;
 

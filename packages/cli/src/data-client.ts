@@ -4,6 +4,7 @@
  * a write whose outcome is unknown says so.
  */
 import { createClient, isClientError, type FlotillaClient } from '@flotilla/client';
+import type { ClusterTls } from './cluster-tls.ts';
 import { CliError, EXIT } from './errors.ts';
 
 export interface KvPairBytes {
@@ -36,8 +37,9 @@ export interface DataClient {
   close(): Promise<void>;
 }
 
-export function openDataClient(pdUrls: readonly string[], timeoutMs: number): DataClient {
-  const client: FlotillaClient = createClient({ pd: pdUrls, timeoutMs });
+/** `tls`: the credentials of --tls-* for a cluster whose APIs are HTTPS (every PD URL then https://). */
+export function openDataClient(pdUrls: readonly string[], timeoutMs: number, tls?: ClusterTls): DataClient {
+  const client: FlotillaClient = createClient({ pd: pdUrls, timeoutMs, ...(tls === undefined ? {} : { tls }) });
   return {
     get: (key) => translated(pdUrls, () => client.get(key)),
     put: (key, value) => translated(pdUrls, () => client.put(key, value)),
@@ -65,6 +67,10 @@ export function toCliError(err: unknown, pdUrls: readonly string[]): unknown {
   if (!isClientError(err)) return err;
   if (err.code === 'FLOTILLA_INVALID_ARGUMENT') return new CliError(EXIT.usage, err.message);
   const unknown = err.unknownOutcome ? '; the write may or may not have happened' : '';
-  const hint = PD_HINTED.has(err.code) ? ` (PD: ${pdUrls.join(',')}; set with --pd or FLOTILLA_PD)` : '';
+  const hint = PD_HINTED.has(err.code)
+    ? ` (PD: ${pdUrls.join(',')}; set with --pd or FLOTILLA_PD)`
+    : err.code === 'FLOTILLA_UNAUTHENTICATED'
+      ? " (check --tls-ca, --tls-cert and --tls-key: the CA the cluster's APIs run with, --api-tls-ca, and a client certificate it signed)"
+      : '';
   return new CliError(EXIT.cluster, `${err.message}${unknown} (${err.code})${hint}`);
 }

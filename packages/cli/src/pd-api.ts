@@ -1,9 +1,12 @@
 /**
  * PD's JSON API for the CLI: tries the given members in turn, follows a NOT_LEADER answer to the
  * leader's URL, waits out a leader election within the command's deadline, and turns every
- * failure into a one-line CliError.
+ * failure into a one-line CliError. With `tls` (--tls-*) it speaks HTTPS, presenting the
+ * client's certificate; a 401 (the certificate refused) or a server certificate that does not
+ * verify fails the call at once: asking again does not heal either.
  */
 import { Agent, request } from 'undici';
+import { refusedCertificateMessage, tlsConnect, untrustedServer, untrustedServerMessage, type ClusterTls } from './cluster-tls.ts';
 import { clusterError, describeNetworkError } from './errors.ts';
 
 /** Bounds of one API call. */
@@ -28,7 +31,7 @@ interface ErrorBody {
 const TRANSIENT = new Set(['FLOTILLA_PD_NO_LEADER', 'FLOTILLA_PD_NOT_LEADER', 'FLOTILLA_PD_SERVER_BUSY', 'FLOTILLA_PD_META_WRITE_FAILED']);
 
 export class PdApi {
-  private readonly agent = new Agent({ connect: { timeout: pdApiLimits.connectTimeoutMs }, keepAliveTimeout: 1_000, connections: 4 });
+  private readonly agent: Agent;
   /** The member that answered last: tried first next time. */
   private preferred: string;
 
@@ -36,9 +39,13 @@ export class PdApi {
     readonly urls: readonly string[],
     /** Deadline of one call, retries included. */
     private readonly timeoutMs: number,
+    /** The client's credentials for a cluster whose APIs are HTTPS (--tls-*); what else talks to the cluster uses them too. */
+    readonly tls: ClusterTls | undefined = undefined,
   ) {
     if (urls.length === 0) throw new Error('PdApi needs at least one URL');
     this.preferred = urls[0]!;
+    const connect = tls === undefined ? { timeout: pdApiLimits.connectTimeoutMs } : { ...tlsConnect(tls), timeout: pdApiLimits.connectTimeoutMs };
+    this.agent = new Agent({ connect, keepAliveTimeout: 1_000, connections: 4 });
   }
 
   get<T>(path: string): Promise<T> {
@@ -98,6 +105,8 @@ export class PdApi {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
+      const untrusted = untrustedServer(err);
+      if (untrusted !== undefined) return { kind: 'refused', message: untrustedServerMessage(`PD member ${url}`, untrusted) };
       return { kind: 'retry', message: `${url}: ${describeNetworkError(err, timeoutMs)}` };
     }
     let text: string;
@@ -121,6 +130,7 @@ export class PdApi {
     const error = (parsed as ErrorBody | null)?.error;
     const code = error?.code ?? `HTTP ${res.statusCode}`;
     const message = `${error?.message ?? `${method} ${path} answered ${res.statusCode}`} (${code})`;
+    if (res.statusCode === 401) return { kind: 'refused', message: refusedCertificateMessage(`PD member ${url}`, message, this.tls !== undefined) };
     if (TRANSIENT.has(code) || res.statusCode === 421 || res.statusCode === 503) {
       const leaderUrl = error?.leader?.url;
       return { kind: 'retry', message: `${url}: ${message}`, ...(leaderUrl ? { leaderUrl } : {}) };

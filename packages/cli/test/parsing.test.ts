@@ -31,10 +31,12 @@ describe('key encodings', () => {
 });
 
 describe('--pd', () => {
-  it('takes a comma-separated list of http origins (the scheme may be left out)', () => {
+  it('takes a comma-separated list of http or https origins (no scheme: http)', () => {
     assert.deepEqual(parsePdUrls('http://a:2379, b:2379'), ['http://a:2379', 'http://b:2379']);
     assert.throws(() => parsePdUrls(''), usage);
-    assert.throws(() => parsePdUrls('https://a:2379'), usage);
+    assert.deepEqual(parsePdUrls('https://a:2379,b:1'), ['https://a:2379', 'http://b:1']);
+    assert.throws(() => parsePdUrls('ftp://a:2379'), usage);
+    assert.throws(() => parsePdUrls('https://a:2379/pd'), usage);
     assert.throws(() => parsePdUrls('http://a:2379/pd'), usage);
     assert.throws(() => parsePdUrls(Array.from({ length: 17 }, (_, i) => `http://a:${i + 1}`).join(',')), usage);
   });

@@ -56,10 +56,21 @@ const UNTRUSTED_CERTIFICATE_CODES: ReadonlySet<string> = new Set([
   'INVALID_PURPOSE',
 ]);
 
+/**
+ * The error (or one of its causes) saying that a server's TLS certificate does not verify, or
+ * undefined: how undici and node:tls report an untrusted server (also for tools such as the CLI).
+ */
+export function untrustedServerCertificate(err: unknown): { readonly code: string; readonly message: string } | undefined {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && UNTRUSTED_CERTIFICATE_CODES.has(code)) return { code, message: typeof message === 'string' ? message : code };
+  }
+  return undefined;
+}
+
 /** Whether a failed exchange failed because the server's certificate is not trusted. */
 export function untrustedServer(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && UNTRUSTED_CERTIFICATE_CODES.has(code);
+  return untrustedServerCertificate(err) !== undefined;
 }
 
 /** What `who` answering 401, or presenting a certificate we do not trust, becomes. */

@@ -1,12 +1,15 @@
 /**
  * Copies one region into a backup folder: asks the store PD names as the region's leader for
  * `GET /v1/admin/regions/:id/backup`, follows NotLeader hints, waits out elections, and writes
- * the frames to `region-<id>-<appliedIndex>.snap` as they arrive, each verified first.
+ * the frames to `region-<id>-<appliedIndex>.snap` as they arrive, each verified first. With
+ * `tls` (--tls-*) the stores are dialed at https://, the client's certificate presented; a 401
+ * or a store certificate that does not verify stops the backup at once.
  */
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent, request } from 'undici';
+import { refusedCertificateMessage, tlsConnect, untrustedServer, untrustedServerMessage, type ClusterTls } from '../cluster-tls.ts';
 import { hexOfBytes } from '../encoding.ts';
 import { clusterError, describeNetworkError } from '../errors.ts';
 import type { PdApi, PdRegionJson, PdStoreJson } from '../pd-api.ts';
@@ -49,8 +52,11 @@ export class RegionCopier {
     private readonly dir: string,
     /** How long one store may take to answer, and to send each next chunk. */
     private readonly timeoutMs: number,
+    /** The client's credentials for a cluster whose APIs are HTTPS (--tls-*). */
+    private readonly tls: ClusterTls | undefined = undefined,
   ) {
-    this.agent = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connections: 2 });
+    const connect = tls === undefined ? { timeout: timeoutMs } : { ...tlsConnect(tls), timeout: timeoutMs };
+    this.agent = new Agent({ connect, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connections: 2 });
   }
 
   async close(): Promise<void> {
@@ -92,14 +98,16 @@ export class RegionCopier {
   private async attempt(regionId: number, storeId: number): Promise<Attempt> {
     const address = await this.apiAddress(storeId);
     if (address === undefined) return { kind: 'retry', problem: `PD knows no store ${storeId}` };
-    const url = `http://${address}${BACKUP_PATH(regionId)}`;
+    const url = `${this.tls === undefined ? 'http' : 'https'}://${address}${BACKUP_PATH(regionId)}`;
     let res;
     try {
       res = await request(url, { dispatcher: this.agent, method: 'GET' });
     } catch (err) {
+      const untrusted = untrustedServer(err);
+      if (untrusted !== undefined) throw clusterError(`backup of region ${regionId}: ${untrustedServerMessage(`store ${storeId} (${address})`, untrusted)}`);
       return { kind: 'retry', problem: `store ${storeId} (${address}): ${describeNetworkError(err, this.timeoutMs)}` };
     }
-    if (res.statusCode !== 200) return refusal(regionId, storeId, res.statusCode, await boundedText(res.body));
+    if (res.statusCode !== 200) return refusal(regionId, storeId, address, res.statusCode, await boundedText(res.body), this.tls !== undefined);
     try {
       return { kind: 'copied', entry: await this.write(regionId, storeId, res.body) };
     } catch (err) {
@@ -168,7 +176,7 @@ function leaderStore(region: PdRegionJson): number | undefined {
 }
 
 /** A store's refusal: follow a leader hint, wait out what passes, fail on the rest. */
-function refusal(regionId: number, storeId: number, status: number, text: string): Attempt {
+function refusal(regionId: number, storeId: number, address: string, status: number, text: string, tlsGiven: boolean): Attempt {
   let body: StoreErrorBody | null = null;
   try {
     body = JSON.parse(text) as StoreErrorBody;
@@ -177,6 +185,7 @@ function refusal(regionId: number, storeId: number, status: number, text: string
   }
   const code = body?.error?.code ?? `HTTP ${status}`;
   const message = `store ${storeId}: ${body?.error?.message ?? text.slice(0, 200)} (${code})`;
+  if (status === 401) throw clusterError(`backup of region ${regionId}: ${refusedCertificateMessage(`store ${storeId} (${address})`, `${body?.error?.message ?? text.slice(0, 200)} (${code})`, tlsGiven)}`);
   const hinted = body?.error?.details?.leader?.storeId;
   if (code === 'FLOTILLA_NOT_LEADER' && typeof hinted === 'number' && hinted !== storeId) return { kind: 'redirect', storeId: hinted };
   if (['FLOTILLA_NOT_LEADER', 'FLOTILLA_REGION_NOT_FOUND', 'FLOTILLA_SERVER_BUSY', 'FLOTILLA_TIMEOUT'].includes(code)) return { kind: 'retry', problem: message };

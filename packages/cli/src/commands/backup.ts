@@ -58,7 +58,7 @@ export async function runBackup(ctx: BackupContext): Promise<ExitCode> {
 
   const startedMs = performance.now();
   const progress = new Progress();
-  const copier = new RegionCopier(ctx.pd, dir, ctx.timeoutMs);
+  const copier = new RegionCopier(ctx.pd, dir, ctx.timeoutMs, ctx.pd.tls);
   const taken = new TakenRegions(dir);
   try {
     const listed = ids === null ? await listRegions(ctx.pd, '', '') : await Promise.all(ids.map((id) => ctx.pd.get<PdRegionJson>(`${API}/regions/${id}`)));
@@ -204,7 +204,7 @@ export async function runRestore(ctx: BackupContext): Promise<ExitCode> {
   }
 
   const startedMs = performance.now();
-  const client = openDataClient(ctx.pd.urls, ctx.timeoutMs);
+  const client = openDataClient(ctx.pd.urls, ctx.timeoutMs, ctx.pd.tls);
   let written = 0;
   try {
     // In the order taken: where two copies overlap (a merge during the backup), the later wins.

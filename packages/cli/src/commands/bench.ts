@@ -93,8 +93,8 @@ export async function benchCommand(argv: readonly string[], env: NodeJS.ProcessE
     return EXIT.ok;
   }
   const plan = parsePlan(args);
-  const { pdUrls, timeoutMs } = clusterTarget(args);
-  const client = createClient({ pd: pdUrls, timeoutMs });
+  const { pdUrls, timeoutMs, tls } = clusterTarget(args);
+  const client = createClient({ pd: pdUrls, timeoutMs, ...(tls === undefined ? {} : { tls }) });
   const progress = new Progress();
   try {
     await probe(client, plan, pdUrls);

@@ -7,11 +7,10 @@ import {
   ENCODING_OPTION,
   HELP_OPTION,
   JSON_OPTION,
-  argLimits,
+  clusterTarget,
   commandHelp,
   parseCommandArgs,
   parseEncoding,
-  parsePdUrls,
   type OptionSpecs,
   type ParsedArgs,
 } from '../args.ts';
@@ -301,8 +300,8 @@ export async function ctlCommand(argv: readonly string[], env: NodeJS.ProcessEnv
     return EXIT.ok;
   }
   if (args.positionals.length < command.positionals) throw usageError(`ctl ${name}: missing arguments; usage: flotilla ctl ${command.synopsis}`);
-  const timeoutMs = args.integer('timeout-ms', argLimits.timeoutMs.min, argLimits.timeoutMs.max);
-  const pd = new PdApi(parsePdUrls(args.required('pd')), timeoutMs);
+  const { pdUrls, timeoutMs, tls } = clusterTarget(args);
+  const pd = new PdApi(pdUrls, timeoutMs, tls);
   try {
     return await command.run({ args, pd, json: args.flag('json'), encoding: parseEncoding(args), timeoutMs, out: (text) => process.stdout.write(text) });
   } finally {

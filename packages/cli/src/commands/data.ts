@@ -8,11 +8,10 @@ import {
   ENCODING_OPTION,
   HELP_OPTION,
   JSON_OPTION,
-  argLimits,
+  clusterTarget,
   commandHelp,
   parseCommandArgs,
   parseEncoding,
-  parsePdUrls,
   type OptionSpecs,
   type ParsedArgs,
 } from '../args.ts';
@@ -177,8 +176,7 @@ export async function dataCommand(name: string, argv: readonly string[], env: No
   }
   if (args.positionals.length < command.positionalsMin) throw usageError(`${name}: missing arguments; usage: ${command.synopsis}`);
   const encoding = parseEncoding(args);
-  const urls = parsePdUrls(args.required('pd'));
-  const timeoutMs = args.integer('timeout-ms', argLimits.timeoutMs.min, argLimits.timeoutMs.max);
+  const { pdUrls: urls, timeoutMs, tls } = clusterTarget(args);
   const ctx: DataContext = {
     args,
     encoding,
@@ -194,7 +192,7 @@ export async function dataCommand(name: string, argv: readonly string[], env: No
       process.stdout.write(text);
     },
   };
-  const client = openDataClient(urls, timeoutMs);
+  const client = openDataClient(urls, timeoutMs, tls);
   try {
     return await command.run(client, ctx);
   } finally {

@@ -66,9 +66,9 @@ export async function loadCommand(argv: readonly string[], env: NodeJS.ProcessEn
   const encoding = parseEncoding(args);
   const batchPairs = args.integer('batch', 1, workloadLimits.batchPairsMax);
   const concurrency = args.integer('concurrency', 1, workloadLimits.loadConcurrencyMax);
-  const { pdUrls, timeoutMs } = clusterTarget(args);
+  const { pdUrls, timeoutMs, tls } = clusterTarget(args);
 
-  const client = openDataClient(pdUrls, timeoutMs);
+  const client = openDataClient(pdUrls, timeoutMs, tls);
   const progress = new Progress();
   const tally = { keys: 0, bytes: 0 };
   const startedMs = performance.now();
