@@ -5,7 +5,10 @@
  * driver's balance-leader scheduler will do). The client batches: each request carries
  * OPS_PER_REQUEST puts for the regions one store leads, and LANES requests are in flight.
  *
- *   node --import tsx benchmarks/cluster/write.ts [--quick] [--seconds=8] [--active=4096]
+ *   node --import tsx benchmarks/cluster/write.ts [--quick] [--seconds=8] [--active=4096] [--api-tls]
+ *
+ * `--api-tls`: the stores' API is HTTPS with client certificates (--api-tls-*, the test
+ * credentials of test/support/tls) and the load generator presents one: what HTTPS costs.
  *
  * Profiling the stores: FLOTILLA_CLUSTER_PROFILE_DIR=/tmp/prof (test/support/cluster.ts).
  *
@@ -15,10 +18,12 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { decodeKvResponse, encodeKvRequest, type KvOp, type KvRequest } from '@flotilla/wire';
 import { ProcessCluster, waitFor, type StoreHandle } from '../../test/support/cluster.ts';
+import { tlsCredentials, tlsFiles } from '../../test/support/tls.ts';
 import { curveVerdict } from './curve.ts';
 import { cpuMs, fmt, machineCpuMs, machineLine, pctCell, runQueueWaitedMs, scrape, threadRunQueueWaits, useStoreMallocEnv } from './proc.ts';
 
 const quick = process.argv.includes('--quick');
+const apiTls = process.argv.includes('--api-tls');
 const seconds = Number(process.argv.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? (quick ? 3 : 8));
 const WARMUP_S = quick ? 1 : 2;
 const WARMUP_REQUESTS_PER_LANE = 3;
@@ -272,7 +277,7 @@ async function sumMetric(stores: readonly StoreHandle[], name: string): Promise<
 
 async function main(): Promise<void> {
   useStoreMallocEnv();
-  const cluster = new ProcessCluster({ tickMs: TICK_MS });
+  const cluster = new ProcessCluster({ tickMs: TICK_MS, ...(apiTls ? { apiTls: tlsFiles('peer') } : {}) });
   const pools = new Map<number, Pool>();
   const rows: Row[] = [];
   const leaderLines: string[] = [];
@@ -288,7 +293,10 @@ async function main(): Promise<void> {
     process.stderr.write(`leaders ${leaderLines[0]}\n`);
     leaderLines.push(`after balancing: ${leadersLine(await balanceLeaders(cluster))}`);
     process.stderr.write(`leaders ${leaderLines[1]}\n`);
-    for (const store of cluster.stores.values()) pools.set(store.id, new Pool(`http://${store.api.host}:${store.api.port}`, { connections: CONNECTIONS_PER_STORE }));
+    for (const store of cluster.stores.values()) {
+      const origin = `${apiTls ? 'https' : 'http'}://${store.api.host}:${store.api.port}`;
+      pools.set(store.id, new Pool(origin, { connections: CONNECTIONS_PER_STORE, ...(apiTls ? { connect: tlsCredentials('peer') } : {}) }));
+    }
     for (const active of ACTIVE) {
       const row = await scenario(cluster, pools, active);
       rows.push(row);
@@ -310,7 +318,7 @@ function report(rows: readonly Row[], leaderLines: readonly string[]): void {
     `- command: node --import tsx benchmarks/cluster/write.ts ${process.argv.slice(2).join(' ')}`.trimEnd(),
     `- node: ${process.version} (${process.platform}/${process.arch})`,
     `- machine: ${machineLine()}`,
-    `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads; new keys at random within each region's range), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point`,
+    `- config: 3 store processes on loopback (fsync on, 1 appender shard each, tick ${TICK_MS} ms), ${fmt(REGIONS)} regions with a voter on every store; client in the benchmark process: ${LANES} requests in flight, ${OPS_PER_REQUEST} puts of ${VALUE_BYTES}-byte values per request (all for regions one store leads; new keys at random within each region's range), ${WARMUP_S} s warm-up (and ${WARMUP_REQUESTS_PER_LANE} requests per lane at least), ${seconds} s measured per point${apiTls ? '; the API over HTTPS with client certificates (--api-tls)' : ''}`,
     `- leaders per store (of ${fmt(REGIONS)}): ${leaderLines.join('; ')}`,
     '',
     '| active regions | leaders per store | puts/s | requests/s | p50 ms | p99 ms | refused ops | store CPU % (3 procs) | store CPU µs per put | store main threads wait % (1 / 2 / 3) | client CPU % | machine CPU % (of 200) | log writes/s (3 stores) | raft messages per put |',

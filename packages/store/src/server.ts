@@ -303,7 +303,7 @@ export class StoreServer {
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const refusal = clientRefusal(req, path);
-    if (refusal !== null) return this.refuseApi(res, 'FLOTILLA_UNAUTHENTICATED', refusal, {}, started);
+    if (refusal !== null) return this.refuseUnauthenticated(res, path, refusal, started);
     switch (path) {
       case KV_PATH:
         if (req.method !== 'POST') return this.refuseApi(res, 'FLOTILLA_METHOD_NOT_ALLOWED', `${KV_PATH} takes POST`, { allow: 'POST' });
@@ -323,6 +323,13 @@ export class StoreServer {
         if (path.startsWith(ADMIN_PATH_PREFIX)) return this.serveAdmin(req, res, path, query === -1 ? '' : url.slice(query + 1), started);
         return this.refuseApi(res, 'FLOTILLA_NOT_FOUND', `no endpoint ${path}`);
     }
+  }
+
+  /** 401: counted with the admin requests or the KV ones, as the path says. */
+  private refuseUnauthenticated(res: ServerResponse, path: string, refusal: string, started: number): void {
+    if (!path.startsWith(ADMIN_PATH_PREFIX)) return this.refuseApi(res, 'FLOTILLA_UNAUTHENTICATED', refusal, {}, started);
+    this.metrics.recordAdmin('unknown', 'FLOTILLA_UNAUTHENTICATED', seconds(started));
+    this.refuseApi(res, 'FLOTILLA_UNAUTHENTICATED', refusal);
   }
 
   private async serveMetrics(res: ServerResponse): Promise<void> {

@@ -87,7 +87,9 @@ describe('the store API over HTTPS', () => {
     assert.equal((await call(origin, none, 'GET', '/ready')).status, 200);
     const metrics = await call(origin, none, 'GET', '/metrics');
     assert.equal(metrics.status, 200);
-    assert.match(metrics.body.toString(), /flotilla_store_kv_requests_total\{[^}]*code="FLOTILLA_UNAUTHENTICATED"[^}]*\} [1-9]/, 'refusals are counted');
+    const page = metrics.body.toString();
+    assert.match(page, /flotilla_store_kv_requests_total\{[^}]*code="FLOTILLA_UNAUTHENTICATED"[^}]*\} 4/, 'KV refusals are counted as KV requests (2 clients x 2)');
+    assert.match(page, /flotilla_store_admin_requests_total\{[^}]*code="FLOTILLA_UNAUTHENTICATED"[^}]*\} 2/, 'admin refusals as admin requests');
   });
 
   test('plain HTTP on the HTTPS port gets no answer', async () => {
