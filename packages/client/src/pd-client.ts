@@ -105,6 +105,9 @@ export class PdRouting implements RegionSource {
     const tried: string[] = [];
     let next: string | undefined = this.preferred;
     let lastProblem = 'no PD member answered';
+    // A member that refused our certificate, or whose own we do not trust: the others are still
+    // asked (one misconfigured member), and if none answers, that is the error.
+    let refusal: ClientError | undefined;
     while (next !== undefined && tried.length < clientLimits.pdAttemptsPerRequestMax) {
       if (this.closed) throw new ClientError('FLOTILLA_CLIENT_CLOSED', 'the client is closed');
       const url: string = next;
@@ -113,7 +116,7 @@ export class PdRouting implements RegionSource {
       try {
         answer = await this.request(url, path);
       } catch (err) {
-        if (untrustedServer(err)) throw unauthenticated(`PD member ${url}`, `its TLS certificate is not trusted (${(err as Error).message})`, err);
+        if (untrustedServer(err)) refusal = unauthenticated(`PD member ${url}`, `its TLS certificate is not trusted (${(err as Error).message})`, err);
         lastProblem = `${url}: ${(err as Error).message}`;
         next = this.endpoints.find((e) => !tried.includes(e));
         continue;
@@ -124,7 +127,11 @@ export class PdRouting implements RegionSource {
         return answer;
       }
       lastProblem = `${url}: ${answer.status} ${String(error?.code ?? '')} ${String(error?.message ?? '')}`.trim();
-      if (answer.status === 401) throw unauthenticated(`PD member ${url}`, `refused this client's TLS certificate: ${lastProblem}`);
+      if (answer.status === 401) {
+        refusal = unauthenticated(`PD member ${url}`, `refused this client's TLS certificate: ${lastProblem}`);
+        next = this.endpoints.find((e) => !tried.includes(e));
+        continue;
+      }
       if (answer.status === 421 || answer.status === 502 || answer.status === 503 || answer.status === 504) {
         const hint = typeof error?.leader?.url === 'string' ? error.leader.url.replace(/\/$/, '') : undefined;
         next = hint !== undefined && !tried.includes(hint) ? hint : this.endpoints.find((e) => !tried.includes(e));
@@ -132,7 +139,7 @@ export class PdRouting implements RegionSource {
       }
       throw new ClientError('FLOTILLA_PD_ERROR', `PD refused GET ${path}: ${lastProblem}`);
     }
-    throw new ClientError('FLOTILLA_PD_UNAVAILABLE', `PD did not answer GET ${path} (tried ${tried.join(', ')}): ${lastProblem}`);
+    throw refusal ?? new ClientError('FLOTILLA_PD_UNAVAILABLE', `PD did not answer GET ${path} (tried ${tried.join(', ')}): ${lastProblem}`);
   }
 
   private async request(url: string, path: string): Promise<Answer> {
