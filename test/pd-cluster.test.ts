@@ -86,11 +86,7 @@ describe('PD places, repairs and spreads regions over store processes', () => {
   };
 
   it('founds, replicates, splits, survives a PD leader kill, repairs a dead store and spreads to a new one', async () => {
-    await pd.start(1);
-    await waitFor('PD member 1 to lead', async () => (await pd.leader()) === 1);
-    await pd.start(2);
-    await pd.start(3);
-    await waitFor('three PD voters', async () => (await pd.expect<{ voters: number[] }>(1, 'GET', '/pd/api/v1/members')).voters.length === 3);
+    await pd.startGroup(3);
     await pd.expect(1, 'PUT', '/pd/api/v1/config', SCHEDULE_CONFIG);
 
     for (let i = 0; i < 5; i++) await cluster.startNewStore();

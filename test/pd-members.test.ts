@@ -30,11 +30,7 @@ describe('PD members (real processes)', () => {
   after(() => pd.close());
 
   it('grows from 1 to 3 members, serves through followers, and survives kill -9 of its leader', async () => {
-    await pd.start(1);
-    await waitFor('member 1 to lead', async () => (await pd.leader()) === 1);
-    await pd.start(2);
-    await pd.start(3);
-    await waitFor('three voters', async () => (await pd.expect<Members>(1, 'GET', '/pd/api/v1/members')).voters.length === 3);
+    await pd.startGroup(3);
 
     const founder = await pd.expect<Join>(2, 'POST', '/pd/api/v1/join', join('a'));
     assert.ok(founder.bootstrapRegion, 'the first store to join founds the cluster (asked through a follower)');

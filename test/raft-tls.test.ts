@@ -77,11 +77,7 @@ describe('PD members with mutual TLS on the raft port', () => {
   after(() => pd.close());
 
   test('three members form their group over TLS and elect again after a kill -9', async () => {
-    await pd.start(1);
-    await waitFor('member 1 to lead', async () => (await pd.leader()) === 1);
-    await pd.start(2);
-    await pd.start(3);
-    await waitFor('three voters', async () => (await pd.expect<{ voters: unknown[] }>(1, 'GET', '/pd/api/v1/members')).voters.length === 3);
+    await pd.startGroup(3);
     // Plain TCP to a member's raft port: refused (a member without TLS could not join either).
     const raft = pd.running(2).started.raftAddress as { host: string; port: number };
     const plain = net.connect(raft);

@@ -10,6 +10,10 @@ import path from 'node:path';
 import { Pool } from 'undici';
 import { REPO, STOP_DEADLINE_MS, deadline, launchProcess, type ChildHandle } from './process.ts';
 import { apiTlsFlags, tlsCredentials, type TlsFiles } from './tls.ts';
+import { waitFor } from './cluster.ts';
+
+/** How long a PD group of real processes may take to elect and add its members. */
+const GROUP_DEADLINE_MS = 30_000;
 
 const PD_MAIN = path.join(REPO, 'packages/pd/src/main.ts');
 
@@ -58,6 +62,17 @@ export class PdProcesses {
     });
     this.members.set(id, member);
     return member;
+  }
+
+  /**
+   * Members 1..`members`: member 1 founds PD's group and leads it, the others join through it;
+   * resolves once all of them are voters.
+   */
+  async startGroup(members: number): Promise<void> {
+    await this.start(1);
+    await waitFor('PD member 1 to lead', async () => (await this.leader()) === 1, GROUP_DEADLINE_MS);
+    for (let id = 2; id <= members; id++) await this.start(id);
+    await waitFor(`${members} PD voters`, async () => (await this.expect<{ voters: unknown[] }>(1, 'GET', '/pd/api/v1/members')).voters.length === members, GROUP_DEADLINE_MS);
   }
 
   /** One API call to member `id` (JSON both ways; a raw string body is sent as is). */

@@ -5,14 +5,14 @@
  * server answering 401 (our certificate is missing or not the cluster's) and a server whose
  * certificate we do not trust.
  *
- * The connect options are `apiTlsConnect`'s (@flotilla/store), repeated here because importing
- * @flotilla/store loads RocksDB, which `ctl` must not need; what an untrusted server looks like
- * is the SDK's (untrustedServerCertificate).
+ * The connect options and what an untrusted server looks like are the SDK's (tlsConnect,
+ * untrustedServerCertificate); not @flotilla/store's, whose import loads RocksDB, which `ctl`
+ * must not need.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { untrustedServerCertificate } from '@flotilla/client';
+import { tlsConnect as sdkTlsConnect, untrustedServerCertificate } from '@flotilla/client';
 import { usageError } from './errors.ts';
 
 /** PEM text of the cluster's CA certificate(s), this client's certificate (chain) and its private key. */
@@ -72,9 +72,7 @@ export function loadClusterTls(files: ClusterTlsFiles): ClusterTls {
 }
 
 /** undici's `connect` options for an HTTPS API of the cluster: check the server against the CA (and the dialed host), present our certificate. */
-export function tlsConnect(creds: ClusterTls): { readonly ca: string; readonly cert: string; readonly key: string; readonly minVersion: 'TLSv1.2' } {
-  return { ca: creds.ca, cert: creds.cert, key: creds.key, minVersion: 'TLSv1.2' };
-}
+export const tlsConnect = sdkTlsConnect;
 
 /** The error (or one of its causes) saying the server's certificate does not verify, else undefined. */
 export const untrustedServer = untrustedServerCertificate;

@@ -98,21 +98,17 @@ async function httpsStandIn(answer: (path: string) => { status: number; body: un
 /** A certificate of another CA, presented to a server we trust. */
 const strangerCert = (): { ca: string; cert: string; key: string } => ({ ...tlsCredentials('stranger'), ca: tlsCredentials('peer').ca });
 
-/** Far longer than any of these calls may take: a call retried until it fails the test by time and by message. */
+/** Far longer than any of these calls may take: a call retried until then fails with another message ("cannot reach …"). */
 const DEADLINE_MS = 8_000;
-/** What "at once" means here. */
-const AT_ONCE_MS = 3_000;
 
+/** Fails with the refusal's own message: a call retried until its deadline would say it could not reach the cluster instead. */
 async function failsAtOnce(call: () => Promise<unknown>, message: RegExp): Promise<void> {
-  const started = performance.now();
   await assert.rejects(call(), (err: unknown) => {
     assert.ok(isCliError(err), `a CliError, not ${String(err)}`);
     assert.equal(err.exitCode, EXIT.cluster);
     assert.match(err.message, message);
     return true;
   });
-  const took = performance.now() - started;
-  assert.ok(took < AT_ONCE_MS, `failed after ${Math.round(took)} ms: retried instead of failing at once`);
 }
 
 describe('over HTTPS with client certificates', () => {

@@ -34,7 +34,7 @@ export function checkClientTls(creds: ClientTls): ClientTls {
   return { ca: creds.ca, cert: creds.cert, key: creds.key };
 }
 
-/** undici's `connect` options: check the server against the CA (and the dialed host), present our certificate. */
+/** undici's `connect` options: check the server against the CA (and the dialed host), present our certificate (also for tools such as the CLI). */
 export function tlsConnect(creds: ClientTls): { readonly ca: string | Buffer; readonly cert: string | Buffer; readonly key: string | Buffer; readonly minVersion: 'TLSv1.2' } {
   return { ca: creds.ca, cert: creds.cert, key: creds.key, minVersion: 'TLSv1.2' };
 }

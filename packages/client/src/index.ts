@@ -4,7 +4,7 @@
  */
 export { FlotillaClient, createClient } from './client.ts';
 export type { CallOptions, CasResult, ClientOptions, ClientStats, Consistency, KvEntry, ReadOptions, ScanOptions } from './client.ts';
-export { untrustedServerCertificate } from './client-tls.ts';
+export { tlsConnect, untrustedServerCertificate } from './client-tls.ts';
 export type { ClientTls } from './client-tls.ts';
 export { CLIENT_ERROR_CODES, ClientError, isClientError, isRetryable } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';

@@ -13,8 +13,6 @@ import { tlsCredentials } from '../../../test/support/tls.ts';
 
 const REGION: RegionMeta = { id: 1, startKey: new Uint8Array(0), endKey: new Uint8Array(0), epoch: { version: 1, confVer: 1 }, peers: [{ id: 11, storeId: 1, role: 'voter' }] };
 const answerGets = (request: KvRequest): KvResponse => ({ requestId: request.requestId, results: request.ops.map(() => ({ op: 'get', value: Buffer.from('v') })) });
-/** Well inside the call's 10 s deadline: the refusal must not wait for it. */
-const PROMPT_MS = 3_000;
 
 describe('the client over HTTPS', () => {
   const peer = tlsCredentials('peer');
@@ -41,9 +39,8 @@ describe('the client over HTTPS', () => {
   it('a store whose certificate does not verify: FLOTILLA_UNAUTHENTICATED at once, nothing sent', async () => {
     store.requests.length = 0;
     const stranger = tlsCredentials('stranger');
-    const started = performance.now();
+    // Retried until the deadline, the call would end FLOTILLA_DEADLINE_EXCEEDED instead.
     await assert.rejects(clientOf({ ...peer, ca: stranger.ca }).get('k'), (err: unknown) => isClientError(err, 'FLOTILLA_UNAUTHENTICATED') && !isRetryable(err) && /not trusted/.test(err.message));
-    assert.ok(performance.now() - started < PROMPT_MS, 'not retried until the deadline');
     assert.equal(store.requests.length, 0);
   });
 

@@ -16,6 +16,7 @@
 import type { IncomingMessage, Server as HttpServer, ServerOptions as HttpServerOptions, RequestListener } from 'node:http';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsCredentials } from './process/tls-files.ts';
 
@@ -31,13 +32,19 @@ export interface ApiServer {
   readonly connectionEvent: 'connection' | 'secureConnection';
   /** New connections use these credentials (a renewal); a plain server throws. */
   setTls(creds: TlsCredentials): void;
+  /**
+   * Ends every TCP connection still open, its TLS handshake done or not (close()'s last step:
+   * node:http's closeAllConnections knows only connections past their handshake).
+   */
+  destroySockets(): void;
 }
 
 /** A node:http server, or with `tls` a node:https one asking for client certificates. */
 export function createApiServer(tls: TlsCredentials | undefined, options: HttpServerOptions, handler: RequestListener): ApiServer {
   if (tls === undefined) {
-    const server = createHttpServer(options, handler);
-    return { server, connectionEvent: 'connection', setTls: () => { throw new Error('setTls on a plain HTTP API server'); } };
+    return tracked(createHttpServer(options, handler), 'connection', () => {
+      throw new Error('setTls on a plain HTTP API server');
+    });
   }
   const server = createHttpsServer(
     {
@@ -53,7 +60,20 @@ export function createApiServer(tls: TlsCredentials | undefined, options: HttpSe
     },
     handler,
   );
-  return { server, connectionEvent: 'secureConnection', setTls: (creds) => server.setSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }) };
+  return tracked(server, 'secureConnection', (creds) => server.setSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }));
+}
+
+/** The ApiServer of `server`, which keeps its raw TCP sockets for destroySockets(). */
+function tracked(server: HttpServer | HttpsServer, connectionEvent: ApiServer['connectionEvent'], setTls: (creds: TlsCredentials) => void): ApiServer {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const destroySockets = (): void => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return { server, connectionEvent, setTls, destroySockets };
 }
 
 /**

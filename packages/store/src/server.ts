@@ -1,10 +1,10 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Readable, type Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Duplex } from 'node:stream';
 import type { PeerStats, StoreId } from '@flotilla/transport';
 import { decodeKvRequest, encodeKvResponse, isWireError, limits as wireLimits, type KvError, type KvRequest, type KvResponse } from '@flotilla/wire';
-import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions, type AdminStream } from './admin-api.ts';
+import { ADMIN_PATH_PREFIX, AdminApi, adminError, busy, type AdminAnswer, type AdminEndpoint, type AdminOptions } from './admin-api.ts';
+import { sendStream } from './admin-stream.ts';
 import { API_ERROR_STATUS, encodeApiError, type ApiErrorCode } from './api-errors.ts';
 import { clientRefusal, createApiServer, type ApiServer } from './api-tls.ts';
 import type { CatchUpStatus } from './catch-up.ts';
@@ -113,8 +113,6 @@ export class StoreServer {
   readonly metrics: StoreMetrics;
   private readonly api: ApiServer;
   private readonly connections = new Map<Duplex, Connection>();
-  /** Every TCP connection, TLS handshake done or not (close() ends the ones left). */
-  private readonly sockets = new Set<Socket>();
   /** The connection of each response (a pipelined response has no socket until its turn). */
   private readonly connectionOf = new WeakMap<ServerResponse, Connection>();
   private readonly bodyBytesMax: number;
@@ -159,10 +157,6 @@ export class StoreServer {
     );
     const server = this.api.server;
     server.maxConnections = serverLimits.connectionsMax;
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
     server.on(this.api.connectionEvent, (socket: Socket) => {
       this.connections.set(socket, { socket, outstanding: 0 });
       socket.once('close', () => {
@@ -273,8 +267,7 @@ export class StoreServer {
       clearTimeout(timer);
     }
     this.server.closeAllConnections();
-    // Connections still in their TLS handshake are not node:http's yet.
-    for (const socket of this.sockets) socket.destroy();
+    this.api.destroySockets();
     await closed;
   }
 
@@ -452,32 +445,8 @@ export class StoreServer {
   private sendAdmin(res: ServerResponse, started: number, endpoint: AdminEndpoint | 'unknown', answer: AdminAnswer): Promise<void> | void {
     this.metrics.recordAdmin(endpoint, answer.code, seconds(started));
     if (answer.code === 'FLOTILLA_INTERNAL') this.options.log?.error({ endpoint, answer: answer.body }, 'admin request failed on a bug');
-    if (answer.stream !== undefined) return this.sendStream(res, answer.status, answer.stream, answer.headers);
+    if (answer.stream !== undefined) return sendStream(res, answer.status, answer.stream, answer.headers, () => this.closeIfDraining(res), this.options.log);
     this.send(res, answer.status, JSON_CONTENT_TYPE, JSON.stringify(answer.body), answer.headers);
-  }
-
-  /**
-   * A body of unknown length (chunked), pulled from the stream only as fast as the connection
-   * takes it. The request keeps its in-flight slot until the body ended, so draining waits for
-   * it. A failure midway (the client left, the source broke) ends the body unfinished: the
-   * client sees a broken body, never a short one that looks whole.
-   */
-  private async sendStream(res: ServerResponse, status: number, stream: AdminStream, headers: Readonly<Record<string, string>>): Promise<void> {
-    try {
-      if (res.headersSent) {
-        res.destroy(); // never two answers to one request
-        return;
-      }
-      this.closeIfDraining(res);
-      res.writeHead(status, { ...headers, 'content-type': stream.contentType });
-      // Pulls the next chunk only below the high-water mark: about one chunk ahead of the socket.
-      await pipeline(Readable.from(stream.chunks, { objectMode: false, highWaterMark: STREAM_BYTES_AHEAD_MAX }), res);
-    } catch (err) {
-      res.destroy();
-      if (!isClientGone(err)) this.options.log?.error({ err: err instanceof Error ? err.message : String(err) }, 'a streamed admin answer failed');
-    } finally {
-      stream.done();
-    }
   }
 
   // ------------------------------------------------------------ POST /v1/kv
@@ -582,15 +551,6 @@ export class StoreServer {
     const body = encodeApiError(code, `bad HTTP: ${err.code ?? err.message}`);
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: ${JSON_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   }
-}
-
-/** Bytes a streamed answer reads ahead of the socket (one more chunk may be in hand). */
-const STREAM_BYTES_AHEAD_MAX = 64 * 1024;
-
-/** The client closed the connection before a streamed answer ended: nothing to report. */
-function isClientGone(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
 }
 
 function bounded(what: string, value: number | undefined, max: number): number {

@@ -9,7 +9,7 @@
  * api-tls.ts), and forwarded requests present this member's own.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { apiTlsConnect, clientRefusal, createApiServer, type ApiServer, type TlsCredentials } from '@flotilla/store';
 import { isWireError } from '@flotilla/wire';
 import { Pool } from 'undici';
@@ -59,7 +59,6 @@ interface CompiledRoute extends Route {
 export class PdHttpServer {
   private readonly api: ApiServer;
   private readonly routes: CompiledRoute[];
-  private readonly sockets = new Set<Socket>();
   private readonly forwardPools = new Map<string, Pool>();
   private inFlight = 0;
 
@@ -71,11 +70,6 @@ export class PdHttpServer {
   ) {
     this.routes = routes.map((r) => ({ ...r, segments: r.path.split('/').filter(Boolean) }));
     this.api = createApiServer(tls, {}, (req, res) => void this.serve(req, res));
-    // Raw TCP sockets, TLS handshake done or not: close() destroys what is left.
-    this.server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-    });
   }
 
   private get server(): ApiServer['server'] {
@@ -104,7 +98,7 @@ export class PdHttpServer {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    for (const socket of this.sockets) socket.destroy();
+    this.api.destroySockets();
     await closed;
     await Promise.all([...this.forwardPools.values()].map((pool) => pool.close()));
   }
