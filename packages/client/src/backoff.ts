@@ -38,10 +38,13 @@ export class CallContext {
     return this.deadline - performance.now();
   }
 
-  /** Throws DEADLINE_EXCEEDED or ABORTED when the call is over. */
-  check(): void {
+  /**
+   * Throws DEADLINE_EXCEEDED or ABORTED when the call is over; the deadline error names `cause`
+   * (the last attempt's error) or `waitingFor`, as deadlineError does.
+   */
+  check(cause?: unknown, waitingFor?: string): void {
     if (this.signal?.aborted) throw this.abortedError();
-    if (this.remainingMs() <= 0) throw this.deadlineError();
+    if (this.remainingMs() <= 0) throw this.deadlineError(cause, waitingFor);
   }
 
   /**
@@ -89,7 +92,7 @@ export class CallContext {
    */
   race<T>(work: Promise<T>, waitingFor: string): Promise<T> {
     try {
-      this.check();
+      this.check(undefined, waitingFor);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -387,7 +387,7 @@ export class FlotillaClient {
     const tries: RetryState = { lastError: undefined, immediate: 0, attempt: 0 };
     for (; tries.attempt < clientLimits.attemptsMax; tries.attempt++) {
       this.checkOpen();
-      ctx.check();
+      ctx.check(tries.lastError, 'the first attempt');
       // A cached region and an open channel are taken without an await (most calls).
       const region = spec.locate instanceof Uint8Array ? (this.router.cache.locate(spec.locate) ?? (await this.router.locate(spec.locate, ctx))) : await spec.locate(ctx);
       if (spec.consistency?.level === 'stale' && this.staleReplicas.needsLabels(region)) await this.channels.learnLabels(region.meta.peers.map((p) => p.storeId), ctx);
@@ -481,7 +481,7 @@ export class FlotillaClient {
 
   /** Sends one op through a store's channel; the call's deadline and signal still apply. */
   private send(ctx: CallContext, channel: StoreChannel, op: KvOp, write: boolean): Promise<OpOutcome> {
-    ctx.check();
+    ctx.check(undefined, channel.label);
     return new Promise<OpOutcome>((resolve, reject) => void new SentOp(op, ctx, channel, write, resolve, reject));
   }
 

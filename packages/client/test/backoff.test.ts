@@ -26,6 +26,14 @@ describe('backoff and call deadlines', () => {
     await assert.rejects(ctx.sleep(10, new Error('connect ECONNREFUSED')), (err: unknown) => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && (err as Error).message === 'get: deadline exceeded (last error: connect ECONNREFUSED)');
   });
 
+  it('a call found over when it checks (a slow machine) still names the last error or what it was about to wait for', () => {
+    const over = new CallContext(0, undefined, 'get');
+    const expect = (message: string) => (err: unknown): boolean => isClientError(err, 'FLOTILLA_DEADLINE_EXCEEDED') && (err as Error).message === message;
+    assert.throws(() => over.check(new Error('connect ECONNREFUSED')), expect('get: deadline exceeded (last error: connect ECONNREFUSED)'));
+    assert.throws(() => over.check(undefined, 'the first attempt'), expect('get: deadline exceeded while waiting for the first attempt'));
+    return assert.rejects(over.race(Promise.resolve(), 'the placement driver (GET /regions)'), expect('get: deadline exceeded while waiting for the placement driver (GET /regions)'));
+  });
+
   it('an abort ends a wait and a race at once; a sent write makes the outcome unknown', async () => {
     const controller = new AbortController();
     const ctx = new CallContext(60_000, controller.signal, 'test');
